@@ -1,0 +1,31 @@
+#===- XlcMLIR.cmake - find MLIR 19 for the compiler half -------------------===#
+#
+# Included only when XLC_BUILD_COMPILER is ON. It deliberately does not include
+# HandleLLVMOptions (which would add -fno-exceptions to every later target, the runtime's tests
+# among them) and sets no global include directories: compiler targets link xlc_mlir_headers.
+#
+#===------------------------------------------------------------------------===#
+find_package(MLIR 19 REQUIRED CONFIG PATHS /usr/lib/llvm-19/lib/cmake/mlir)
+message(STATUS "Using MLIR ${MLIR_PACKAGE_VERSION} from ${MLIR_DIR}")
+
+list(APPEND CMAKE_MODULE_PATH "${MLIR_CMAKE_DIR}" "${LLVM_CMAKE_DIR}")
+
+# Debian's LLVM tree ships lit as a script, not as an `llvm-lit` command.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+set(LLVM_EXTERNAL_LIT "${LLVM_TOOLS_BINARY_DIR}/../build/utils/lit/lit.py" CACHE FILEPATH "lit.py")
+if(NOT EXISTS "${LLVM_EXTERNAL_LIT}")
+  set(LLVM_EXTERNAL_LIT "/usr/lib/llvm-19/build/utils/lit/lit.py" CACHE FILEPATH "lit.py" FORCE)
+endif()
+
+include(TableGen)
+include(AddLLVM)
+include(AddMLIR)
+
+# With CMP0116 NEW (implied by cmake_minimum_required >= 3.20) Ninja re-runs every mlir-tblgen
+# step on every build because the depfile paths are doubled.
+cmake_policy(SET CMP0116 OLD)
+
+add_library(xlc_mlir_headers INTERFACE)
+target_include_directories(xlc_mlir_headers SYSTEM INTERFACE ${LLVM_INCLUDE_DIRS} ${MLIR_INCLUDE_DIRS})
+target_include_directories(xlc_mlir_headers INTERFACE ${XLC_SOURCE_ROOT} ${XLC_BINARY_ROOT})
+target_compile_definitions(xlc_mlir_headers INTERFACE ${LLVM_DEFINITIONS})
