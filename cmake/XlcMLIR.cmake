@@ -5,8 +5,12 @@
 # among them) and sets no global include directories: compiler targets link xlc_mlir_headers.
 #
 #===------------------------------------------------------------------------===#
-find_package(MLIR 19 REQUIRED CONFIG PATHS /usr/lib/llvm-19/lib/cmake/mlir)
-message(STATUS "Using MLIR ${MLIR_PACKAGE_VERSION} from ${MLIR_DIR}")
+# MLIRConfigVersion accepts only exact versions (19.1.7), so check the major version ourselves.
+find_package(MLIR REQUIRED CONFIG PATHS /usr/lib/llvm-19/lib/cmake/mlir)
+if(NOT LLVM_VERSION_MAJOR EQUAL 19)
+  message(FATAL_ERROR "xlc needs MLIR 19 (libmlir-19-dev); found ${LLVM_PACKAGE_VERSION} at ${MLIR_DIR}")
+endif()
+message(STATUS "Using MLIR ${LLVM_PACKAGE_VERSION} from ${MLIR_DIR}")
 
 list(APPEND CMAKE_MODULE_PATH "${MLIR_CMAKE_DIR}" "${LLVM_CMAKE_DIR}")
 

@@ -1,0 +1,367 @@
+//===- XlstmOps.td - xlstm dialect operations --------------*- tablegen -*-===//
+//
+// Model-level operations. Shape rules live in XlstmShapeRules.cpp as free functions shared by
+// the verifiers of the primitive ops and of the composite blocks that contain them.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_DIALECT_XLSTMOPS_TD
+#define XLC_DIALECT_XLSTMOPS_TD
+
+include "dialect/XlstmBase.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+
+def Xlstm_FloatTensor : RankedTensorOf<[AnyFloat]>;
+def Xlstm_TokenTensor : RankedTensorOf<[AnySignlessInteger]>;
+// The state constraint is declared with the generic C++ type so the printer always spells the
+// type out in full (`!xlstm.state<...>`) instead of the dialect-elided short form.
+def Xlstm_AnyState : Type<CPred<"::llvm::isa<::xlc::xlstm::StateType>($_self)">,
+                          "xlstm recurrent state", "::mlir::Type">;
+
+//===----------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------===//
+
+def Xlstm_ParameterOp : Xlstm_Op<"parameter", [Symbol, HasParent<"::mlir::ModuleOp">]> {
+  let summary = "Declares a model parameter bound to a checkpoint tensor.";
+  let description = [{
+    A module-level symbol for one weight. `checkpoint` names the tensor in the Hugging Face
+    checkpoint (xlstm-7b.md §5.1) that supplies its value; the type is the shape in the
+    checkpoint's layout and the element type the model computes with (the loader converts, for
+    example fp32 on disk to bf16).
+
+    ```mlir
+    xlstm.parameter @blocks.0.mlstm_layer.q.weight : tensor<2048x4096xbf16>
+        = "backbone.blocks.0.mlstm_layer.q.weight"
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttr:$type,
+                       StrAttr:$checkpoint);
+  let assemblyFormat = "$sym_name `:` $type `=` $checkpoint attr-dict";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::RankedTensorType getTensorType() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getType());
+    }
+  }];
+}
+
+def Xlstm_ParamOp : Xlstm_Op<"param", [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Reads the value of a parameter symbol.";
+  let description = [{
+    Produces the tensor value of an `xlstm.parameter`. The result type must equal the
+    parameter's declared type.
+
+    ```mlir
+    %wq = xlstm.param @blocks.0.mlstm_layer.q.weight : tensor<2048x4096xbf16>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Primitive layers
+//===----------------------------------------------------------------------===//
+
+def Xlstm_EmbeddingOp : Xlstm_Op<"embedding", [Pure]> {
+  let summary = "Looks up token ids in an embedding table.";
+  let description = [{
+    `result[b, s, :] = table[tokens[b, s], :]`. No scaling, no positional encoding.
+
+    ```mlir
+    %x = xlstm.embedding %table[%tokens]
+        : tensor<50304x4096xbf16>, tensor<?x?xi32> -> tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$table, Xlstm_TokenTensor:$tokens);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = [{
+    $table `[` $tokens `]` attr-dict `:` type($table) `,` type($tokens) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Xlstm_RMSNormOp : Xlstm_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "RMS normalisation over the last dimension, times a weight.";
+  let description = [{
+    `y = x * rsqrt(mean(x^2) + eps) * weight`, reduced in fp32, no bias (xlstm-7b.md §2.2).
+
+    ```mlir
+    %y = xlstm.rms_norm %x, %w {eps = 1.0e-06 : f64} : tensor<?x?x4096xbf16>, tensor<4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$eps);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` type($input) `,` type($weight)";
+  let hasVerifier = 1;
+}
+
+def Xlstm_LinearOp : Xlstm_Op<"linear", [Pure]> {
+  let summary = "Dense projection y = x Wᵀ (+ b) with W in [out, in] layout.";
+  let description = [{
+    Contracts the last dimension of `input` with the second dimension of `weight`; the optional
+    `bias` has `out` elements.
+
+    ```mlir
+    %q = xlstm.linear %x, %wq : tensor<?x?x4096xbf16>, tensor<2048x4096xbf16>
+        -> tensor<?x?x2048xbf16>
+    %i = xlstm.linear %x, %wi, %bi : tensor<?x?x4096xbf16>, tensor<8x4096xbf16>, tensor<8xbf16>
+        -> tensor<?x?x8xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight,
+                       Optional<Xlstm_FloatTensor>:$bias);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? attr-dict `:` type($input) `,` type($weight)
+    (`,` type($bias)^)? `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Xlstm_SoftCapOp : Xlstm_Op<"soft_cap", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "Soft-caps values to (-cap, cap) with cap * tanh(x / cap).";
+  let description = [{
+    Used on the gate pre-activations (cap 15 in xLSTM 7B) before log-sigmoid/exp.
+
+    ```mlir
+    %ic = xlstm.soft_cap %i {cap = 1.500000e+01 : f64} : tensor<?x?x8xf32>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, F64Attr:$cap);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
+def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure]> {
+  let summary = "The mLSTM cell: gated matrix-memory recurrence over a sequence.";
+  let description = [{
+    Runs the stabilised mLSTM recurrence of xlstm-7b.md §2.5 for every head and sequence:
+
+    ```
+    lf_t = logsigmoid(f_t);  m_t = max(lf_t + m_{t-1}, i_t)
+    C_t  = exp(lf_t + m_{t-1} - m_t) C_{t-1} + exp(i_t - m_t) k_t v_tᵀ
+    n_t  = exp(lf_t + m_{t-1} - m_t) n_{t-1} + exp(i_t - m_t) k_t
+    h_t  = (q_t/sqrt(DQK))ᵀ C_t / (max(|(q_t/sqrt(DQK))ᵀ n_t|, exp(-m_t)) + eps)
+    ```
+
+    Operands use the flat layout: `q`, `k` are `[B, S, NH*DQK]`, `v` is `[B, S, NH*DV]`,
+    `igate`, `fgate` are `[B, S, NH]` (already soft-capped pre-activations). The optional
+    `initial_state` defaults to zeros with m = 0. Results: `h` `[B, S, NH*DV]` and the final state.
+    With `input_gate = sigmoid` the input gate is σ(i) (computed as exp of logsigmoid(i)); with
+    `normalizer = none` the readout is not divided.
+
+    ```mlir
+    %h, %s1 = xlstm.mlstm_cell %q, %k, %v, %i, %f init %s0 {num_heads = 8 : i64}
+        : (tensor<?x?x2048xbf16>, tensor<?x?x2048xbf16>, tensor<?x?x4096xbf16>,
+           tensor<?x?x8xf32>, tensor<?x?x8xf32>, !xlstm.state<8x256x512xf32>)
+        -> (tensor<?x?x4096xbf16>, !xlstm.state<8x256x512xf32>)
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$q, Xlstm_FloatTensor:$k, Xlstm_FloatTensor:$v,
+                       Xlstm_FloatTensor:$igate, Xlstm_FloatTensor:$fgate,
+                       Optional<Xlstm_AnyState>:$initial_state,
+                       I64Attr:$num_heads,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$eps,
+                       DefaultValuedAttr<Xlstm_InputGateKindAttr, "InputGateKind::Exp">:$input_gate,
+                       DefaultValuedAttr<Xlstm_NormalizerKindAttr, "NormalizerKind::MaxAbs">:$normalizer);
+  let results = (outs Xlstm_FloatTensor:$h, Xlstm_AnyState:$final_state);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $igate `,` $fgate (`init` $initial_state^)? attr-dict `:`
+    `(` type($q) `,` type($k) `,` type($v) `,` type($igate) `,` type($fgate)
+    (`,` type($initial_state)^)? `)` `->` `(` type($h) `,` type($final_state) `)`
+  }];
+  let hasVerifier = 1;
+}
+
+def Xlstm_MultiHeadLayerNormOp : Xlstm_Op<"multihead_layer_norm",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "LayerNorm per (token, head) over each head's values, times a weight.";
+  let description = [{
+    Splits the last dimension into `num_heads` groups, normalises each group to zero mean and
+    unit (biased) variance with `eps`, reduced in fp32, then multiplies by the `[NH*DV]` weight.
+    No bias (xlstm-7b.md §2.3 step 5).
+
+    ```mlir
+    %y = xlstm.multihead_layer_norm %h, %w {num_heads = 8 : i64}
+        : tensor<?x?x4096xbf16>, tensor<4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight, I64Attr:$num_heads,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$eps);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` type($input) `,` type($weight)";
+  let hasVerifier = 1;
+}
+
+def Xlstm_OutputGateOp : Xlstm_Op<"output_gate",
+    [Pure, AllTypesMatch<["preact", "input", "result"]>]> {
+  let summary = "Applies the mLSTM output gate: sigmoid(preact) * input.";
+  let description = [{
+    ```mlir
+    %y = xlstm.output_gate %o, %h : tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$preact, Xlstm_FloatTensor:$input);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$preact `,` $input attr-dict `:` type($result)";
+}
+
+def Xlstm_SwiGLUOp : Xlstm_Op<"swiglu", [Pure, AllTypesMatch<["gate", "up", "result"]>]> {
+  let summary = "SwiGLU activation: silu(gate) * up.";
+  let description = [{
+    ```mlir
+    %z = xlstm.swiglu %g, %u : tensor<?x?x10944xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$gate, Xlstm_FloatTensor:$up);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def Xlstm_AddOp : Xlstm_Op<"add", [Pure, Commutative, AllTypesMatch<["lhs", "rhs", "result"]>]> {
+  let summary = "Elementwise addition (the residual connections).";
+  let description = [{
+    ```mlir
+    %y = xlstm.add %x, %r : tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$lhs, Xlstm_FloatTensor:$rhs);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def Xlstm_SwiGLUFFNOp : Xlstm_Op<"swiglu_ffn", [Pure]> {
+  let summary = "SwiGLU feed-forward network: (silu(x Wgᵀ) * (x Wuᵀ)) Wdᵀ.";
+  let description = [{
+    `w_gate` and `w_up` are `[F, D]`, `w_down` is `[D, F]` (checkpoint names `proj_up_gate`,
+    `proj_up`, `proj_down`; xlstm-7b.md §2.4). Decomposes into three `xlstm.linear` and one
+    `xlstm.swiglu`.
+
+    ```mlir
+    %y = xlstm.swiglu_ffn %x, %wg, %wu, %wd
+        : (tensor<?x?x4096xbf16>, tensor<10944x4096xbf16>, tensor<10944x4096xbf16>,
+           tensor<4096x10944xbf16>) -> tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$w_gate,
+                       Xlstm_FloatTensor:$w_up, Xlstm_FloatTensor:$w_down);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "operands attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Xlstm_LMHeadOp : Xlstm_Op<"lm_head", [Pure]> {
+  let summary = "Output projection to vocabulary logits with an optional logit soft-cap.";
+  let description = [{
+    `logits = cap * tanh((x Wᵀ) / cap)` with W `[V, D]` (no bias); without `soft_cap` the
+    product is returned as is. Logits are produced in the result's element type (f32 in the
+    models xlc imports).
+
+    ```mlir
+    %logits = xlstm.lm_head %x, %w {soft_cap = 3.000000e+01 : f64}
+        : tensor<?x?x4096xbf16>, tensor<50304x4096xbf16> -> tensor<?x?x50304xf32>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight,
+                       OptionalAttr<F64Attr>:$soft_cap);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Composite blocks (decomposed by a pass)
+//===----------------------------------------------------------------------===//
+
+def Xlstm_MLSTMBlockOp : Xlstm_Op<"mlstm_block", [Pure, AttrSizedOperandSegments,
+    AllTypesMatch<["input", "result"]>, AllTypesMatch<["wq", "wk"]>,
+    AllTypesMatch<["wv", "wo"]>, AllTypesMatch<["wi", "wf"]>, AllTypesMatch<["bi", "bf"]>]> {
+  let summary = "Residual mLSTM block: x + mLSTMLayer(RMSNorm(x)).";
+  let description = [{
+    The pre-norm mLSTM half of an xLSTM 7B block (xlstm-7b.md §2.2, §2.3):
+
+    ```
+    x̂ = rms_norm(x, norm)
+    q, k, v, o = x̂ Wqᵀ, x̂ Wkᵀ, x̂ Wvᵀ, x̂ Woᵀ        (+ biases when present)
+    i, f = soft_cap(x̂ Wiᵀ + bi), soft_cap(x̂ Wfᵀ + bf)  (no cap without gate_soft_cap)
+    h, state' = mlstm_cell(q, k, v, i, f, state)
+    y = x + (output_gate(o, multihead_layer_norm(h, mh_norm))) Woutᵀ
+    ```
+
+    Operands, in order: `input`, `norm` `[D]`, `wq`/`wk` `[NH*DQK, D]`, `wv`/`wo` `[NH*DV, D]`,
+    `wi`/`wf` `[NH, D]`, `bi`/`bf` `[NH]`, `mh_norm` `[NH*DV]`, `wout` `[D, NH*DV]`, then the
+    optional biases (`proj_biases`: four tensors for q, k, v, o then one for out, present together
+    or not at all), then the optional initial state.
+
+    ```mlir
+    %y, %s1 = xlstm.mlstm_block %x, %n, %wq, %wk, %wv, %wo, %wi, %wf, %bi, %bf, %mhn, %wout
+        init %s0 : !xlstm.state<8x256x512xf32> {num_heads = 8 : i64, gate_soft_cap = 1.500000e+01 : f64}
+        : tensor<?x?x4096xbf16>, tensor<4096xbf16>, tensor<2048x4096xbf16>,
+          tensor<4096x4096xbf16>, tensor<8x4096xbf16>, tensor<8xbf16>, tensor<4096xbf16>,
+          tensor<4096x4096xbf16> -> !xlstm.state<8x256x512xf32>
+    ```
+
+    The printed types are, in order, those of `input` (= result), `norm`, `wq` (= `wk`),
+    `wv` (= `wo`), `wi` (= `wf`), `bi` (= `bf`), `mh_norm`, `wout`, and the final state.
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$norm,
+                       Xlstm_FloatTensor:$wq, Xlstm_FloatTensor:$wk, Xlstm_FloatTensor:$wv,
+                       Xlstm_FloatTensor:$wo, Xlstm_FloatTensor:$wi, Xlstm_FloatTensor:$wf,
+                       Xlstm_FloatTensor:$bi, Xlstm_FloatTensor:$bf,
+                       Xlstm_FloatTensor:$mh_norm, Xlstm_FloatTensor:$wout,
+                       Variadic<Xlstm_FloatTensor>:$proj_biases,
+                       Optional<Xlstm_AnyState>:$initial_state,
+                       I64Attr:$num_heads,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_eps,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$mh_norm_eps,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$cell_eps,
+                       OptionalAttr<F64Attr>:$gate_soft_cap,
+                       DefaultValuedAttr<Xlstm_InputGateKindAttr, "InputGateKind::Exp">:$input_gate,
+                       DefaultValuedAttr<Xlstm_NormalizerKindAttr, "NormalizerKind::MaxAbs">:$normalizer);
+  let results = (outs Xlstm_FloatTensor:$result, Xlstm_AnyState:$final_state);
+  let assemblyFormat = [{
+    $input `,` $norm `,` $wq `,` $wk `,` $wv `,` $wo `,` $wi `,` $wf `,` $bi `,` $bf `,`
+    $mh_norm `,` $wout (`biases` `(` $proj_biases^ `:` type($proj_biases) `)`)?
+    (`init` $initial_state^ `:` type($initial_state))? attr-dict `:`
+    type($input) `,` type($norm) `,` type($wq) `,` type($wv) `,` type($wi) `,` type($bi) `,`
+    type($mh_norm) `,` type($wout) `->` type($final_state)
+  }];
+  let hasVerifier = 1;
+}
+
+def Xlstm_FFNBlockOp : Xlstm_Op<"ffn_block", [Pure, AllTypesMatch<["input", "result"]>,
+    AllTypesMatch<["w_gate", "w_up"]>]> {
+  let summary = "Residual SwiGLU block: x + SwiGLU_FFN(RMSNorm(x)).";
+  let description = [{
+    The pre-norm feed-forward half of an xLSTM 7B block (xlstm-7b.md §2.2, §2.4). Operands:
+    `input`, `norm` `[D]`, `w_gate`/`w_up` `[F, D]`, `w_down` `[D, F]`, then optional biases
+    (three tensors, gate/up/down, present together or not at all).
+
+    ```mlir
+    %y = xlstm.ffn_block %x, %n, %wg, %wu, %wd
+        : tensor<?x?x4096xbf16>, tensor<4096xbf16>, tensor<10944x4096xbf16>, tensor<4096x10944xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$norm,
+                       Xlstm_FloatTensor:$w_gate, Xlstm_FloatTensor:$w_up,
+                       Xlstm_FloatTensor:$w_down, Variadic<Xlstm_FloatTensor>:$biases,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_eps);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $norm `,` $w_gate `,` $w_up `,` $w_down
+    (`biases` `(` $biases^ `:` type($biases) `)`)? attr-dict `:`
+    type($input) `,` type($norm) `,` type($w_gate) `,` type($w_down)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // XLC_DIALECT_XLSTMOPS_TD
