@@ -25,9 +25,6 @@ include(TableGen)
 include(AddLLVM)
 include(AddMLIR)
 
-# With CMP0116 NEW (implied by cmake_minimum_required >= 3.20) Ninja re-runs every mlir-tblgen
-# step on every build because the depfile paths are doubled.
-cmake_policy(SET CMP0116 OLD)
 
 add_library(xlc_mlir_headers INTERFACE)
 target_include_directories(xlc_mlir_headers SYSTEM INTERFACE ${LLVM_INCLUDE_DIRS} ${MLIR_INCLUDE_DIRS})
