@@ -41,13 +41,59 @@ LogicalResult ParameterOp::verify() {
   return success();
 }
 
+LogicalResult AssembledParameterOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto type = llvm::dyn_cast<RankedTensorType>(getType());
+  if (!type || !type.hasStaticShape())
+    return emitOpError() << "parameter @" << getSymName()
+                         << " must have a static tensor type, got " << getType();
+  if (getSources().empty())
+    return emitOpError() << "parameter @" << getSymName() << " has no sources";
+  int64_t axis = getAxis();
+  if (axis < 0 || axis >= type.getRank())
+    return emitOpError() << "concat axis " << axis << " is out of range for " << type;
+  int64_t total = 0;
+  for (Attribute attr : getSources()) {
+    auto ref = llvm::cast<FlatSymbolRefAttr>(attr);
+    auto source = symbolTable.lookupNearestSymbolFrom<ParameterOp>(*this, ref);
+    if (!source)
+      return emitOpError() << "source " << ref << " does not name an xlstm.parameter";
+    RankedTensorType st = source.getTensorType();
+    if (st.getRank() != type.getRank() || st.getElementType() != type.getElementType())
+      return emitOpError() << "source " << ref << " of type " << st
+                           << " cannot be concatenated into " << type;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      if (d != axis && st.getDimSize(d) != type.getDimSize(d))
+        return emitOpError() << "source " << ref << " of type " << st << " differs from "
+                             << type << " in dimension " << d;
+    total += st.getDimSize(axis);
+  }
+  if (total != type.getDimSize(axis))
+    return emitOpError() << "sources add up to " << total << " along axis " << axis
+                         << " but the parameter has " << type.getDimSize(axis);
+  if (auto scale = getScaleColumnsAttr()) {
+    auto vec = symbolTable.lookupNearestSymbolFrom<ParameterOp>(*this, scale);
+    if (!vec)
+      return emitOpError() << "scale_columns " << scale << " does not name an xlstm.parameter";
+    RankedTensorType vt = vec.getTensorType();
+    if (type.getRank() != 2 || vt.getRank() != 1 || vt.getDimSize(0) != type.getDimSize(1))
+      return emitOpError() << "scale_columns " << scale << " of type " << vt
+                           << " must be a vector as long as the rows of " << type;
+  }
+  return success();
+}
+
 LogicalResult ParamOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
-  auto param = symbolTable.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
-  if (!param)
+  Operation *symbol = symbolTable.lookupNearestSymbolFrom(*this, getNameAttr());
+  Type declared;
+  if (auto param = llvm::dyn_cast_or_null<ParameterOp>(symbol))
+    declared = param.getType();
+  else if (auto assembled = llvm::dyn_cast_or_null<AssembledParameterOp>(symbol))
+    declared = assembled.getType();
+  else
     return emitOpError() << "'" << getName() << "' does not name an xlstm.parameter";
-  if (param.getType() != getResult().getType())
+  if (declared != getResult().getType())
     return emitOpError() << "result type " << getResult().getType() << " differs from the type "
-                         << param.getType() << " of parameter @" << getName();
+                         << declared << " of parameter @" << getName();
   return success();
 }
 
@@ -81,12 +127,39 @@ LogicalResult RMSNormOp::verify() {
   auto emit = [&] { return emitOpError(); };
   if (failed(verifyEpsilon(emit, "eps", getEps().convertToDouble())))
     return failure();
+  if (!getWeight())
+    return success();
   return verifyNormWeight(emit, "weight", getInput().getType(), getWeight().getType());
 }
 
 LogicalResult LinearOp::verify() {
   return verifyLinear([&] { return emitOpError(); }, "weight", getInput().getType(),
                       getWeight().getType(), rankedOrNull(getBias()), getResult().getType());
+}
+
+LogicalResult SplitOp::verify() {
+  RankedTensorType in = getInput().getType();
+  if (in.getRank() < 1 || ShapedType::isDynamic(in.getShape().back()))
+    return emitOpError() << "input must have a static last dimension, got " << in;
+  if (getResults().empty())
+    return emitOpError() << "must produce at least one slice";
+  int64_t total = 0;
+  for (auto [i, result] : llvm::enumerate(getResults())) {
+    auto rt = llvm::cast<RankedTensorType>(result.getType());
+    if (rt.getRank() != in.getRank() || rt.getElementType() != in.getElementType())
+      return emitOpError() << "slice " << i << " of type " << rt << " is not a slice of " << in;
+    for (int64_t d = 0; d + 1 < in.getRank(); ++d)
+      if (rt.getDimSize(d) != in.getDimSize(d))
+        return emitOpError() << "slice " << i << " of type " << rt
+                             << " changes a leading dimension of " << in;
+    if (ShapedType::isDynamic(rt.getShape().back()))
+      return emitOpError() << "slice " << i << " must have a static last dimension";
+    total += rt.getShape().back();
+  }
+  if (total != in.getShape().back())
+    return emitOpError() << "slices add up to " << total << " features but the input has "
+                         << in.getShape().back();
+  return success();
 }
 
 LogicalResult SoftCapOp::verify() {
@@ -97,6 +170,9 @@ LogicalResult MLSTMCellOp::verify() {
   auto emit = [&] { return emitOpError(); };
   if (failed(verifyEpsilon(emit, "eps", getEps().convertToDouble())))
     return failure();
+  if (auto cap = getGateSoftCap())
+    if (failed(verifySoftCapValue(emit, "gate_soft_cap", cap->convertToDouble())))
+      return failure();
   StateType init = getInitialState() ? llvm::cast<StateType>(getInitialState().getType())
                                      : StateType();
   return verifyCell(emit, getQ().getType(), getK().getType(), getV().getType(),
@@ -150,18 +226,11 @@ LogicalResult MLSTMBlockOp::verify() {
   if (failed(verifyNormWeight(emit, "norm weight", x, getNorm().getType())))
     return failure();
 
-  auto biases = getProjBiases();
-  if (!biases.empty() && biases.size() != 5)
-    return emitOpError() << "expected 0 or 5 projection biases (q, k, v, o, out), got "
-                         << biases.size();
-  auto bias = [&](unsigned i) {
-    return biases.empty() ? RankedTensorType() : rankedOrNull(biases[i]);
-  };
   // Projections read the normalised input, whose type is the input's.
-  if (failed(verifyLinear(emit, "wq", x, getWq().getType(), bias(0), {})) ||
-      failed(verifyLinear(emit, "wk", x, getWk().getType(), bias(1), {})) ||
-      failed(verifyLinear(emit, "wv", x, getWv().getType(), bias(2), {})) ||
-      failed(verifyLinear(emit, "wo", x, getWo().getType(), bias(3), {})) ||
+  if (failed(verifyLinear(emit, "wq", x, getWq().getType(), {}, {})) ||
+      failed(verifyLinear(emit, "wk", x, getWk().getType(), {}, {})) ||
+      failed(verifyLinear(emit, "wv", x, getWv().getType(), {}, {})) ||
+      failed(verifyLinear(emit, "wo", x, getWo().getType(), {}, {})) ||
       failed(verifyLinear(emit, "wi", x, getWi().getType(), getBi().getType(), {})) ||
       failed(verifyLinear(emit, "wf", x, getWf().getType(), getBf().getType(), {})))
     return failure();
@@ -182,7 +251,7 @@ LogicalResult MLSTMBlockOp::verify() {
     return failure();
   if (failed(verifyMultiHeadNorm(emit, featureType(vDim), getMhNorm().getType(), numHeads)))
     return failure();
-  return verifyLinear(emit, "wout", featureType(vDim), getWout().getType(), bias(4),
+  return verifyLinear(emit, "wout", featureType(vDim), getWout().getType(), {},
                       getResult().getType());
 }
 
@@ -191,21 +260,7 @@ LogicalResult FFNBlockOp::verify() {
   if (failed(verifyEpsilon(emit, "norm_eps", getNormEps().convertToDouble())))
     return failure();
   RankedTensorType x = getInput().getType();
-  if (failed(verifyNormWeight(emit, "norm weight", x, getNorm().getType())) ||
-      failed(verifySwiGLUFFN(emit, x, getWGate().getType(), getWUp().getType(),
-                             getWDown().getType())))
+  if (failed(verifyNormWeight(emit, "norm weight", x, getNorm().getType())))
     return failure();
-  auto biases = getBiases();
-  if (biases.empty())
-    return success();
-  if (biases.size() != 3)
-    return emitOpError() << "expected 0 or 3 biases (gate, up, down), got " << biases.size();
-  if (failed(verifyLinear(emit, "w_gate", x, getWGate().getType(), rankedOrNull(biases[0]), {})) ||
-      failed(verifyLinear(emit, "w_up", x, getWUp().getType(), rankedOrNull(biases[1]), {})))
-    return failure();
-  auto down = getWDown().getType();
-  if (biases[2].getType() != RankedTensorType::get({down.getDimSize(0)}, down.getElementType()))
-    return emitOpError() << "bias of w_down must be a vector of " << down.getDimSize(0)
-                         << " elements, got " << biases[2].getType();
-  return success();
+  return verifySwiGLUFFN(emit, x, getWGate().getType(), getWUp().getType(), getWDown().getType());
 }

@@ -47,11 +47,40 @@ def Xlstm_ParameterOp : Xlstm_Op<"parameter", [Symbol, HasParent<"::mlir::Module
   }];
 }
 
+def Xlstm_AssembledParameterOp : Xlstm_Op<"assembled_parameter",
+    [Symbol, HasParent<"::mlir::ModuleOp">, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Declares a parameter assembled from checkpoint-bound parameters.";
+  let description = [{
+    A weight the compiler derives from other `xlstm.parameter`s: the concatenation of `sources`
+    along `axis`, then, with `scale_columns`, every row multiplied elementwise by that vector
+    parameter (an RMSNorm weight folded into the projection that follows it:
+    (x̂ ⊙ w) Wᵀ = x̂ (W diag(w))ᵀ). The loader performs the same assembly; the verifier checks
+    that the shapes add up.
+
+    ```mlir
+    xlstm.assembled_parameter @blocks.0.qkvo : tensor<12288x4096xbf16>
+        = concat [@q, @k, @v, @o] scale_columns @blocks.0.norm_mlstm.weight
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttr:$type,
+                       FlatSymbolRefArrayAttr:$sources,
+                       DefaultValuedAttr<I64Attr, "0">:$axis,
+                       OptionalAttr<FlatSymbolRefAttr>:$scale_columns);
+  let assemblyFormat = [{
+    $sym_name `:` $type `=` `concat` $sources (`scale_columns` $scale_columns^)? attr-dict
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::RankedTensorType getTensorType() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getType());
+    }
+  }];
+}
+
 def Xlstm_ParamOp : Xlstm_Op<"param", [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "Reads the value of a parameter symbol.";
   let description = [{
-    Produces the tensor value of an `xlstm.parameter`. The result type must equal the
-    parameter's declared type.
+    Produces the tensor value of an `xlstm.parameter` or `xlstm.assembled_parameter`. The result
+    type must equal the parameter's declared type.
 
     ```mlir
     %wq = xlstm.param @blocks.0.mlstm_layer.q.weight : tensor<2048x4096xbf16>
@@ -85,18 +114,22 @@ def Xlstm_EmbeddingOp : Xlstm_Op<"embedding", [Pure]> {
 }
 
 def Xlstm_RMSNormOp : Xlstm_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>]> {
-  let summary = "RMS normalisation over the last dimension, times a weight.";
+  let summary = "RMS normalisation over the last dimension, times an optional weight.";
   let description = [{
     `y = x * rsqrt(mean(x^2) + eps) * weight`, reduced in fp32, no bias (xlstm-7b.md §2.2).
+    Without `weight` the normalised value is returned (after `xlc-fold-norm-weights` moved the
+    weight into the projections that read it).
 
     ```mlir
     %y = xlstm.rms_norm %x, %w {eps = 1.0e-06 : f64} : tensor<?x?x4096xbf16>, tensor<4096xbf16>
     ```
   }];
-  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight,
+  let arguments = (ins Xlstm_FloatTensor:$input, Optional<Xlstm_FloatTensor>:$weight,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$eps);
   let results = (outs Xlstm_FloatTensor:$result);
-  let assemblyFormat = "$input `,` $weight attr-dict `:` type($input) `,` type($weight)";
+  let assemblyFormat = [{
+    $input (`,` $weight^)? attr-dict `:` type($input) (`,` type($weight)^)?
+  }];
   let hasVerifier = 1;
 }
 
@@ -120,6 +153,24 @@ def Xlstm_LinearOp : Xlstm_Op<"linear", [Pure]> {
     $input `,` $weight (`,` $bias^)? attr-dict `:` type($input) `,` type($weight)
     (`,` type($bias)^)? `->` type($result)
   }];
+  let hasVerifier = 1;
+}
+
+def Xlstm_SplitOp : Xlstm_Op<"split", [Pure]> {
+  let summary = "Splits the last dimension into consecutive slices.";
+  let description = [{
+    The inverse of a fused projection: result i holds features
+    `[sum(sizes[0..i)), sum(sizes[0..i]))` of the input's last dimension. Kernels read the slices
+    in place (a row stride), so a split costs nothing at run time.
+
+    ```mlir
+    %q, %k, %v, %o = xlstm.split %qkvo : tensor<?x?x12288xbf16>
+        -> tensor<?x?x2048xbf16>, tensor<?x?x2048xbf16>, tensor<?x?x4096xbf16>, tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input);
+  let results = (outs Variadic<Xlstm_FloatTensor>:$results);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($results)";
   let hasVerifier = 1;
 }
 
@@ -153,6 +204,8 @@ def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure]> {
     Operands use the flat layout: `q`, `k` are `[B, S, NH*DQK]`, `v` is `[B, S, NH*DV]`,
     `igate`, `fgate` are `[B, S, NH]` (already soft-capped pre-activations). The optional
     `initial_state` defaults to zeros with m = 0. Results: `h` `[B, S, NH*DV]` and the final state.
+    With `gate_soft_cap`, the gate operands are raw pre-activations and the cell applies
+    `cap * tanh(x / cap)` to both first (the form `xlc-fuse-cell-gates` produces).
     With `input_gate = sigmoid` the input gate is σ(i) (computed as exp of logsigmoid(i)); with
     `normalizer = none` the readout is not divided.
 
@@ -168,6 +221,7 @@ def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure]> {
                        Optional<Xlstm_AnyState>:$initial_state,
                        I64Attr:$num_heads,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$eps,
+                       OptionalAttr<F64Attr>:$gate_soft_cap,
                        DefaultValuedAttr<Xlstm_InputGateKindAttr, "InputGateKind::Exp">:$input_gate,
                        DefaultValuedAttr<Xlstm_NormalizerKindAttr, "NormalizerKind::MaxAbs">:$normalizer);
   let results = (outs Xlstm_FloatTensor:$h, Xlstm_AnyState:$final_state);
@@ -281,7 +335,7 @@ def Xlstm_LMHeadOp : Xlstm_Op<"lm_head", [Pure]> {
 // Composite blocks (decomposed by a pass)
 //===----------------------------------------------------------------------===//
 
-def Xlstm_MLSTMBlockOp : Xlstm_Op<"mlstm_block", [Pure, AttrSizedOperandSegments,
+def Xlstm_MLSTMBlockOp : Xlstm_Op<"mlstm_block", [Pure,
     AllTypesMatch<["input", "result"]>, AllTypesMatch<["wq", "wk"]>,
     AllTypesMatch<["wv", "wo"]>, AllTypesMatch<["wi", "wf"]>, AllTypesMatch<["bi", "bf"]>]> {
   let summary = "Residual mLSTM block: x + mLSTMLayer(RMSNorm(x)).";
@@ -298,8 +352,7 @@ def Xlstm_MLSTMBlockOp : Xlstm_Op<"mlstm_block", [Pure, AttrSizedOperandSegments
 
     Operands, in order: `input`, `norm` `[D]`, `wq`/`wk` `[NH*DQK, D]`, `wv`/`wo` `[NH*DV, D]`,
     `wi`/`wf` `[NH, D]`, `bi`/`bf` `[NH]`, `mh_norm` `[NH*DV]`, `wout` `[D, NH*DV]`, then the
-    optional biases (`proj_biases`: four tensors for q, k, v, o then one for out, present together
-    or not at all), then the optional initial state.
+    optional initial state. Only the gate projections have biases (xLSTM 7B's `use_bias: false`).
 
     ```mlir
     %y, %s1 = xlstm.mlstm_block %x, %n, %wq, %wk, %wv, %wo, %wi, %wf, %bi, %bf, %mhn, %wout
@@ -318,7 +371,6 @@ def Xlstm_MLSTMBlockOp : Xlstm_Op<"mlstm_block", [Pure, AttrSizedOperandSegments
                        Xlstm_FloatTensor:$wo, Xlstm_FloatTensor:$wi, Xlstm_FloatTensor:$wf,
                        Xlstm_FloatTensor:$bi, Xlstm_FloatTensor:$bf,
                        Xlstm_FloatTensor:$mh_norm, Xlstm_FloatTensor:$wout,
-                       Variadic<Xlstm_FloatTensor>:$proj_biases,
                        Optional<Xlstm_AnyState>:$initial_state,
                        I64Attr:$num_heads,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_eps,
@@ -330,7 +382,7 @@ def Xlstm_MLSTMBlockOp : Xlstm_Op<"mlstm_block", [Pure, AttrSizedOperandSegments
   let results = (outs Xlstm_FloatTensor:$result, Xlstm_AnyState:$final_state);
   let assemblyFormat = [{
     $input `,` $norm `,` $wq `,` $wk `,` $wv `,` $wo `,` $wi `,` $wf `,` $bi `,` $bf `,`
-    $mh_norm `,` $wout (`biases` `(` $proj_biases^ `:` type($proj_biases) `)`)?
+    $mh_norm `,` $wout
     (`init` $initial_state^ `:` type($initial_state))? attr-dict `:`
     type($input) `,` type($norm) `,` type($wq) `,` type($wv) `,` type($wi) `,` type($bi) `,`
     type($mh_norm) `,` type($wout) `->` type($final_state)
@@ -343,8 +395,7 @@ def Xlstm_FFNBlockOp : Xlstm_Op<"ffn_block", [Pure, AllTypesMatch<["input", "res
   let summary = "Residual SwiGLU block: x + SwiGLU_FFN(RMSNorm(x)).";
   let description = [{
     The pre-norm feed-forward half of an xLSTM 7B block (xlstm-7b.md §2.2, §2.4). Operands:
-    `input`, `norm` `[D]`, `w_gate`/`w_up` `[F, D]`, `w_down` `[D, F]`, then optional biases
-    (three tensors, gate/up/down, present together or not at all).
+    `input`, `norm` `[D]`, `w_gate`/`w_up` `[F, D]`, `w_down` `[D, F]`; no biases.
 
     ```mlir
     %y = xlstm.ffn_block %x, %n, %wg, %wu, %wd
@@ -353,12 +404,11 @@ def Xlstm_FFNBlockOp : Xlstm_Op<"ffn_block", [Pure, AllTypesMatch<["input", "res
   }];
   let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$norm,
                        Xlstm_FloatTensor:$w_gate, Xlstm_FloatTensor:$w_up,
-                       Xlstm_FloatTensor:$w_down, Variadic<Xlstm_FloatTensor>:$biases,
+                       Xlstm_FloatTensor:$w_down,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_eps);
   let results = (outs Xlstm_FloatTensor:$result);
   let assemblyFormat = [{
-    $input `,` $norm `,` $w_gate `,` $w_up `,` $w_down
-    (`biases` `(` $biases^ `:` type($biases) `)`)? attr-dict `:`
+    $input `,` $norm `,` $w_gate `,` $w_up `,` $w_down attr-dict `:`
     type($input) `,` type($norm) `,` type($w_gate) `,` type($w_down)
   }];
   let hasVerifier = 1;

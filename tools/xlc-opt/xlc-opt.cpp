@@ -6,6 +6,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialect/XlstmDialect.h"
+#include "passes/Passes.h"
+#include "passes/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -15,6 +17,8 @@
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   registry.insert<xlc::xlstm::XlstmDialect, mlir::func::FuncDialect>();
+  xlc::registerXlcPasses();
+  xlc::registerXlcPipelines();
   // Generic clean-ups the pipelines use between phases.
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();

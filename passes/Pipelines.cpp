@@ -1,0 +1,38 @@
+//===- Pipelines.cpp - Named pass pipelines -------------------------------===//
+//
+// The phases of compilation as named pipelines, so each can be replayed in xlc-opt:
+//
+//   xlc-fusion-pipeline   model-level IR -> fused model-level IR
+//                         (decompose, fuse projections, fold norm weights, fuse cell gates)
+//
+// Each phase ends with the verifier (run by the pass manager after every pass) and a
+// canonicalisation that removes what the fusions left dead.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Pipelines.h"
+
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace xlc {
+
+void buildFusionPipeline(mlir::OpPassManager &pm) {
+  pm.addPass(createDecomposeBlocks());
+  pm.addPass(createFuseProjections());
+  pm.addPass(createFoldNormWeights());
+  pm.addPass(createFuseCellGates());
+  pm.addPass(mlir::createCanonicalizerPass());
+}
+
+void registerXlcPipelines() {
+  mlir::PassPipelineRegistration<>(
+      "xlc-fusion-pipeline",
+      "Decomposes blocks and applies the model-level fusions (projections, norm weights, gates).",
+      buildFusionPipeline);
+}
+
+} // namespace xlc

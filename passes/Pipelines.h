@@ -1,0 +1,17 @@
+//===- Pipelines.h - Named pass pipelines -----------------------*- C++ -*-===//
+#ifndef XLC_PASSES_PIPELINES_H
+#define XLC_PASSES_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+
+namespace xlc {
+
+/// Model-level fusions: decompose blocks, fuse projections, fold norm weights, fuse cell gates.
+void buildFusionPipeline(mlir::OpPassManager &pm);
+
+/// Registers the named pipelines with the global pass registry (for xlc-opt).
+void registerXlcPipelines();
+
+} // namespace xlc
+
+#endif // XLC_PASSES_PIPELINES_H
