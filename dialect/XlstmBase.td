@@ -100,4 +100,9 @@ def Xlstm_StateType : TypeDef<Xlstm_Dialect, "State"> {
   }];
 }
 
+// The state constraint is declared with the generic C++ type so the printer always spells the
+// type out in full (`!xlstm.state<...>`) instead of the dialect-elided short form.
+def Xlstm_AnyState : Type<CPred<"::llvm::isa<::xlc::xlstm::StateType>($_self)">,
+                          "xlstm recurrent state", "::mlir::Type">;
+
 #endif // XLC_DIALECT_XLSTMBASE_TD

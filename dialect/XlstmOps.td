@@ -14,10 +14,6 @@ include "mlir/IR/BuiltinAttributeInterfaces.td"
 
 def Xlstm_FloatTensor : RankedTensorOf<[AnyFloat]>;
 def Xlstm_TokenTensor : RankedTensorOf<[AnySignlessInteger]>;
-// The state constraint is declared with the generic C++ type so the printer always spells the
-// type out in full (`!xlstm.state<...>`) instead of the dialect-elided short form.
-def Xlstm_AnyState : Type<CPred<"::llvm::isa<::xlc::xlstm::StateType>($_self)">,
-                          "xlstm recurrent state", "::mlir::Type">;
 
 //===----------------------------------------------------------------------===//
 // Parameters

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialect/XkDialect.h"
 #include "dialect/XlstmDialect.h"
 #include "passes/Passes.h"
 #include "passes/Pipelines.h"
@@ -16,7 +17,7 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<xlc::xlstm::XlstmDialect, mlir::func::FuncDialect>();
+  registry.insert<xlc::xlstm::XlstmDialect, xlc::xk::XkDialect, mlir::func::FuncDialect>();
   xlc::registerXlcPasses();
   xlc::registerXlcPipelines();
   // Generic clean-ups the pipelines use between phases.

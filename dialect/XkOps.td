@@ -1,0 +1,216 @@
+//===- XkOps.td - The xk kernel-level dialect --------------*- tablegen -*-===//
+//
+// `xk` ops are the kernels and library calls a compiled model executes: each becomes one or
+// more launches (or a cuBLASLt GEMM) in the artifact. They keep tensor semantics; buffers are
+// assigned when the artifact is written. Tile configurations are `#xk.tile` attributes whose
+// printed form is the kernel variant's identity in caches, tuning tables and logs.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_DIALECT_XKOPS_TD
+#define XLC_DIALECT_XKOPS_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "dialect/XlstmBase.td"
+include "dialect/XkEnums.td"
+
+def Xk_Dialect : Dialect {
+  let name = "xk";
+  let cppNamespace = "::xlc::xk";
+  let summary = "Kernel-level ops of compiled xLSTM models: fused kernels and GEMMs.";
+  let description = [{
+    Produced by `xlc-lower-to-kernels` from fused `xlstm` IR. Every op is one kernel family
+    (or a GEMM with an epilogue) with a `tile` attribute chosen by `xlc-assign-tile-configs`.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let dependentDialects = ["::xlc::xlstm::XlstmDialect"];
+}
+
+class Xk_Op<string mnemonic, list<Trait> traits = []> : Op<Xk_Dialect, mnemonic, traits>;
+
+def Xk_EpilogueAttr : EnumAttr<Xk_Dialect, Xk_Epilogue, "epilogue"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+def Xk_TileAttr : AttrDef<Xk_Dialect, "Tile"> {
+  let mnemonic = "tile";
+  let summary = "Tile configuration of a kernel variant: named positive integers.";
+  let description = [{
+    `#xk.tile<block_dv = 64, chunk = 64, warps = 4>`. Entries print sorted by name, so equal
+    configurations print identically: the printed form is the variant's identity (cache keys,
+    tuning tables, logs). Which names a family needs is checked by the op that carries it.
+  }];
+  let parameters = (ins "::mlir::DictionaryAttr":$entries);
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The value of entry |name|, or std::nullopt.
+    std::optional<int64_t> get(::llvm::StringRef name) const;
+    /// The canonical printed form, e.g. "#xk.tile<chunk = 64, warps = 4>".
+    std::string str() const;
+    static TileAttr get(::mlir::MLIRContext *context,
+                        ::llvm::ArrayRef<std::pair<::llvm::StringRef, int64_t>> entries);
+  }];
+}
+
+def Xk_SizeAttr : AttrDef<Xk_Dialect, "Size"> {
+  let mnemonic = "size";
+  let summary = "A byte count affine in the batch B and sequence length S.";
+  let description = [{
+    `#xk.size<c = 0, b = 0, s = 0, bs = 8192>` is `c + b·B + s·S + bs·B·S` bytes: buffer sizes,
+    arena offsets and peaks of a plan that holds for every B and S.
+  }];
+  let parameters = (ins "int64_t":$c, "int64_t":$b, "int64_t":$s, "int64_t":$bs);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Xk_FloatTensor : RankedTensorOf<[AnyFloat]>;
+
+def Xk_GemmOp : Xk_Op<"gemm", [Pure, AttrSizedOperandSegments]> {
+  let summary = "D = A·Wᵀ with an epilogue (none, + bias, + residual), through cuBLASLt.";
+  let description = [{
+    `a` is `[..., K]`, `weight` `[N, K]` (checkpoint layout), the result `[..., N]`. With
+    `epilogue = bias` the `[N]` bias is added; with `residual_add` the `residual` (result-typed)
+    is added: the residual connections of both block halves fuse here.
+
+    ```mlir
+    %y = xk.gemm %a, %w residual %x {epilogue = #xk.epilogue<residual_add>}
+        : (tensor<?x?x4096xbf16>, tensor<4096x4096xbf16>, tensor<?x?x4096xbf16>) -> tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$a, Xk_FloatTensor:$weight,
+                       Optional<Xk_FloatTensor>:$bias, Optional<Xk_FloatTensor>:$residual,
+                       Xk_EpilogueAttr:$epilogue, OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$result);
+  let assemblyFormat = [{
+    $a `,` $weight (`bias` $bias^)? (`residual` $residual^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Xk_EmbeddingOp : Xk_Op<"embedding", [Pure]> {
+  let summary = "Gathers embedding rows for token ids (kernel family `embedding`).";
+  let description = [{
+    ```mlir
+    %x = xk.embedding %table[%tokens] : tensor<50304x4096xbf16>, tensor<?x?xi32> -> tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$table, RankedTensorOf<[I32]>:$tokens,
+                       OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$result);
+  let assemblyFormat = [{
+    $table `[` $tokens `]` attr-dict `:` type($table) `,` type($tokens) `->` type($result)
+  }];
+}
+
+def Xk_RMSNormOp : Xk_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "RMS normalisation with an optional weight (kernel family `rms_norm`).";
+  let description = [{
+    ```mlir
+    %y = xk.rms_norm %x {eps = 1.0e-06 : f64} : tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$input, Optional<Xk_FloatTensor>:$weight, F64Attr:$eps,
+                       OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input (`,` $weight^ `:` type($weight))? attr-dict `:` type($input)
+  }];
+}
+
+def Xk_NormGateOp : Xk_Op<"norm_gate", [Pure, AllTypesMatch<["input", "ogate", "result"]>]> {
+  let summary = "Multi-head LayerNorm, weight and sigmoid output gate in one kernel (`norm_gate`).";
+  let description = [{
+    `y = layer_norm_per_head(h) * weight * sigmoid(o)`: xlstm.multihead_layer_norm followed by
+    xlstm.output_gate, with one read of h and o and one write of y.
+
+    ```mlir
+    %y = xk.norm_gate %h, %w, %o {num_heads = 8 : i64, eps = 1.0e-06 : f64}
+        : tensor<?x?x4096xbf16>, tensor<4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$input, Xk_FloatTensor:$weight, Xk_FloatTensor:$ogate,
+                       I64Attr:$num_heads, F64Attr:$eps, OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $ogate attr-dict `:` type($input) `,` type($weight)
+  }];
+}
+
+def Xk_SwiGLUOp : Xk_Op<"swiglu", [Pure, AllTypesMatch<["gate", "up", "result"]>]> {
+  let summary = "silu(gate)·up in one pass over the fused gate|up projection (`swiglu`).";
+  let description = [{
+    ```mlir
+    %z = xk.swiglu %g, %u : tensor<?x?x10944xbf16>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$gate, Xk_FloatTensor:$up, OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def Xk_SoftCapOp : Xk_Op<"soft_cap", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "cap·tanh(x/cap) over the logits, in place (`soft_cap`).";
+  let description = [{
+    ```mlir
+    %l = xk.soft_cap %logits {cap = 3.0e+01 : f64} : tensor<?x?x50304xf32>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$input, F64Attr:$cap, OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+class Xk_MLSTMOp<string mnemonic, string what>
+    : Xk_Op<mnemonic, [Pure, AllTypesMatch<["initial_state", "final_state"]>]> {
+  let arguments = (ins Xk_FloatTensor:$q, Xk_FloatTensor:$k, Xk_FloatTensor:$v,
+                       Xk_FloatTensor:$igate, Xk_FloatTensor:$fgate,
+                       Xlstm_AnyState:$initial_state,
+                       I64Attr:$num_heads, F64Attr:$eps, OptionalAttr<F64Attr>:$gate_soft_cap,
+                       Xlstm_InputGateKindAttr:$input_gate, Xlstm_NormalizerKindAttr:$normalizer,
+                       OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$h, Xlstm_AnyState:$final_state);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $initial_state attr-dict `:`
+    `(` type($q) `,` type($k) `,` type($v) `,` type($igate) `,` type($fgate) `,`
+    type($initial_state) `)` `->` type($h)
+  }];
+  let hasVerifier = 1;
+}
+
+def Xk_MLSTMChunkwiseOp : Xk_MLSTMOp<"mlstm_chunkwise", "prefill"> {
+  let summary = "Chunkwise mLSTM forward over a sequence (prefill, training).";
+  let description = [{
+    Two-level tiling as TFLA (xlstm-7b.md §3.4): chunk-start states are materialised by a
+    sequential kernel, then every chunk's outputs are computed in parallel. Gates are raw
+    pre-activations; soft-cap, log-sigmoid and exponential gating happen in the kernel. Any
+    sequence length: the last chunk may be partial. The tile names `chunk` (L), `block_q`,
+    `block_kv`, `block_dqk`, `block_dv` and `warps`.
+
+    ```mlir
+    %h, %s1 = xk.mlstm_chunkwise %q, %k, %v, %i, %f, %s0 {num_heads = 8 : i64, eps = 1.0e-06 : f64,
+        gate_soft_cap = 1.5e+01 : f64, input_gate = #xlstm.input_gate<exp>,
+        normalizer = #xlstm.normalizer<max_abs>,
+        tile = #xk.tile<block_dqk = 64, block_dv = 64, block_kv = 64, block_q = 64, chunk = 64, warps = 4>}
+        : (...) -> tensor<?x?x4096xbf16>
+    ```
+  }];
+}
+
+def Xk_MLSTMDecodeStepOp : Xk_MLSTMOp<"mlstm_decode_step", "decode"> {
+  let summary = "Fused mLSTM decode step: gates, state update, readout, normalisation.";
+  let description = [{
+    One token per sequence; one pass over C (read once, written once), xlstm-7b.md §4.2. The
+    tile names `block_dv` and `warps`.
+
+    ```mlir
+    %h, %s1 = xk.mlstm_decode_step %q, %k, %v, %i, %f, %s0 {..., tile = #xk.tile<block_dv = 64, warps = 4>}
+        : (...) -> tensor<?x1x4096xbf16>
+    ```
+  }];
+}
+
+#endif // XLC_DIALECT_XKOPS_TD
