@@ -2,7 +2,9 @@
 #ifndef XLC_PASSES_PASSES_H
 #define XLC_PASSES_PASSES_H
 
+#include "dialect/XkDialect.h"
 #include "dialect/XlstmDialect.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include "mlir/Pass/Pass.h"
 

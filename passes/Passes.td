@@ -104,4 +104,52 @@ def FuseCellGates : Pass<"xlc-fuse-cell-gates", "::mlir::ModuleOp"> {
   let dependentDialects = ["::xlc::xlstm::XlstmDialect"];
 }
 
+def LowerToKernels : Pass<"xlc-lower-to-kernels", "::mlir::ModuleOp"> {
+  let summary = "Forms kernels: lowers fused xlstm IR of @forward to xk ops in @prefill and @decode_step.";
+  let description = [{
+    Specialises `@forward` into `@prefill` (mLSTM cells become `xk.mlstm_chunkwise`) and
+    `@decode_step` (cells become `xk.mlstm_decode_step`, one token per sequence), then forms the
+    kernels of both, fusing elementwise chains into their producers as it goes:
+    - `xlstm.linear` becomes `xk.gemm` (bias in the epilogue); an `xlstm.add` of a projection's
+      only use and another value becomes that GEMM's `residual_add` epilogue;
+    - `xlstm.multihead_layer_norm` whose only user is `xlstm.output_gate` becomes one
+      `xk.norm_gate`;
+    - `xlstm.swiglu` becomes `xk.swiglu` (silu·mul in one pass over the fused gate|up buffer);
+    - `xlstm.lm_head` becomes an fp32 `xk.gemm` and, with a cap, `xk.soft_cap` on the logits;
+    - `xlstm.embedding`, `xlstm.rms_norm` map one to one; `xlstm.split` and `xlstm.param` stay.
+    An op with no kernel form (a lone `xlstm.add`, a multi-head norm without its output gate, a
+    cell without an initial state) is an error naming the op.
+
+    Before:
+    ```mlir
+    %y = xlstm.linear %g, %wout : ...
+    %r = xlstm.add %x, %y : ...
+    ```
+    After:
+    ```mlir
+    %r = xk.gemm %g, %wout residual %x {epilogue = #xk.epilogue<residual_add>} : ...
+    ```
+  }];
+  let dependentDialects = ["::xlc::xk::XkDialect", "::mlir::func::FuncDialect"];
+}
+
+def AssignTileConfigs : Pass<"xlc-assign-tile-configs", "::mlir::ModuleOp"> {
+  let summary = "Gives every kernel op without one a tile configuration.";
+  let description = [{
+    Heuristic defaults derived from the op's shapes (head dims, feature sizes, the module's
+    `xlstm.chunk_size`), each valid for the device kernel family it selects; a tuning table
+    will later override them. Ops that already carry a `tile` keep it.
+
+    Before:
+    ```mlir
+    %h, %s1 = xk.mlstm_chunkwise ... {num_heads = 8 : i64, ...}
+    ```
+    After:
+    ```mlir
+    %h, %s1 = xk.mlstm_chunkwise ... {..., tile = #xk.tile<block_dv = 64, ..., chunk = 64, warps = 4>}
+    ```
+  }];
+  let dependentDialects = ["::xlc::xk::XkDialect"];
+}
+
 #endif // XLC_PASSES_TD

@@ -2,8 +2,10 @@
 //
 // The phases of compilation as named pipelines, so each can be replayed in xlc-opt:
 //
-//   xlc-fusion-pipeline   model-level IR -> fused model-level IR
-//                         (decompose, fuse projections, fold norm weights, fuse cell gates)
+//   xlc-fusion-pipeline     model-level IR -> fused model-level IR
+//                           (decompose, fuse projections, fold norm weights, fuse cell gates)
+//   xlc-kernel-pipeline     fused model-level IR -> xk kernels with tile configurations
+//   xlc-inference-pipeline  both
 //
 // Each phase ends with the verifier (run by the pass manager after every pass) and a
 // canonicalisation that removes what the fusions left dead.
@@ -28,11 +30,30 @@ void buildFusionPipeline(mlir::OpPassManager &pm) {
   pm.addPass(mlir::createCanonicalizerPass());
 }
 
+void buildKernelPipeline(mlir::OpPassManager &pm) {
+  pm.addPass(createLowerToKernels());
+  pm.addPass(createAssignTileConfigs());
+  pm.addPass(mlir::createCSEPass());
+}
+
+void buildInferencePipeline(mlir::OpPassManager &pm) {
+  buildFusionPipeline(pm);
+  buildKernelPipeline(pm);
+}
+
 void registerXlcPipelines() {
   mlir::PassPipelineRegistration<>(
       "xlc-fusion-pipeline",
       "Decomposes blocks and applies the model-level fusions (projections, norm weights, gates).",
       buildFusionPipeline);
+  mlir::PassPipelineRegistration<>(
+      "xlc-kernel-pipeline",
+      "Forms kernels for @prefill and @decode_step and assigns their tile configurations.",
+      buildKernelPipeline);
+  mlir::PassPipelineRegistration<>(
+      "xlc-inference-pipeline",
+      "Model-level IR to kernel-level IR: the fusion pipeline, then the kernel pipeline.",
+      buildInferencePipeline);
 }
 
 } // namespace xlc

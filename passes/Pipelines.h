@@ -9,6 +9,12 @@ namespace xlc {
 /// Model-level fusions: decompose blocks, fuse projections, fold norm weights, fuse cell gates.
 void buildFusionPipeline(mlir::OpPassManager &pm);
 
+/// Kernel formation (@prefill, @decode_step) and tile configuration.
+void buildKernelPipeline(mlir::OpPassManager &pm);
+
+/// Fusion, then kernel formation: model-level IR to kernel-level IR.
+void buildInferencePipeline(mlir::OpPassManager &pm);
+
 /// Registers the named pipelines with the global pass registry (for xlc-opt).
 void registerXlcPipelines();
 

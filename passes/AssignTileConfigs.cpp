@@ -1,0 +1,82 @@
+//===- AssignTileConfigs.cpp - Default tile configurations ----------------===//
+//
+// Implements xlc-assign-tile-configs: heuristic defaults per kernel family, derived from the
+// op's shapes. Every configuration satisfies the family's constraints (see docs/kernels.md):
+// tiles divide the dimensions they tile, thread counts are warp multiples. GEMMs carry no tile:
+// cuBLASLt's heuristic picks the algorithm at run time (the tuner will record choices later).
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/IR/Builders.h"
+
+#include <algorithm>
+
+#define DEBUG_TYPE "xlc-assign-tile-configs"
+
+namespace xlc {
+#define GEN_PASS_DEF_ASSIGNTILECONFIGS
+#include "passes/Passes.h.inc"
+} // namespace xlc
+
+using namespace mlir;
+using namespace xlc;
+
+namespace {
+
+/// The largest power of two ≤ |cap| that divides |dim| (≥ 1).
+int64_t tileFor(int64_t dim, int64_t cap) {
+  int64_t tile = 1;
+  while (tile * 2 <= cap && dim % (tile * 2) == 0)
+    tile *= 2;
+  return tile;
+}
+
+/// Threads for a row-wise kernel over |features| elements: one 16-byte vector (8 bf16) per
+/// thread and pass, a warp multiple between 32 and 256.
+int64_t rowThreads(int64_t features) {
+  int64_t vectors = (features + 7) / 8;
+  int64_t threads = ((vectors + 31) / 32) * 32;
+  return std::clamp<int64_t>(threads, 32, 256);
+}
+
+int64_t lastDim(Value v) { return cast<RankedTensorType>(v.getType()).getShape().back(); }
+
+struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTileConfigsPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    int64_t chunk = 64;
+    if (auto attr = module->getAttrOfType<IntegerAttr>("xlstm.chunk_size"))
+      chunk = attr.getInt();
+
+    module.walk([&](Operation *op) {
+      if (op->hasAttr("tile"))
+        return;
+      xk::TileAttr tile;
+      if (auto cell = dyn_cast<xk::MLSTMChunkwiseOp>(op)) {
+        auto state = cast<xlstm::StateType>(cell.getInitialState().getType());
+        int64_t dqk = state.getQkHeadDim(), dv = state.getVHeadDim();
+        tile = xk::TileAttr::get(ctx, {{"chunk", chunk},
+                                       {"block_q", std::min<int64_t>(64, chunk)},
+                                       {"block_kv", std::min<int64_t>(64, chunk)},
+                                       {"block_dqk", tileFor(dqk, 64)},
+                                       {"block_dv", tileFor(dv, 64)},
+                                       {"warps", 4}});
+      } else if (auto step = dyn_cast<xk::MLSTMDecodeStepOp>(op)) {
+        auto state = cast<xlstm::StateType>(step.getInitialState().getType());
+        tile = xk::TileAttr::get(ctx, {{"block_dv", tileFor(state.getVHeadDim(), 64)},
+                                       {"warps", 4}});
+      } else if (isa<xk::RMSNormOp, xk::NormGateOp, xk::SwiGLUOp, xk::SoftCapOp,
+                     xk::EmbeddingOp>(op)) {
+        tile = xk::TileAttr::get(ctx, {{"threads", rowThreads(lastDim(op->getResult(0)))}});
+      } else {
+        return;
+      }
+      op->setAttr("tile", tile);
+    });
+  }
+};
+
+} // namespace
