@@ -190,9 +190,14 @@ ModelConfig parseModelConfig(const std::string &jsonText, const std::string &sou
 
   if (r.has("tie_word_embeddings"))
     c.tieWordEmbeddings = r.boolean("tie_word_embeddings");
+  // Hugging Face's xLSTMModel (transformers 5.17) creates and applies out_norm whatever
+  // add_out_norm says, and save_pretrained stores its weight (docs/parity/hf-facts-*.txt); xlc
+  // follows the implementation that defines the checkpoints and says so.
   if (auto v = r.aliased("add_out_norm", "add_post_blocks_norm",
                          [&](const std::string &k) { return r.boolean(k); }))
-    c.addOutNorm = *v;
+    if (!*v)
+      c.warnings.push_back("add_out_norm is false, but Hugging Face's xLSTMModel applies "
+                           "out_norm regardless; xlc does the same");
 
   if (r.has("xlc_input_gate")) {
     std::string kind = r.string("xlc_input_gate");

@@ -56,7 +56,7 @@ struct ModelConfig {
   std::optional<double> gateSoftCap = 15.0;          ///< null disables the cap
   std::optional<double> outputLogitSoftCap = 30.0;   ///< null disables the cap
   bool tieWordEmbeddings = false;
-  bool addOutNorm = true;        ///< add_out_norm | add_post_blocks_norm
+  bool addOutNorm = true;        ///< always true: HF applies out_norm whatever add_out_norm says
   InputGate inputGate = InputGate::Exp;              ///< xlc extension: `xlc_input_gate`
   StateDtype stateDtype = StateDtype::F32;           ///< inference_state_dtype
   int64_t chunkSize = 64;
