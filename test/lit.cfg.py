@@ -20,8 +20,19 @@ config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
 
 config.substitutions.append(("%models", os.path.join(config.xlc_source_root, "models")))
 
-tool_dirs = [os.path.join(config.xlc_tools_dir, t) for t in ("xlc-opt", "xlc-import")]
+tools = ["xlc-opt", "xlc-import", "xlc-compile", "xlc-dump"]
+tool_dirs = [os.path.join(config.xlc_tools_dir, t) for t in tools]
 tool_dirs.append(config.llvm_tools_dir)
-llvm_config.add_tool_substitutions(["xlc-opt", "xlc-import"], tool_dirs)
+llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Kernels compile with NVRTC where libnvrtc can be loaded (it can without a GPU).
+import ctypes
+for name in ("libnvrtc.so.13", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so"):
+    try:
+        ctypes.CDLL(name)
+        config.available_features.add("nvrtc")
+        break
+    except OSError:
+        pass
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.use_default_substitutions()

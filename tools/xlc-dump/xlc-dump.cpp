@@ -1,6 +1,12 @@
 //===- xlc-dump.cpp - Inspect xlc inputs for humans and scripts -----------===//
 //
+//   xlc-dump <artifact.xlca> [--compile-kernels] [--json]
 //   xlc-dump --weights <dir|file> [--config <config.json> | --no-config] [--check-values] [--json]
+//
+// Artifact mode loads and validates a compiled artifact and prints its functions, kernels with
+// their tile configurations, buffer plan with the arena size, and weight bindings;
+// --compile-kernels also compiles every kernel with NVRTC for the artifact's architecture (no
+// GPU needed) and reports each one's time and binary size.
 //
 // Weights mode opens a safetensors checkpoint (a directory with model.safetensors or
 // model.safetensors.index.json + shards, a .safetensors file, or an index file), validates every
@@ -15,6 +21,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/artifact/Serialize.h"
+#include "runtime/artifact/Summary.h"
+#include "runtime/cuda/Nvrtc.h"
+#include "runtime/device/DeviceHeaders.h"
 #include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
 #include "runtime/weights/Convert.h"
@@ -27,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -248,20 +259,75 @@ int runWeights(const WeightsOptions &options) {
   return error ? 1 : 0;
 }
 
+struct ArtifactOptions {
+  std::string path;
+  bool compileKernels = false;
+  bool json = false;
+};
+
+int runArtifact(const ArtifactOptions &options) {
+  xlc::artifact::Artifact artifact = xlc::artifact::loadArtifact(options.path);
+  Json document = {{"ok", true}, {"path", options.path}};
+  if (!options.json)
+    xlc::artifact::printSummary(std::cout, artifact);
+  else
+    document["artifact"] = xlc::artifact::toJson(artifact);
+  if (!options.compileKernels) {
+    if (options.json)
+      std::cout << document.dump(2) << '\n';
+    return 0;
+  }
+  // Every kernel through NVRTC, with the embedded device headers, as the runtime will do it.
+  const xlc::cuda::Nvrtc &nvrtc = xlc::cuda::Nvrtc::instance();
+  std::vector<xlc::cuda::NvrtcHeader> headers;
+  for (const xlc::device::EmbeddedHeader &h : xlc::device::embeddedHeaders())
+    headers.push_back({h.name, h.text});
+  Json compiled = Json::array();
+  for (const xlc::artifact::Kernel &kernel : artifact.kernels) {
+    std::vector<std::string> flags = xlc::cuda::Nvrtc::defaultOptions(artifact.targetArch);
+    for (const std::string &o : kernel.options)
+      if (std::find(flags.begin(), flags.end(), o) == flags.end())
+        flags.push_back(o);
+    auto start = std::chrono::steady_clock::now();
+    std::vector<char> cubin = nvrtc.compile(kernel.source, kernel.name + ".cu", flags, headers);
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    compiled.push_back({{"kernel", kernel.name}, {"ms", ms}, {"cubin_bytes", cubin.size()}});
+    if (!options.json)
+      std::fprintf(stdout, "compiled %-28s %8.1f ms %9zu bytes of CUBIN for %s\n",
+                   kernel.name.c_str(), ms, cubin.size(), artifact.targetArch.c_str());
+  }
+  if (options.json) {
+    document["compiled"] = std::move(compiled);
+    std::cout << document.dump(2) << '\n';
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   CLI::App app{"xlc-dump: inspect what xlc reads, for humans (tables) and scripts (--json).\n"
-               "This version inspects safetensors checkpoints, so --weights is required: it\n"
-               "validates every file, lists every tensor sorted by name with totals, and checks\n"
-               "names and shapes against the xLSTM config.json beside the weights.",
+               "Give a compiled artifact (xlc-compile -o model.xlca) to validate it and list\n"
+               "its functions, kernels, buffer plan and weight bindings, or --weights to\n"
+               "validate a safetensors checkpoint, list every tensor and check names and shapes\n"
+               "against the xLSTM config.json beside the weights.",
                "xlc-dump"};
+  ArtifactOptions artifact;
+  CLI::Option *artifactPath =
+      app.add_option("artifact", artifact.path, "Compiled artifact to inspect")
+          ->type_name("<artifact.xlca>");
+  app.add_flag("--compile-kernels", artifact.compileKernels,
+               "Artifact mode: compile every kernel with NVRTC (no GPU needed)")
+      ->needs(artifactPath);
   WeightsOptions weights;
-  app.add_option("--weights", weights.path,
-                 "Checkpoint to inspect: a directory holding model.safetensors or "
-                 "model.safetensors.index.json (+ shards), a .safetensors file, or an index file")
-      ->required()
-      ->type_name("<dir|file>");
+  CLI::Option *weightsPath =
+      app.add_option("--weights", weights.path,
+                     "Checkpoint to inspect: a directory holding model.safetensors or "
+                     "model.safetensors.index.json (+ shards), a .safetensors file, or an "
+                     "index file")
+          ->type_name("<dir|file>")
+          ->excludes(artifactPath);
   CLI::Option *config =
       app.add_option("--config", weights.config,
                      "Hugging Face config.json to check names and shapes against (default: "
@@ -277,8 +343,15 @@ int main(int argc, char **argv) {
              "defect, with the reason on stderr.");
   CLI11_PARSE(app, argc, argv);
   weights.json = json;
+  artifact.json = json;
+  if (artifact.path.empty() && weights.path.empty()) {
+    std::fprintf(stderr, "xlc-dump: error: give an artifact or --weights <dir|file> (see --help)\n");
+    return 1;
+  }
 
   try {
+    if (!artifact.path.empty())
+      return runArtifact(artifact);
     return runWeights(weights);
   } catch (const xlc::Error &e) {
     std::fprintf(stderr, "xlc-dump: error: %s\n", e.what());

@@ -1,0 +1,44 @@
+//===- KernelEmitterUtils.h - Shared helpers of the kernel emitters -*- C++ -*-===//
+#ifndef XLC_CODEGEN_CUDA_KERNELEMITTERUTILS_H
+#define XLC_CODEGEN_CUDA_KERNELEMITTERUTILS_H
+
+#include "codegen/cuda/KernelEmitter.h"
+
+namespace xlc::codegen {
+
+/// The tile attribute of a kernel op, or a diagnostic naming the op when it has none.
+inline mlir::FailureOr<xk::TileAttr> tileOf(mlir::Operation *op) {
+  auto tile = op->getAttrOfType<xk::TileAttr>("tile");
+  if (!tile)
+    return op->emitError() << "has no tile configuration; run xlc-assign-tile-configs";
+  return tile;
+}
+
+/// Entry |name| of the op's tile, or a diagnostic naming the entry.
+inline mlir::FailureOr<int64_t> tileEntry(mlir::Operation *op, llvm::StringRef name) {
+  mlir::FailureOr<xk::TileAttr> tile = tileOf(op);
+  if (mlir::failed(tile))
+    return mlir::failure();
+  std::optional<int64_t> value = tile->get(name);
+  if (!value)
+    return op->emitError() << "tile " << tile->str() << " has no '" << name << "' entry";
+  return *value;
+}
+
+inline std::string tileText(mlir::Operation *op) {
+  auto tile = op->getAttrOfType<xk::TileAttr>("tile");
+  return tile ? tile.str() : std::string();
+}
+
+// One emitter per family (Emit*.cpp).
+mlir::LogicalResult emitEmbedding(xk::EmbeddingOp op, EmitContext &ctx);
+mlir::LogicalResult emitRmsNorm(xk::RMSNormOp op, EmitContext &ctx);
+mlir::LogicalResult emitNormGate(xk::NormGateOp op, EmitContext &ctx);
+mlir::LogicalResult emitSwiGLU(xk::SwiGLUOp op, EmitContext &ctx);
+mlir::LogicalResult emitSoftCap(xk::SoftCapOp op, EmitContext &ctx);
+mlir::LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx);
+mlir::LogicalResult emitMlstmDecodeStep(xk::MLSTMDecodeStepOp op, EmitContext &ctx);
+
+} // namespace xlc::codegen
+
+#endif // XLC_CODEGEN_CUDA_KERNELEMITTERUTILS_H

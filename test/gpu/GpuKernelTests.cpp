@@ -1,0 +1,203 @@
+//===- GpuKernelTests.cpp - Every kernel family on the GPU ----------------===//
+//
+// The kernels compiled by NVRTC (exactly the translation unit the compiler emits, against the
+// embedded headers, for the device's sm_XXa) and run on the GPU, against the float64 reference,
+// on random inputs with poisoned outputs (harness/KernelCases.h states the tolerances). Without
+// a usable driver every test is SKIPPED with the reason.
+//
+// The chunkwise cases cover several (B, S, L) including S not a multiple of L and S < L, a
+// nonzero initial state and the final state; the decode step is chained over several steps;
+// tiny-model and xLSTM 7B head shapes (NH 8, DQK 256, DV 512, chunk 64 and 128).
+//
+//===----------------------------------------------------------------------===//
+#include "GpuBackend.h"
+#include "KernelCases.h"
+#include "Variants.h"
+
+#include "runtime/cuda/Nvrtc.h"
+#include "runtime/support/Error.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <regex>
+
+namespace {
+
+using namespace xlc::test;
+using namespace xlc::test::variants;
+
+/// The device and backend, opened once for the whole binary.
+class Gpu {
+public:
+  static GpuBackend *backend(std::string *reason) {
+    static Gpu *gpu = new Gpu();
+    *reason = gpu->reason_;
+    return gpu->backend_.get();
+  }
+
+  ~Gpu() = default;
+
+private:
+  Gpu() {
+    if (!xlc::cuda::cudaAvailable(&reason_))
+      return;
+    if (!xlc::cuda::Nvrtc::available(&reason_))
+      return;
+    try {
+      device_ = std::make_unique<xlc::cuda::CudaDevice>(xlc::cuda::CudaDevice::open(0));
+      std::printf("GPU: %s; NVRTC %d.%d; compiling for %s\n", device_->summary().c_str(),
+                  xlc::cuda::Nvrtc::instance().version().first,
+                  xlc::cuda::Nvrtc::instance().version().second, device_->arch().c_str());
+      backend_ = std::make_unique<GpuBackend>(*device_);
+    } catch (const xlc::Error &e) {
+      reason_ = e.what();
+      backend_.reset();
+    }
+  }
+  std::string reason_;
+  std::unique_ptr<xlc::cuda::CudaDevice> device_;
+  std::unique_ptr<GpuBackend> backend_;
+};
+
+#define XLC_REQUIRE_GPU(be)                                                                    \
+  std::string gpuReason;                                                                       \
+  GpuBackend *be##Ptr = Gpu::backend(&gpuReason);                                              \
+  if (be##Ptr == nullptr)                                                                      \
+    GTEST_SKIP() << "no usable GPU: " << gpuReason;                                            \
+  GpuBackend &be = *be##Ptr
+
+void expectOk(const CaseReport &report) {
+  std::printf("%s", report.describe().c_str());
+  std::fflush(stdout);
+  EXPECT_TRUE(report.ok()) << report.describe();
+}
+
+TEST(Gpu, RmsNorm) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runRmsNorm<GpuBackend, TinyRmsNorm>(be, "tiny, contiguous", {.rows = 5}));
+  expectOk(runRmsNorm<GpuBackend, TinyRmsNorm>(
+      be, "tiny, strided view (scalar path), no weight",
+      {.rows = 3, .offset = 3, .stride = 101, .weight = false}));
+  expectOk(runRmsNorm<GpuBackend, TinyRmsNormF32>(be, "tiny fp32", {.rows = 4}));
+  expectOk(runRmsNorm<GpuBackend, RmsNorm7B>(be, "7B, 257 rows", {.rows = 257}));
+  expectOk(runRmsNorm<GpuBackend, RmsNorm7B>(be, "7B, last-token view",
+                                             {.rows = 4, .offset = 0, .stride = 5 * 4096}));
+}
+
+TEST(Gpu, NormGate) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runNormGate<GpuBackend, TinyNormGate>(be, "tiny, o view of q|k|v|o",
+                                                 {.rows = 4, .oOffset = 96, .oStride = 192}));
+  expectOk(runNormGate<GpuBackend, TinyNormGate>(
+      be, "tiny, unaligned views (scalar path)",
+      {.rows = 3, .hOffset = 1, .hStride = 67, .oOffset = 5, .oStride = 77}));
+  expectOk(runNormGate<GpuBackend, NormGate7B>(
+      be, "7B, o view of the fused projection", {.rows = 33, .oOffset = 8192, .oStride = 12288}));
+}
+
+TEST(Gpu, Swiglu) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runSwiglu<GpuBackend, TinySwiglu>(be, "tiny, fused [gate | up]", {.rows = 3}));
+  expectOk(runSwiglu<GpuBackend, TinySwiglu>(
+      be, "tiny, unaligned (scalar path)", {.rows = 2, .stride = 389, .gateOffset = 1, .upOffset = 195}));
+  expectOk(runSwiglu<GpuBackend, Swiglu7B>(be, "7B FFN 10944, fused", {.rows = 65}));
+}
+
+TEST(Gpu, SoftCap) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runSoftCap<GpuBackend, SoftCapF32>(be, "fp32 with a tail", {.count = 2053}));
+  expectOk(runSoftCap<GpuBackend, SoftCapF32>(be, "fp32 misaligned", {.count = 999, .misaligned = true}));
+  expectOk(runSoftCap<GpuBackend, SoftCapF32>(be, "fp32, 3 rows of the 7B vocab", {.count = 3 * 50304}));
+  expectOk(runSoftCap<GpuBackend, SoftCapBf16>(be, "bf16", {.count = 517}));
+}
+
+TEST(Gpu, Embedding) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runEmbedding<GpuBackend, TinyEmbedding>(be, "tiny, valid tokens", {.rows = 6}));
+  expectOk(runEmbedding<GpuBackend, TinyEmbedding>(be, "tiny, out-of-range tokens",
+                                                   {.rows = 7, .badRows = {2, 5}}));
+  expectOk(runEmbedding<GpuBackend, Embedding7B>(be, "7B, 50304 x 4096 table",
+                                                 {.rows = 40, .vocab = 50304}));
+  expectOk(runEmbedding<GpuBackend, Embedding7B>(be, "7B, one bad token",
+                                                 {.rows = 9, .vocab = 50304, .badRows = {8}}));
+}
+
+TEST(Gpu, ChunkwiseTiny) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B2 S37 (partial last chunk)", {.batch = 2, .seq = 37}));
+  expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B3 S5 (S < L)", {.batch = 3, .seq = 5, .seed = 8}));
+  expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B1 S32 zero initial state", {.batch = 1, .seq = 32, .initialState = false, .seed = 9}));
+  expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B1 S1", {.batch = 1, .seq = 1, .seed = 10}));
+  expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B4 S1000", {.batch = 4, .seq = 1000, .seed = 11}));
+  expectOk(runChunkwise<GpuBackend, TinyStates32, TinyOutputs32>(
+      be, "L32 two query blocks, B2 S50", {.batch = 2, .seq = 50, .seed = 12}));
+  expectOk(runChunkwise<GpuBackend, TinyStates32, TinyOutputs32>(
+      be, "L32, S20 (only the first query block of the chunk)", {.batch = 1, .seq = 20, .seed = 13}));
+  expectOk(runChunkwise<GpuBackend, TinyStates32, TinyOutputs32Wide>(
+      be, "L32 one wide query block, B2 S45", {.batch = 2, .seq = 45, .seed = 14}));
+  expectOk(runChunkwise<GpuBackend, TinySigStates16, TinySigOutputs16>(
+      be, "sigmoid gate, no normaliser, B2 S40", {.batch = 2, .seq = 40, .seed = 15}));
+  expectOk(runChunkwise<GpuBackend, TinyBf16States16, TinyBf16Outputs16>(
+      be, "bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 16}));
+  expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
+      be, "no gate soft-cap, B1 S40", {.batch = 1, .seq = 40, .cap = 0.0, .seed = 17}));
+}
+
+TEST(Gpu, Chunkwise7BHeads) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runChunkwise<GpuBackend, States64, Outputs64>(
+      be, "7B L64 B2 S200 (partial last chunk)", {.batch = 2, .seq = 200, .seed = 21}));
+  expectOk(runChunkwise<GpuBackend, States64, Outputs64>(
+      be, "7B L64 B2 S50 (S < L)", {.batch = 2, .seq = 50, .seed = 22}));
+  expectOk(runChunkwise<GpuBackend, States64, Outputs64>(
+      be, "7B L64 B1 S256 zero initial state", {.batch = 1, .seq = 256, .initialState = false, .seed = 23}));
+  expectOk(runChunkwise<GpuBackend, States128, Outputs128>(
+      be, "7B L128 B1 S300 (two query blocks, partial)", {.batch = 1, .seq = 300, .seed = 24}));
+  expectOk(runChunkwise<GpuBackend, States128, Outputs128>(
+      be, "7B L128 B3 S100 (S < L, two query blocks)", {.batch = 3, .seq = 100, .seed = 25}));
+  expectOk(runChunkwise<GpuBackend, SigStates128, SigOutputs128>(
+      be, "7B mLSTMsig L128 B1 S260", {.batch = 1, .seq = 260, .seed = 26}));
+  expectOk(runChunkwise<GpuBackend, Bf16States64, Bf16Outputs64>(
+      be, "7B bf16 state L64 B1 S130", {.batch = 1, .seq = 130, .seed = 27}));
+}
+
+TEST(Gpu, DecodeTiny) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runDecode<GpuBackend, TinyDecode>(be, "one tile per head, B2 x5 steps",
+                                             {.batch = 2, .steps = 5}));
+  expectOk(runDecode<GpuBackend, TinyDecodeSplit>(be, "two DV tiles per head, B3 x4 steps",
+                                                  {.batch = 3, .steps = 4, .seed = 12}));
+  expectOk(runDecode<GpuBackend, TinySigDecode>(be, "sigmoid gate, no normaliser",
+                                                {.batch = 2, .steps = 3, .seed = 13}));
+  expectOk(runDecode<GpuBackend, TinyBf16Decode>(be, "bf16 gates and state",
+                                                 {.batch = 2, .steps = 4, .seed = 14}));
+}
+
+TEST(Gpu, Decode7BHeads) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runDecode<GpuBackend, Decode7B>(be, "7B B1 x6 steps", {.batch = 1, .steps = 6}));
+  expectOk(runDecode<GpuBackend, Decode7B>(be, "7B B64 x3 steps", {.batch = 64, .steps = 3, .seed = 31}));
+  expectOk(runDecode<GpuBackend, Decode7B32>(be, "7B DV tile 32, B5 x4 steps", {.batch = 5, .steps = 4, .seed = 32}));
+  expectOk(runDecode<GpuBackend, Bf16Decode7B>(be, "7B bf16 state, B3 x4 steps", {.batch = 3, .steps = 4, .seed = 33}));
+}
+
+// Last (gtest runs tests in order within a file): the registers and spills of what was compiled.
+TEST(Gpu, ZzCompileReport) {
+  XLC_REQUIRE_GPU(be);
+  const std::regex regs(R"(Used (\d+) registers)"), spills(R"((\d+) bytes spill stores)");
+  for (const auto &[config, log] : be.compileLogs()) {
+    std::smatch r, s;
+    std::regex_search(log, r, regs);
+    std::regex_search(log, s, spills);
+    std::printf("%s registers, %s spill bytes: %.110s\n", r.size() > 1 ? r[1].str().c_str() : "?",
+                s.size() > 1 ? s[1].str().c_str() : "?", config.c_str());
+  }
+}
+
+} // namespace

@@ -1,0 +1,382 @@
+//===- KernelBench.cpp - Timings of the mLSTM kernels at xLSTM 7B shapes --===//
+//
+//   kernel_bench [--json FILE] [--reps N] [--warmup N] [--quick]
+//
+// 1. Chunkwise forward (mlstm_chunk_states + mlstm_chunk_outputs) at B=8, S=8192, NH=8, DQK=256,
+//    DV=512 for chunk 64, chunk 128 and the mLSTMsig chunk-128 variant. Each variant is first
+//    checked on that very shape: the h rows and final states of three sampled (batch, head) pairs
+//    against the float64 recurrent reference (KernelCases.h tolerances). Then warm-up runs and
+//    N ≥ 20 timed runs, each bracketed by CUDA events: median (and min) of the pair and of each
+//    kernel alone.
+// 2. Decode step at batch 1 and 64 (fp32 state; DV tile 64 and 32; bf16 state), checked against
+//    the reference for every head after one step, then timed as the median over N repetitions of
+//    100 back-to-back launches between two events (a single launch is a few microseconds).
+// Prints a table, then one JSON document (also written to --json FILE). Exit status 1 if any
+// correctness check failed (timings are still printed). A benchmark, not a test: CI never runs it.
+//
+//===----------------------------------------------------------------------===//
+#include "GpuBackend.h"
+#include "KernelCases.h"
+#include "Variants.h"
+
+#include "runtime/cuda/Nvrtc.h"
+#include "runtime/support/Error.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace xlc::test;
+using namespace xlc::test::variants;
+namespace ref = xlc::ref;
+
+struct Options {
+  std::string jsonPath;
+  int reps = 30;
+  int warmup = 3;
+  bool quick = false; ///< smaller shapes (a smoke run of the benchmark itself)
+};
+
+struct Stats {
+  double median = 0, min = 0;
+};
+
+Stats stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  Stats s;
+  if (v.empty())
+    return s;
+  s.min = v.front();
+  s.median = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  return s;
+}
+
+/// Fast deterministic fill for the big tensors: uniform on [−√3, √3) (unit variance), per row.
+void fillUniform(HostArray &a, int64_t rows, int64_t width, uint64_t seed) {
+  parallelFor(rows, [&](int64_t r) {
+    uint64_t x = seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(r + 1));
+    for (int64_t i = 0; i < width; ++i) {
+      x += 0x9E3779B97F4A7C15ull; // splitmix64
+      uint64_t z = x;
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      const double u = static_cast<double>(z >> 11) * 0x1.0p-53;
+      a.set(r * width + i, (2.0 * u - 1.0) * 1.7320508075688772);
+    }
+  });
+}
+
+std::string jsonNumber(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
+
+struct ChunkResult {
+  std::string name;
+  int64_t chunk = 0;
+  bool ok = false;
+  CaseReport check;
+  Stats total, states, outputs;
+  double tokensPerS = 0, usefulTflops = 0, workspaceGB = 0;
+};
+
+struct DecodeResult {
+  std::string name;
+  int64_t batch = 0;
+  bool ok = false;
+  CaseReport check;
+  Stats step; // microseconds
+  double stateGBps = 0;
+};
+
+template <class VA, class VB>
+ChunkResult benchChunkwise(GpuBackend &be, const std::string &name, int64_t B, int64_t S,
+                           const Options &o) {
+  using Run = ChunkwiseRun<GpuBackend, VA, VB>;
+  using Cell = typename Run::Cell;
+  constexpr int64_t NH = Run::NH, DQK = Run::DQK, DV = Run::DV, L = Run::L;
+  const double cap = 15.0, eps = 1e-6;
+  ChunkResult res;
+  res.name = name;
+  res.chunk = L;
+  std::printf("[bench] %s: B=%lld S=%lld NH=%lld DQK=%lld DV=%lld L=%lld\n", name.c_str(),
+              static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(NH),
+              static_cast<long long>(DQK), static_cast<long long>(DV), static_cast<long long>(L));
+  std::fflush(stdout);
+
+  // Inputs at the full shape: fast uniform q|k|v|o, the usual gate patterns, a random state.
+  ref::Random rng(1234);
+  MlstmInputs in;
+  in.rows = B * S;
+  in.width = 2 * NH * DQK + 2 * NH * DV;
+  in.kOffset = NH * DQK;
+  in.vOffset = 2 * NH * DQK;
+  in.qkvo = HostArray(dtypeOf<typename Cell::T>(), in.rows * in.width);
+  fillUniform(in.qkvo, in.rows, in.width, 99);
+  in.gates = HostArray(dtypeOf<typename Cell::TGate>(), in.rows * 2 * NH);
+  for (int64_t r = 0; r < in.rows; ++r)
+    for (int hd = 0; hd < NH; ++hd) {
+      in.gates.set(r * 2 * NH + hd, rawInputGate(rng, hd));
+      in.gates.set(r * 2 * NH + NH + hd, rawForgetGate(rng, hd, NH, r % S));
+    }
+  MlstmStateArrays state = makeMlstmState<Cell>(rng, B, true);
+  Run run(be, in, state, B, S, cap, eps);
+
+  // ---- Correctness on this shape: three sampled heads, all tokens, final states.
+  run.launch(be);
+  HostArray h = fromDevice(be, run.h, dtypeOf<typename Cell::T>(), B * S * NH * DV);
+  HostArray C = fromDevice(be, run.C, state.C.dtype(), state.C.size());
+  HostArray n = fromDevice(be, run.n, DType::F32, state.n.size());
+  HostArray m = fromDevice(be, run.m, DType::F32, state.m.size());
+  const std::vector<std::pair<int64_t, int>> samples = {{0, 0}, {B / 2, static_cast<int>(NH / 2 + 1) % NH},
+                                                        {B - 1, static_cast<int>(NH - 1)}};
+  std::vector<std::vector<double>> hOut(samples.size()), hRef(samples.size()), cOut(samples.size()),
+      cRef(samples.size()), nOut(samples.size()), nRef(samples.size());
+  std::vector<double> mOut(samples.size()), mRef(samples.size());
+  const ref::MlstmCellAttrs attrs = mlstmAttrs<Cell>(eps);
+  parallelFor(static_cast<int64_t>(samples.size()), [&](int64_t i) {
+    const auto [b, hd] = samples[i];
+    const int64_t bh = b * NH + hd;
+    HeadInputs x = headInputs<Cell>(in, b, hd, S, cap);
+    ref::MlstmHeadState init = headState<Cell>(state, bh);
+    ref::MlstmHeadResult r = ref::mlstmRecurrent(x.q, x.k, x.v, x.iPre, x.fPre, &init, attrs);
+    for (int64_t t = 0; t < S; ++t)
+      for (int64_t e = 0; e < DV; ++e) {
+        hOut[i].push_back(h.get((b * S + t) * NH * DV + hd * DV + e));
+        hRef[i].push_back(r.h.at(t, e));
+      }
+    for (int64_t j = 0; j < DQK * DV; ++j) {
+      cOut[i].push_back(C.get(bh * DQK * DV + j));
+      cRef[i].push_back(r.state.C.data[j]);
+    }
+    for (int64_t j = 0; j < DQK; ++j) {
+      nOut[i].push_back(n.get(bh * DQK + j));
+      nRef[i].push_back(r.state.n.data[j]);
+    }
+    mOut[i] = m.get(bh);
+    mRef[i] = r.state.m;
+  });
+  auto flat = [](const std::vector<std::vector<double>> &v) {
+    std::vector<double> out;
+    for (const auto &x : v)
+      out.insert(out.end(), x.begin(), x.end());
+    return out;
+  };
+  constexpr bool kBf16State = std::is_same_v<typename Cell::TState, __nv_bfloat16>;
+  res.check = CaseReport{name + " on the benchmark shape (3 sampled heads)", "gpu", {}, {}};
+  res.check.add("h rel err", relativeError(flat(hOut), flat(hRef)), kTolChunkH);
+  res.check.add("final C rel err", relativeError(flat(cOut), flat(cRef)),
+                kBf16State ? kTolStateBf16 : kTolChunkC);
+  res.check.add("final n rel err", relativeError(flat(nOut), flat(nRef)), kTolN);
+  res.check.add("final m max abs err", maxAbsError(mOut, mRef), kTolM);
+  res.ok = res.check.ok();
+  std::printf("%s", res.check.describe().c_str());
+
+  // ---- Timing.
+  xlc::cuda::Stream stream;
+  xlc::cuda::Event start, mid, stop;
+  auto once = [&] {
+    be.launchAsync(kChunkStates, VA::kConfig, run.dimsA, &run.params, sizeof(run.params),
+                   stream.handle());
+    mid.record(stream.handle());
+    be.launchAsync(kChunkOutputs, VB::kConfig, run.dimsB, &run.params, sizeof(run.params),
+                   stream.handle());
+  };
+  for (int i = 0; i < o.warmup; ++i)
+    once();
+  stream.synchronize();
+  std::vector<double> total, states, outputs;
+  for (int i = 0; i < o.reps; ++i) {
+    start.record(stream.handle());
+    once();
+    stop.record(stream.handle());
+    stop.synchronize();
+    total.push_back(stop.elapsedSince(start));
+    states.push_back(mid.elapsedSince(start));
+    outputs.push_back(stop.elapsedSince(mid));
+  }
+  res.total = stats(total);
+  res.states = stats(states);
+  res.outputs = stats(outputs);
+  const double tokens = static_cast<double>(B * S);
+  res.tokensPerS = tokens / (res.total.median * 1e-3);
+  // Useful FLOPs per token and head: state update 2·DQK·DV, inter-chunk readout 2·DQK·DV,
+  // intra-chunk causal QKᵀ and PV ≈ 2·(L/2)·(DQK + DV).
+  const double flops = tokens * NH * (4.0 * DQK * DV + 2.0 * (L / 2.0) * (DQK + DV));
+  res.usefulTflops = flops / (res.total.median * 1e-3) / 1e12;
+  res.workspaceGB = static_cast<double>(B * NH * (run.chunks + 1) * DQK * DV * 4) / 1e9;
+  return res;
+}
+
+template <class V>
+DecodeResult benchDecode(GpuBackend &be, const std::string &name, int64_t B, const Options &o) {
+  using Run = DecodeRun<GpuBackend, V>;
+  using Cell = typename Run::Cell;
+  constexpr int64_t NH = Run::NH, DQK = Run::DQK, DV = Run::DV;
+  DecodeResult res;
+  res.name = name;
+  res.batch = B;
+  res.check = runDecode<GpuBackend, V>(be, fmt::format("{} B{} (1 step)", name, B),
+                                       {.batch = B, .steps = 1, .seed = 77});
+  res.ok = res.check.ok();
+  std::printf("%s", res.check.describe().c_str());
+
+  ref::Random rng(4321);
+  MlstmInputs in = makeMlstmInputs<Cell>(rng, B, 0);
+  MlstmStateArrays state = makeMlstmState<Cell>(rng, B, true);
+  Run run(be, in, state, B, 15.0, 1e-6);
+  xlc::cuda::Stream stream;
+  xlc::cuda::Event start, stop;
+  constexpr int kLaunches = 100;
+  auto batch = [&] {
+    for (int i = 0; i < kLaunches; ++i)
+      be.launchAsync(kDecodeStep, V::kConfig, run.dims, &run.params, sizeof(run.params),
+                     stream.handle());
+  };
+  for (int i = 0; i < o.warmup; ++i)
+    batch();
+  stream.synchronize();
+  std::vector<double> us;
+  for (int i = 0; i < o.reps; ++i) {
+    start.record(stream.handle());
+    batch();
+    stop.record(stream.handle());
+    stop.synchronize();
+    us.push_back(stop.elapsedSince(start) * 1e3 / kLaunches);
+  }
+  res.step = stats(us);
+  const double bytes = static_cast<double>(B * NH) *
+                       (2.0 * DQK * DV * sizeof(typename Cell::TState) + 2.0 * DQK * 4 + 8);
+  res.stateGBps = bytes / (res.step.median * 1e-6) / 1e9;
+  return res;
+}
+
+int run(const Options &o) {
+  std::string reason;
+  if (!xlc::cuda::cudaAvailable(&reason)) {
+    std::fprintf(stderr, "kernel_bench: no usable GPU: %s\n", reason.c_str());
+    return 2;
+  }
+  xlc::cuda::CudaDevice device = xlc::cuda::CudaDevice::open(0);
+  GpuBackend be(device);
+  const auto [nvMajor, nvMinor] = xlc::cuda::Nvrtc::instance().version();
+  std::printf("[bench] device: %s; NVRTC %d.%d; arch %s; %d warm-up + %d timed runs\n",
+              device.summary().c_str(), nvMajor, nvMinor, device.arch().c_str(), o.warmup, o.reps);
+
+  const int64_t B = o.quick ? 2 : 8, S = o.quick ? 1024 : 8192;
+  std::vector<ChunkResult> chunk;
+  chunk.push_back(benchChunkwise<States64, Outputs64>(be, "chunkwise L64", B, S, o));
+  chunk.push_back(benchChunkwise<States128, Outputs128>(be, "chunkwise L128", B, S, o));
+  chunk.push_back(benchChunkwise<SigStates128, SigOutputs128>(be, "chunkwise mLSTMsig L128", B, S, o));
+  std::vector<DecodeResult> decode;
+  for (int64_t batch : {int64_t{1}, int64_t{64}}) {
+    decode.push_back(benchDecode<Decode7B>(be, "decode fp32 state, DV tile 64", batch, o));
+    decode.push_back(benchDecode<Decode7B32>(be, "decode fp32 state, DV tile 32", batch, o));
+    decode.push_back(benchDecode<Bf16Decode7B>(be, "decode bf16 state, DV tile 64", batch, o));
+  }
+
+  // ---- Table.
+  std::printf("\n%-26s %6s %6s %10s %10s %10s %12s %9s %6s\n", "chunkwise forward", "B", "S",
+              "total ms", "states ms", "outputs ms", "tokens/s", "TFLOP/s", "check");
+  for (const ChunkResult &r : chunk)
+    std::printf("%-26s %6lld %6lld %10.3f %10.3f %10.3f %12.0f %9.1f %6s\n", r.name.c_str(),
+                static_cast<long long>(B), static_cast<long long>(S), r.total.median,
+                r.states.median, r.outputs.median, r.tokensPerS, r.usefulTflops,
+                r.ok ? "ok" : "FAIL");
+  std::printf("  (target ≤ 2.8 ms; TFLA ≈ 8.2 ms at L=128 on an H100, xlstm-7b.md §7.7)\n");
+  std::printf("\n%-32s %6s %12s %12s %14s %6s\n", "decode step", "batch", "median us", "min us",
+              "state GB/s", "check");
+  for (const DecodeResult &r : decode)
+    std::printf("%-32s %6lld %12.2f %12.2f %14.0f %6s\n", r.name.c_str(),
+                static_cast<long long>(r.batch), r.step.median, r.step.min, r.stateGBps,
+                r.ok ? "ok" : "FAIL");
+  std::printf("  (state GB/s: C read + written once per step; the card copies ≈3000 GB/s)\n");
+
+  // ---- JSON.
+  std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::string json = fmt::format(
+      "{{\n  \"device\": \"{}\",\n  \"nvrtc\": \"{}.{}\",\n  \"arch\": \"{}\",\n  \"date\": \"{}\",\n"
+      "  \"reps\": {},\n  \"warmup\": {},\n  \"chunkwise\": [\n",
+      device.name(), nvMajor, nvMinor, device.arch(), date, o.reps, o.warmup);
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    const ChunkResult &r = chunk[i];
+    json += fmt::format(
+        "    {{\"variant\": \"{}\", \"B\": {}, \"S\": {}, \"NH\": 8, \"DQK\": 256, \"DV\": 512, "
+        "\"chunk\": {}, \"check_ok\": {}, \"h_rel_err\": {}, \"median_ms\": {}, \"min_ms\": {}, "
+        "\"states_median_ms\": {}, \"outputs_median_ms\": {}, \"tokens_per_s\": {}, "
+        "\"useful_tflops\": {}, \"workspace_gb\": {}}}{}\n",
+        r.name, B, S, r.chunk, r.ok ? "true" : "false", jsonNumber(r.check.metrics[0].value),
+        jsonNumber(r.total.median), jsonNumber(r.total.min), jsonNumber(r.states.median),
+        jsonNumber(r.outputs.median), jsonNumber(r.tokensPerS), jsonNumber(r.usefulTflops),
+        jsonNumber(r.workspaceGB), i + 1 < chunk.size() ? "," : "");
+  }
+  json += "  ],\n  \"decode\": [\n";
+  for (size_t i = 0; i < decode.size(); ++i) {
+    const DecodeResult &r = decode[i];
+    json += fmt::format("    {{\"variant\": \"{}\", \"batch\": {}, \"check_ok\": {}, "
+                        "\"h_rel_err\": {}, \"median_us\": {}, \"min_us\": {}, "
+                        "\"state_gbps\": {}}}{}\n",
+                        r.name, r.batch, r.ok ? "true" : "false",
+                        jsonNumber(r.check.metrics[0].value), jsonNumber(r.step.median),
+                        jsonNumber(r.step.min), jsonNumber(r.stateGBps),
+                        i + 1 < decode.size() ? "," : "");
+  }
+  json += "  ]\n}\n";
+  std::printf("\n%s", json.c_str());
+  if (!o.jsonPath.empty()) {
+    std::ofstream out(o.jsonPath);
+    out << json;
+  }
+  bool ok = true;
+  for (const ChunkResult &r : chunk)
+    ok &= r.ok;
+  for (const DecodeResult &r : decode)
+    ok &= r.ok;
+  return ok ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "kernel_bench: %s needs a value\n", arg.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--json")
+      o.jsonPath = value();
+    else if (arg == "--reps")
+      o.reps = std::max(1, std::stoi(value()));
+    else if (arg == "--warmup")
+      o.warmup = std::max(0, std::stoi(value()));
+    else if (arg == "--quick")
+      o.quick = true;
+    else if (arg == "--help" || arg == "-h") {
+      std::printf("usage: kernel_bench [--json FILE] [--reps N (default 30)] [--warmup N (3)] "
+                  "[--quick]\n");
+      return 0;
+    } else {
+      std::fprintf(stderr, "kernel_bench: unknown argument %s (try --help)\n", arg.c_str());
+      return 2;
+    }
+  }
+  try {
+    return run(o);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "kernel_bench: %s\n", e.what());
+    return 1;
+  }
+}

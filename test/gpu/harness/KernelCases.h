@@ -1,0 +1,747 @@
+//===- KernelCases.h - Every kernel family vs. the float64 reference -*- C++ -*-===//
+//
+// One function per family: build random inputs (never zeros; gates over realistic ranges including
+// soft-capped extremes and an input-gate bias near −10 on some heads), poison every output with
+// NaN bit patterns (0xFF bytes), launch on the backend, and compare with runtime/reference by
+// ‖out − ref‖ / ‖ref‖ (NaN and unwritten elements never pass). Inputs are first rounded to the
+// kernel's dtypes and the reference receives exactly those values, so the metric measures the
+// kernel, not input quantisation.
+//
+// Tolerances (‖out − ref‖/‖ref‖ unless noted), from the precision each output implies:
+//  * bf16 output of fp32 math (rms_norm, norm_gate, swiglu): one rounding, every element's
+//    relative error ≤ 2⁻⁹ ≈ 1.95e-3, so the norm ratio ≤ 1.95e-3: tolerance 4e-3.
+//  * fp32 output (soft_cap, fp32 variants): 1e-5 (a few ulp of fp32 transcendental functions).
+//  * embedding: exact copy (0).
+//  * mLSTM h (bf16): the numerator goes through up to three bf16 roundings of tensor-core operands
+//    (ā⊙v and C in the state kernel/inter term, P = QKᵀ⊙D̄ in the intra term) plus the output
+//    rounding, each ≤ 2⁻⁹ relative and independent across terms: tolerance 1e-2 (≈ 5·2⁻⁹).
+//  * mLSTM final C (fp32 state): sums of bf16(ā⊙v)-rounded terms: 5e-3. bf16 state: 1e-2.
+//    n (fp32 end to end): 1e-4. m (fp32 gate math): max abs 1e-4.
+//  * decode h (bf16 out of fp32 math): 4e-3; decode C, n (fp32): 1e-5 (bf16 state: 1e-2).
+// Where a metric fails, the report's notes list the worst tokens with the readout's condition
+// number (ref::mlstmReadoutCondition), which separates kernel bugs from ill-conditioned tokens.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_TEST_GPU_HARNESS_KERNELCASES_H
+#define XLC_TEST_GPU_HARNESS_KERNELCASES_H
+
+#include "KernelHarness.h"
+
+#include "runtime/reference/BlockOps.h"
+#include "runtime/reference/MlstmCell.h"
+#include "runtime/reference/Tensor.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+#include <thread>
+
+namespace xlc::test {
+
+// Tolerances (see the file comment).
+inline constexpr double kTolBf16Out = 4e-3;
+inline constexpr double kTolF32Out = 1e-5;
+inline constexpr double kTolChunkH = 1e-2;
+inline constexpr double kTolChunkC = 5e-3;
+inline constexpr double kTolStateBf16 = 1e-2;
+inline constexpr double kTolN = 1e-4;
+inline constexpr double kTolM = 1e-4;
+inline constexpr double kTolDecodeState = 1e-5;
+
+template <class T> constexpr double outputTolerance() {
+  return std::is_same_v<T, float> ? kTolF32Out : kTolBf16Out;
+}
+
+/// Runs fn(i) for i in [0, n) on all cores.
+void parallelFor(int64_t n, const std::function<void(int64_t)> &fn);
+
+/// Raw gate pre-activations by head, deterministic in |rng|: input gates cycle through the 7B
+/// init (bias −10), moderate N(0, 2), soft-cap extremes U(−40, 40) and N(−3, 4); forget gates
+/// are linspace(3, 6) over heads plus N(0, 1.5) noise, every 16th token an extreme U(−40, 40),
+/// and fast forgetting N(0, 4) on the heads with extreme input gates.
+double rawInputGate(ref::Random &rng, int head);
+double rawForgetGate(ref::Random &rng, int head, int numHeads, int64_t token);
+
+//===--------------------------------------------------------------------===//
+// rms_norm
+//===--------------------------------------------------------------------===//
+
+struct RmsNormCase {
+  int64_t rows = 5;
+  int64_t offset = 0; ///< column offset of the input view
+  int64_t stride = 0; ///< row stride of the input view (0: kDim)
+  bool weight = true;
+  double eps = 1e-6;
+  uint64_t seed = 1;
+};
+
+template <class Backend, class V>
+CaseReport runRmsNorm(Backend &be, const std::string &name, const RmsNormCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t D = Config::kDim;
+  const int64_t stride = c.stride > 0 ? c.stride : D;
+  ref::Random rng(c.seed);
+  HostArray x(dtypeOf<T>(), c.rows * stride + c.offset), w(dtypeOf<T>(), D);
+  for (size_t i = 0; i < x.size(); ++i)
+    x.set(i, rng.normal(0.3, 1.5));
+  for (int64_t i = 0; i < D; ++i)
+    w.set(i, rng.normal(1.0, 0.2));
+  auto xb = toDevice(be, x), wb = toDevice(be, w);
+  auto yb = be.alloc(c.rows * D * sizeof(T));
+  be.fill(yb, 0xFF);
+  device::RmsNormParams p{xb.pointer(), c.offset, stride, c.weight ? wb.pointer() : nullptr,
+                          yb.pointer(), c.rows, c.eps};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(c.rows);
+  dims.block = Config::kThreads;
+  be.launch(kRmsNorm, V::kConfig, &device::rms_norm<Config>, dims, p);
+  HostArray y = fromDevice(be, yb, dtypeOf<T>(), c.rows * D);
+
+  ref::Tensor xt({c.rows, D}), wt({D}, 1.0);
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t i = 0; i < D; ++i)
+      xt.at(r, i) = x.get(r * stride + c.offset + i);
+  if (c.weight)
+    for (int64_t i = 0; i < D; ++i)
+      wt.at(i) = w.get(i);
+  ref::Tensor yr = ref::rmsNorm(xt, wt, c.eps);
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("y rel err", relativeError(y.values(), yr.data), outputTolerance<T>());
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
+// norm_gate
+//===--------------------------------------------------------------------===//
+
+struct NormGateCase {
+  int64_t rows = 4;
+  int64_t hOffset = 0, hStride = 0; ///< 0: width
+  int64_t oOffset = 0, oStride = 0; ///< 0: width
+  double eps = 1e-6;
+  uint64_t seed = 2;
+};
+
+template <class Backend, class V>
+CaseReport runNormGate(Backend &be, const std::string &name, const NormGateCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t NH = Config::kNumHeads, DV = Config::kHeadDim, W = Config::kWidth;
+  const int64_t hStride = c.hStride > 0 ? c.hStride : W, oStride = c.oStride > 0 ? c.oStride : W;
+  ref::Random rng(c.seed);
+  HostArray h(dtypeOf<T>(), c.rows * hStride + c.hOffset);
+  HostArray o(dtypeOf<T>(), c.rows * oStride + c.oOffset), w(dtypeOf<T>(), W);
+  for (size_t i = 0; i < h.size(); ++i)
+    h.set(i, rng.normal(0.5, 2.0));
+  for (size_t i = 0; i < o.size(); ++i)
+    o.set(i, rng.normal(0.0, 3.0));
+  for (int64_t i = 0; i < W; ++i)
+    w.set(i, rng.normal(1.0, 0.3));
+  auto hb = toDevice(be, h), ob = toDevice(be, o), wb = toDevice(be, w);
+  auto yb = be.alloc(c.rows * W * sizeof(T));
+  be.fill(yb, 0xFF);
+  device::NormGateParams p{hb.pointer(), c.hOffset, hStride, wb.pointer(), ob.pointer(),
+                           c.oOffset,    oStride,   yb.pointer(), c.rows, c.eps};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(c.rows);
+  dims.block = Config::kThreads;
+  be.launch(kNormGate, V::kConfig, &device::norm_gate<Config>, dims, p);
+  HostArray y = fromDevice(be, yb, dtypeOf<T>(), c.rows * W);
+
+  ref::Tensor ht({c.rows, W}), ot({c.rows, W}), wt({W});
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t i = 0; i < W; ++i) {
+      ht.at(r, i) = h.get(r * hStride + c.hOffset + i);
+      ot.at(r, i) = o.get(r * oStride + c.oOffset + i);
+    }
+  for (int64_t i = 0; i < W; ++i)
+    wt.at(i) = w.get(i);
+  ref::Tensor yr = ref::outputGate(ot, ref::multiHeadLayerNorm(ht, wt, NH, c.eps));
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("out rel err", relativeError(y.values(), yr.data), outputTolerance<T>());
+  (void)DV;
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
+// swiglu
+//===--------------------------------------------------------------------===//
+
+struct SwigluCase {
+  int64_t rows = 3;
+  int64_t stride = 0;     ///< of the fused [gate | up] buffer (0: 2·kDim)
+  int64_t gateOffset = 0;
+  int64_t upOffset = -1;  ///< -1: kDim
+  uint64_t seed = 3;
+};
+
+template <class Backend, class V>
+CaseReport runSwiglu(Backend &be, const std::string &name, const SwigluCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t D = Config::kDim;
+  const int64_t stride = c.stride > 0 ? c.stride : 2 * D;
+  const int64_t upOffset = c.upOffset >= 0 ? c.upOffset : D;
+  ref::Random rng(c.seed);
+  HostArray buf(dtypeOf<T>(), c.rows * stride + std::max(c.gateOffset, upOffset));
+  for (size_t i = 0; i < buf.size(); ++i)
+    buf.set(i, rng.normal(0.0, 2.5));
+  auto bb = toDevice(be, buf);
+  auto yb = be.alloc(c.rows * D * sizeof(T));
+  be.fill(yb, 0xFF);
+  device::SwigluParams p{bb.pointer(), c.gateOffset, stride, bb.pointer(),
+                         upOffset,     stride,       yb.pointer(), c.rows};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(c.rows);
+  dims.grid[1] = Config::kColBlocks;
+  dims.block = Config::kThreads;
+  be.launch(kSwiglu, V::kConfig, &device::swiglu<Config>, dims, p);
+  HostArray y = fromDevice(be, yb, dtypeOf<T>(), c.rows * D);
+  ref::Tensor g({c.rows, D}), u({c.rows, D});
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t i = 0; i < D; ++i) {
+      g.at(r, i) = buf.get(r * stride + c.gateOffset + i);
+      u.at(r, i) = buf.get(r * stride + upOffset + i);
+    }
+  ref::Tensor yr = ref::swiglu(g, u);
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("out rel err", relativeError(y.values(), yr.data), outputTolerance<T>());
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
+// soft_cap
+//===--------------------------------------------------------------------===//
+
+struct SoftCapCase {
+  int64_t count = 1000;
+  bool misaligned = false; ///< start one element into the buffer (scalar path)
+  double cap = 30.0;
+  uint64_t seed = 4;
+};
+
+template <class Backend, class V>
+CaseReport runSoftCap(Backend &be, const std::string &name, const SoftCapCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  const int64_t shift = c.misaligned ? 1 : 0;
+  ref::Random rng(c.seed);
+  HostArray x(dtypeOf<T>(), c.count + shift);
+  for (size_t i = 0; i < x.size(); ++i)
+    x.set(i, rng.normal(0.0, 40.0));
+  auto xb = toDevice(be, x);
+  void *start = static_cast<char *>(xb.pointer()) + shift * sizeof(T);
+  device::SoftCapParams p{start, c.count, c.cap};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>((c.count + Config::kElemsPerBlock - 1) /
+                                       Config::kElemsPerBlock);
+  dims.block = Config::kThreads;
+  be.launch(kSoftCap, V::kConfig, &device::soft_cap<Config>, dims, p);
+  HostArray y = fromDevice(be, xb, dtypeOf<T>(), c.count + shift);
+  std::vector<double> out, expect;
+  for (int64_t i = 0; i < c.count; ++i) {
+    out.push_back(y.get(shift + i));
+    expect.push_back(ref::softCap(x.get(shift + i), c.cap));
+  }
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("x rel err", relativeError(out, expect), outputTolerance<T>());
+  if (shift)
+    report.add("element before the range untouched", std::abs(y.get(0) - x.get(0)), 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
+// embedding
+//===--------------------------------------------------------------------===//
+
+struct EmbeddingCase {
+  int64_t rows = 6;
+  int64_t vocab = 50;
+  std::vector<int64_t> badRows; ///< rows whose token is out of range (−1 or vocab + row)
+  uint64_t seed = 5;
+};
+
+template <class Backend, class V>
+CaseReport runEmbedding(Backend &be, const std::string &name, const EmbeddingCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t D = Config::kDim;
+  ref::Random rng(c.seed);
+  HostArray table(dtypeOf<T>(), c.vocab * D), tokens(DType::I32, c.rows), error(DType::I64, 1);
+  for (size_t i = 0; i < table.size(); ++i)
+    table.set(i, rng.normal(0.0, 1.0));
+  std::vector<bool> bad(c.rows, false);
+  for (int64_t r : c.badRows)
+    bad[r] = true;
+  for (int64_t r = 0; r < c.rows; ++r) {
+    const int64_t token = static_cast<int64_t>(rng.uniform(0.0, static_cast<double>(c.vocab)));
+    tokens.set(r, bad[r] ? (r % 2 == 0 ? -1 : c.vocab + r) : std::min(token, c.vocab - 1));
+  }
+  auto tb = toDevice(be, table), kb = toDevice(be, tokens), eb = toDevice(be, error);
+  auto yb = be.alloc(c.rows * D * sizeof(T));
+  be.fill(yb, 0xFF);
+  device::EmbeddingParams p{static_cast<const int32_t *>(kb.pointer()), tb.pointer(), yb.pointer(),
+                            static_cast<int64_t *>(eb.pointer()), c.rows, c.vocab};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(c.rows);
+  dims.block = Config::kThreads;
+  be.launch(kEmbedding, V::kConfig, &device::embedding<Config>, dims, p);
+  HostArray y = fromDevice(be, yb, dtypeOf<T>(), c.rows * D);
+  HostArray flag = fromDevice(be, eb, DType::I64, 1);
+  std::vector<double> good, goodRef;
+  double badMax = 0.0;
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t i = 0; i < D; ++i) {
+      const double v = y.get(r * D + i);
+      if (bad[r]) {
+        badMax = std::isfinite(v) ? std::max(badMax, std::abs(v)) : INFINITY;
+      } else {
+        good.push_back(v);
+        goodRef.push_back(table.get(static_cast<int64_t>(tokens.get(r)) * D + i));
+      }
+    }
+  const int64_t flagged = static_cast<int64_t>(flag.get(0));
+  const bool flagOk = c.badRows.empty()
+                          ? flagged == 0
+                          : (flagged >= 1 && flagged <= c.rows && bad[flagged - 1]);
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("valid rows rel err (exact copy)", good.empty() ? 0.0 : relativeError(good, goodRef),
+             0.0);
+  report.add("out-of-range rows max |value|", badMax, 0.0);
+  report.add("error flag wrong (0 = right)", flagOk ? 0.0 : 1.0, 0.0);
+  report.notes.push_back(fmt::format("error flag = {}", flagged));
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
+// mLSTM: shared input generation and reference
+//===--------------------------------------------------------------------===//
+
+/// Inputs of the mLSTM kernels on the model's fused layout: qkvo [rows, 2·NH·DQK + 2·NH·DV]
+/// (q | k | v | o, o unused here) and gates [rows, 2·NH] (i | f, raw pre-activations).
+struct MlstmInputs {
+  int64_t rows = 0, width = 0, qOffset = 0, kOffset = 0, vOffset = 0;
+  HostArray qkvo, gates;
+};
+
+template <class Cell> MlstmInputs makeMlstmInputs(ref::Random &rng, int64_t rows, int64_t seq) {
+  constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  MlstmInputs in;
+  in.rows = rows;
+  in.width = 2 * NH * DQK + 2 * NH * DV;
+  in.qOffset = 0;
+  in.kOffset = NH * DQK;
+  in.vOffset = 2 * NH * DQK;
+  in.qkvo = HostArray(dtypeOf<typename Cell::T>(), rows * in.width);
+  in.gates = HostArray(dtypeOf<typename Cell::TGate>(), rows * 2 * NH);
+  for (size_t i = 0; i < in.qkvo.size(); ++i)
+    in.qkvo.set(i, rng.normal(0.0, 1.0));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int hd = 0; hd < NH; ++hd) {
+      in.gates.set(r * 2 * NH + hd, rawInputGate(rng, hd));
+      in.gates.set(r * 2 * NH + NH + hd, rawForgetGate(rng, hd, NH, seq > 0 ? r % seq : r));
+    }
+  return in;
+}
+
+/// Stabilised states (C of TState; n, m fp32), random or zero.
+struct MlstmStateArrays {
+  HostArray C, n, m;
+};
+
+template <class Cell>
+MlstmStateArrays makeMlstmState(ref::Random &rng, int64_t batch, bool random) {
+  constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  MlstmStateArrays s{HostArray(dtypeOf<typename Cell::TState>(), batch * NH * DQK * DV),
+                     HostArray(DType::F32, batch * NH * DQK), HostArray(DType::F32, batch * NH)};
+  if (random) {
+    for (size_t i = 0; i < s.C.size(); ++i)
+      s.C.set(i, rng.normal(0.0, 0.5));
+    for (size_t i = 0; i < s.n.size(); ++i)
+      s.n.set(i, rng.normal(0.0, 1.0));
+    for (size_t i = 0; i < s.m.size(); ++i)
+      s.m.set(i, rng.uniform(-2.0, 2.0));
+  }
+  return s;
+}
+
+template <class Cell> ref::MlstmCellAttrs mlstmAttrs(double eps) {
+  ref::MlstmCellAttrs attrs;
+  attrs.eps = eps;
+  attrs.inputGate = Cell::kInputGate == device::InputGate::kSigmoid ? ref::InputGate::Sigmoid
+                                                                     : ref::InputGate::Exp;
+  attrs.normalizer = Cell::kNormalizer == device::Normalizer::kNone ? ref::Normalizer::None
+                                                                     : ref::Normalizer::MaxAbs;
+  return attrs;
+}
+
+/// The per-head tensors of (b, hd) for tokens [0, seq) of rows b·seq + t.
+struct HeadInputs {
+  ref::Tensor q, k, v, iPre, fPre;
+};
+
+template <class Cell>
+HeadInputs headInputs(const MlstmInputs &in, int64_t b, int hd, int64_t seq, double cap) {
+  constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  HeadInputs h{ref::Tensor({seq, DQK}), ref::Tensor({seq, DQK}), ref::Tensor({seq, DV}),
+               ref::Tensor({seq}), ref::Tensor({seq})};
+  for (int64_t t = 0; t < seq; ++t) {
+    const int64_t row = b * seq + t;
+    for (int64_t d = 0; d < DQK; ++d) {
+      h.q.at(t, d) = in.qkvo.get(row * in.width + in.qOffset + hd * DQK + d);
+      h.k.at(t, d) = in.qkvo.get(row * in.width + in.kOffset + hd * DQK + d);
+    }
+    for (int64_t e = 0; e < DV; ++e)
+      h.v.at(t, e) = in.qkvo.get(row * in.width + in.vOffset + hd * DV + e);
+    const double i = in.gates.get(row * 2 * NH + hd), f = in.gates.get(row * 2 * NH + NH + hd);
+    h.iPre.at(t) = cap > 0 ? ref::softCap(i, cap) : i;
+    h.fPre.at(t) = cap > 0 ? ref::softCap(f, cap) : f;
+  }
+  return h;
+}
+
+template <class Cell>
+ref::MlstmHeadState headState(const MlstmStateArrays &s, int64_t bh) {
+  constexpr int64_t DQK = Cell::kDQK, DV = Cell::kDV;
+  ref::MlstmHeadState st = ref::MlstmHeadState::zeros(DQK, DV);
+  for (int64_t i = 0; i < DQK * DV; ++i)
+    st.C.data[i] = s.C.get(bh * DQK * DV + i);
+  for (int64_t i = 0; i < DQK; ++i)
+    st.n.data[i] = s.n.get(bh * DQK + i);
+  st.m = s.m.get(bh);
+  return st;
+}
+
+//===--------------------------------------------------------------------===//
+// mlstm_chunkwise (kernel A then kernel B)
+//===--------------------------------------------------------------------===//
+
+struct ChunkwiseCase {
+  int64_t batch = 1;
+  int64_t seq = 16;
+  bool initialState = true;
+  double cap = 15.0;
+  double eps = 1e-6;
+  uint64_t seed = 7;
+};
+
+/// The device buffers and launch geometry of one chunkwise forward (also used by the benchmark).
+template <class Backend, class VA, class VB> struct ChunkwiseRun {
+  using ConfigA = typename VA::Config;
+  using ConfigB = typename VB::Config;
+  using Cell = typename ConfigA::Cell;
+  static_assert(std::is_same_v<Cell, typename ConfigB::Cell>, "kernels A and B: same cell");
+  static_assert(ConfigA::kChunk == ConfigB::kChunk, "kernels A and B: same chunk size");
+  static constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  static constexpr int64_t L = ConfigA::kChunk;
+
+  int64_t batch, seq, chunks;
+  typename Backend::Buffer qkvo, gates, C, n, m, wsC, wsN, wsM, h;
+  device::MlstmChunkwiseParams params{};
+  LaunchDims dimsA, dimsB;
+
+  ChunkwiseRun(Backend &be, const MlstmInputs &in, const MlstmStateArrays &state, int64_t batch,
+               int64_t seq, double cap, double eps)
+      : batch(batch), seq(seq), chunks((seq + L - 1) / L) {
+    qkvo = toDevice(be, in.qkvo);
+    gates = toDevice(be, in.gates);
+    C = toDevice(be, state.C);
+    n = toDevice(be, state.n);
+    m = toDevice(be, state.m);
+    const int64_t slots = batch * NH * (chunks + 1);
+    wsC = be.alloc(slots * DQK * DV * sizeof(float));
+    wsN = be.alloc(slots * DQK * sizeof(float));
+    wsM = be.alloc(slots * sizeof(float));
+    h = be.alloc(batch * seq * NH * DV * sizeof(typename Cell::T));
+    poison(be);
+    auto &p = params;
+    p.q = qkvo.pointer();
+    p.q_offset = in.qOffset;
+    p.q_stride = in.width;
+    p.k = qkvo.pointer();
+    p.k_offset = in.kOffset;
+    p.k_stride = in.width;
+    p.v = qkvo.pointer();
+    p.v_offset = in.vOffset;
+    p.v_stride = in.width;
+    p.igate = gates.pointer();
+    p.i_offset = 0;
+    p.i_stride = 2 * NH;
+    p.fgate = gates.pointer();
+    p.f_offset = NH;
+    p.f_stride = 2 * NH;
+    p.C = C.pointer();
+    p.n = static_cast<float *>(n.pointer());
+    p.m = static_cast<float *>(m.pointer());
+    p.ws_C = static_cast<float *>(wsC.pointer());
+    p.ws_n = static_cast<float *>(wsN.pointer());
+    p.ws_m = static_cast<float *>(wsM.pointer());
+    p.h = h.pointer();
+    p.batch = batch;
+    p.seq_len = seq;
+    p.eps = eps;
+    p.gate_soft_cap = cap;
+    dimsA.grid[0] = ConfigA::kTiles;
+    dimsA.grid[1] = static_cast<unsigned>(batch * NH);
+    dimsA.block = ConfigA::kThreads;
+    dimsA.sharedBytes = ConfigA::kSharedBytes;
+    dimsB.grid[0] = ConfigB::kTilesV;
+    dimsB.grid[1] = static_cast<unsigned>((seq + ConfigB::kBlockL - 1) / ConfigB::kBlockL);
+    dimsB.grid[2] = static_cast<unsigned>(batch * NH);
+    dimsB.block = ConfigB::kThreads;
+    dimsB.sharedBytes = ConfigB::kSharedBytes;
+  }
+
+  /// NaN bytes in everything the kernels write.
+  void poison(Backend &be) {
+    be.fill(wsC, 0xFF);
+    be.fill(wsN, 0xFF);
+    be.fill(wsM, 0xFF);
+    be.fill(h, 0xFF);
+  }
+
+  void launch(Backend &be) {
+    be.launch(kChunkStates, VA::kConfig, &device::mlstm_chunk_states<ConfigA>, dimsA, params);
+    be.launch(kChunkOutputs, VB::kConfig, &device::mlstm_chunk_outputs<ConfigB>, dimsB, params);
+  }
+};
+
+/// Per-head reference results of the recurrent form (the definition).
+struct MlstmReference {
+  std::vector<double> h, C, n, m;
+};
+
+template <class Cell>
+MlstmReference chunkwiseReference(const MlstmInputs &in, const MlstmStateArrays &state,
+                                  int64_t batch, int64_t seq, double cap, double eps) {
+  constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  MlstmReference r;
+  r.h.assign(batch * seq * NH * DV, 0.0);
+  r.C.assign(batch * NH * DQK * DV, 0.0);
+  r.n.assign(batch * NH * DQK, 0.0);
+  r.m.assign(batch * NH, 0.0);
+  const ref::MlstmCellAttrs attrs = mlstmAttrs<Cell>(eps);
+  parallelFor(batch * NH, [&](int64_t bh) {
+    const int64_t b = bh / NH;
+    const int hd = static_cast<int>(bh % NH);
+    HeadInputs x = headInputs<Cell>(in, b, hd, seq, cap);
+    ref::MlstmHeadState init = headState<Cell>(state, bh);
+    ref::MlstmHeadResult res = ref::mlstmRecurrent(x.q, x.k, x.v, x.iPre, x.fPre, &init, attrs);
+    for (int64_t t = 0; t < seq; ++t)
+      for (int64_t e = 0; e < DV; ++e)
+        r.h[(b * seq + t) * NH * DV + hd * DV + e] = res.h.at(t, e);
+    std::copy(res.state.C.data.begin(), res.state.C.data.end(), r.C.begin() + bh * DQK * DV);
+    std::copy(res.state.n.data.begin(), res.state.n.data.end(), r.n.begin() + bh * DQK);
+    r.m[bh] = res.state.m;
+  });
+  return r;
+}
+
+/// Notes naming the |count| tokens with the largest relative error of h, with their readout
+/// condition numbers (only computed when a metric failed).
+template <class Cell>
+std::vector<std::string> worstTokens(const MlstmInputs &in, const MlstmStateArrays &state,
+                                     const std::vector<double> &h, const std::vector<double> &hRef,
+                                     int64_t batch, int64_t seq, double cap, double eps,
+                                     int count = 6) {
+  constexpr int64_t NH = Cell::kNumHeads, DV = Cell::kDV;
+  struct Token {
+    double err;
+    int64_t b, t;
+    int hd;
+  };
+  std::vector<Token> tokens;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int hd = 0; hd < NH; ++hd)
+      for (int64_t t = 0; t < seq; ++t) {
+        const int64_t base = (b * seq + t) * NH * DV + hd * DV;
+        std::vector<double> o(h.begin() + base, h.begin() + base + DV);
+        std::vector<double> r(hRef.begin() + base, hRef.begin() + base + DV);
+        tokens.push_back({relativeError(o, r), b, t, hd});
+      }
+  std::partial_sort(tokens.begin(), tokens.begin() + std::min<size_t>(count, tokens.size()),
+                    tokens.end(), [](const Token &a, const Token &b) { return a.err > b.err; });
+  std::vector<std::string> notes;
+  const ref::MlstmCellAttrs attrs = mlstmAttrs<Cell>(eps);
+  for (int i = 0; i < count && i < static_cast<int>(tokens.size()); ++i) {
+    const Token &tk = tokens[i];
+    HeadInputs x = headInputs<Cell>(in, tk.b, tk.hd, seq, cap);
+    ref::MlstmHeadState init = headState<Cell>(state, tk.b * NH + tk.hd);
+    ref::Tensor cond = ref::mlstmReadoutCondition(x.q, x.k, x.v, x.iPre, x.fPre, &init, attrs);
+    notes.push_back(fmt::format("token b={} head={} t={}: rel err {:.3e}, readout condition {:.3e}",
+                                tk.b, tk.hd, tk.t, tk.err, cond.at(tk.t)));
+  }
+  return notes;
+}
+
+template <class Backend, class VA, class VB>
+CaseReport runChunkwise(Backend &be, const std::string &name, const ChunkwiseCase &c) {
+  using Run = ChunkwiseRun<Backend, VA, VB>;
+  using Cell = typename Run::Cell;
+  constexpr bool kBf16State = std::is_same_v<typename Cell::TState, __nv_bfloat16>;
+  ref::Random rng(c.seed);
+  MlstmInputs in = makeMlstmInputs<Cell>(rng, c.batch * c.seq, c.seq);
+  MlstmStateArrays state = makeMlstmState<Cell>(rng, c.batch, c.initialState);
+  Run run(be, in, state, c.batch, c.seq, c.cap, c.eps);
+  run.launch(be);
+
+  HostArray h = fromDevice(be, run.h, dtypeOf<typename Cell::T>(), c.batch * c.seq * Run::NH * Run::DV);
+  HostArray C = fromDevice(be, run.C, state.C.dtype(), state.C.size());
+  HostArray n = fromDevice(be, run.n, DType::F32, state.n.size());
+  HostArray m = fromDevice(be, run.m, DType::F32, state.m.size());
+  MlstmReference r = chunkwiseReference<Cell>(in, state, c.batch, c.seq, c.cap, c.eps);
+
+  CaseReport report{name, Backend::kName, {}, {}};
+  const std::vector<double> hv = h.values();
+  report.add("h rel err", relativeError(hv, r.h), kTolChunkH);
+  report.add("final C rel err", relativeError(C.values(), r.C), kBf16State ? kTolStateBf16 : kTolChunkC);
+  report.add("final n rel err", relativeError(n.values(), r.n), kTolN);
+  report.add("final m max abs err", maxAbsError(m.values(), r.m), kTolM);
+  if (!report.ok())
+    report.notes = worstTokens<Cell>(in, state, hv, r.h, c.batch, c.seq, c.cap, c.eps);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
+// mlstm_decode_step (chained over several steps)
+//===--------------------------------------------------------------------===//
+
+struct DecodeCase {
+  int64_t batch = 2;
+  int steps = 4;
+  bool initialState = true;
+  double cap = 15.0;
+  double eps = 1e-6;
+  uint64_t seed = 11;
+};
+
+/// Device buffers and geometry of decode steps (also used by the benchmark).
+template <class Backend, class V> struct DecodeRun {
+  using Config = typename V::Config;
+  using Cell = typename Config::Cell;
+  static constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  int64_t batch;
+  typename Backend::Buffer qkvo, gates, C, n, m, counters, h;
+  device::MlstmDecodeParams params{};
+  LaunchDims dims;
+
+  DecodeRun(Backend &be, const MlstmInputs &in, const MlstmStateArrays &state, int64_t batch,
+            double cap, double eps)
+      : batch(batch) {
+    qkvo = toDevice(be, in.qkvo);
+    gates = toDevice(be, in.gates);
+    C = toDevice(be, state.C);
+    n = toDevice(be, state.n);
+    m = toDevice(be, state.m);
+    counters = toDevice(be, HostArray(DType::I64, batch * NH));
+    h = be.alloc(batch * NH * DV * sizeof(typename Cell::T));
+    be.fill(h, 0xFF);
+    auto &p = params;
+    p.q = qkvo.pointer();
+    p.q_offset = in.qOffset;
+    p.q_stride = in.width;
+    p.k = qkvo.pointer();
+    p.k_offset = in.kOffset;
+    p.k_stride = in.width;
+    p.v = qkvo.pointer();
+    p.v_offset = in.vOffset;
+    p.v_stride = in.width;
+    p.igate = gates.pointer();
+    p.i_offset = 0;
+    p.i_stride = 2 * NH;
+    p.fgate = gates.pointer();
+    p.f_offset = NH;
+    p.f_stride = 2 * NH;
+    p.C = C.pointer();
+    p.n = static_cast<float *>(n.pointer());
+    p.m = static_cast<float *>(m.pointer());
+    p.counters = static_cast<int64_t *>(counters.pointer());
+    p.h = h.pointer();
+    p.batch = batch;
+    p.eps = eps;
+    p.gate_soft_cap = cap;
+    dims.grid[0] = Config::kTilesV;
+    dims.grid[1] = static_cast<unsigned>(batch * NH);
+    dims.block = Config::kThreads;
+  }
+
+  /// Replaces this step's q|k|v|o and gates.
+  void setInputs(Backend &be, const MlstmInputs &in) {
+    be.upload(qkvo, in.qkvo.data(), in.qkvo.bytes());
+    be.upload(gates, in.gates.data(), in.gates.bytes());
+    be.fill(h, 0xFF);
+  }
+
+  void launch(Backend &be) {
+    be.launch(kDecodeStep, V::kConfig, &device::mlstm_decode_step<Config>, dims, params);
+  }
+};
+
+template <class Backend, class V>
+CaseReport runDecode(Backend &be, const std::string &name, const DecodeCase &c) {
+  using Run = DecodeRun<Backend, V>;
+  using Cell = typename Run::Cell;
+  constexpr int64_t NH = Run::NH, DQK = Run::DQK, DV = Run::DV;
+  constexpr bool kBf16State = std::is_same_v<typename Cell::TState, __nv_bfloat16>;
+  ref::Random rng(c.seed);
+  MlstmStateArrays state = makeMlstmState<Cell>(rng, c.batch, c.initialState);
+  std::vector<ref::MlstmHeadState> refState;
+  for (int64_t bh = 0; bh < c.batch * NH; ++bh)
+    refState.push_back(headState<Cell>(state, bh));
+  const ref::MlstmCellAttrs attrs = mlstmAttrs<Cell>(c.eps);
+
+  MlstmInputs first = makeMlstmInputs<Cell>(rng, c.batch, 0);
+  Run run(be, first, state, c.batch, c.cap, c.eps);
+  std::vector<double> hAll, hRefAll;
+  for (int step = 0; step < c.steps; ++step) {
+    MlstmInputs in = step == 0 ? std::move(first) : makeMlstmInputs<Cell>(rng, c.batch, 0);
+    if (step > 0)
+      run.setInputs(be, in);
+    run.launch(be);
+    HostArray h = fromDevice(be, run.h, dtypeOf<typename Cell::T>(), c.batch * NH * DV);
+    std::vector<double> hv = h.values();
+    hAll.insert(hAll.end(), hv.begin(), hv.end());
+    std::vector<double> hr(c.batch * NH * DV);
+    parallelFor(c.batch * NH, [&](int64_t bh) {
+      const int64_t b = bh / NH;
+      const int hd = static_cast<int>(bh % NH);
+      HeadInputs x = headInputs<Cell>(in, b, hd, 1, c.cap);
+      ref::Tensor q({DQK}), k({DQK}), v({DV});
+      std::copy(x.q.data.begin(), x.q.data.end(), q.data.begin());
+      std::copy(x.k.data.begin(), x.k.data.end(), k.data.begin());
+      std::copy(x.v.data.begin(), x.v.data.end(), v.data.begin());
+      ref::Tensor out = ref::mlstmStep(q, k, v, x.iPre.at(0), x.fPre.at(0), refState[bh], attrs);
+      std::copy(out.data.begin(), out.data.end(), hr.begin() + bh * DV);
+    });
+    hRefAll.insert(hRefAll.end(), hr.begin(), hr.end());
+  }
+  HostArray C = fromDevice(be, run.C, state.C.dtype(), state.C.size());
+  HostArray n = fromDevice(be, run.n, DType::F32, state.n.size());
+  HostArray m = fromDevice(be, run.m, DType::F32, state.m.size());
+  HostArray counters = fromDevice(be, run.counters, DType::I64, c.batch * NH);
+  std::vector<double> Cref, nref, mref;
+  for (const ref::MlstmHeadState &s : refState) {
+    Cref.insert(Cref.end(), s.C.data.begin(), s.C.data.end());
+    nref.insert(nref.end(), s.n.data.begin(), s.n.data.end());
+    mref.push_back(s.m);
+  }
+  double nonzero = 0;
+  for (size_t i = 0; i < counters.size(); ++i)
+    nonzero += counters.get(i) != 0.0;
+
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add(fmt::format("h rel err ({} steps)", c.steps), relativeError(hAll, hRefAll),
+             kBf16State ? kTolStateBf16 : outputTolerance<typename Cell::T>());
+  report.add("final C rel err", relativeError(C.values(), Cref),
+             kBf16State ? kTolStateBf16 : kTolDecodeState);
+  report.add("final n rel err", relativeError(n.values(), nref), kTolDecodeState * 10);
+  report.add("final m max abs err", maxAbsError(m.values(), mref), kTolM);
+  report.add("counters left nonzero", nonzero, 0.0);
+  return report;
+}
+
+} // namespace xlc::test
+
+#endif // XLC_TEST_GPU_HARNESS_KERNELCASES_H

@@ -1,0 +1,131 @@
+//===- EmulatedKernelsTest.cpp - Kernels on the CPU SIMT emulator ---------===//
+//
+// Every kernel family, run through the SIMT emulator (test/gpu/harness/xlc_device_emulation.h)
+// on tiny-model shapes and a few small xLSTM-7B-head shapes, against the float64 reference, with
+// the tolerances of KernelCases.h. This checks the kernels' indexing, masking, synchronisation
+// and numerics without a GPU; test/gpu runs the same cases (and bigger ones) on the hardware.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelCases.h"
+#include "Variants.h"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace xlc::test;
+using namespace xlc::test::variants;
+
+void expectOk(const CaseReport &report) {
+  std::printf("%s", report.describe().c_str());
+  EXPECT_TRUE(report.ok()) << report.describe();
+}
+
+TEST(Emulated, RmsNorm) {
+  EmuBackend be;
+  expectOk(runRmsNorm<EmuBackend, TinyRmsNorm>(be, "tiny, contiguous", {.rows = 5}));
+  expectOk(runRmsNorm<EmuBackend, TinyRmsNorm>(
+      be, "tiny, strided view (scalar path), no weight",
+      {.rows = 3, .offset = 3, .stride = 101, .weight = false}));
+  expectOk(runRmsNorm<EmuBackend, TinyRmsNormF32>(be, "tiny fp32", {.rows = 4}));
+  expectOk(runRmsNorm<EmuBackend, RmsNorm7B>(be, "7B width, last-token view",
+                                             {.rows = 2, .offset = 0, .stride = 3 * 4096}));
+}
+
+TEST(Emulated, NormGate) {
+  EmuBackend be;
+  expectOk(runNormGate<EmuBackend, TinyNormGate>(be, "tiny, o view of q|k|v|o",
+                                                 {.rows = 4, .oOffset = 96, .oStride = 192}));
+  expectOk(runNormGate<EmuBackend, TinyNormGate>(
+      be, "tiny, unaligned views (scalar path)",
+      {.rows = 3, .hOffset = 1, .hStride = 67, .oOffset = 5, .oStride = 77}));
+  expectOk(runNormGate<EmuBackend, NormGate7B>(be, "7B heads", {.rows = 2}));
+}
+
+TEST(Emulated, Swiglu) {
+  EmuBackend be;
+  expectOk(runSwiglu<EmuBackend, TinySwiglu>(be, "tiny, fused [gate | up]", {.rows = 3}));
+  expectOk(runSwiglu<EmuBackend, TinySwiglu>(
+      be, "tiny, unaligned (scalar path)", {.rows = 2, .stride = 389, .gateOffset = 1, .upOffset = 195}));
+}
+
+TEST(Emulated, SoftCap) {
+  EmuBackend be;
+  expectOk(runSoftCap<EmuBackend, SoftCapF32>(be, "fp32 with a tail", {.count = 2053}));
+  expectOk(runSoftCap<EmuBackend, SoftCapF32>(be, "fp32 misaligned", {.count = 999, .misaligned = true}));
+  expectOk(runSoftCap<EmuBackend, SoftCapBf16>(be, "bf16", {.count = 517}));
+}
+
+TEST(Emulated, Embedding) {
+  EmuBackend be;
+  expectOk(runEmbedding<EmuBackend, TinyEmbedding>(be, "tiny, valid tokens", {.rows = 6}));
+  expectOk(runEmbedding<EmuBackend, TinyEmbedding>(be, "tiny, out-of-range tokens",
+                                                   {.rows = 7, .badRows = {2, 5}}));
+}
+
+TEST(Emulated, ChunkwiseTiny) {
+  EmuBackend be;
+  expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B2 S37 (partial last chunk)", {.batch = 2, .seq = 37}));
+  expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B3 S5 (S < L)", {.batch = 3, .seq = 5, .seed = 8}));
+  expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B1 S32 zero initial state", {.batch = 1, .seq = 32, .initialState = false, .seed = 9}));
+  expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(
+      be, "L16 B1 S1", {.batch = 1, .seq = 1, .seed = 10}));
+  expectOk(runChunkwise<EmuBackend, TinyStates32, TinyOutputs32>(
+      be, "L32 two query blocks, B2 S50", {.batch = 2, .seq = 50, .seed = 12}));
+  expectOk(runChunkwise<EmuBackend, TinyStates32, TinyOutputs32>(
+      be, "L32, S20 (only the first query block of the chunk)", {.batch = 1, .seq = 20, .seed = 13}));
+  expectOk(runChunkwise<EmuBackend, TinyStates32, TinyOutputs32Wide>(
+      be, "L32 one wide query block, B2 S45", {.batch = 2, .seq = 45, .seed = 14}));
+  expectOk(runChunkwise<EmuBackend, TinySigStates16, TinySigOutputs16>(
+      be, "sigmoid gate, no normaliser, B2 S40", {.batch = 2, .seq = 40, .seed = 15}));
+  expectOk(runChunkwise<EmuBackend, TinyBf16States16, TinyBf16Outputs16>(
+      be, "bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 16}));
+  expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(
+      be, "no gate soft-cap, B1 S40", {.batch = 1, .seq = 40, .cap = 0.0, .seed = 17}));
+}
+
+// Whether this binary is built with AddressSanitizer (GCC's macro, clang's feature test).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+TEST(Emulated, Chunkwise7BHeads) {
+  if (kSanitized)
+    GTEST_SKIP() << "7B-head chunkwise emulation takes minutes under AddressSanitizer; the "
+                    "non-sanitized tree runs it (and every tiny-shape path runs here)";
+  EmuBackend be;
+  expectOk(runChunkwise<EmuBackend, States64, Outputs64>(
+      be, "7B heads L64 B1 S70", {.batch = 1, .seq = 70, .seed = 21}));
+  expectOk(runChunkwise<EmuBackend, States128, Outputs128>(
+      be, "7B heads L128 (two query blocks, DV tile 128) B1 S150", {.batch = 1, .seq = 150, .seed = 22}));
+}
+
+TEST(Emulated, DecodeTiny) {
+  EmuBackend be;
+  expectOk(runDecode<EmuBackend, TinyDecode>(be, "one tile per head, B2 x5 steps",
+                                             {.batch = 2, .steps = 5}));
+  expectOk(runDecode<EmuBackend, TinyDecodeSplit>(be, "two DV tiles per head, B3 x4 steps",
+                                                  {.batch = 3, .steps = 4, .seed = 12}));
+  expectOk(runDecode<EmuBackend, TinySigDecode>(be, "sigmoid gate, no normaliser",
+                                                {.batch = 2, .steps = 3, .seed = 13}));
+  expectOk(runDecode<EmuBackend, TinyBf16Decode>(be, "bf16 gates and state",
+                                                 {.batch = 2, .steps = 4, .seed = 14}));
+}
+
+TEST(Emulated, Decode7BHeads) {
+  EmuBackend be;
+  expectOk(runDecode<EmuBackend, Decode7B>(be, "7B heads B1 x2 steps", {.batch = 1, .steps = 2}));
+}
+
+} // namespace
