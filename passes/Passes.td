@@ -152,4 +152,20 @@ def AssignTileConfigs : Pass<"xlc-assign-tile-configs", "::mlir::ModuleOp"> {
   let dependentDialects = ["::xlc::xk::XkDialect"];
 }
 
+def VerifyKernelForm : Pass<"xlc-verify-kernel-form", "::mlir::ModuleOp"> {
+  let summary = "Checks that a module is in kernel form, ready for code generation.";
+  let description = [{
+    The seam between the kernel pipeline and codegen: the module has `@prefill` and
+    `@decode_step` and no `@forward`; their bodies hold only xk kernel ops, `xlstm.param`,
+    `xlstm.split` and `func.return`; every kernel op other than `xk.gemm` carries a `tile`.
+    Anything else is an error naming the op. Changes nothing.
+
+    Before and after (unchanged):
+    ```mlir
+    func.func @prefill(...) { %x = xk.embedding ... {tile = #xk.tile<threads = 256>} ... }
+    ```
+  }];
+  let dependentDialects = ["::xlc::xk::XkDialect"];
+}
+
 #endif // XLC_PASSES_TD

@@ -7,8 +7,8 @@
 //   xlc-kernel-pipeline     fused model-level IR -> xk kernels with tile configurations
 //   xlc-inference-pipeline  both
 //
-// Each phase ends with the verifier (run by the pass manager after every pass) and a
-// canonicalisation that removes what the fusions left dead.
+// The pass manager runs the IR verifier after every pass; the kernel pipeline ends with
+// xlc-verify-kernel-form, the seam codegen relies on.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,6 +34,7 @@ void buildKernelPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createLowerToKernels());
   pm.addPass(createAssignTileConfigs());
   pm.addPass(mlir::createCSEPass());
+  pm.addPass(createVerifyKernelForm());
 }
 
 void buildInferencePipeline(mlir::OpPassManager &pm) {
