@@ -7,8 +7,8 @@
 #                                          machine's own GoogleTest has no CMake package
 # Run it on this (development) machine, where the Debian packages are installed:
 #   scripts/vendor-headers.sh
-# .deps/ is not tracked: it travels with the working tree unless it is git-ignored (then name it
-# in the device run's carry list). About 6 MB.
+# .deps/ is git-ignored (.gitignore), so it travels to the GPU machine only when the device run
+# names it in its carry list: carry [".deps"]. About 6 MB.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deps="$here/.deps"

@@ -612,7 +612,7 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
         for (int j = tid % kRT; j < BL; j += kRT) {
           const int kPos = k0 + j;
           float pv = 0.0f;
-          if (t < rowsQ && j < rowsK && kPos < qPos)
+          if (t < rowsQ && j < rowsK && kPos <= qPos)
             pv = Ss[t * kLdS + j] * scale * expf(gU[kPos] - M);
           Ps[t * kLdP + j] = from_float<bf16>(pv);
           rowSum += pv;

@@ -5,7 +5,7 @@
 #
 # Needs: cmake, ninja, g++, the CUDA toolkit at /usr/local/cuda (NVRTC, headers) and a driver;
 # the header-only libraries the GPU machine lacks come from .deps/ (scripts/vendor-headers.sh,
-# run beforehand on the development machine; .deps/ must travel with the working tree).
+# run beforehand on the development machine; .deps/ is git-ignored, so carry it: carry [".deps"]).
 # GoogleTest: the machine's own CMake package if it has one, else built from .deps/googletest-src
 # (XLC_FORCE_VENDORED_GTEST=1 forces the latter).
 #

@@ -321,13 +321,12 @@ int main(int argc, char **argv) {
                "Artifact mode: compile every kernel with NVRTC (no GPU needed)")
       ->needs(artifactPath);
   WeightsOptions weights;
-  CLI::Option *weightsPath =
-      app.add_option("--weights", weights.path,
+  app.add_option("--weights", weights.path,
                      "Checkpoint to inspect: a directory holding model.safetensors or "
                      "model.safetensors.index.json (+ shards), a .safetensors file, or an "
                      "index file")
-          ->type_name("<dir|file>")
-          ->excludes(artifactPath);
+      ->type_name("<dir|file>")
+      ->excludes(artifactPath);
   CLI::Option *config =
       app.add_option("--config", weights.config,
                      "Hugging Face config.json to check names and shapes against (default: "
