@@ -14,26 +14,41 @@ using namespace mlir;
 namespace xlc::codegen {
 namespace art = xlc::artifact;
 
+namespace {
+
+/// The spec shared by the row-wise families: header, device function and family all named
+/// |family|, Config = xlc::device::<ConfigName><configArgs..., threads>, one block of |threads|
+/// per token row (grid.x = B·S).
+KernelSpec rowSpec(Operation *op, const std::string &family, const std::string &configName,
+                   const std::string &paramsType, const std::string &configArgs,
+                   int64_t threads) {
+  KernelSpec spec;
+  spec.family = family;
+  spec.header = family;
+  spec.function = family;
+  spec.config = "xlc::device::" + configName + "<" + configArgs + ", " + std::to_string(threads) +
+                ">";
+  spec.paramsType = paramsType;
+  spec.tile = tileText(op);
+  spec.block = {static_cast<std::uint32_t>(threads), 1, 1};
+  spec.grid[0] = art::Expr::batchSeq();
+  return spec;
+}
+
+} // namespace
+
 LogicalResult emitRmsNorm(xk::RMSNormOp op, EmitContext &ctx) {
   FailureOr<int64_t> threads = tileEntry(op, "threads");
   if (failed(threads))
     return failure();
   RankedTensorType type = op.getResult().getType();
   int64_t dim = type.getShape().back();
-  KernelSpec spec;
-  spec.family = "rms_norm";
-  spec.header = "rms_norm";
-  spec.config = "xlc::device::RmsNormConfig<" + cudaType(type.getElementType()) + ", " +
-                std::to_string(dim) + ", " + std::to_string(*threads) + ">";
-  spec.paramsType = "RmsNormParams";
-  spec.function = "rms_norm";
-  spec.tile = tileText(op);
+  KernelSpec spec = rowSpec(op, "rms_norm", "RmsNormConfig", "RmsNormParams",
+                            cudaType(type.getElementType()) + ", " + std::to_string(dim), *threads);
   // A folded norm has no weight: its slot is a null pointer, declared as an int64 zero.
   spec.params = {bufferParam("x"), i64Param("x_offset"), i64Param("x_stride"),
                  op.getWeight() ? bufferParam("weight") : i64Param("weight_null"),
                  bufferParam("y"), i64Param("rows"), f64Param("eps")};
-  spec.block = {static_cast<std::uint32_t>(*threads), 1, 1};
-  spec.grid[0] = art::Expr::batchSeq();
   art::KernelIndex kernel = ctx.kernel(makeKernel(spec));
 
   BufferView x = ctx.view(op.getInput());
@@ -56,21 +71,14 @@ LogicalResult emitNormGate(xk::NormGateOp op, EmitContext &ctx) {
     return failure();
   RankedTensorType type = op.getResult().getType();
   int64_t numHeads = op.getNumHeads(), width = type.getShape().back();
-  KernelSpec spec;
-  spec.family = "norm_gate";
-  spec.header = "norm_gate";
-  spec.config = "xlc::device::NormGateConfig<" + cudaType(type.getElementType()) + ", " +
-                std::to_string(numHeads) + ", " + std::to_string(width / numHeads) + ", " +
-                std::to_string(*threads) + ">";
-  spec.paramsType = "NormGateParams";
-  spec.function = "norm_gate";
-  spec.tile = tileText(op);
+  KernelSpec spec = rowSpec(op, "norm_gate", "NormGateConfig", "NormGateParams",
+                            cudaType(type.getElementType()) + ", " + std::to_string(numHeads) +
+                                ", " + std::to_string(width / numHeads),
+                            *threads);
   spec.params = {bufferParam("h"),      i64Param("h_offset"), i64Param("h_stride"),
                  bufferParam("weight"), bufferParam("o"),     i64Param("o_offset"),
                  i64Param("o_stride"),  bufferParam("out"),   i64Param("rows"),
                  f64Param("eps")};
-  spec.block = {static_cast<std::uint32_t>(*threads), 1, 1};
-  spec.grid[0] = art::Expr::batchSeq();
   art::KernelIndex kernel = ctx.kernel(makeKernel(spec));
 
   BufferView h = ctx.view(op.getInput()), o = ctx.view(op.getOgate());
@@ -93,19 +101,11 @@ LogicalResult emitSwiGLU(xk::SwiGLUOp op, EmitContext &ctx) {
     return failure();
   RankedTensorType type = op.getResult().getType();
   int64_t dim = type.getShape().back();
-  KernelSpec spec;
-  spec.family = "swiglu";
-  spec.header = "swiglu";
-  spec.config = "xlc::device::SwigluConfig<" + cudaType(type.getElementType()) + ", " +
-                std::to_string(dim) + ", " + std::to_string(*threads) + ">";
-  spec.paramsType = "SwigluParams";
-  spec.function = "swiglu";
-  spec.tile = tileText(op);
+  KernelSpec spec = rowSpec(op, "swiglu", "SwigluConfig", "SwigluParams",
+                            cudaType(type.getElementType()) + ", " + std::to_string(dim), *threads);
   spec.params = {bufferParam("gate"), i64Param("gate_offset"), i64Param("gate_stride"),
                  bufferParam("up"),   i64Param("up_offset"),   i64Param("up_stride"),
                  bufferParam("out"),  i64Param("rows")};
-  spec.block = {static_cast<std::uint32_t>(*threads), 1, 1};
-  spec.grid[0] = art::Expr::batchSeq();
   // grid.y = Config::kColBlocks = ceil(dim / (threads·8)).
   spec.grid[1] = art::Expr::constant(static_cast<std::uint64_t>((dim + *threads * 8 - 1) /
                                                                 (*threads * 8)));
@@ -130,16 +130,9 @@ LogicalResult emitSoftCap(xk::SoftCapOp op, EmitContext &ctx) {
   if (x.offset != 0 || x.stride != type.getShape().back())
     return op.emitError() << "soft_cap works in place on a contiguous buffer";
   int64_t width = type.getShape().back();
-  KernelSpec spec;
-  spec.family = "soft_cap";
-  spec.header = "soft_cap";
-  spec.config = "xlc::device::SoftCapConfig<" + cudaType(type.getElementType()) + ", " +
-                std::to_string(*threads) + ">";
-  spec.paramsType = "SoftCapParams";
-  spec.function = "soft_cap";
-  spec.tile = tileText(op);
+  KernelSpec spec = rowSpec(op, "soft_cap", "SoftCapConfig", "SoftCapParams",
+                            cudaType(type.getElementType()), *threads);
   spec.params = {bufferParam("x"), i64Param("count"), f64Param("cap")};
-  spec.block = {static_cast<std::uint32_t>(*threads), 1, 1};
   // ceil(rows·V / (threads·8)) blocks.
   spec.grid[0] = art::ceilDiv(art::Expr::batchSeq(static_cast<std::uint64_t>(width)),
                               static_cast<std::uint64_t>(*threads * 8));
