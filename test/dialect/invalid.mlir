@@ -268,3 +268,27 @@ func.func @f(%x: tensor<?x?x64xbf16>, %n: tensor<32xbf16>, %wg: tensor<192x64xbf
   %y = xlstm.ffn_block %x, %n, %wg, %wg, %wd : tensor<?x?x64xbf16>, tensor<32xbf16>, tensor<192x64xbf16>, tensor<64x192xbf16>
   return
 }
+
+// -----
+
+// Tests that an assembled parameter's sources add up to its shape.
+xlstm.parameter @q : tensor<32x64xbf16> = "q"
+// expected-error @+1 {{sources add up to 32 along axis 0 but the parameter has 64}}
+xlstm.assembled_parameter @qk : tensor<64x64xbf16> = concat [@q]
+
+// -----
+
+// Tests that a folded norm weight is as long as the weight's rows.
+xlstm.parameter @q : tensor<32x64xbf16> = "q"
+xlstm.parameter @n : tensor<32xbf16> = "n"
+// expected-error @+1 {{scale_columns @n of type 'tensor<32xbf16>' must be a vector as long as the rows of 'tensor<32x64xbf16>'}}
+xlstm.assembled_parameter @qs : tensor<32x64xbf16> = concat [@q] scale_columns @n
+
+// -----
+
+// Tests that a split's slices add up to its input.
+func.func @f(%x: tensor<?x?x64xbf16>) {
+  // expected-error @+1 {{slices add up to 48 features but the input has 64}}
+  %a, %b = xlstm.split %x : tensor<?x?x64xbf16> -> tensor<?x?x32xbf16>, tensor<?x?x16xbf16>
+  return
+}

@@ -103,3 +103,25 @@ func.func @blocks(%x: tensor<?x?x64xbf16>, %n: tensor<64xbf16>, %wqk: tensor<32x
       : tensor<?x?x64xbf16>, tensor<64xbf16>, tensor<192x64xbf16>, tensor<64x192xbf16>
   return %f, %s1 : tensor<?x?x64xbf16>, !xlstm.state<2x16x32xf32>
 }
+
+// -----
+
+// Tests assembled parameters (fused and folded weights) and splits of fused projections.
+// CHECK: xlstm.assembled_parameter @qk : tensor<64x64xbf16> = concat [@q, @k] scale_columns @n
+// CHECK: xlstm.assembled_parameter @qk1 : tensor<32x128xbf16> = concat [@q, @k] {axis = 1 : i64}
+// CHECK-LABEL: func.func @split
+// CHECK: %[[W:.+]] = xlstm.param @qk : tensor<64x64xbf16>
+// CHECK: %[[P:.+]] = xlstm.linear %{{.+}}, %[[W]]
+// CHECK: %[[S:.+]]:2 = xlstm.split %[[P]] : tensor<?x?x64xbf16> -> tensor<?x?x32xbf16>, tensor<?x?x32xbf16>
+// CHECK: return %[[S]]#1
+xlstm.parameter @q : tensor<32x64xbf16> = "q"
+xlstm.parameter @k : tensor<32x64xbf16> = "k"
+xlstm.parameter @n : tensor<64xbf16> = "n"
+xlstm.assembled_parameter @qk : tensor<64x64xbf16> = concat [@q, @k] scale_columns @n
+xlstm.assembled_parameter @qk1 : tensor<32x128xbf16> = concat [@q, @k] {axis = 1 : i64}
+func.func @split(%x: tensor<?x?x64xbf16>) -> tensor<?x?x32xbf16> {
+  %w = xlstm.param @qk : tensor<64x64xbf16>
+  %p = xlstm.linear %x, %w : tensor<?x?x64xbf16>, tensor<64x64xbf16> -> tensor<?x?x64xbf16>
+  %a, %b = xlstm.split %p : tensor<?x?x64xbf16> -> tensor<?x?x32xbf16>, tensor<?x?x32xbf16>
+  return %b : tensor<?x?x32xbf16>
+}
