@@ -1,0 +1,45 @@
+//===- CudaBackend.h - Running an artifact on an NVIDIA GPU ------*- C++ -*-===//
+//
+// The CUDA backend: the driver is loaded with dlopen (runtime/cuda/DriverApi.h), every kernel of
+// the artifact is compiled with NVRTC for the device's architecture through a disk cache
+// (KernelCache.h), GEMM steps run on cuBLASLt (CublasLt.h, also dlopen'ed), and all activation
+// and workspace buffers live in one device arena planned by the compiler (sized at the backend's
+// limits). Weights are assembled from the checkpoint on the host (WeightAssembly.h) and uploaded
+// once in their artifact dtypes. Each decode_step call shape (first slot, batch) is captured
+// once into a CUDA graph and replayed.
+//
+// Errors, each an xlc::Error with a message that says what to do: no driver or no GPU, a driver
+// older than the NVRTC that compiles the kernels, an artifact built for another architecture,
+// weights that do not match the artifact, and not enough device memory (the message lists what
+// each part needs). Nothing is left allocated when construction fails.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_RUNTIME_EXEC_CUDA_CUDABACKEND_H
+#define XLC_RUNTIME_EXEC_CUDA_CUDABACKEND_H
+
+#include "runtime/exec/Backend.h"
+
+#include <memory>
+#include <string>
+
+namespace xlc::exec {
+
+struct CudaBackendOptions {
+  int deviceOrdinal = 0;
+  /// Kernel cache directory; empty = $XLC_CACHE_DIR, else $XDG_CACHE_HOME/xlc/kernels, else
+  /// ~/.cache/xlc/kernels. "off" disables the disk cache.
+  std::string cacheDir;
+  /// Capture decode steps into CUDA graphs (replayed on later calls of the same shape).
+  bool useGraphs = true;
+  /// Progress and timing lines on stderr (kernel compilation, weight upload).
+  bool verbose = false;
+};
+
+/// Loads the device, compiles (or loads from the cache) every kernel, uploads the weights.
+std::unique_ptr<Backend> createCudaBackend(const artifact::Artifact &artifact,
+                                           const weights::Checkpoint &checkpoint, Limits limits,
+                                           const CudaBackendOptions &options = {});
+
+} // namespace xlc::exec
+
+#endif // XLC_RUNTIME_EXEC_CUDA_CUDABACKEND_H
