@@ -151,6 +151,7 @@ private:
   void compileKernels(const CudaBackendOptions &options);
   void allocate();
   void uploadWeights(const weights::Checkpoint &checkpoint);
+  void warmUp();
   CUdeviceptr address(art::BufferId id, std::uint64_t firstSlot, std::uint64_t batch,
                       std::uint64_t seq) const;
   void enqueue(const art::Function &fn, std::uint64_t firstSlot, std::uint64_t batch,
@@ -185,6 +186,7 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   allocate();
   blas_ = std::make_unique<CublasLt>();
   uploadWeights(checkpoint);
+  warmUp();
   resetStates(0, limits.maxBatch);
   device_.synchronize();
   std::size_t freeBytes = 0, totalBytes = 0;
@@ -334,6 +336,21 @@ void CudaBackend::uploadWeights(const weights::Checkpoint &checkpoint) {
   if (options_.verbose)
     fmt::print(stderr, "[xlc] {} of weights assembled and uploaded in {:.1f} s\n",
                gib(weightBytes(a)), secondsSince(start));
+}
+
+/// Runs every function once on slot 0 (one chunk of prefill, one decode step), so that what a
+/// first call would otherwise pay for -- the driver's lazy module loading, cuBLASLt's algorithm
+/// choice, the capture of the batch-1 decode graph -- is paid at start, not in the time to the
+/// first token. The caller resets the state afterwards.
+void CudaBackend::warmUp() {
+  const art::Artifact &a = artifact();
+  const std::uint64_t seq = std::min<std::uint64_t>(limits().maxSeq, a.model.chunkSize);
+  std::vector<std::int32_t> tokens(seq, static_cast<std::int32_t>(a.model.bosTokenId));
+  std::vector<float> logits(vocabSize());
+  if (a.findFunction("prefill"))
+    run("prefill", 0, 1, seq, tokens, logits, Logits::LastPosition);
+  if (a.findFunction("decode_step"))
+    run("decode_step", 0, 1, 1, std::span(tokens).first(1), logits, Logits::LastPosition);
 }
 
 CUdeviceptr CudaBackend::address(art::BufferId id, std::uint64_t firstSlot, std::uint64_t batch,

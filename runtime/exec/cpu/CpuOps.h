@@ -1,0 +1,111 @@
+//===- CpuOps.h - fp32 kernels of the CPU backend ---------------*- C++ -*-===//
+//
+// The numerical work of the CPU backend, on raw fp32 pointers and plain sizes: nothing here
+// knows the artifact. CpuBackend.cpp reads a step's arguments and attributes, checks them
+// against the buffers, and calls one of these. Every function splits its work over a
+// ThreadPool; results do not depend on the number of threads (every output element is computed
+// by exactly one task with a fixed order of operations).
+//
+// Semantics are those of docs/kernels.md and of the float64 reference (runtime/reference),
+// computed in fp32 with fp32 accumulators; row reductions (RMSNorm, LayerNorm statistics) and
+// the scalar gate math of the mLSTM cell are carried in double, which costs nothing measurable
+// and keeps this oracle closer to the reference.
+//
+// Views: a strided input (base, offset, stride) in elements: element (r, c) is
+// base[r·stride + offset + c] (docs/kernels.md "Views"). Outputs are contiguous.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_RUNTIME_EXEC_CPU_CPUOPS_H
+#define XLC_RUNTIME_EXEC_CPU_CPUOPS_H
+
+#include <cstddef>
+#include <cstdint>
+
+namespace xlc::exec {
+
+class ThreadPool;
+
+namespace cpu {
+
+/// A read-only strided row view.
+struct View {
+  const float *base = nullptr;
+  std::int64_t offset = 0;
+  std::int64_t stride = 0;
+  const float *row(std::int64_t r) const { return base + r * stride + offset; }
+};
+
+enum class GemmEpilogue { None, Bias, ResidualAdd };
+
+/// D[m, n] = A[m, k] · B[n, k]ᵀ (+ bias[n] | + C[m, n]), all row-major and contiguous (leading
+/// dimensions k, k, n, n), fp32 with fp32 accumulation. |extra| is the bias or C (null for
+/// None). D must not overlap A or B; D == C is allowed (each element of C is read before the
+/// same element of D is written, by the same task).
+///
+/// Blocking: B is packed per (KC × NC) block into NR-column panels laid out k-major, so the
+/// micro-kernel (MR rows × NR columns of D in registers) streams A rows and one panel with unit
+/// stride; tasks are (row block, column block) pairs, each packing its own B block (the packing
+/// is ~1/(2·MC) of the work). With m below MR the packing would cost as much as the product, so
+/// those calls take a dot-product path over B's rows instead. The micro-kernel is compiled for
+/// AVX-512, AVX2+FMA and baseline x86-64 and picked at load time.
+void gemm(ThreadPool &pool, std::int64_t m, std::int64_t n, std::int64_t k, const float *a,
+          const float *b, float *d, GemmEpilogue epilogue, const float *extra);
+
+/// y[r, :] = x[r, :] · rsqrt(mean(x[r, :]²) + eps) · w (w null = no weight), r < rows,
+/// dim features; y [rows, dim] contiguous.
+void rmsNorm(ThreadPool &pool, View x, const float *weight, float *y, std::int64_t rows,
+             std::int64_t dim, double eps);
+
+/// Multi-head LayerNorm times weight times the sigmoid output gate, per row and head (features
+/// [hd·headDim, (hd+1)·headDim)): out = (h − μ)·rsqrt(σ² + eps) · w · σ(o), σ² the biased,
+/// centred variance. out [rows, numHeads·headDim] contiguous.
+void normGate(ThreadPool &pool, View h, const float *weight, View o, float *out,
+              std::int64_t rows, std::int64_t numHeads, std::int64_t headDim, double eps);
+
+/// out[r, c] = silu(gate[r, c]) · up[r, c]; out [rows, dim] contiguous.
+void swiglu(ThreadPool &pool, View gate, View up, float *out, std::int64_t rows,
+            std::int64_t dim);
+
+/// x[i] = cap·tanh(x[i]/cap) in place for i < count (cap > 0).
+void softCap(ThreadPool &pool, float *x, std::int64_t count, double cap);
+
+/// out[r, :] = table[tokens[r], :] for r < rows; a token outside [0, vocab) gives a zero row.
+/// Returns 0, or 1 + the index of the first row with a bad token (the error-flag convention of
+/// the embedding kernel, docs/kernels.md).
+std::int64_t embedding(ThreadPool &pool, const std::int32_t *tokens, const float *table,
+                       std::int64_t vocab, std::int64_t dim, float *out, std::int64_t rows);
+
+enum class InputGate { Exp, Sigmoid };
+enum class Normalizer { MaxAbs, None };
+
+/// The mLSTM cell on the model layout (docs/kernels.md "The mLSTM cell configuration"): rows are
+/// b·seq + t; head hd reads columns [hd·dqk, (hd+1)·dqk) of q and k, [hd·dv, (hd+1)·dv) of v,
+/// and column hd of the raw gate views. State C [batch, NH, dqk, dv], n [batch, NH, dqk],
+/// m [batch, NH] (the stabilised states, read and updated in place), h [batch·seq, NH·dv].
+struct MlstmCell {
+  View q, k, v, igate, fgate;
+  float *C = nullptr, *n = nullptr, *m = nullptr;
+  float *h = nullptr;
+  std::int64_t batch = 0, seq = 0, numHeads = 0, dqk = 0, dv = 0;
+  double eps = 0;          ///< MaxAbs only
+  double gateSoftCap = 0;  ///< 0 = none
+  InputGate inputGate = InputGate::Exp;
+  Normalizer normalizer = Normalizer::MaxAbs;
+};
+
+/// Runs the cell over all seq tokens in the recurrent stabilised form (runtime/reference
+/// MlstmCell.h), per (b, head), token by token:
+///   ĩ, f̃ ← cap·tanh(·/cap) if cap > 0;  lf = logσ(f̃);  ig = ĩ (Exp) or logσ(ĩ) (Sigmoid)
+///   m' = max(lf + m, ig);  fa = e^{lf + m − m'};  ia = e^{ig − m'}
+///   C' = fa·C + ia·k vᵀ;  n' = fa·n + ia·k;  q̂ = q/√dqk
+///   h = q̂ᵀC' / (max(|q̂ᵀn'|, e^{−m'}) + eps)    (MaxAbs)    or    h = e^{m'}·q̂ᵀC'   (None)
+/// The chunkwise and recurrent forms are the same function (MlstmCell.h), so this serves both
+/// the prefill (chunkwise) and the decode step. C is read and written once per token in one
+/// pass; the (b, head) pairs and, when there are fewer pairs than threads, column blocks of C
+/// are the tasks (each block task recomputes the cheap scalar gates and n locally).
+void mlstmRecurrent(ThreadPool &pool, const MlstmCell &cell);
+
+} // namespace cpu
+} // namespace xlc::exec
+
+#endif // XLC_RUNTIME_EXEC_CPU_CPUOPS_H

@@ -1,0 +1,83 @@
+//===- RandomCheckpoint.h - Reference configs and checkpoints on disk -*- C++ -*-===//
+//
+// The bridge between the float64 reference and the files the runtime reads:
+//
+//   - modelConfigFromHfJson: a Hugging Face xLSTM config.json as a ref::ModelConfig, with the
+//     sizes computed exactly as transformers does (weights::XlstmConfig) and the numerics fields
+//     (norm_eps, cell_norm_eps, eps, gate_soft_cap, output_logit_soft_cap, tie_word_embeddings,
+//     add_out_norm, and xlc's extension xlc_input_gate) read with the defaults and rules of the
+//     compiler's importer (models/import/ModelConfig.cpp; the runtime cannot include it, so the
+//     rules are mirrored here and must be kept in step with it);
+//   - writeCheckpoint / readCheckpointWeights: ModelWeights to and from a safetensors file under
+//     the checkpoint names of shared/reference/xlstm-7b.md §5.1;
+//   - writeRandomCheckpoint: config.json → ref::randomWeights → <dir>/model.safetensors plus a
+//     copy of config.json, i.e. a model directory every xlc tool accepts (xlc-random-weights).
+//
+// Tied embeddings: transformers' save_pretrained stores lm_head.weight even when it is tied to
+// the embedding (docs/parity/hf-checkpoints.md), so writeCheckpoint does too, with the
+// embedding's values.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_RUNTIME_REFERENCE_RANDOMCHECKPOINT_H
+#define XLC_RUNTIME_REFERENCE_RANDOMCHECKPOINT_H
+
+#include "runtime/reference/Model.h"
+#include "runtime/weights/DType.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace xlc::weights {
+class Checkpoint;
+}
+
+namespace xlc::ref {
+
+/// A config.json read as the compiler reads it. Defaults when a field is absent: norm_eps 1e-6,
+/// cell_norm_eps = norm_eps, eps 1e-6, gate_soft_cap 15, output_logit_soft_cap 30 (a soft cap
+/// that is present and null is disabled), tie_word_embeddings false, xlc_input_gate "exp";
+/// add_out_norm is always true (Hugging Face applies out_norm whatever the field says; a false
+/// value is reported in |warnings|); the normalizer is max_abs. Configs the compiler refuses
+/// (use_bias, a fused weight_mode, add_qk_norm / add_post_norm / add_embedding_dropout) are
+/// refused too. Throws xlc::Error naming |source| and the field.
+ModelConfig modelConfigFromHfJsonText(std::string_view jsonText, std::string_view source,
+                                      std::vector<std::string> *warnings = nullptr);
+/// The same from a file.
+ModelConfig modelConfigFromHfJson(const std::string &path,
+                                  std::vector<std::string> *warnings = nullptr);
+
+/// What a checkpoint write produced.
+struct CheckpointSummary {
+  std::string path;               ///< the .safetensors file
+  std::size_t tensors = 0;
+  std::uint64_t parameters = 0;   ///< elements over all tensors (lm_head counted when stored)
+  std::uint64_t bytes = 0;        ///< tensor data bytes
+  weights::DType dtype = weights::DType::F32;
+};
+
+/// Writes every tensor of |config| from |weights| (plus lm_head.weight = embedding when tied)
+/// into <directory>/model.safetensors, atomically, as |dtype| (F32, or BF16 rounded to nearest
+/// even), with metadata {"format": "pt"}. Creates the directory if needed.
+CheckpointSummary writeCheckpoint(const ModelConfig &config, const ModelWeights &weights,
+                                  const std::string &directory, weights::DType dtype);
+
+/// The tensors of |config| read back from |checkpoint| as float64 (exact: every F32, BF16 and
+/// F16 value is a double). The result passes validateWeights.
+ModelWeights readCheckpointWeights(const ModelConfig &config, const weights::Checkpoint &checkpoint);
+
+struct RandomCheckpointOptions {
+  std::uint64_t seed = 0;
+  weights::DType dtype = weights::DType::F32; ///< F32 or BF16
+};
+
+/// Reads |configPath| (modelConfigFromHfJson), draws randomWeights(config, seed), writes
+/// <outDir>/model.safetensors and copies the config to <outDir>/config.json (unless it is
+/// already that file).
+CheckpointSummary writeRandomCheckpoint(const std::string &configPath, const std::string &outDir,
+                                        const RandomCheckpointOptions &options);
+
+} // namespace xlc::ref
+
+#endif // XLC_RUNTIME_REFERENCE_RANDOMCHECKPOINT_H

@@ -1,0 +1,233 @@
+//===- BackendTests.cpp - The CUDA backend against the CPU backend --------===//
+//
+// Whole-model checks of the CUDA backend (NVRTC kernels, cuBLASLt GEMMs, the planned arena, CUDA
+// graphs) on the GPU, with the CPU backend (fp32, itself checked against the float64 reference in
+// CI) as the oracle, on the same random weights:
+//   - prefill logits (all positions) for lengths that are and are not multiples of the chunk;
+//   - decode steps after a prefill (graph-captured), and the recurrent state they leave;
+//   - a batch of sequences in neighbouring slots, and slot isolation;
+//   - graph replay gives the same numbers as eager launches;
+//   - errors: bad token ids, an artifact for another architecture, mismatched weights;
+//   - the kernel cache: a second backend loads every kernel from disk.
+//
+// Artifacts come from the compiler, which the GPU machine lacks: they are compiled on the
+// development machine and found in $XLC_GPU_ARTIFACTS (default <repository>/.artifacts), as
+// <model>.xlca next to models/<model>/config.json. Every test SKIPS with the reason when there is
+// no GPU or no artifact.
+//
+// Tolerance: the GPU runs bf16 weights and activations with fp32 accumulation and fp32 state;
+// one bf16 rounding is 2^-9 ≈ 2e-3 relative, and a 2-block model applies some ten roundings in
+// sequence on the path to the logits, so relative L2 errors of a few 1e-3 are expected; the bound
+// is 3e-2. NaN fails (the metric is +inf then).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/artifact/Serialize.h"
+#include "runtime/cuda/DriverApi.h"
+#include "runtime/exec/cpu/CpuBackend.h"
+#include "runtime/exec/cuda/CudaBackend.h"
+#include "runtime/reference/RandomCheckpoint.h"
+#include "runtime/support/Error.h"
+#include "runtime/weights/Checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+namespace xlc::exec {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr double kTolerance = 3e-2;
+
+double relativeL2(std::span<const float> out, std::span<const float> ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (!std::isfinite(out[i]))
+      return INFINITY;
+    const double d = static_cast<double>(out[i]) - ref[i];
+    num += d * d;
+    den += static_cast<double>(ref[i]) * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+/// The repository root: $XLC_REPO_DIR (binaries built elsewhere and carried to the GPU machine),
+/// else the source tree this binary was built from.
+fs::path repoDir() {
+  if (const char *dir = std::getenv("XLC_REPO_DIR"); dir && *dir)
+    return dir;
+  return XLC_SOURCE_DIR;
+}
+
+fs::path artifactDir() {
+  if (const char *dir = std::getenv("XLC_GPU_ARTIFACTS"); dir && *dir)
+    return dir;
+  return repoDir() / ".artifacts";
+}
+
+/// One model: its artifact, random bf16 weights, a CPU and a CUDA backend on them.
+struct Model {
+  artifact::Artifact artifact;
+  std::unique_ptr<weights::Checkpoint> checkpoint;
+  std::unique_ptr<Backend> cpu, gpu;
+  fs::path work;
+};
+
+class BackendTest : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override {
+    std::string reason;
+    if (!cuda::cudaAvailable(&reason))
+      GTEST_SKIP() << "no GPU: " << reason;
+    const fs::path path = artifactDir() / (GetParam() + ".xlca");
+    if (!fs::exists(path))
+      GTEST_SKIP() << "no artifact " << path << " (compile models/" << GetParam()
+                   << "/config.json with xlc-compile into " << artifactDir() << ")";
+    model_.artifact = artifact::loadArtifact(path.string());
+    model_.work = fs::temp_directory_path() / ("xlc-gpu-backend-" + GetParam());
+    fs::remove_all(model_.work);
+    ref::writeRandomCheckpoint(
+        (repoDir() / "models" / GetParam() / "config.json").string(),
+        (model_.work / "weights").string(), {.seed = 7, .dtype = weights::DType::BF16});
+    model_.checkpoint = std::make_unique<weights::Checkpoint>(
+        weights::Checkpoint::open((model_.work / "weights").string()));
+    CudaBackendOptions options;
+    options.cacheDir = (model_.work / "cache").string();
+    model_.cpu = createCpuBackend(model_.artifact, *model_.checkpoint, limits_);
+    model_.gpu = createCudaBackend(model_.artifact, *model_.checkpoint, limits_, options);
+  }
+
+  std::vector<std::int32_t> randomTokens(std::size_t count, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<std::int32_t> t(count);
+    for (auto &x : t)
+      x = static_cast<std::int32_t>(rng() % model_.artifact.model.vocabSize);
+    return t;
+  }
+
+  /// Runs |function| on both backends and returns the relative L2 error of the GPU's logits.
+  double compare(std::string_view function, std::uint64_t slot, std::uint64_t batch,
+                 std::uint64_t seq, const std::vector<std::int32_t> &tokens, Logits which) {
+    const std::uint64_t rows = which == Logits::AllPositions ? batch * seq : batch;
+    std::vector<float> a(rows * model_.artifact.model.vocabSize), b(a.size());
+    model_.cpu->run(function, slot, batch, seq, tokens, a, which);
+    model_.gpu->run(function, slot, batch, seq, tokens, b, which);
+    return relativeL2(b, a);
+  }
+
+  double stateError(std::uint64_t slot) {
+    double worst = 0;
+    for (std::size_t i = 0; i < 3 * model_.artifact.model.numBlocks; ++i) {
+      std::vector<float> a = model_.cpu->readState(slot, i), b = model_.gpu->readState(slot, i);
+      worst = std::max(worst, relativeL2(b, a));
+    }
+    return worst;
+  }
+
+  Limits limits_{3, 320};
+  Model model_;
+};
+
+TEST_P(BackendTest, PrefillMatchesCpuAtEveryPosition) {
+  for (std::uint64_t seq : {1, 17, 64, 100, 320}) {
+    model_.cpu->resetStates(0, 1);
+    model_.gpu->resetStates(0, 1);
+    const double err =
+        compare("prefill", 0, 1, seq, randomTokens(seq, seq), Logits::AllPositions);
+    std::printf("[gpu] %s prefill S=%llu: rel L2 %.3g\n", GetParam().c_str(),
+                static_cast<unsigned long long>(seq), err);
+    EXPECT_LT(err, kTolerance) << "S=" << seq;
+    EXPECT_LT(stateError(0), kTolerance) << "state after S=" << seq;
+  }
+}
+
+TEST_P(BackendTest, DecodeStepsAndBatchedSlotsMatchCpu) {
+  const std::uint64_t batch = 3, seq = 33;
+  model_.cpu->resetStates(0, batch);
+  model_.gpu->resetStates(0, batch);
+  EXPECT_LT(compare("prefill", 0, batch, seq, randomTokens(batch * seq, 1), Logits::LastPosition),
+            kTolerance);
+  double worst = 0;
+  for (int step = 0; step < 8; ++step) {
+    const double err =
+        compare("decode_step", 0, batch, 1, randomTokens(batch, 100 + step), Logits::LastPosition);
+    worst = std::max(worst, err);
+  }
+  std::printf("[gpu] %s decode (batch 3, 8 steps): worst rel L2 %.3g, state %.3g\n",
+              GetParam().c_str(), worst, stateError(2));
+  EXPECT_LT(worst, kTolerance);
+  for (std::uint64_t s = 0; s < batch; ++s)
+    EXPECT_LT(stateError(s), kTolerance) << "slot " << s;
+
+  // Slot isolation: a decode step on slot 1 alone leaves slots 0 and 2 as they were.
+  std::vector<float> before0 = model_.gpu->readState(0, 0), before2 = model_.gpu->readState(2, 0);
+  EXPECT_LT(compare("decode_step", 1, 1, 1, randomTokens(1, 5), Logits::LastPosition), kTolerance);
+  EXPECT_EQ(model_.gpu->readState(0, 0), before0);
+  EXPECT_EQ(model_.gpu->readState(2, 0), before2);
+}
+
+TEST_P(BackendTest, GraphReplayEqualsEagerLaunches) {
+  CudaBackendOptions eager;
+  eager.useGraphs = false;
+  eager.cacheDir = (model_.work / "cache").string();
+  auto other = createCudaBackend(model_.artifact, *model_.checkpoint, limits_, eager);
+  const std::uint64_t v = model_.artifact.model.vocabSize;
+  std::vector<float> a(2 * v), b(2 * v);
+  auto prompt = randomTokens(2 * 20, 3);
+  model_.gpu->resetStates(0, 2);
+  model_.gpu->run("prefill", 0, 2, 20, prompt, a);
+  other->run("prefill", 0, 2, 20, prompt, b);
+  EXPECT_EQ(a, b);
+  for (int step = 0; step < 4; ++step) {
+    auto tokens = randomTokens(2, 50 + step);
+    model_.gpu->run("decode_step", 0, 2, 1, tokens, a);
+    other->run("decode_step", 0, 2, 1, tokens, b);
+    EXPECT_LT(relativeL2(b, a), 1e-6) << "step " << step;
+  }
+}
+
+TEST_P(BackendTest, ReportsBadInput) {
+  const std::uint64_t v = model_.artifact.model.vocabSize;
+  std::vector<float> logits(v);
+  std::vector<std::int32_t> tokens = randomTokens(4, 9);
+  tokens[2] = static_cast<std::int32_t>(v);
+  try {
+    model_.gpu->run("prefill", 0, 1, 4, tokens, logits);
+    FAIL() << "a token id equal to the vocabulary size was accepted";
+  } catch (const Error &e) {
+    EXPECT_NE(std::string(e.what()).find("outside the vocabulary"), std::string::npos) << e.what();
+  }
+  artifact::Artifact other = model_.artifact;
+  other.targetArch = "sm_80";
+  EXPECT_THROW(createCudaBackend(other, *model_.checkpoint, limits_), Error);
+}
+
+TEST_P(BackendTest, SecondStartLoadsKernelsFromTheCache) {
+  // SetUp compiled every kernel into work/cache; one file per distinct kernel.
+  std::size_t files = 0;
+  for (const auto &entry : fs::directory_iterator(model_.work / "cache"))
+    files += entry.path().extension() == ".cubin";
+  EXPECT_EQ(files, model_.artifact.kernels.size());
+  CudaBackendOptions options;
+  options.cacheDir = (model_.work / "cache").string();
+  options.verbose = true;
+  auto again = createCudaBackend(model_.artifact, *model_.checkpoint, limits_, options);
+  std::printf("[gpu] %s second start: %s\n", GetParam().c_str(), again->description().c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, BackendTest,
+                         ::testing::Values("xlstm-tiny", "xlstm-sig-tied", "xlstm-125m"),
+                         [](const auto &info) {
+                           std::string name = info.param;
+                           for (char &c : name)
+                             if (c == '-')
+                               c = '_';
+                           return name;
+                         });
+
+} // namespace
+} // namespace xlc::exec

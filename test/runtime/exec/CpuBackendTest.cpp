@@ -1,0 +1,450 @@
+//===- CpuBackendTest.cpp - The CPU backend against the float64 reference ===//
+//
+// End to end on two compiled models (artifacts made by xlc-compile at build time):
+//   xlstm-tiny      exp input gate, gate and logit soft-caps, untied head, V 50304, chunk 16;
+//   xlstm-sig-tied  sigmoid input gate, no soft-caps, tied embeddings, bf16 state, chunk 32.
+// Each model gets random weights written to a temporary checkpoint (RandomCheckpoint), with the
+// input-gate biases spread around 0 instead of the 7B's −10 so that the recurrent state carries
+// real signal. The reference forward (ref::modelForward, float64) reads the very same weights
+// back from the checkpoint, so the only difference is the CPU backend's fp32 arithmetic: the
+// relative L2 error ‖out − ref‖/‖ref‖ is ~1e-6; the tests assert < 1e-4 (NaN fails).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/artifact/Serialize.h"
+#include "runtime/exec/cpu/CpuBackend.h"
+#include "runtime/reference/ModelForward.h"
+#include "runtime/reference/RandomCheckpoint.h"
+#include "runtime/support/Error.h"
+#include "runtime/weights/Checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <unistd.h>
+
+namespace xlc::exec {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr double kTolerance = 1e-4;
+
+// AddressSanitizer's allocator reports a failed huge allocation as a fatal error instead of
+// throwing std::bad_alloc, so the allocation-failure check is skipped under it.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+constexpr Limits kLimits{3, 48}; // 3 slots, up to 48 tokens per call
+constexpr unsigned kThreads = 2;
+
+/// One compiled model with random weights on disk and a CPU backend over them.
+struct Model {
+  std::string name;
+  artifact::Artifact artifact;
+  ref::ModelConfig config;
+  fs::path dir;
+  std::unique_ptr<weights::Checkpoint> checkpoint;
+  ref::ModelWeights weights; ///< read back from the checkpoint: exactly what the backend uses
+  std::unique_ptr<Backend> backend;
+
+  ~Model() {
+    backend.reset();
+    checkpoint.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::int64_t vocab() const { return config.vocabSize; }
+};
+
+/// The models, built once per process (the backend is shared; every test resets the slots it
+/// uses before relying on their state).
+Model &model(const std::string &name) {
+  static std::map<std::string, std::unique_ptr<Model>> models;
+  std::unique_ptr<Model> &slot = models[name];
+  if (slot)
+    return *slot;
+  const std::string artifactPath =
+      name == "xlstm-tiny" ? XLC_TEST_TINY_ARTIFACT : XLC_TEST_SIG_ARTIFACT;
+  const std::string configPath = name == "xlstm-tiny" ? XLC_TEST_TINY_CONFIG : XLC_TEST_SIG_CONFIG;
+  auto m = std::make_unique<Model>();
+  m->name = name;
+  m->artifact = artifact::loadArtifact(artifactPath);
+  m->config = ref::modelConfigFromHfJson(configPath);
+  m->dir = fs::temp_directory_path() / fmt::format("xlc-exec-cpu-{}-{}", ::getpid(), name);
+  ref::ModelWeights drawn = ref::randomWeights(m->config, name == "xlstm-tiny" ? 101 : 202);
+  ref::Random rng(7);
+  for (ref::BlockWeights &b : drawn.blocks)
+    b.igateBias = rng.normal(b.igateBias.shape, 0.0, 3.0);
+  ref::writeCheckpoint(m->config, drawn, m->dir.string(), weights::DType::F32);
+  m->checkpoint = std::make_unique<weights::Checkpoint>(weights::Checkpoint::open(m->dir.string()));
+  m->weights = ref::readCheckpointWeights(m->config, *m->checkpoint);
+  m->backend = createCpuBackend(m->artifact, *m->checkpoint, kLimits, kThreads);
+  slot = std::move(m);
+  return *slot;
+}
+
+std::vector<std::int32_t> randomTokens(std::mt19937 &rng, std::size_t count, std::int64_t vocab) {
+  std::uniform_int_distribution<std::int32_t> dist(0, static_cast<std::int32_t>(vocab - 1));
+  std::vector<std::int32_t> t(count);
+  for (auto &x : t)
+    x = dist(rng);
+  return t;
+}
+
+/// The reference logits [batch, seq, V] of |tokens| [batch, seq], continuing |state|.
+ref::Tensor reference(const Model &m, const std::vector<std::int32_t> &tokens, std::int64_t batch,
+                      std::int64_t seq, ref::ModelState &state) {
+  const std::vector<std::int64_t> ids(tokens.begin(), tokens.end());
+  return ref::modelForward(m.config, m.weights, ids, batch, seq, state);
+}
+
+ref::Tensor reference(const Model &m, const std::vector<std::int32_t> &tokens, std::int64_t batch,
+                      std::int64_t seq) {
+  ref::ModelState state = ref::ModelState::zeros(m.config, batch);
+  return reference(m, tokens, batch, seq, state);
+}
+
+ref::Tensor toTensor(std::span<const float> v, ref::Shape shape) {
+  return ref::Tensor(std::move(shape), std::vector<double>(v.begin(), v.end()));
+}
+
+/// Rows [b, t, :] of a [B, S, V] tensor for t in [t0, t1) of every b, as [B, t1 − t0, V].
+ref::Tensor positions(const ref::Tensor &logits, std::int64_t t0, std::int64_t t1) {
+  const std::int64_t batch = logits.dim(0), seq = logits.dim(1), v = logits.dim(2);
+  ref::Tensor out({batch, t1 - t0, v});
+  for (std::int64_t b = 0; b < batch; ++b)
+    std::copy_n(logits.data.begin() + (b * seq + t0) * v, (t1 - t0) * v,
+                out.data.begin() + b * (t1 - t0) * v);
+  return out;
+}
+
+/// Tokens [B, S] → columns [t0, t1) as [B, t1 − t0].
+std::vector<std::int32_t> columns(const std::vector<std::int32_t> &tokens, std::int64_t batch,
+                                  std::int64_t seq, std::int64_t t0, std::int64_t t1) {
+  std::vector<std::int32_t> out;
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t t = t0; t < t1; ++t)
+      out.push_back(tokens[b * seq + t]);
+  return out;
+}
+
+void report(const std::string &what, double err) {
+  std::printf("[ measure  ] %s: relative L2 error %.2e\n", what.c_str(), err);
+}
+
+/// Expects |fn| to throw xlc::Error whose message contains every one of |parts|.
+template <typename Fn> void expectError(Fn fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error thrown";
+  } catch (const Error &e) {
+    for (const std::string &p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
+          << "message '" << e.what() << "' lacks '" << p << "'";
+  }
+}
+
+class CpuBackendTest : public ::testing::TestWithParam<std::string> {
+protected:
+  Model &m() { return model(GetParam()); }
+  Backend &backend() { return *m().backend; }
+};
+
+TEST_P(CpuBackendTest, Describes) {
+  EXPECT_EQ(backend().kind(), "cpu");
+  const std::string d = backend().description();
+  EXPECT_NE(d.find("cpu: 2 threads, arena"), std::string::npos) << d;
+  EXPECT_EQ(backend().vocabSize(), static_cast<std::uint64_t>(m().vocab()));
+}
+
+TEST_P(CpuBackendTest, PrefillMatchesReferenceAtAllPositions) {
+  std::mt19937 rng(1);
+  const std::pair<std::int64_t, std::int64_t> shapes[] = {{1, 1}, {2, 1}, {2, 17}, {2, 40},
+                                                          {1, 48}, {3, 5}};
+  for (auto [batch, seq] : shapes) {
+    const auto tokens = randomTokens(rng, static_cast<std::size_t>(batch * seq), m().vocab());
+    std::vector<float> logits(static_cast<std::size_t>(batch * seq * m().vocab()), NAN);
+    backend().resetStates(0, static_cast<std::uint64_t>(batch));
+    backend().run("prefill", 0, batch, seq, tokens, logits, Logits::AllPositions);
+    const ref::Tensor expected = reference(m(), tokens, batch, seq);
+    const double err = ref::relativeError(toTensor(logits, {batch, seq, m().vocab()}), expected);
+    report(fmt::format("{} prefill B={} S={} all positions", GetParam(), batch, seq), err);
+    EXPECT_LT(err, kTolerance) << "B=" << batch << " S=" << seq;
+
+    // The last positions only: the same numbers.
+    std::vector<float> last(static_cast<std::size_t>(batch * m().vocab()), NAN);
+    backend().resetStates(0, static_cast<std::uint64_t>(batch));
+    backend().run("prefill", 0, batch, seq, tokens, last, Logits::LastPosition);
+    for (std::int64_t b = 0; b < batch; ++b)
+      EXPECT_EQ(std::memcmp(last.data() + b * m().vocab(),
+                            logits.data() + (b * seq + seq - 1) * m().vocab(),
+                            static_cast<std::size_t>(m().vocab()) * sizeof(float)),
+                0)
+          << "sequence " << b;
+  }
+}
+
+TEST_P(CpuBackendTest, PrefillInPiecesCarriesTheState) {
+  std::mt19937 rng(2);
+  const std::int64_t batch = 2, seq = 32, v = m().vocab();
+  const auto tokens = randomTokens(rng, static_cast<std::size_t>(batch * seq), v);
+  const ref::Tensor expected = reference(m(), tokens, batch, seq);
+
+  // One call of 32.
+  std::vector<float> whole(static_cast<std::size_t>(batch * seq * v));
+  backend().resetStates(0, 2);
+  backend().run("prefill", 0, batch, seq, tokens, whole, Logits::AllPositions);
+  std::vector<std::vector<float>> wholeStates;
+  for (std::size_t i = 0; i < m().artifact.functions[0].states.size(); ++i)
+    wholeStates.push_back(backend().readState(1, i));
+
+  // Three calls of 7 + 16 + 9 on the same slots.
+  backend().resetStates(0, 2);
+  std::int64_t t0 = 0;
+  for (std::int64_t len : {7, 16, 9}) {
+    const auto piece = columns(tokens, batch, seq, t0, t0 + len);
+    std::vector<float> logits(static_cast<std::size_t>(batch * len * v), NAN);
+    backend().run("prefill", 0, batch, len, piece, logits, Logits::AllPositions);
+    const double err =
+        ref::relativeError(toTensor(logits, {batch, len, v}), positions(expected, t0, t0 + len));
+    report(fmt::format("{} prefill piece [{}, {}) of 32", GetParam(), t0, t0 + len), err);
+    EXPECT_LT(err, kTolerance) << "piece at " << t0;
+    // Against the single call: the same arithmetic token by token (the recurrent state is
+    // stored in the fp32 it is computed in), so at most GEMM summation-order differences.
+    const double vsWhole = ref::relativeError(
+        toTensor(logits, {batch, len, v}),
+        positions(toTensor(whole, {batch, seq, v}), t0, t0 + len));
+    report(fmt::format("{} prefill piece [{}, {}) vs one call of 32", GetParam(), t0, t0 + len),
+           vsWhole);
+    EXPECT_LT(vsWhole, 1e-6) << "piece at " << t0;
+    t0 += len;
+  }
+  // The state after the pieces is the state after the whole (to fp32 rounding of the path).
+  for (std::size_t i = 0; i < wholeStates.size(); ++i) {
+    const std::vector<float> pieces = backend().readState(1, i);
+    const double err = ref::relativeError(toTensor(pieces, {static_cast<std::int64_t>(pieces.size())}),
+                                          toTensor(wholeStates[i], {static_cast<std::int64_t>(pieces.size())}));
+    EXPECT_LT(err, 1e-5) << "state " << i;
+  }
+}
+
+TEST_P(CpuBackendTest, DecodeStepsContinueThePrefill) {
+  std::mt19937 rng(3);
+  const std::int64_t batch = 2, prompt = 12, steps = 5, total = prompt + steps, v = m().vocab();
+  const auto tokens = randomTokens(rng, static_cast<std::size_t>(batch * total), v);
+  const ref::Tensor expected = reference(m(), tokens, batch, total);
+
+  backend().resetStates(1, 2); // slots 1 and 2
+  std::vector<float> last(static_cast<std::size_t>(batch * v), NAN);
+  backend().run("prefill", 1, batch, prompt, columns(tokens, batch, total, 0, prompt), last);
+  double err = ref::relativeError(toTensor(last, {batch, 1, v}),
+                                  positions(expected, prompt - 1, prompt));
+  EXPECT_LT(err, kTolerance);
+  for (std::int64_t t = prompt; t < total; ++t) {
+    const auto step = columns(tokens, batch, total, t, t + 1);
+    std::fill(last.begin(), last.end(), NAN);
+    backend().run("decode_step", 1, batch, 1, step, last);
+    err = ref::relativeError(toTensor(last, {batch, 1, v}), positions(expected, t, t + 1));
+    report(fmt::format("{} decode step at position {}", GetParam(), t), err);
+    EXPECT_LT(err, kTolerance) << "position " << t;
+  }
+}
+
+TEST_P(CpuBackendTest, SlotsAreIndependentAndStatesMatchTheReference) {
+  std::mt19937 rng(4);
+  const std::int64_t seq = 20, v = m().vocab();
+  std::vector<float> logits(static_cast<std::size_t>(2 * seq * v));
+  backend().resetStates(0, 3);
+  backend().run("prefill", 0, 2, seq, randomTokens(rng, 2 * seq, v), logits,
+                Logits::AllPositions);
+  const std::size_t numStates = m().artifact.functions[0].states.size();
+  ASSERT_EQ(numStates, static_cast<std::size_t>(3 * m().config.numBlocks));
+  std::vector<std::vector<float>> before;
+  for (std::uint64_t slot : {0, 1})
+    for (std::size_t i = 0; i < numStates; ++i)
+      before.push_back(backend().readState(slot, i));
+
+  // Slot 2 alone: slots 0 and 1 stay bit for bit.
+  const auto tokens = randomTokens(rng, seq, v);
+  std::vector<float> one(static_cast<std::size_t>(seq * v));
+  backend().run("prefill", 2, 1, seq, tokens, one, Logits::AllPositions);
+  std::size_t k = 0;
+  for (std::uint64_t slot : {0, 1})
+    for (std::size_t i = 0; i < numStates; ++i, ++k)
+      EXPECT_EQ(backend().readState(slot, i), before[k]) << "slot " << slot << " state " << i;
+
+  // Slot 2's logits and its state (C, n, m of every block) against the reference.
+  ref::ModelState state = ref::ModelState::zeros(m().config, 1);
+  const ref::Tensor expected = reference(m(), tokens, 1, seq, state);
+  double err = ref::relativeError(toTensor(one, {1, seq, v}), expected);
+  report(fmt::format("{} prefill on slot 2 of 3", GetParam()), err);
+  EXPECT_LT(err, kTolerance);
+  for (std::size_t block = 0; block < state.blocks.size(); ++block) {
+    const ref::MlstmStates &s = state.blocks[block];
+    const ref::Tensor *parts[] = {&s.C, &s.n, &s.m};
+    const char *names[] = {"C", "n", "m"};
+    for (std::size_t p = 0; p < 3; ++p) {
+      const std::vector<float> got = backend().readState(2, 3 * block + p);
+      ASSERT_EQ(static_cast<std::int64_t>(got.size()), parts[p]->numel());
+      err = ref::relativeError(toTensor(got, parts[p]->shape), *parts[p]);
+      report(fmt::format("{} state {} of block {}", GetParam(), names[p], block), err);
+      EXPECT_LT(err, kTolerance) << names[p] << " of block " << block;
+    }
+  }
+
+  // Reset: zeros, and the same run again gives the same logits bit for bit.
+  backend().resetStates(2, 1);
+  for (std::size_t i = 0; i < numStates; ++i)
+    for (float x : backend().readState(2, i))
+      ASSERT_EQ(x, 0.0f);
+  std::vector<float> again(one.size());
+  backend().run("prefill", 2, 1, seq, tokens, again, Logits::AllPositions);
+  EXPECT_EQ(std::memcmp(again.data(), one.data(), one.size() * sizeof(float)), 0);
+}
+
+TEST_P(CpuBackendTest, ResultsDoNotDependOnTheThreadCount) {
+  std::mt19937 rng(5);
+  const std::int64_t batch = 2, seq = 19, v = m().vocab();
+  const auto tokens = randomTokens(rng, static_cast<std::size_t>(batch * seq), v);
+  std::unique_ptr<Backend> single = createCpuBackend(m().artifact, *m().checkpoint, {2, 19}, 1);
+  std::vector<float> a(static_cast<std::size_t>(batch * seq * v)), b(a.size());
+  single->run("prefill", 0, batch, seq, tokens, a, Logits::AllPositions);
+  backend().resetStates(0, 2);
+  backend().run("prefill", 0, batch, seq, tokens, b, Logits::AllPositions);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+}
+
+TEST_P(CpuBackendTest, RejectsBadCalls) {
+  const std::int64_t v = m().vocab();
+  std::vector<float> logits(static_cast<std::size_t>(2 * 4 * v));
+  std::vector<std::int32_t> tokens = {1, 2, 3, 4, 5, 6, 7, 8};
+  // A token id outside the vocabulary: the message names the id, where it is, and V.
+  tokens[6] = static_cast<std::int32_t>(v);
+  expectError([&] { backend().run("prefill", 0, 2, 4, tokens, logits, Logits::AllPositions); },
+              {"prefill", fmt::format("token id {}", v), "sequence 1", "position 2",
+               fmt::format("vocabulary [0, {})", v)});
+  tokens[6] = -3;
+  expectError([&] { backend().run("prefill", 0, 2, 4, tokens, logits, Logits::AllPositions); },
+              {"token id -3"});
+  tokens[6] = 6;
+  expectError([&] {
+    backend().run("decode_step", 1, 2, 1, std::span(tokens).subspan(0, 2),
+                  std::span(logits).subspan(0, 2 * v), Logits::LastPosition);
+    std::vector<std::int32_t> bad = {0, static_cast<std::int32_t>(v + 5)};
+    backend().run("decode_step", 1, 2, 1, bad, std::span(logits).subspan(0, 2 * v));
+  }, {"decode_step", fmt::format("token id {}", v + 5), "slot 2"});
+  // Slot ranges.
+  expectError([&] { backend().run("prefill", 2, 2, 4, tokens, logits, Logits::AllPositions); },
+              {"slots [2, 4)", "3 slot"});
+  expectError([&] { backend().resetStates(3, 1); }, {"resetStates", "slots [3, 4)"});
+  expectError([&] { backend().readState(3, 0); }, {"readState"});
+  expectError([&] { backend().readState(0, 999); }, {"state index 999"});
+  // Lengths and spans.
+  std::vector<std::int32_t> longTokens(49, 1);
+  std::vector<float> longLogits(static_cast<std::size_t>(49 * v));
+  expectError([&] { backend().run("prefill", 0, 1, 49, longTokens, longLogits, Logits::AllPositions); },
+              {"49 tokens", "[1, 48]"});
+  expectError([&] {
+    backend().run("prefill", 0, 2, 4, tokens, std::span(logits).subspan(1), Logits::AllPositions);
+  }, {"logits span", fmt::format("expected {}", 8 * v)});
+  expectError([&] { backend().run("prefill", 0, 2, 4, tokens, logits, Logits::LastPosition); },
+              {"logits span"});
+  expectError([&] { backend().run("decode_step", 0, 2, 4, tokens, logits, Logits::AllPositions); },
+              {"decode_step", "one token"});
+  expectError([&] { backend().run("train_step", 0, 1, 1, std::span(tokens).subspan(0, 1),
+                                  std::span(logits).subspan(0, v)); },
+              {"no function 'train_step'"});
+  // The backend is still usable after errors.
+  backend().resetStates(0, 1);
+  backend().run("prefill", 0, 1, 4, std::span(tokens).subspan(0, 4),
+                std::span(logits).subspan(0, v));
+  EXPECT_TRUE(std::isfinite(logits[0]));
+}
+
+TEST_P(CpuBackendTest, RejectsWhatItCannotRun) {
+  // An unknown kernel family: the error names the function, the step index and the op.
+  artifact::Artifact bogus = m().artifact;
+  const std::size_t kernel = bogus.functions[0].steps[1].launch()->kernel;
+  bogus.kernels[kernel].family = "bogus_norm";
+  expectError([&] { createCpuBackend(bogus, *m().checkpoint, kLimits, 1); },
+              {"function 'prefill' step 1", "op 'rms_norm'", "bogus_norm", "not supported"});
+  // A kernel whose parameters lack one the op reads.
+  artifact::Artifact renamed = m().artifact;
+  for (artifact::KernelParam &p : renamed.kernels[kernel].params)
+    if (p.name == "x_stride")
+      p.name = "x_pitch";
+  expectError([&] { createCpuBackend(renamed, *m().checkpoint, kLimits, 1); },
+              {"prefill step 1", "needs a parameter 'x_stride'"});
+  // Zero limits.
+  expectError([&] { createCpuBackend(m().artifact, *m().checkpoint, {0, 4}, 1); },
+              {"max batch"});
+  // Limits the artifact accepts (launch grids within CUDA's limits) but whose arena and logits
+  // (~190 GiB and ~15 TiB for the tiny model) cannot be allocated: a clear error naming the
+  // sizes. With overcommit_memory = 1 the kernel would hand out that much address space, so the
+  // check needs the default heuristic (or strict) overcommit, and no AddressSanitizer.
+  std::string overcommit = "0";
+  if (std::FILE *f = std::fopen("/proc/sys/vm/overcommit_memory", "r")) {
+    char c = '0';
+    if (std::fread(&c, 1, 1, f) == 1)
+      overcommit = std::string(1, c);
+    std::fclose(f);
+  }
+  if (GetParam() == "xlstm-tiny" && overcommit != "1" && !kAddressSanitizer)
+    expectError([&] { createCpuBackend(m().artifact, *m().checkpoint, {80, 1000000}, 1); },
+                {"cannot allocate", "GiB", "max sequence length 1000000", "--max-seq"});
+}
+
+TEST_P(CpuBackendTest, RejectsMismatchedWeights) {
+  // A checkpoint of the other model: every problem named in one error.
+  const std::string other = GetParam() == "xlstm-tiny" ? "xlstm-sig-tied" : "xlstm-tiny";
+  expectError([&] { createCpuBackend(m().artifact, *model(other).checkpoint, kLimits, 1); },
+              {"does not match artifact", "has shape"});
+}
+
+TEST_P(CpuBackendTest, Bf16CheckpointMatchesItsReference) {
+  // The same model from bf16 weights: the reference reads the same rounded values back.
+  const fs::path dir = m().dir.string() + "-bf16";
+  ref::writeCheckpoint(m().config, ref::randomWeights(m().config, 9), dir.string(),
+                       weights::DType::BF16);
+  const weights::Checkpoint ckpt = weights::Checkpoint::open(dir.string());
+  Model bf16;
+  bf16.config = m().config;
+  bf16.weights = ref::readCheckpointWeights(m().config, ckpt);
+  std::unique_ptr<Backend> backend = createCpuBackend(m().artifact, ckpt, {1, 24}, kThreads);
+  std::mt19937 rng(6);
+  const auto tokens = randomTokens(rng, 24, m().vocab());
+  std::vector<float> logits(static_cast<std::size_t>(24 * m().vocab()));
+  backend->run("prefill", 0, 1, 24, tokens, logits, Logits::AllPositions);
+  const double err =
+      ref::relativeError(toTensor(logits, {1, 24, m().vocab()}), reference(bf16, tokens, 1, 24));
+  report(fmt::format("{} prefill S=24 from a bf16 checkpoint (7B-style gate init)", GetParam()),
+         err);
+  EXPECT_LT(err, kTolerance);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CpuBackendTest,
+                         ::testing::Values(std::string("xlstm-tiny"), std::string("xlstm-sig-tied")),
+                         [](const ::testing::TestParamInfo<std::string> &info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+} // namespace
+} // namespace xlc::exec

@@ -1,0 +1,180 @@
+//===- RandomCheckpointTest.cpp - config.json mapping and checkpoint round trips ===//
+
+#include "runtime/reference/RandomCheckpoint.h"
+#include "runtime/support/Error.h"
+#include "runtime/support/MappedFile.h"
+#include "runtime/weights/Checkpoint.h"
+#include "runtime/weights/Convert.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+namespace xlc::ref {
+namespace {
+namespace fs = std::filesystem;
+
+/// A fresh directory under the system temp dir, removed with the object.
+class TempDir {
+public:
+  explicit TempDir(const std::string &tag)
+      : path_(fs::temp_directory_path() /
+              fmt::format("xlc-{}-{}-{}", tag, ::getpid(), counter()++)) {
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string &name) const { return (path_ / name).string(); }
+  std::string str() const { return path_.string(); }
+
+private:
+  static int &counter() {
+    static int c = 0;
+    return c;
+  }
+  fs::path path_;
+};
+
+std::string modelConfigPath(const std::string &model) {
+  return std::string(XLC_SOURCE_DIR) + "/models/" + model + "/config.json";
+}
+
+/// Expects |fn| to throw xlc::Error whose message contains every one of |parts|.
+template <typename Fn> void expectError(Fn fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error thrown";
+  } catch (const Error &e) {
+    for (const std::string &p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
+          << "message '" << e.what() << "' lacks '" << p << "'";
+  }
+}
+
+TEST(ModelConfigFromHfJsonTest, TinyModel) {
+  const ModelConfig c = modelConfigFromHfJson(modelConfigPath("xlstm-tiny"));
+  EXPECT_EQ(c.embeddingDim, 64);
+  EXPECT_EQ(c.numHeads, 4);
+  EXPECT_EQ(c.qkDim, 32);
+  EXPECT_EQ(c.vDim, 64);
+  EXPECT_EQ(c.ffnDim, 192); // round_up(64 * 2.667, 64)
+  EXPECT_EQ(c.numBlocks, 2);
+  EXPECT_EQ(c.vocabSize, 50304);
+  EXPECT_EQ(c.normEps, 1e-6);
+  EXPECT_EQ(c.layerNormEps, 1e-6);
+  EXPECT_EQ(c.cellEps, 1e-6);
+  EXPECT_EQ(c.gateSoftCap, 15.0);
+  EXPECT_EQ(c.outputLogitSoftCap, 30.0);
+  EXPECT_EQ(c.inputGate, InputGate::Exp);
+  EXPECT_EQ(c.normalizer, Normalizer::MaxAbs);
+  EXPECT_FALSE(c.tieWordEmbeddings);
+  EXPECT_TRUE(c.addOutNorm);
+}
+
+TEST(ModelConfigFromHfJsonTest, SigmoidTiedVariant) {
+  const ModelConfig c = modelConfigFromHfJson(modelConfigPath("xlstm-sig-tied"));
+  EXPECT_EQ(c.embeddingDim, 128);
+  EXPECT_EQ(c.qkDim, 32);
+  EXPECT_EQ(c.vDim, 64);
+  EXPECT_EQ(c.ffnDim, 256);
+  EXPECT_EQ(c.normEps, 1e-5);
+  EXPECT_EQ(c.layerNormEps, 1e-5); // cell_norm_eps defaults to norm_eps
+  EXPECT_FALSE(c.gateSoftCap.has_value());
+  EXPECT_FALSE(c.outputLogitSoftCap.has_value());
+  EXPECT_EQ(c.inputGate, InputGate::Sigmoid);
+  EXPECT_TRUE(c.tieWordEmbeddings);
+}
+
+TEST(ModelConfigFromHfJsonTest, DefaultsAndOverrides) {
+  const std::string base = R"({"model_type": "xlstm", "hidden_size": 32, "num_heads": 2,
+    "num_hidden_layers": 1, "vocab_size": 40)";
+  ModelConfig c = modelConfigFromHfJsonText(base + "}", "base");
+  EXPECT_EQ(c.normEps, 1e-6);
+  EXPECT_EQ(c.cellEps, 1e-6);
+  EXPECT_EQ(c.gateSoftCap, 15.0);
+  EXPECT_EQ(c.outputLogitSoftCap, 30.0);
+  EXPECT_FALSE(c.tieWordEmbeddings);
+
+  c = modelConfigFromHfJsonText(base + R"(, "norm_eps": 1e-4, "cell_norm_eps": 1e-3, "eps": 0,
+    "gate_soft_cap": 7.5, "output_logit_soft_cap": null, "xlc_input_gate": "sigmoid"})",
+                                "overrides");
+  EXPECT_EQ(c.normEps, 1e-4);
+  EXPECT_EQ(c.layerNormEps, 1e-3);
+  EXPECT_EQ(c.cellEps, 0.0);
+  EXPECT_EQ(c.gateSoftCap, 7.5);
+  EXPECT_FALSE(c.outputLogitSoftCap.has_value());
+  EXPECT_EQ(c.inputGate, InputGate::Sigmoid);
+
+  std::vector<std::string> warnings;
+  c = modelConfigFromHfJsonText(base + R"(, "add_out_norm": false})", "no-out-norm", &warnings);
+  EXPECT_TRUE(c.addOutNorm);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("add_out_norm"), std::string::npos);
+}
+
+TEST(ModelConfigFromHfJsonTest, ErrorsNameTheSourceAndField) {
+  const std::string base = R"({"model_type": "xlstm", "hidden_size": 32, "num_heads": 2,
+    "num_hidden_layers": 1, "vocab_size": 40)";
+  expectError([&] { modelConfigFromHfJsonText(base + R"(, "xlc_input_gate": "relu"})", "cfg.json"); },
+              {"cfg.json", "xlc_input_gate", "relu"});
+  expectError([&] { modelConfigFromHfJsonText(base + R"(, "gate_soft_cap": -1})", "cfg.json"); },
+              {"cfg.json", "gate_soft_cap"});
+  expectError([&] { modelConfigFromHfJsonText(base + R"(, "norm_eps": "small"})", "cfg.json"); },
+              {"cfg.json", "norm_eps"});
+  expectError([&] { modelConfigFromHfJsonText(base + R"(, "use_bias": true})", "cfg.json"); },
+              {"cfg.json", "use_bias"});
+  expectError([&] { modelConfigFromHfJsonText(base + R"(, "add_qk_norm": true})", "cfg.json"); },
+              {"cfg.json", "add_qk_norm"});
+  expectError([&] { modelConfigFromHfJsonText(R"({"model_type": "llama"})", "cfg.json"); },
+              {"cfg.json", "llama"});
+  expectError([&] { modelConfigFromHfJson("/no/such/config.json"); }, {"/no/such/config.json"});
+}
+
+TEST(RandomCheckpointTest, RoundTripIsExactInF32AndBf16) {
+  ModelConfig config = modelConfigFromHfJson(modelConfigPath("xlstm-sig-tied"));
+  config.numBlocks = 1; // smaller; the tied head is what matters here
+  const ModelWeights weights = randomWeights(config, 11);
+  for (weights::DType dtype : {weights::DType::F32, weights::DType::BF16}) {
+    TempDir dir("ckpt");
+    const CheckpointSummary s = writeCheckpoint(config, weights, dir.str(), dtype);
+    EXPECT_EQ(s.tensors, 18u); // embedding, 15 per block, out_norm, lm_head (tied, stored)
+    const weights::Checkpoint ckpt = weights::Checkpoint::open(dir.str());
+    ASSERT_NE(ckpt.find("lm_head.weight"), nullptr);
+    EXPECT_EQ(ckpt.readF32("lm_head.weight"), ckpt.readF32("backbone.embeddings.weight"));
+    const ModelWeights back = readCheckpointWeights(config, ckpt);
+    // Every value is the original rounded once to the file's dtype; nothing is zero.
+    const auto rounded = [&](double x) -> double {
+      const float f = static_cast<float>(x);
+      return dtype == weights::DType::F32 ? f : weights::bf16ToF32(weights::f32ToBF16(f));
+    };
+    for (std::size_t i = 0; i < weights.embedding.data.size(); ++i) {
+      ASSERT_EQ(back.embedding.data[i], rounded(weights.embedding.data[i]));
+      ASSERT_NE(back.embedding.data[i], 0.0);
+    }
+    for (std::size_t i = 0; i < weights.blocks[0].igateBias.data.size(); ++i)
+      ASSERT_EQ(back.blocks[0].igateBias.data[i], rounded(weights.blocks[0].igateBias.data[i]));
+    EXPECT_TRUE(back.lmHead.isEmpty()); // tied: the reference uses the embedding
+  }
+}
+
+TEST(RandomCheckpointTest, WritesAModelDirectoryDeterministically) {
+  TempDir a("rw-a"), b("rw-b");
+  const std::string config = modelConfigPath("xlstm-sig-tied");
+  const CheckpointSummary sa = writeRandomCheckpoint(config, a.str(), {5, weights::DType::F32});
+  writeRandomCheckpoint(config, b.str(), {5, weights::DType::F32});
+  EXPECT_EQ(readFile(sa.path), readFile(b.file("model.safetensors")));
+  EXPECT_EQ(readFile(a.file("config.json")), readFile(config));
+  EXPECT_EQ(sa.tensors, 48u);
+  EXPECT_EQ(sa.parameters, 1444428u);
+  TempDir c("rw-c");
+  writeRandomCheckpoint(config, c.str(), {6, weights::DType::F32});
+  EXPECT_NE(readFile(sa.path), readFile(c.file("model.safetensors")));
+}
+
+} // namespace
+} // namespace xlc::ref
