@@ -146,15 +146,17 @@ void fuseGroup(ModuleOp module, ArrayRef<Candidate> group) {
 struct FuseProjectionsPass : public xlc::impl::FuseProjectionsBase<FuseProjectionsPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    // Groups keyed by (input, has bias, weight element type), in program order.
-    using Key = std::tuple<Value, unsigned, Type>; // (input, has bias, weight element type)
+    // Groups keyed by (input, has bias, weight and result element types), in program order:
+    // only projections that can share one GEMM (one bias epilogue, one output dtype) fuse.
+    using Key = std::tuple<Value, unsigned, Type, Type>;
     llvm::MapVector<Key, SmallVector<Candidate>> groups;
     module.walk([&](LinearOp op) {
       ParameterOp weight = getCheckpointParameter(op.getWeight());
       ParameterOp bias = getCheckpointParameter(op.getBias());
       if (!weight || (op.getBias() && !bias))
         return;
-      Key key{op.getInput(), bias ? 1u : 0u, weight.getTensorType().getElementType()};
+      Key key{op.getInput(), bias ? 1u : 0u, weight.getTensorType().getElementType(),
+              op.getResult().getType().getElementType()};
       groups[key].push_back({op, weight, bias});
     });
     for (auto &[key, group] : groups)

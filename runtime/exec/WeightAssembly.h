@@ -4,8 +4,9 @@
 // projections (the sources of a binding concatenated along an axis) and folds RMSNorm weights
 // into the following projection (every row of the [out, in] matrix multiplied elementwise by the
 // norm weight). This file checks a checkpoint against every binding before anything is allocated
-// and computes each buffer's contents, in fp32 (exact from F32, BF16, F16 sources; the product of
-// a fold is computed in fp32 and rounded once if the buffer is bf16).
+// and computes each buffer's contents in fp32 (exact from F32, BF16, F16 sources; the product of
+// a fold is computed in fp32). A backend that stores the buffer as bf16 rounds that fp32 value
+// once; the CPU backend keeps it.
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_RUNTIME_EXEC_WEIGHTASSEMBLY_H

@@ -166,6 +166,9 @@ private:
   std::vector<cuda::Kernel> kernels_;
   std::unique_ptr<CublasLt> blas_;
   std::vector<cuda::DeviceBuffer> buffers_; ///< by buffer id; empty for arena buffers
+  /// Biases stored in a narrower dtype than the output of a GEMM that adds them (bf16 bias,
+  /// fp32 gate pre-activations): an fp32 copy, so cuBLASLt's bias matches its output type.
+  std::map<art::BufferId, cuda::DeviceBuffer> widenedBiases_;
   std::vector<std::uint64_t> slotBytes_;    ///< state buffers: bytes per sequence slot
   cuda::DeviceBuffer arena_;
   cuda::DeviceBuffer errorFlags_;
@@ -333,6 +336,22 @@ void CudaBackend::uploadWeights(const weights::Checkpoint &checkpoint) {
     progress.advance(bytes.size());
   }
   progress.finish();
+  for (const art::Function &fn : a.functions)
+    for (const art::Step &step : fn.steps) {
+      const art::GemmStep *gemm = step.gemm();
+      if (!gemm || gemm->epilogue != art::Epilogue::Bias || widenedBiases_.count(*gemm->c) ||
+          a.buffers[*gemm->c].dtype == a.buffers[gemm->d].dtype ||
+          a.buffers[gemm->d].dtype != art::DType::F32)
+        continue;
+      for (const art::WeightBinding &binding : a.weights)
+        if (binding.buffer == *gemm->c) {
+          // The checkpoint's values, not the rounded bf16 buffer: nothing is lost this way.
+          std::vector<float> values = assembleWeight(a, binding, checkpoint);
+          cuda::DeviceBuffer wide(values.size() * 4);
+          wide.upload(values.data(), values.size() * 4);
+          widenedBiases_.emplace(*gemm->c, std::move(wide));
+        }
+    }
   if (options_.verbose)
     fmt::print(stderr, "[xlc] {} of weights assembled and uploaded in {:.1f} s\n",
                gib(weightBytes(a)), secondsSince(start));
@@ -421,6 +440,11 @@ void CudaBackend::enqueue(const art::Function &fn, std::uint64_t firstSlot, std:
       if (gemm->c) {
         shape.bias = a.buffers[*gemm->c].dtype;
         c = address(*gemm->c, firstSlot, batch, seq);
+        if (auto wide = widenedBiases_.find(*gemm->c);
+            wide != widenedBiases_.end() && gemm->epilogue == art::Epilogue::Bias) {
+          shape.bias = art::DType::F32;
+          c = wide->second.address();
+        }
       }
       check(a.buffers[gemm->b].dtype == shape.ab, "{}: A is {} but W is {}", what,
             art::dtypeName(shape.ab), art::dtypeName(a.buffers[gemm->b].dtype));
