@@ -15,10 +15,13 @@
 // <model>.xlca next to models/<model>/config.json. Every test SKIPS with the reason when there is
 // no GPU or no artifact.
 //
-// Tolerance: the GPU runs bf16 weights and activations with fp32 accumulation and fp32 state;
-// one bf16 rounding is 2^-9 ≈ 2e-3 relative, and a 2-block model applies some ten roundings in
-// sequence on the path to the logits, so relative L2 errors of a few 1e-3 are expected; the bound
-// is 3e-2. NaN fails (the metric is +inf then).
+// Tolerance: the GPU runs bf16 weights and activations with fp32 accumulation, fp32 state and
+// fp32 gate pre-activations; the CPU is fp32 throughout. Measured on an H200 (2026-11-30) with
+// these random weights, the logits differ by about 1e-2 on the 2-block models and 3.5e-2 on the
+// 12-block 125M (states up to 6e-2), growing like the square root of the depth, as independent
+// roundings do; Hugging Face's own bf16 run of the tiny model is 2-3x farther from fp32
+// (test/parity). The bound is 4e-2·sqrt(blocks/2): about twice the measured spread, far below the O(1)
+// error of a wrong index, op or gate. NaN fails (the metric is +inf then).
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,7 +44,6 @@ namespace xlc::exec {
 namespace {
 namespace fs = std::filesystem;
 
-constexpr double kTolerance = 3e-2;
 
 double relativeL2(std::span<const float> out, std::span<const float> ref) {
   double num = 0, den = 0;
@@ -128,6 +130,10 @@ protected:
     return worst;
   }
 
+  double tolerance() const {
+    return 4e-2 * std::sqrt(static_cast<double>(model_.artifact.model.numBlocks) / 2.0);
+  }
+
   Limits limits_{3, 320};
   Model model_;
 };
@@ -140,8 +146,8 @@ TEST_P(BackendTest, PrefillMatchesCpuAtEveryPosition) {
         compare("prefill", 0, 1, seq, randomTokens(seq, seq), Logits::AllPositions);
     std::printf("[gpu] %s prefill S=%llu: rel L2 %.3g\n", GetParam().c_str(),
                 static_cast<unsigned long long>(seq), err);
-    EXPECT_LT(err, kTolerance) << "S=" << seq;
-    EXPECT_LT(stateError(0), kTolerance) << "state after S=" << seq;
+    EXPECT_LT(err, tolerance()) << "S=" << seq;
+    EXPECT_LT(stateError(0), tolerance()) << "state after S=" << seq;
   }
 }
 
@@ -150,7 +156,7 @@ TEST_P(BackendTest, DecodeStepsAndBatchedSlotsMatchCpu) {
   model_.cpu->resetStates(0, batch);
   model_.gpu->resetStates(0, batch);
   EXPECT_LT(compare("prefill", 0, batch, seq, randomTokens(batch * seq, 1), Logits::LastPosition),
-            kTolerance);
+            tolerance());
   double worst = 0;
   for (int step = 0; step < 8; ++step) {
     const double err =
@@ -159,13 +165,13 @@ TEST_P(BackendTest, DecodeStepsAndBatchedSlotsMatchCpu) {
   }
   std::printf("[gpu] %s decode (batch 3, 8 steps): worst rel L2 %.3g, state %.3g\n",
               GetParam().c_str(), worst, stateError(2));
-  EXPECT_LT(worst, kTolerance);
+  EXPECT_LT(worst, tolerance());
   for (std::uint64_t s = 0; s < batch; ++s)
-    EXPECT_LT(stateError(s), kTolerance) << "slot " << s;
+    EXPECT_LT(stateError(s), tolerance()) << "slot " << s;
 
   // Slot isolation: a decode step on slot 1 alone leaves slots 0 and 2 as they were.
   std::vector<float> before0 = model_.gpu->readState(0, 0), before2 = model_.gpu->readState(2, 0);
-  EXPECT_LT(compare("decode_step", 1, 1, 1, randomTokens(1, 5), Logits::LastPosition), kTolerance);
+  EXPECT_LT(compare("decode_step", 1, 1, 1, randomTokens(1, 5), Logits::LastPosition), tolerance());
   EXPECT_EQ(model_.gpu->readState(0, 0), before0);
   EXPECT_EQ(model_.gpu->readState(2, 0), before2);
 }

@@ -69,18 +69,17 @@ Bounds (max over the 33 rows of a case)
                exp gates and the normalisations over 2 blocks and up to 8224 steps); 1e-4 leaves
                two orders of magnitude for that and still catches any real mistake (a wrong op,
                position or gate convention gives errors of 1e-2 .. 1).
-  cuda (tiny)  <= 3e-2. Weights and activations are bf16 (unit roundoff 2^-9 = 2e-3) with fp32
-               state and accumulation. Each of the ~10 roundings per block (weights, GEMM
-               outputs, norms, gates, h) adds a relative error of about 2e-3; over 2 blocks and
-               the LM head these accumulate to about 1e-2 (partly cancelling, partly
-               compounding through the gates), so 3e-2 passes a correct bf16 runtime and fails
-               structural errors, which are O(1e-1) or more.
-  cuda (7b)    <= max(3 x E_bf16, 2e-2), where E_bf16 is the max over the case's rows of HF's
-               OWN bf16 forward against its fp32 forward: what running this model in bf16
-               implies, measured, not guessed. (HF's native bf16 chunkwise kernel even keeps its
-               inter-chunk states in bf16, so E_bf16 is a generous yardstick; the 2e-2 floor
-               covers cases where HF's bf16 happens to be lucky.) A factor 3 allows a
-               different but equally valid order of bf16 roundings.
+  cuda         <= max(1.5 x E_bf16, 2e-2) for both configs, where E_bf16 is the max over the
+               case's rows of HF's OWN bf16 forward against its fp32 forward: what running this
+               model in bf16 implies, measured, not guessed. xlc keeps weights and activations in
+               bf16 (unit roundoff 2^-9 = 2e-3) with fp32 state, gate pre-activations and
+               accumulation, so it should be about as close to the fp32 truth as HF's bf16 run or
+               closer; 1.5 allows a different but equally valid order of roundings, the 2e-2
+               floor covers cases where HF's bf16 happens to be lucky. A fixed bound would not
+               do: random-weight models have nearly flat logits, and the tiny model's bf16 error
+               is 3e-2 .. 1.6e-1 in HF itself (measured on the H200, 2026-11-30), far above the
+               naive estimate of ~10 roundings of 2e-3 per block. Structural errors (a wrong op,
+               position or gate convention) are O(1), far above any of these bounds.
   hf-cache     <= 1e-4 (fp32 HF against itself; measured 6e-7 on a tiny model before).
   greedy       cpu must reproduce all 64 tokens (fp32; a flip needs a logit tie within ~1e-5);
                cuda is reported only (bf16 may diverge at a near-tie; the margin is printed).
@@ -156,15 +155,13 @@ OTHER_BIAS_NOISE = 0.02
 
 # Bounds on the relative L2 error of a row, max over the rows of a case.
 BOUND_CPU = 1e-4
-BOUND_TINY_CUDA = 3e-2
-BOUND_7B_FACTOR, BOUND_7B_FLOOR = 3.0, 2e-2
+BOUND_CUDA_FACTOR, BOUND_CUDA_FLOOR = 1.5, 2e-2
 BOUND_HF_SELF = 1e-4
 BOUND_TEXT = {
     "cpu": "tiny on cpu (fp32 vs HF fp32): rel. L2 <= 1e-4 per row (summation order only)",
-    "tiny-cuda": "tiny on cuda (bf16 weights/activations, fp32 state): rel. L2 <= 3e-2 per row "
-                 "(bf16 unit roundoff 2^-9 = 2e-3 per operation, ~10 roundings per block)",
-    "7b-cuda": "7b on cuda: rel. L2 <= max(3 x E_bf16, 2e-2) per case, E_bf16 = max over the "
-               "case's rows of HF's own bf16 forward against its fp32 forward",
+    "cuda": "cuda (bf16 weights/activations, fp32 state and gates): rel. L2 <= max(1.5 x E_bf16, "
+            "2e-2) per case, E_bf16 = max over the case's rows of HF's own bf16 forward against "
+            "its fp32 forward",
     "hf-cache": "HF fp32 prefill + cached decode vs HF fp32 full forward: <= 1e-4",
     "greedy": "tiny greedy 64 tokens from a 17-token prompt: cpu must match all 64; cuda reported",
 }
@@ -390,7 +387,7 @@ class Results:
                              + (f"  ({g['note']})" if g.get("note") else ""))
         for err in self.doc["errors"]:
             lines.append(f"ERROR {err['config']}: {err['error']}")
-        lines.append("bounds: " + "; ".join(BOUND_TEXT[k] for k in ("cpu", "tiny-cuda", "7b-cuda")))
+        lines.append("bounds: " + "; ".join(BOUND_TEXT[k] for k in ("cpu", "cuda")))
         lines.append(f"overall: {'PASS' if not self.failed() else 'FAIL'} "
                      f"({time.time() - T0:.0f} s); full results: {self.path}")
         lines.append("==== end of parity summary ====")
@@ -959,11 +956,9 @@ def run_config(args, results, name):
     def bound_for(dev, L):
         if dev == "cpu":
             return BOUND_CPU
-        if name == "tiny":
-            return BOUND_TINY_CUDA
         if e_bf16[L] is None or not math.isfinite(e_bf16[L]):
-            return BOUND_7B_FLOOR  # HF's bf16 run was unavailable (noted in its hf-bf16 row)
-        return max(BOUND_7B_FACTOR * e_bf16[L], BOUND_7B_FLOOR)
+            return BOUND_CUDA_FLOOR  # HF's bf16 run was unavailable (noted in its hf-bf16 row)
+        return max(BOUND_CUDA_FACTOR * e_bf16[L], BOUND_CUDA_FLOOR)
 
     devices = [d for d in spec["devices"] if d in args.devices]
     t = time.time()

@@ -9,8 +9,8 @@
 // CHECK: %[[K:.+]] = xlstm.linear %[[XN]], %[[WQK]] : {{.+}} -> tensor<?x?x32xbf16>
 // CHECK: %[[V:.+]] = xlstm.linear %[[XN]], %[[WVO]] : {{.+}} -> tensor<?x?x64xbf16>
 // CHECK: %[[O:.+]] = xlstm.linear %[[XN]], %[[WVO]] : {{.+}} -> tensor<?x?x64xbf16>
-// CHECK: %[[I:.+]] = xlstm.linear %[[XN]], %[[WIF]], %[[BIF]] : {{.+}} -> tensor<?x?x2xbf16>
-// CHECK: %[[F:.+]] = xlstm.linear %[[XN]], %[[WIF]], %[[BIF]] : {{.+}} -> tensor<?x?x2xbf16>
+// CHECK: %[[I:.+]] = xlstm.linear %[[XN]], %[[WIF]], %[[BIF]] : {{.+}} -> tensor<?x?x2xf32>
+// CHECK: %[[F:.+]] = xlstm.linear %[[XN]], %[[WIF]], %[[BIF]] : {{.+}} -> tensor<?x?x2xf32>
 // CHECK: %[[IC:.+]] = xlstm.soft_cap %[[I]] {cap = 1.500000e+01 : f64}
 // CHECK: %[[FC:.+]] = xlstm.soft_cap %[[F]] {cap = 1.500000e+01 : f64}
 // CHECK: %[[H:.+]], %[[S1:.+]] = xlstm.mlstm_cell %[[Q]], %[[K]], %[[V]], %[[IC]], %[[FC]] init %[[S0]] {input_gate = #xlstm.input_gate<sigmoid>, num_heads = 2 : i64}

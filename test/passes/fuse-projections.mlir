@@ -60,3 +60,22 @@ func.func @no_fusion(%x: tensor<?x?x64xbf16>, %y: tensor<?x?x64xbf16>, %w: tenso
   %2 = xlstm.linear %x, %w : tensor<?x?x64xbf16>, tensor<32x64xbf16> -> tensor<?x?x32xbf16>
   return %0, %1, %2 : tensor<?x?x32xbf16>, tensor<?x?x32xbf16>, tensor<?x?x32xbf16>
 }
+
+// -----
+
+// Tests that projections with different output dtypes stay apart: one GEMM has one output type
+// (the gates' fp32 pre-activations never share a GEMM with bf16 projections).
+// CHECK-NOT: xlstm.assembled_parameter
+// CHECK-LABEL: func.func @output_dtypes
+// CHECK: xlstm.linear {{.+}} -> tensor<?x?x32xbf16>
+// CHECK: xlstm.linear {{.+}} -> tensor<?x?x32xf32>
+// CHECK-NOT: xlstm.split
+xlstm.parameter @c : tensor<32x64xbf16> = "c"
+xlstm.parameter @d : tensor<32x64xbf16> = "d"
+func.func @output_dtypes(%x: tensor<?x?x64xbf16>) -> (tensor<?x?x32xbf16>, tensor<?x?x32xf32>) {
+  %wc = xlstm.param @c : tensor<32x64xbf16>
+  %wd = xlstm.param @d : tensor<32x64xbf16>
+  %0 = xlstm.linear %x, %wc : tensor<?x?x64xbf16>, tensor<32x64xbf16> -> tensor<?x?x32xbf16>
+  %1 = xlstm.linear %x, %wd : tensor<?x?x64xbf16>, tensor<32x64xbf16> -> tensor<?x?x32xf32>
+  return %0, %1 : tensor<?x?x32xbf16>, tensor<?x?x32xf32>
+}
