@@ -13,6 +13,7 @@
 #                $PARITY_WORK, default /tmp/xlc-parity)
 #   bench-7b     xlc-run on that 7B checkpoint: time to first token for 2048- and 16384-token
 #                prompts, decode tokens/s at batch 1 and 64, prefill of 8 x 8192 tokens
+#                (XLC_BENCH_CASES=b1-p2048,b1-p16384,b64-p128,b8-p8192 picks cases)
 # A summary table is printed last. Exit status 1 if any step failed.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -53,9 +54,12 @@ fi
 for c in tiny 7b; do
   has "parity-$c" || continue
   t=$SECONDS
+  # The 7B lengths go into one xlc-run call (one weight load instead of five).
+  extra=()
+  [ "$c" = 7b ] && extra=(-- --7b-batched)
   OUT="$out/parity-$c" bash "$here/test/parity/run_parity.sh" --configs "$c" \
     --xlc-run "$bin/xlc-run" --tiny-artifact "$arts/xlstm-tiny.xlca" \
-    --7b-artifact "$arts/xlstm-7b.xlca" > "$out/parity-$c.console.log" 2>&1
+    --7b-artifact "$arts/xlstm-7b.xlca" "${extra[@]}" > "$out/parity-$c.console.log" 2>&1
   rc=$?
   tail -n 40 "$out/parity-$c.console.log"
   record "parity-$c" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "rc $rc, $((SECONDS - t)) s"
@@ -96,10 +100,11 @@ PY
     }
     t=$SECONDS
     record bench-7b run "xlc-run --json; details in bench-7b/"
-    bench_case b1-p2048 1 2048 256
-    bench_case b1-p16384 1 16384 32 --max-seq 16384
-    bench_case b64-p128 64 128 64
-    bench_case b8-p8192 8 8192 2 --max-seq 8192
+    cases="${XLC_BENCH_CASES:-b1-p2048,b1-p16384,b64-p128,b8-p8192}"
+    [[ ",$cases," == *",b1-p2048,"* ]] && bench_case b1-p2048 1 2048 256
+    [[ ",$cases," == *",b1-p16384,"* ]] && bench_case b1-p16384 1 16384 32 --max-seq 16384
+    [[ ",$cases," == *",b64-p128,"* ]] && bench_case b64-p128 64 128 64
+    [[ ",$cases," == *",b8-p8192,"* ]] && bench_case b8-p8192 8 8192 2 --max-seq 8192
     record bench-7b done "$((SECONDS - t)) s"
   fi
 fi

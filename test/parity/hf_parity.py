@@ -16,9 +16,17 @@ For each config (tiny = models/xlstm-tiny/config.json, 7b = models/xlstm-7b/conf
    dtype it is saved in), then EVERY parameter is overwritten with seeded noise (one generator per
    parameter, seeded from --seed and the parameter's name, so the values do not depend on the
    order of named_parameters()):
-     matrices (embedding, q/k/v, o-gate, out_proj, FFN)  N(0, 2/(5d))      d = hidden size (small
-                                                          init of xLSTM 7B: activations stay O(1)
-                                                          over 32 blocks)
+     matrices (embedding, q/k/v, o-gate, FFN up/gate)    N(0, 2/(5d))      d = hidden size (small
+                                                          init of xLSTM 7B)
+     out_proj, proj_down (what each block adds to the    N(0, (2/(L sqrt d))^2), L = blocks: the
+     residual stream)                                     7B's "Wang" init. With N(0, 2/(5d))
+                                                          here too, 32 blocks made the random 7B
+                                                          chaotic: HF's own bf16 and fp32 runs
+                                                          disagreed completely (rel. L2 ~1) and
+                                                          even HF fp32 cached decode vs full
+                                                          forward drifted by 1e-3 (H200,
+                                                          2026-11-30), so no comparison meant
+                                                          anything
      input/forget gate weights                            N(0, (3/sqrt d)^2): the gate
                                                           pre-activations vary by about +-3 from
                                                           token to token
@@ -108,7 +116,7 @@ import zlib
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT_VERSION = 1
+SCRIPT_VERSION = 2
 
 CONFIG_PATHS = {"tiny": "models/xlstm-tiny/config.json", "7b": "models/xlstm-7b/config.json"}
 DEFAULT_ARTIFACTS = {"tiny": ".parity/xlstm-tiny.xlca", "7b": ".parity/xlstm-7b.xlca"}
@@ -482,6 +490,8 @@ def randomize_parameters(model, config, seed):
     d = int(config.hidden_size)
     heads = int(config.num_heads)
     small = math.sqrt(2.0 / (5.0 * d))
+    blocks = int(getattr(config, "num_hidden_layers", None) or getattr(config, "num_blocks"))
+    wang = 2.0 / (blocks * math.sqrt(d))
     names = []
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -501,6 +511,8 @@ def randomize_parameters(model, config, seed):
                 value = z * (GATE_PREACT_STD / math.sqrt(d))  # also matches ifgate_preact
             elif name == "lm_head.weight":
                 value = z * (LM_HEAD_LOGIT_STD / math.sqrt(d))
+            elif name.endswith(("out_proj.weight", "proj_down.weight")):
+                value = z * wang
             elif p.dim() == 1 and name.endswith(".weight"):
                 value = 1.0 + NORM_WEIGHT_NOISE * z
             elif p.dim() == 1:

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstring>
 #include <future>
 #include <map>
@@ -328,11 +329,22 @@ void CudaBackend::uploadWeights(const weights::Checkpoint &checkpoint) {
   weights::Progress progress("uploading weights", weightBytes(a), a.weights.size(),
                              options_.verbose && weights::Progress::enabledByDefault());
   const auto start = Clock::now();
-  for (const art::WeightBinding &binding : a.weights) {
+  // Assembly (reading the mapped checkpoint, concatenating, folding, rounding) is host work that
+  // parallelises across bindings; the uploads stay on this thread, in binding order. A few
+  // bindings are assembled ahead, which bounds the host memory held at once.
+  auto assemble = [&](const art::WeightBinding &binding) {
     const art::Buffer &buffer = a.buffers[binding.buffer];
-    std::vector<std::uint8_t> bytes =
-        toDType(assembleWeight(a, binding, checkpoint), buffer.dtype, buffer.name);
-    buffers_[buffer.id].upload(bytes.data(), bytes.size());
+    return toDType(assembleWeight(a, binding, checkpoint), buffer.dtype, buffer.name);
+  };
+  const std::size_t ahead = std::max(2u, std::min(8u, std::thread::hardware_concurrency() / 2));
+  std::deque<std::future<std::vector<std::uint8_t>>> pending;
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < a.weights.size(); ++i) {
+    while (next < a.weights.size() && pending.size() < ahead)
+      pending.push_back(std::async(std::launch::async, assemble, std::cref(a.weights[next++])));
+    std::vector<std::uint8_t> bytes = pending.front().get();
+    pending.pop_front();
+    buffers_[a.weights[i].buffer].upload(bytes.data(), bytes.size());
     progress.advance(bytes.size());
   }
   progress.finish();
