@@ -159,6 +159,7 @@ LM_HEAD_LOGIT_STD = 4.0
 IGATE_BIAS, IGATE_BIAS_NOISE = -10.0, 1.0
 FGATE_BIAS_RANGE, FGATE_BIAS_NOISE = (3.0, 6.0), 0.1
 NORM_WEIGHT_NOISE = 0.1
+WANG_INIT = True  # out_proj/proj_down at 2/(L sqrt d); test/parity/init_sensitivity.py varies it
 OTHER_BIAS_NOISE = 0.02
 
 # Bounds on the relative L2 error of a row, max over the rows of a case.
@@ -511,7 +512,7 @@ def randomize_parameters(model, config, seed):
                 value = z * (GATE_PREACT_STD / math.sqrt(d))  # also matches ifgate_preact
             elif name == "lm_head.weight":
                 value = z * (LM_HEAD_LOGIT_STD / math.sqrt(d))
-            elif name.endswith(("out_proj.weight", "proj_down.weight")):
+            elif WANG_INIT and name.endswith(("out_proj.weight", "proj_down.weight")):
                 value = z * wang
             elif p.dim() == 1 and name.endswith(".weight"):
                 value = 1.0 + NORM_WEIGHT_NOISE * z
