@@ -116,7 +116,7 @@ import zlib
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT_VERSION = 2
+SCRIPT_VERSION = 3
 
 CONFIG_PATHS = {"tiny": "models/xlstm-tiny/config.json", "7b": "models/xlstm-7b/config.json"}
 DEFAULT_ARTIFACTS = {"tiny": ".parity/xlstm-tiny.xlca", "7b": ".parity/xlstm-7b.xlca"}
@@ -124,7 +124,14 @@ SPECS = {
     "tiny": {"lengths": [1, 17, 64, 1000, 2048, 8192], "save_dtype": "float32",
              "devices": ["cuda", "cpu"], "batch_below": 2048, "greedy": True, "shard": None},
     "7b": {"lengths": [1, 17, 64, 1000, 2048], "save_dtype": "bfloat16",
-           "devices": ["cuda"], "batch_below": None, "greedy": False, "shard": "5GB"},
+           "devices": ["cuda", "cpu"], "batch_below": None, "greedy": False, "shard": "5GB",
+           # The fp32 CPU backend on the 7B: short prompts only (27 GB of fp32 weights, every
+           # decode step reads them all), one batched call.
+           "cpu_lengths": [1, 17, 64],
+           # Gate weights at the 7B's small init: with 3/sqrt(d) the random 7B is chaotic (HF's
+           # own bf16 vs fp32 differ by ~0.9 at every position; init_sensitivity.py, H200,
+           # 2026-11-30), with sqrt(2/(5d)) by ~0.17.
+           "gate_preact_std": math.sqrt(2.0 / 5.0)},
 }
 
 # The HF kernel choice: native PyTorch only (Triton crashes on the GPU machine, build-notes.md).
@@ -837,6 +844,8 @@ def run_config(args, results, name):
         log(f"{name}: building xLSTMForCausalLM from {CONFIG_PATHS[name]} on {device} in "
             f"{spec['save_dtype']}")
         built = build_model(config, save_dtype, device)
+        global GATE_PREACT_STD
+        GATE_PREACT_STD = spec.get("gate_preact_std", GATE_PREACT_STD)
         randomize_parameters(built, built.config, args.seed)
         torch.cuda.synchronize()
         n_params = sum(p.numel() for p in built.parameters())
@@ -975,8 +984,11 @@ def run_config(args, results, name):
 
     devices = [d for d in spec["devices"] if d in args.devices]
     t = time.time()
+    all_lengths = lengths
     for dev in devices:
-        batched_only = name == "7b" and args.b7_batched
+        lengths = [L for L in all_lengths if L in spec["cpu_lengths"]] \
+            if dev == "cpu" and "cpu_lengths" in spec else all_lengths
+        batched_only = name == "7b" and (args.b7_batched or dev == "cpu")
         if not batched_only:
             for L in lengths:
                 call = run_xlc(args, name, f"L{L}", dev, artifact, ckpt, [prompts[L]],
@@ -1000,6 +1012,7 @@ def run_config(args, results, name):
                               bound_for(dev, L), note)
         if greedy_ref is not None:
             greedy_xlc(args, results, name, dev, artifact, ckpt, greedy_ref)
+    lengths = all_lengths
     timings["xlc"] = round(time.time() - t, 1)
     results.write()
 

@@ -42,8 +42,8 @@ def main():
     kwargs, _ = hp.config_kwargs(args.config)
     cfg = xLSTMConfig(**kwargs)
     vocab = int(cfg.vocab_size)
-    prompt = hp.make_tokens(1, "prompt", args.length, vocab)
-    forced = hp.make_tokens(2, "forced", 32, vocab)
+    prompt = hp.make_tokens(20261122, 1, args.length, vocab)
+    forced = hp.make_tokens(20261122, 2, 33, vocab)
     for name, (gate, wang, lm) in VARIANTS.items():
         t = time.time()
         hp.GATE_PREACT_STD, hp.LM_HEAD_LOGIT_STD = gate, lm
