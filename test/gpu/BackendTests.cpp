@@ -210,6 +210,17 @@ TEST_P(BackendTest, ReportsBadInput) {
   artifact::Artifact other = model_.artifact;
   other.targetArch = "sm_80";
   EXPECT_THROW(createCudaBackend(other, *model_.checkpoint, limits_), Error);
+
+  // Enough tokens per call for 400 GB of fp32 logits alone: more than any GPU holds. The message
+  // says what needs the memory, before anything is allocated.
+  const std::uint64_t seq = 400'000'000'000ull / (4 * v * 64) + 1;
+  try {
+    createCudaBackend(model_.artifact, *model_.checkpoint, Limits{64, seq});
+    FAIL() << "a plan of 400 GB was accepted";
+  } catch (const Error &e) {
+    EXPECT_NE(std::string(e.what()).find("out of GPU memory"), std::string::npos) << e.what();
+    std::printf("[gpu] out-of-memory message: %s\n", e.what());
+  }
 }
 
 TEST_P(BackendTest, SecondStartLoadsKernelsFromTheCache) {
