@@ -76,4 +76,14 @@ void Progress::draw(bool final) {
   drawn_ = true;
 }
 
+std::string formatGrouped(std::uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0)
+      out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 } // namespace xlc::weights

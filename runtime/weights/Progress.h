@@ -47,6 +47,9 @@ private:
 /// "1.50 GB", "12.0 MB", "512 B" (decimal units, as file sizes are usually quoted).
 std::string formatBytes(std::uint64_t bytes);
 
+/// "1,234,567": digits grouped by thousands (parameter and tensor counts).
+std::string formatGrouped(std::uint64_t n);
+
 } // namespace xlc::weights
 
 #endif // XLC_RUNTIME_WEIGHTS_PROGRESS_H

@@ -46,6 +46,8 @@
 
 namespace {
 
+using xlc::weights::formatGrouped;
+
 using namespace xlc::weights;
 using Json = nlohmann::ordered_json;
 
@@ -57,16 +59,6 @@ struct WeightsOptions {
   bool json = false;
 };
 
-/// "1,234,567"
-std::string grouped(std::uint64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0)
-      out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 /// A tensor name fit for a terminal: as is, or quoted and escaped if it has control characters.
 std::string printable(const std::string &name) {
@@ -178,16 +170,16 @@ int runWeights(const WeightsOptions &options) {
       std::printf("  %-*s  %-7s  %-*s  %s\n", static_cast<int>(nameWidth),
                   printable(t.name).c_str(), std::string(dtypeName(t.dtype)).c_str(),
                   static_cast<int>(shapeWidth), shapeString(t.shape).c_str(),
-                  grouped(t.byteSize).c_str());
+                  formatGrouped(t.byteSize).c_str());
     if (checkpoint.layout() == Checkpoint::Layout::Sharded)
       for (const auto &file : document["files"])
         std::printf("  file %s: %s tensor%s, %s\n", file["path"].get<std::string>().c_str(),
-                    grouped(file["tensors"].get<std::uint64_t>()).c_str(),
+                    formatGrouped(file["tensors"].get<std::uint64_t>()).c_str(),
                     file["tensors"].get<std::uint64_t>() == 1 ? "" : "s",
                     formatBytes(file["bytes"].get<std::uint64_t>()).c_str());
     std::printf("%zu tensor%s, %s parameters, %s bytes (%s)\n", tensors.size(),
-                tensors.size() == 1 ? "" : "s", grouped(checkpoint.totalParameters()).c_str(),
-                grouped(checkpoint.totalBytes()).c_str(),
+                tensors.size() == 1 ? "" : "s", formatGrouped(checkpoint.totalParameters()).c_str(),
+                formatGrouped(checkpoint.totalBytes()).c_str(),
                 formatBytes(checkpoint.totalBytes()).c_str());
     std::fflush(stdout);
   }
@@ -236,7 +228,7 @@ int runWeights(const WeightsOptions &options) {
       } else if (!options.json) {
         std::printf(
             "values: all values finite in %s tensors (%s values)%s\n",
-            grouped(values.checkedTensors).c_str(), grouped(values.checkedValues).c_str(),
+            formatGrouped(values.checkedTensors).c_str(), formatGrouped(values.checkedValues).c_str(),
             values.skippedTensors
                 ? fmt::format("; {} non-float tensors skipped", values.skippedTensors).c_str()
                 : "");

@@ -14,6 +14,7 @@
 
 #include "runtime/reference/RandomCheckpoint.h"
 #include "runtime/support/Error.h"
+#include "runtime/weights/Progress.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -26,16 +27,8 @@
 
 namespace {
 
-/// "1,234,567"
-std::string grouped(std::uint64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0)
-      out += ',';
-    out += digits[i];
-  }
-  return out;
-}
+using xlc::weights::formatGrouped;
+
 
 std::string megabytes(std::uint64_t bytes) {
   return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6);
@@ -104,7 +97,7 @@ int main(int argc, char **argv) {
     } else {
       std::printf("wrote %s: %zu tensors, %s parameters, %s (%s, seed %llu, %.1f s); config.json "
                   "copied next to it\n",
-                  summary.path.c_str(), summary.tensors, grouped(summary.parameters).c_str(),
+                  summary.path.c_str(), summary.tensors, formatGrouped(summary.parameters).c_str(),
                   megabytes(summary.bytes).c_str(), dtypeName.c_str(),
                   static_cast<unsigned long long>(seed), seconds);
     }
