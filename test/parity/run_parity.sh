@@ -13,7 +13,8 @@
 #     ($XLC_PARITY_BUILD_DIR, default build-parity/), so GoogleTest is not needed and
 #     run_on_gpu.sh's build-gpu/ is left alone.
 #   - the artifacts, compiled on the development machine (the compiler needs MLIR, which the GPU
-#     machine lacks); .parity/ is not git-ignored, so it travels with the working tree:
+#     machine lacks); .parity/ is git-ignored: carry it (carry [".parity"]), or use the .gpu/ bundle of
+#     scripts/gpu-bundle.sh and test/gpu/run_bundle.sh, which pass its artifacts here:
 #       build/tools/xlc-compile/xlc-compile models/xlstm-tiny/config.json -o .parity/xlstm-tiny.xlca
 #       build/tools/xlc-compile/xlc-compile models/xlstm-7b/config.json -o .parity/xlstm-7b.xlca
 #   - Python 3 ($PYTHON, default python3) with torch (CUDA), transformers (xLSTM), safetensors,
@@ -172,7 +173,7 @@ run_parity() {
     {
       log "artifact $artifact for $c is missing. Make it on the development machine with"
       log "  build/tools/xlc-compile/xlc-compile models/xlstm-$c/config.json -o $artifact"
-      log "and bring it along (.parity/ travels with the working tree), or pass $opt PATH."
+      log "and carry it (carry [\".parity\"]), or pass $opt PATH."
     } | tee "$logfile"
     record "parity-$c" FAIL "no artifact $artifact"
     if [ "$status" -eq 0 ]; then status=2; fi
