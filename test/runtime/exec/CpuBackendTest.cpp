@@ -18,6 +18,8 @@
 #include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
 
+#include "test/runtime/ErrorMatchers.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -146,17 +148,7 @@ void report(const std::string &what, double err) {
   std::printf("[ measure  ] %s: relative L2 error %.2e\n", what.c_str(), err);
 }
 
-/// Expects |fn| to throw xlc::Error whose message contains every one of |parts|.
-template <typename Fn> void expectError(Fn fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error &e) {
-    for (const std::string &p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "message '" << e.what() << "' lacks '" << p << "'";
-  }
-}
+using xlc::testing::expectError;
 
 class CpuBackendTest : public ::testing::TestWithParam<std::string> {
 protected:

@@ -6,6 +6,8 @@
 #include "runtime/weights/Checkpoint.h"
 #include "runtime/weights/Convert.h"
 
+#include "test/runtime/ErrorMatchers.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -44,17 +46,7 @@ std::string modelConfigPath(const std::string &model) {
   return std::string(XLC_SOURCE_DIR) + "/models/" + model + "/config.json";
 }
 
-/// Expects |fn| to throw xlc::Error whose message contains every one of |parts|.
-template <typename Fn> void expectError(Fn fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error &e) {
-    for (const std::string &p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "message '" << e.what() << "' lacks '" << p << "'";
-  }
-}
+using xlc::testing::expectError;
 
 TEST(ModelConfigFromHfJsonTest, TinyModel) {
   const ModelConfig c = modelConfigFromHfJson(modelConfigPath("xlstm-tiny"));

@@ -11,6 +11,8 @@
 #include "runtime/exec/Generator.h"
 #include "runtime/support/Error.h"
 
+#include "test/runtime/ErrorMatchers.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -134,14 +136,7 @@ std::vector<std::int32_t> iotaPrompt(std::size_t length, std::int32_t start) {
   return p;
 }
 
-std::string errorOf(const std::function<void()> &f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using xlc::testing::errorOf;
 
 //===----------------------------------------------------------------------===//
 // The prefill plan

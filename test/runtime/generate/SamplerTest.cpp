@@ -10,6 +10,8 @@
 #include "runtime/exec/Sampler.h"
 #include "runtime/support/Error.h"
 
+#include "test/runtime/ErrorMatchers.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -69,14 +71,7 @@ std::vector<float> pseudoRandomLogits(std::size_t vocab, std::uint64_t seed) {
   return logits;
 }
 
-std::string errorOf(const std::function<void()> &f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using xlc::testing::errorOf;
 
 TEST(SamplerTest, UniformDrawIsPinned) {
   // The bit-exact values every platform must produce (SplitMix64 arithmetic only; checked against
