@@ -28,6 +28,11 @@ void validateSamplingOptions(const SamplingOptions &options) {
   check(std::isfinite(options.temperature) && options.temperature >= 0.0,
         "sampling: temperature must be a finite number >= 0 (0 = greedy), got {}",
         options.temperature);
+  // Logits are divided by the temperature: 1/T must be finite (a subnormal T would make every
+  // weight exp(0·inf) = NaN).
+  check(options.temperature == 0.0 || std::isfinite(1.0 / options.temperature),
+        "sampling: temperature {} is too small to divide by (use 0 for greedy)",
+        options.temperature);
   check(std::isfinite(options.topP) && options.topP > 0.0 && options.topP <= 1.0,
         "sampling: top-p must lie in (0, 1] (1 = off), got {}", options.topP);
 }

@@ -75,8 +75,9 @@ CublasLt::CublasLt(std::size_t workspaceBytes) {
   }
 #include "runtime/exec/cuda/CublasLtSymbols.inc"
 #undef XLC_CUBLASLT_SYMBOL
-  checkStatus(api_.cublasLtCreate(&handle_), "cublasLtCreate", "cuBLASLt");
+  // The workspace first: if it cannot be allocated, no handle is left behind.
   workspace_ = cuda::DeviceBuffer(workspaceBytes);
+  checkStatus(api_.cublasLtCreate(&handle_), "cublasLtCreate", "cuBLASLt");
 }
 
 CublasLt::~CublasLt() {

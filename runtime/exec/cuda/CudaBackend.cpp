@@ -24,6 +24,7 @@
 #include <optional>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 namespace xlc::exec {
 namespace art = xlc::artifact;
@@ -138,10 +139,26 @@ public:
   std::vector<float> readState(std::uint64_t slot, std::size_t stateIndex) override;
 
 private:
+  /// A captured and instantiated decode step; destroys both handles (also when the backend's
+  /// constructor fails after the warm-up captured one).
   struct Graph {
     CUgraph graph = nullptr;
     CUgraphExec exec = nullptr;
+    Graph() = default;
+    Graph(Graph &&o) noexcept
+        : graph(std::exchange(o.graph, nullptr)), exec(std::exchange(o.exec, nullptr)) {}
+    Graph &operator=(Graph &&) = delete;
+    ~Graph() {
+      if (exec)
+        cuda::driver().cuGraphExecDestroy(exec);
+      if (graph)
+        cuda::driver().cuGraphDestroy(graph);
+    }
   };
+  /// Decode shapes kept as graphs at once. The generator's batch shrinks as sequences finish, so
+  /// the shapes of a long run are many; beyond this the cache starts over (a capture costs about
+  /// as much as one eager step).
+  static constexpr std::size_t kMaxGraphs = 64;
   /// An embedding-style step that reports bad input through an i64 flag (docs/artifact.md).
   struct ErrorFlag {
     std::size_t step;
@@ -200,14 +217,7 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
                              secondsSince(start));
 }
 
-CudaBackend::~CudaBackend() {
-  for (auto &[key, g] : graphs_) {
-    if (g.exec)
-      api_.cuGraphExecDestroy(g.exec);
-    if (g.graph)
-      api_.cuGraphDestroy(g.graph);
-  }
-}
+CudaBackend::~CudaBackend() = default;
 
 void CudaBackend::compileKernels(const CudaBackendOptions &options) {
   const art::Artifact &a = artifact();
@@ -453,13 +463,17 @@ void CudaBackend::enqueue(const art::Function &fn, std::uint64_t firstSlot, std:
         shape.bias = a.buffers[*gemm->c].dtype;
         c = address(*gemm->c, firstSlot, batch, seq);
         if (auto wide = widenedBiases_.find(*gemm->c);
-            wide != widenedBiases_.end() && gemm->epilogue == art::Epilogue::Bias) {
+            wide != widenedBiases_.end() && gemm->epilogue == art::Epilogue::Bias &&
+            shape.d == art::DType::F32) {
           shape.bias = art::DType::F32;
           c = wide->second.address();
         }
       }
       check(a.buffers[gemm->b].dtype == shape.ab, "{}: A is {} but W is {}", what,
             art::dtypeName(shape.ab), art::dtypeName(a.buffers[gemm->b].dtype));
+      check(gemm->epilogue != art::Epilogue::ResidualAdd || shape.bias == shape.d,
+            "{}: the residual is {} but D is {} (cuBLASLt reads C in D's type)", what,
+            art::dtypeName(shape.bias), art::dtypeName(shape.d));
       blas_->gemm(shape, address(gemm->a, firstSlot, batch, seq),
                   address(gemm->b, firstSlot, batch, seq), c,
                   address(gemm->d, firstSlot, batch, seq), stream, what);
@@ -490,27 +504,30 @@ void CudaBackend::run(std::string_view function, std::uint64_t firstSlot, std::u
   const art::Buffer &input = a.buffers[fn.inputs[0]];
   const art::Buffer &output = a.buffers[fn.outputs[0]];
   check(input.dtype == art::DType::I32, "{}: token input {} must be i32", a.label(), input.name);
-  buffers_[input.id].upload(tokens.data(), tokens.size_bytes());
-
   const CUstream stream = stream_->handle();
+  // On the compute stream: a synchronous copy runs on the legacy stream, which the non-blocking
+  // compute stream does not wait for, so the first kernel could read the previous call's ids.
+  // From pageable memory the copy is staged before this returns, so |tokens| may go right away.
+  XLC_CU_CHECK(api_.cuMemcpyHtoDAsync_v2(buffers_[input.id].address(), tokens.data(),
+                                         tokens.size_bytes(), stream));
   if (function == "decode_step" && options_.useGraphs) {
     auto key = std::make_tuple(std::string(function), firstSlot, batch);
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
-      Graph g;
+      if (graphs_.size() >= kMaxGraphs)
+        graphs_.clear();
+      Graph g; // owns whatever the capture produced, on every path
       XLC_CU_CHECK(
           api_.cuStreamBeginCapture_v2(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
       try {
         enqueue(fn, firstSlot, batch, seq);
       } catch (...) {
         api_.cuStreamEndCapture(stream, &g.graph);
-        if (g.graph)
-          api_.cuGraphDestroy(g.graph);
         throw;
       }
       XLC_CU_CHECK(api_.cuStreamEndCapture(stream, &g.graph));
       XLC_CU_CHECK(api_.cuGraphInstantiateWithFlags(&g.exec, g.graph, 0));
-      it = graphs_.emplace(key, g).first;
+      it = graphs_.emplace(key, std::move(g)).first;
     }
     XLC_CU_CHECK(api_.cuGraphLaunch(it->second.exec, stream));
   } else {

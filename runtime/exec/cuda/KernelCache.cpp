@@ -122,8 +122,9 @@ std::string KernelCache::keyOf(const artifact::Kernel &kernel, const std::string
   std::ostringstream key;
   key << "xlc kernel cache 1\nruntime " << XLC_RUNTIME_VERSION << "\nnvrtc " << major << "."
       << minor << "\narch " << arch << "\nheaders " << deviceHeadersHash << "\noptions";
+  // Length-prefixed, so {"-DA=1 -DB=2"} and {"-DA=1", "-DB=2"} are different keys.
   for (const std::string &option : kernel.options)
-    key << " " << option;
+    key << " " << option.size() << ":" << option;
   key << "\nentry " << kernel.entry << "\nsource " << kernel.source.size() << "\n"
       << kernel.source;
   return key.str();

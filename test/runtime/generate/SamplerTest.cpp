@@ -310,6 +310,8 @@ TEST(SamplerTest, BadOptions) {
   EXPECT_NE(error(o).find("temperature"), std::string::npos);
   o.temperature = std::numeric_limits<double>::infinity();
   EXPECT_NE(error(o).find("temperature"), std::string::npos);
+  o.temperature = 1e-310; // subnormal: 1/T overflows
+  EXPECT_NE(error(o).find("too small to divide by"), std::string::npos);
   o = {};
   o.topP = 0.0;
   EXPECT_NE(error(o).find("top-p must lie in (0, 1]"), std::string::npos);
