@@ -5,6 +5,11 @@
 #                    (runtime only, Release; Debian 12 binaries run on the GPU machine's Ubuntu
 #                    24.04; the driver, NVRTC and cuBLASLt are dlopen'ed there)
 #   .gpu/artifacts/  the models of models/ compiled by xlc-compile (the GPU machine has no MLIR)
+#   .gpu/PROVENANCE  what the bundle was made from, "key: value" lines (test/gpu/provenance.sh):
+#                    the git commit, whether the tree was dirty (changed paths, a hash of the
+#                    diff), the device-header hash embedded in the binaries (checked equal to
+#                    every artifact's device_headers_hash), when and where it was made. The GPU
+#                    machine has no .git; run_bundle.sh heads every record with these lines.
 #
 #   scripts/gpu-bundle.sh [model ...]     (default: xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-7b)
 #
@@ -40,5 +45,27 @@ for m in "${models[@]}"; do
   "$here/build/tools/xlc-compile/xlc-compile" "$here/models/$m/config.json" \
     -o "$here/.gpu/artifacts/$m.xlca"
 done
+
+# Provenance: the runtime's device-header hash (generated into the bundle build) must be every
+# artifact's, or the CUDA backend would refuse the artifacts on the GPU machine.
+headers="$(sed -n 's/.*headerHash() { return "\([0-9a-f]*\)"; }.*/\1/p' \
+  "$bundle_build/runtime/device/EmbeddedDeviceHeaders.cpp" | head -n 1)"
+[ -n "$headers" ] || { echo "[bundle] no device-header hash in $bundle_build" >&2; exit 1; }
+for m in "${models[@]}"; do
+  a="$("$here/.gpu/bin/xlc-dump" --json "$here/.gpu/artifacts/$m.xlca" |
+       python3 -c 'import json, sys; print(json.load(sys.stdin)["artifact"]["device_headers_hash"])')"
+  if [ "$a" != "$headers" ]; then
+    echo "[bundle] $m.xlca has device_headers_hash $a, the bundled runtime embeds $headers" \
+      "(is build/ older than the sources? rebuild xlc-compile)" >&2
+    exit 1
+  fi
+done
+bash "$here/test/gpu/provenance.sh" --headers-hash "$headers" |
+  sed -e 's/^recorded:/bundle_made:/' -e 's/^host:/bundle_host:/' > "$here/.gpu/PROVENANCE"
+{
+  echo "headers_hash_source: the bundle build's EmbeddedDeviceHeaders.cpp; equal in every artifact"
+  echo "bundle_artifacts: ${models[*]}"
+} >> "$here/.gpu/PROVENANCE"
+sed 's/^/[bundle] /' "$here/.gpu/PROVENANCE"
 du -sh "$here/.gpu"/*
 echo "[bundle] ready: carry [\".gpu\"] and run: bash test/gpu/run_bundle.sh"

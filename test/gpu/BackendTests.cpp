@@ -13,7 +13,8 @@
 // Artifacts come from the compiler, which the GPU machine lacks: they are compiled on the
 // development machine and found in $XLC_GPU_ARTIFACTS (default <repository>/.artifacts), as
 // <model>.xlca next to models/<model>/config.json. Every test SKIPS with the reason when there is
-// no GPU or no artifact.
+// no GPU or no artifact, and FAILS instead when XLC_REQUIRE_GPU is set (harness/GpuSkip.h; the GPU
+// scripts set it).
 //
 // Tolerance: the GPU runs bf16 weights and activations with fp32 accumulation, fp32 state and
 // fp32 gate pre-activations; the CPU is fp32 throughout. Measured on an H200 (2026-11-30) with
@@ -32,6 +33,7 @@
 #include "runtime/reference/RandomCheckpoint.h"
 #include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
+#include "test/gpu/harness/GpuSkip.h"
 
 #include <gtest/gtest.h>
 
@@ -84,11 +86,12 @@ protected:
   void SetUp() override {
     std::string reason;
     if (!cuda::cudaAvailable(&reason))
-      GTEST_SKIP() << "no GPU: " << reason;
+      XLC_SKIP_OR_FAIL("no GPU: " << reason);
     const fs::path path = artifactDir() / (GetParam() + ".xlca");
     if (!fs::exists(path))
-      GTEST_SKIP() << "no artifact " << path << " (compile models/" << GetParam()
-                   << "/config.json with xlc-compile into " << artifactDir() << ")";
+      XLC_SKIP_OR_FAIL("no artifact " << path << " (compile models/" << GetParam()
+                                      << "/config.json with xlc-compile into " << artifactDir()
+                                      << ")");
     model_.artifact = artifact::loadArtifact(path.string());
     model_.work = fs::temp_directory_path() / ("xlc-gpu-backend-" + GetParam());
     fs::remove_all(model_.work);

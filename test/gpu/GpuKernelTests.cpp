@@ -3,7 +3,8 @@
 // The kernels compiled by NVRTC (exactly the translation unit the compiler emits, against the
 // embedded headers, for the device's sm_XXa) and run on the GPU, against the float64 reference,
 // on random inputs with poisoned outputs (harness/KernelCases.h states the tolerances). Without
-// a usable driver every test is SKIPPED with the reason.
+// a usable driver every test is SKIPPED with the reason (a FAILURE when XLC_REQUIRE_GPU is set,
+// as run_on_gpu.sh does: harness/GpuSkip.h).
 //
 // The chunkwise cases cover several (B, S, L) including S not a multiple of L and S < L, a
 // nonzero initial state and the final state; the decode step is chained over several steps;
@@ -11,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "GpuBackend.h"
+#include "GpuSkip.h"
 #include "KernelCases.h"
 #include "Variants.h"
 
@@ -64,7 +66,7 @@ private:
   std::string gpuReason;                                                                       \
   GpuBackend *be##Ptr = Gpu::backend(&gpuReason);                                              \
   if (be##Ptr == nullptr)                                                                      \
-    GTEST_SKIP() << "no usable GPU: " << gpuReason;                                            \
+    XLC_SKIP_OR_FAIL("no usable GPU: " << gpuReason);                                          \
   GpuBackend &be = *be##Ptr
 
 void expectOk(const CaseReport &report) {

@@ -14,7 +14,17 @@
 #   bench-7b     xlc-run on that 7B checkpoint: time to first token for 2048- and 16384-token
 #                prompts, decode tokens/s at batch 1 and 64, prefill of 8 x 8192 tokens
 #                (XLC_BENCH_CASES=b1-p2048,b1-p16384,b64-p128,b8-p8192 picks cases)
-# A summary table is printed last. Exit status 1 if any step failed.
+# A summary table is printed last, headed by the provenance of the bundle (.gpu/PROVENANCE: git
+# commit, dirty or not, device-header hash; test/gpu/provenance.sh), which also heads every log
+# and goes into every JSON record (key "provenance"; hf_parity.py reads $XLC_PROVENANCE).
+# Exit status 1 if any step failed, 2 if the bundle is incomplete (checked before anything runs:
+# the binaries, .gpu/PROVENANCE and the artifacts that the chosen steps need).
+#
+# A skipped test is a failure here: XLC_REQUIRE_GPU=1 is exported, so the GPU tests fail instead
+# of skipping when there is no GPU, no libnvrtc or no artifact (test/gpu/harness/GpuSkip.h), and
+# the tests step is FAIL if it still reports skipped tests or no test passed. The kernel cache is
+# the default private per-user directory (~/.cache/xlc/kernels; $XLC_CACHE_DIR, if set, must be
+# private too: see KernelCache.h).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="${OUT:-$here/gpu-out}"
@@ -22,33 +32,91 @@ steps="tests,parity-tiny,parity-7b,bench-7b"
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps="$2"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '/^set -uo/q;2,$p' "$0"; exit 0 ;;
     *) echo "run_bundle.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+has() { [[ ",$steps," == *",$1,"* ]]; }
+for s in ${steps//,/ }; do
+  case "$s" in
+    tests|parity-tiny|parity-7b|bench-7b) ;;
+    *) echo "run_bundle.sh: unknown step $s (tests, parity-tiny, parity-7b, bench-7b)" >&2; exit 2 ;;
+  esac
+done
+
+# ---- The bundle must be complete: fail now, clearly, rather than skip or half-run later. -------
 bin="$here/.gpu/bin"
 arts="$here/.gpu/artifacts"
-[ -x "$bin/xlc-run" ] || { echo "no bundle in .gpu/: run scripts/gpu-bundle.sh here first" >&2; exit 2; }
+bundle_error() {
+  echo "run_bundle.sh: $*" >&2
+  echo "run_bundle.sh: make the bundle with scripts/gpu-bundle.sh on the development machine" \
+    "and carry it (carry [\".gpu\"])" >&2
+  exit 2
+}
+[ -d "$here/.gpu" ] || bundle_error "no .gpu/ here ($here)"
+[ -x "$bin/xlc-run" ] || bundle_error "no $bin/xlc-run"
+[ -f "$here/.gpu/PROVENANCE" ] ||
+  bundle_error "no .gpu/PROVENANCE (a bundle from before provenance was recorded)"
+[ -d "$arts" ] || bundle_error "no $arts"
+needed=()
+if has tests; then
+  [ -x "$bin/gpu_backend_tests" ] || bundle_error "no $bin/gpu_backend_tests"
+  needed+=(xlstm-tiny xlstm-sig-tied xlstm-125m) # test/gpu/BackendTests.cpp's models
+fi
+has parity-tiny && needed+=(xlstm-tiny)
+if has parity-7b || has bench-7b; then needed+=(xlstm-7b); fi
+missing=()
+for m in "${needed[@]}"; do
+  [ -f "$arts/$m.xlca" ] || missing+=("$m.xlca")
+done
+[ ${#missing[@]} -eq 0 ] ||
+  bundle_error "$arts lacks $(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')(needed by --steps $steps)"
+
 export PARITY_WORK="${PARITY_WORK:-/tmp/xlc-parity}"
-export XLC_CACHE_DIR="${XLC_CACHE_DIR:-/tmp/xlc-kernel-cache}"
 export PYTHONUNBUFFERED=1
+export XLC_REQUIRE_GPU=1
 mkdir -p "$out"
 summary="$out/summary.txt"
 : > "$summary"
 status=0
 record() { printf '%-12s %-8s %s\n' "$1" "$2" "$3" >> "$summary"; }
-has() { [[ ",$steps," == *",$1,"* ]]; }
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$out/device.txt"
+
+# Provenance: the bundle's (commit, tree, device-header hash) and this run's; heads every log.
+provenance="$out/provenance.txt"
+bash "$here/test/gpu/provenance.sh" --bundle "$here/.gpu/PROVENANCE" > "$provenance"
+export XLC_PROVENANCE="$provenance"
+# head_log FILE: starts FILE with the provenance block.
+head_log() { { echo "== provenance"; cat "$provenance"; echo "=="; } > "$1"; }
+# stamp_json FILE...: adds the provenance block to JSON records as "provenance": {key: value}.
+stamp_json() { bash "$here/test/gpu/provenance.sh" --stamp "$provenance" "$@"; }
+# gtest_counts LOG: "P passed, F failed, S skipped" from the per-test result lines ("... (N ms)").
+gtest_counts() {
+  local p f s
+  p="$(grep -cE '^\[       OK \] .* \([0-9]+ ms\)$' "$1")"
+  f="$(grep -cE '^\[  FAILED  \] .* \([0-9]+ ms\)$' "$1")"
+  s="$(grep -cE '^\[  SKIPPED \] .* \([0-9]+ ms\)$' "$1")"
+  echo "$p passed, $f failed, $s skipped"
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/device.txt" 2>&1
+cat "$provenance" "$out/device.txt"
 
 if has tests; then
   t=$SECONDS
+  head_log "$out/gpu_backend_tests.log"
   XLC_REPO_DIR="$here" XLC_GPU_ARTIFACTS="$arts" timeout 300 "$bin/gpu_backend_tests" \
-    --gtest_output="json:$out/gpu_backend_tests.json" 2>&1 | tee "$out/gpu_backend_tests.log"
+    --gtest_output="json:$out/gpu_backend_tests.json" 2>&1 | tee -a "$out/gpu_backend_tests.log"
   rc=${PIPESTATUS[0]}
-  counts="$(grep -c '^\[       OK \]' "$out/gpu_backend_tests.log") passed, $(grep -c '^\[  FAILED  \] .*(' "$out/gpu_backend_tests.log") failed, $(grep -c '^\[  SKIPPED \] .*(' "$out/gpu_backend_tests.log") skipped"
-  record tests "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "$counts, $((SECONDS - t)) s"
-  [ "$rc" -eq 0 ] || status=1
+  stamp_json "$out/gpu_backend_tests.json"
+  counts="$(gtest_counts "$out/gpu_backend_tests.log")"
+  # A skip is a failure here (see the top): rc 0 with skipped tests, or with none passing, is
+  # still FAIL.
+  if [ "$rc" -eq 0 ] && [[ "$counts" == *", 0 skipped" ]] && [[ "$counts" != "0 passed,"* ]]; then
+    record tests ok "$counts, $((SECONDS - t)) s"
+  else
+    record tests FAIL "$counts, rc $rc, $((SECONDS - t)) s"
+    status=1
+  fi
 fi
 
 for c in tiny 7b; do
@@ -57,9 +125,10 @@ for c in tiny 7b; do
   # The 7B lengths go into one xlc-run call (one weight load instead of five).
   extra=()
   [ "$c" = 7b ] && extra=(-- --7b-batched)
+  head_log "$out/parity-$c.console.log"
   OUT="$out/parity-$c" bash "$here/test/parity/run_parity.sh" --configs "$c" \
     --xlc-run "$bin/xlc-run" --tiny-artifact "$arts/xlstm-tiny.xlca" \
-    --7b-artifact "$arts/xlstm-7b.xlca" "${extra[@]}" > "$out/parity-$c.console.log" 2>&1
+    --7b-artifact "$arts/xlstm-7b.xlca" "${extra[@]}" >> "$out/parity-$c.console.log" 2>&1
   rc=$?
   tail -n 40 "$out/parity-$c.console.log"
   record "parity-$c" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "rc $rc, $((SECONDS - t)) s"
@@ -84,10 +153,12 @@ if has bench-7b; then
       shift 4
       ids "$bench/$name.ids" "$count" "$length" 1
       for rep in $(seq 1 "${XLC_BENCH_REPS:-1}"); do
+      head_log "$bench/$name.err"
       timeout 300 "$bin/xlc-run" --model "$arts/xlstm-7b.xlca" --weights "$ckpt" \
         --prompt-ids "$bench/$name.ids" --max-tokens "$tokens" --ignore-eos --temperature 0 \
-        --device cuda --json --verbose "$@" > "$bench/$name.json" 2> "$bench/$name.err"
+        --device cuda --json --verbose "$@" > "$bench/$name.json" 2>> "$bench/$name.err"
       local rc=$?
+      stamp_json "$bench/$name.json"
       python3 - "$bench/$name.json" "$name" "$rc" <<'PY' | tee -a "$summary"
 import json, sys
 path, name, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -113,8 +184,16 @@ PY
   fi
 fi
 
+{
+  echo "================ run_bundle summary ================"
+  cat "$provenance"
+  echo "device: $(head -n 1 "$out/device.txt")"
+  echo "XLC_REQUIRE_GPU=1: a skipped test counts as a failure"
+  echo
+  cat "$summary"
+  echo "logs: $out"
+} > "$summary.tmp"
+mv "$summary.tmp" "$summary"
 echo
-echo "================ run_bundle summary ================"
-cat "$out/device.txt"
 cat "$summary"
 exit "$status"

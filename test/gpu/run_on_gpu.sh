@@ -17,8 +17,14 @@
 #   4. kernel_bench (7B chunkwise forward, decode step)
 #                                             -> kernel_bench.log, kernel_bench.json
 #   5. a summary table, printed last          -> summary.txt
-# Exit status: 0 if everything that ran passed, 1 if a test or a correctness check failed,
-# 2 if the build could not be made. Each step has a time limit (env XLC_TESTS_TIMEOUT,
+# Every log and summary.txt begin with the provenance block (test/gpu/provenance.sh: the git
+# commit and whether the tree was dirty, from .git or else from a carried .gpu/PROVENANCE, and the
+# device-header hash of this build); the JSON records get it as "provenance".
+# A skipped test is a failure here: XLC_REQUIRE_GPU=1 is exported, so the GPU tests fail instead
+# of skipping when there is no GPU or no libnvrtc (test/gpu/harness/GpuSkip.h), and a test step
+# that still reports skipped tests, or in which no test passed, is FAIL.
+# Exit status: 0 if everything that ran passed, 1 if a test or a correctness check failed (or
+# was skipped), 2 if the build could not be made. Each step has a time limit (env XLC_TESTS_TIMEOUT,
 # XLC_BENCH_TIMEOUT, seconds) so that logs are written before an outer limit kills the run.
 set -euo pipefail
 
@@ -36,18 +42,29 @@ while [ $# -gt 0 ]; do
     --bench-only) run_tests=0 ;;
     --quick) bench_args+=(--quick --reps 5) ;;
     --reps) bench_args+=(--reps "$2"); shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '/^set -euo/q;2,$p' "$0"; exit 0 ;;
     *) echo "run_on_gpu.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
-mkdir -p "$out"
+export XLC_REQUIRE_GPU=1
+mkdir -p "$out" "$build"
 summary="$out/summary.txt"
 : > "$summary"
 log() { echo "[run_on_gpu] $*"; }
 record() { printf '%-22s %-8s %s\n' "$1" "$2" "$3" >> "$summary"; }
 start_all=$SECONDS
 status=0
+# The provenance block; kept in the build tree ($OUT holds at most 8 files). Rewritten with the
+# device-header hash once the build exists.
+provenance="$build/provenance.txt"
+bash "$here/test/gpu/provenance.sh" > "$provenance"
+# finish_summary: heads summary.txt with the provenance block (early exits).
+finish_summary() {
+  { echo "== provenance"; cat "$provenance"; echo "=="; cat "$summary"; } > "$summary.tmp"
+  mv "$summary.tmp" "$summary"
+  cat "$summary"
+}
 
 # ---- 1. Versions, configure, build -------------------------------------------------------------
 build_log="$out/build.log"
@@ -60,14 +77,14 @@ build_log="$out/build.log"
   cmake --version | head -1
   g++ --version | head -1
   echo "ninja $(ninja --version)"
-  [ -f "$deps/VERSIONS" ] && sed 's/^/vendored: /' "$deps/VERSIONS"
+  if [ -f "$deps/VERSIONS" ]; then sed 's/^/vendored: /' "$deps/VERSIONS"; fi
 } 2>&1 | tee "$build_log"
 
 if [ ! -f "$deps/lib/cmake/fmt/fmtConfig.cmake" ]; then
   log "missing $deps: run scripts/vendor-headers.sh on the development machine first" \
     | tee -a "$build_log"
   record build FAIL "no .deps/ (scripts/vendor-headers.sh)"
-  cat "$summary"
+  finish_summary
   exit 2
 fi
 prefix="$deps"
@@ -94,7 +111,7 @@ else
            cmake --install "$build/gtest-build"; } >> "$build_log" 2>&1; then
       log "GoogleTest build failed (see build.log)"
       record build FAIL "GoogleTest fallback build"
-      cat "$summary"
+      finish_summary
       exit 2
     fi
   fi
@@ -112,19 +129,22 @@ if ! { cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   tail -n 40 "$build_log"
   log "build failed (full log: $build_log)"
   record build FAIL "$((SECONDS - t0)) s, see build.log"
-  cat "$summary"
+  finish_summary
   exit 2
 fi
 record build ok "$((SECONDS - t0)) s"
 bin="$build/test"
+bash "$here/test/gpu/provenance.sh" --build-dir "$build" > "$provenance"
+{ echo "== provenance"; cat "$provenance"; } | tee -a "$build_log"
 
 # ---- 2.-3. Tests --------------------------------------------------------------------------------
-# gtest_counts LOG: "P passed, F failed, S skipped".
+# gtest_counts LOG: "P passed, F failed, S skipped", from the per-test result lines, which end
+# in "(N ms)" (the summary's lists at the end do not, so nothing is counted twice).
 gtest_counts() {
   local passed failed skipped
-  passed="$(grep -c '^\[       OK \]' "$1" || true)"
-  failed="$(grep -c '^\[  FAILED  \] .*(' "$1" || true)"
-  skipped="$(grep -c '^\[  SKIPPED \] .*(' "$1" || true)"
+  passed="$(grep -cE '^\[       OK \] .* \([0-9]+ ms\)$' "$1" || true)"
+  failed="$(grep -cE '^\[  FAILED  \] .* \([0-9]+ ms\)$' "$1" || true)"
+  skipped="$(grep -cE '^\[  SKIPPED \] .* \([0-9]+ ms\)$' "$1" || true)"
   echo "$passed passed, $failed failed, $skipped skipped"
 }
 
@@ -134,19 +154,28 @@ run_step() {
   shift 3
   local t=$SECONDS rc=0
   log "running $name (limit ${limit} s)"
+  { echo "== provenance"; cat "$provenance"; echo "=="; } > "$logfile"
   set +e
-  timeout --signal=TERM --kill-after=10 "$limit" "$@" 2>&1 | tee "$logfile"
+  timeout --signal=TERM --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$logfile"
   rc="${PIPESTATUS[0]}"
   set -e
-  local detail="rc $rc, $((SECONDS - t)) s"
+  local detail="rc $rc, $((SECONDS - t)) s" skipped=0
   case "$name" in
-    *tests) detail="$(gtest_counts "$logfile"), $detail" ;;
+    *tests)
+      detail="$(gtest_counts "$logfile"), $detail"
+      # A skip, or a run in which no test passed at all, is not a pass.
+      if [[ "$detail" != *", 0 skipped,"* ]] || [[ "$detail" == "0 passed,"* ]]; then
+        skipped=1
+      fi ;;
   esac
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     record "$name" TIMEOUT "$detail"
     status=1
   elif [ "$rc" -ne 0 ]; then
     record "$name" FAIL "$detail"
+    status=1
+  elif [ "$skipped" -eq 1 ]; then
+    record "$name" FAIL "$detail (a skipped test, or none passing, is a failure here)"
     status=1
   else
     record "$name" ok "$detail"
@@ -158,18 +187,23 @@ if [ "$run_tests" -eq 1 ]; then
     "$bin/runtime/cuda/cuda_runtime_tests"
   run_step gpu_kernel_tests "${XLC_TESTS_TIMEOUT:-240}" "$out/gpu_kernel_tests.log" \
     "$bin/gpu/gpu_kernel_tests" --gtest_output="json:$out/gpu_kernel_tests.json"
+  bash "$here/test/gpu/provenance.sh" --stamp "$provenance" "$out/gpu_kernel_tests.json"
 fi
 
 # ---- 4. Benchmark --------------------------------------------------------------------------------
 if [ "$run_bench" -eq 1 ]; then
   run_step kernel_bench "${XLC_BENCH_TIMEOUT:-300}" "$out/kernel_bench.log" \
     "$bin/gpu/kernel_bench" --json "$out/kernel_bench.json" "${bench_args[@]}"
+  bash "$here/test/gpu/provenance.sh" --stamp "$provenance" "$out/kernel_bench.json"
 fi
 
 # ---- 5. Summary -----------------------------------------------------------------------------------
 {
   echo
   echo "================ run_on_gpu summary ($((SECONDS - start_all)) s) ================"
+  cat "$provenance"
+  echo "XLC_REQUIRE_GPU=1: a skipped test counts as a failure"
+  echo
   printf '%-22s %-8s %s\n' step status detail
   cat "$summary"
   if [ -f "$out/gpu_kernel_tests.log" ] && grep -q 'FAIL$' "$out/gpu_kernel_tests.log"; then

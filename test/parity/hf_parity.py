@@ -93,7 +93,11 @@ Bounds (max over the 33 rows of a case)
                cuda is reported only (bf16 may diverge at a near-tie; the margin is printed).
 
 Output: progress lines, then a compact table (printed last); full results in --out (JSON,
-rewritten after every case, so a run cut short still leaves its results). Exit status: 0 when
+rewritten after every case, so a run cut short still leaves its results). Both carry the
+provenance (the JSON's "provenance", the table's first line): the file $XLC_PROVENANCE written by
+test/gpu/provenance.sh (git commit, clean or dirty, device-header hash of the binaries; set by
+run_parity.sh and run_bundle.sh), else the git commit of this checkout; and each artifact's own
+device_headers_hash. Exit status: 0 when
 every bound holds, 1 when any case failed, 2 on a usage or setup error.
 """
 
@@ -334,6 +338,54 @@ def tail(path, lines=25):
         return ""
 
 
+def read_provenance():
+    """The provenance block of this run as a dict (test/gpu/provenance.sh's "key: value" lines):
+    from the file $XLC_PROVENANCE, which run_parity.sh and run_bundle.sh set (the git commit the
+    binaries were built from, clean or dirty, the device-header hash they embed), else only the
+    git commit of this checkout. Unknown values say so; nothing is left out."""
+    out = {}
+    path = os.environ.get("XLC_PROVENANCE")
+    if path:
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, sep, value = line.rstrip("\n").partition(": ")
+                    if sep and key not in out:
+                        out[key] = value
+        except OSError as e:
+            out["provenance_error"] = f"cannot read XLC_PROVENANCE={path}: {e}"
+    if "commit" not in out:
+        try:
+            git = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
+                                 text=True, timeout=30)
+            commit = git.stdout.strip() if git.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        out["commit"] = commit or "unknown (no XLC_PROVENANCE and no git checkout)"
+        out["commit_source"] = "git" if commit else "none"
+    out.setdefault("device_headers_hash", "unknown (no XLC_PROVENANCE)")
+    return out
+
+
+def artifact_headers_hash(path):
+    """The device_headers_hash of an .xlca artifact (32-byte header, then the JSON payload), or
+    None when the file cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(32)
+            if len(header) != 32 or header[:8] != b"XLCARTF\0":
+                return None
+            length = int.from_bytes(header[16:24], "little")
+            return json.loads(f.read(length)).get("device_headers_hash")
+    except (OSError, ValueError):
+        return None
+
+
+def provenance_line(prov):
+    return (f"provenance: commit {prov.get('commit')}; tree {prov.get('tree', 'unknown')}; "
+            f"device headers {prov.get('device_headers_hash')}")
+
+
 def write_ids(path, seqs):
     with open(path, "w") as f:
         for seq in seqs:
@@ -348,7 +400,8 @@ class Results:
     def __init__(self, path, argv):
         self.path = path
         self.doc = {"script": "test/parity/hf_parity.py", "script_version": SCRIPT_VERSION,
-                    "argv": argv, "bounds": BOUND_TEXT, "versions": {}, "configs": {},
+                    "argv": argv, "provenance": read_provenance(), "bounds": BOUND_TEXT,
+                    "versions": {}, "configs": {},
                     "cases": [], "greedy": [], "errors": [], "ok": None}
 
     def config(self, name):
@@ -385,6 +438,7 @@ class Results:
             return "-" if x is None else (f"{x:.1e}" if isinstance(x, float) else str(x))
 
         lines = ["==== parity summary (hf_parity.py) ====",
+                 provenance_line(self.doc["provenance"]),
                  f"{'case':22s} {'device':8s} {'rows':>4s} {'prefill':>8s} {'dec.max':>8s} "
                  f"{'dec.med':>8s} {'top1':>6s} {'bound':>8s}  status"]
         for c in self.doc["cases"]:
@@ -1165,10 +1219,16 @@ def main():
         parser.error("--decode-steps must be >= 1")
 
     results = Results(args.out, sys.argv[1:])
+    # The artifacts' own device-header hash, next to the one of the binaries (the runtime
+    # refuses an artifact whose hash differs from the headers it embeds).
+    results.doc["provenance"]["artifact_device_headers_hash"] = {
+        name: artifact_headers_hash(args.artifact[name]) for name in configs}
+    log(provenance_line(results.doc["provenance"]))
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(os.path.dirname(args.xlc_log), exist_ok=True)
     with open(args.xlc_log, "w") as f:
         f.write(f"xlc-run calls of hf_parity.py ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        f.write(provenance_line(results.doc["provenance"]) + "\n")
 
     def on_term(signum, frame):
         raise Interrupted(f"signal {signum}")

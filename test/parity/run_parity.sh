@@ -27,6 +27,11 @@
 #   3. hf_parity.py --configs 7b                    -> parity-7b.log, parity-7b.json,
 #                                                      xlc-run-7b.log
 #   4. a summary (steps, then the parity tables), printed last -> summary.txt
+# Provenance: summary.txt, build.log and parity-<cfg>.log begin with the provenance block, and
+# hf_parity.py puts it into parity-<cfg>.json ("provenance") and its table: the git commit, clean
+# or dirty, and the device-header hash of xlc-run. It is the file $XLC_PROVENANCE when that is set
+# (run_bundle.sh sets it to the bundle's), else made here by test/gpu/provenance.sh (commit from
+# .git, else from .gpu/PROVENANCE; the hash from the build tree of xlc-run).
 # Exit status: 0 if every check passed, 1 if a parity check failed or a step timed out, 2 if the
 # build or the setup (artifact, xlc-run, Python packages) is missing.
 # Time limits per step, seconds (env): XLC_BUILD_TIMEOUT (600), XLC_PARITY_TINY_TIMEOUT (480),
@@ -76,10 +81,28 @@ record() { printf '%-16s %-8s %s\n' "$1" "$2" "$3" >> "$summary"; }
 start_all=$SECONDS
 status=0
 
+# The provenance block: the caller's ($XLC_PROVENANCE), else made here, in a temporary file ($OUT
+# keeps to 8 files) that is refreshed once xlc-run is known (make_provenance BUILD_DIR).
+own_provenance=0
+if [ -z "${XLC_PROVENANCE:-}" ] || [ ! -f "$XLC_PROVENANCE" ]; then
+  own_provenance=1
+  XLC_PROVENANCE="$(mktemp "${TMPDIR:-/tmp}/xlc-parity-provenance.XXXXXX")"
+  bash "$here/test/gpu/provenance.sh" > "$XLC_PROVENANCE"
+fi
+export XLC_PROVENANCE
+make_provenance() {
+  if [ "$own_provenance" -eq 1 ]; then
+    bash "$here/test/gpu/provenance.sh" --build-dir "$1" > "$XLC_PROVENANCE"
+  fi
+}
+provenance_block() { echo "== provenance"; cat "$XLC_PROVENANCE"; echo "=="; }
+
 finish() {
   {
     echo
     echo "================ run_parity summary ($((SECONDS - start_all)) s) ================"
+    cat "$XLC_PROVENANCE"
+    echo
     printf '%-16s %-8s %s\n' step status detail
     cat "$summary"
     for c in ${configs//,/ }; do
@@ -92,12 +115,14 @@ finish() {
   } > "$summary.tmp"
   mv "$summary.tmp" "$summary"
   cat "$summary"
+  if [ "$own_provenance" -eq 1 ]; then rm -f "$XLC_PROVENANCE"; fi
   exit "$1"
 }
 
 # ---- 1. Versions, configure, build ---------------------------------------------------------------
 build_log="$out/build.log"
 {
+  provenance_block
   echo "== versions"
   date -u
   (nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader \
@@ -163,6 +188,9 @@ if [ ! -x "$bin" ]; then
   record xlc-run FAIL "not found: $bin"
   finish 2
 fi
+# xlc-run's build tree (<build>/tools/xlc-run/xlc-run) has the device-header hash it embeds.
+make_provenance "$(cd "$(dirname "$bin")/../.." && pwd)"
+provenance_block >> "$build_log"
 
 # ---- 2.-3. Parity, one hf_parity.py run per config ---------------------------------------------
 # run_parity CONFIG ARTIFACT-OPTION ARTIFACT LIMIT
@@ -170,21 +198,23 @@ run_parity() {
   local c="$1" opt="$2" artifact="$3" limit="$4" t=$SECONDS rc=0
   local logfile="$out/parity-$c.log"
   if [ ! -f "$artifact" ]; then
+    provenance_block > "$logfile"
     {
       log "artifact $artifact for $c is missing. Make it on the development machine with"
       log "  build/tools/xlc-compile/xlc-compile models/xlstm-$c/config.json -o $artifact"
       log "and carry it (carry [\".parity\"]), or pass $opt PATH."
-    } | tee "$logfile"
+    } | tee -a "$logfile"
     record "parity-$c" FAIL "no artifact $artifact"
     if [ "$status" -eq 0 ]; then status=2; fi
     return 0
   fi
   log "running hf_parity.py --configs $c (limit ${limit} s)"
+  provenance_block > "$logfile"
   set +e
   timeout --signal=TERM --kill-after=30 "$limit" \
     "$py" "$here/test/parity/hf_parity.py" --configs "$c" --xlc-run "$bin" \
       "$opt" "$artifact" --out "$out/parity-$c.json" --xlc-log "$out/xlc-run-$c.log" \
-      "${extra[@]}" 2>&1 | tee "$logfile"
+      "${extra[@]}" 2>&1 | tee -a "$logfile"
   rc="${PIPESTATUS[0]}"
   set -e
   local detail="rc $rc, $((SECONDS - t)) s"

@@ -417,7 +417,9 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--kernel-cache", options.kernelCache,
                  "CUDA kernel cache directory, or 'off' (default: $XLC_CACHE_DIR, else "
-                 "~/.cache/xlc/kernels)")
+                 "$XDG_CACHE_HOME/xlc/kernels, else ~/.cache/xlc/kernels). It must be private "
+                 "(created mode 0700; one writable by others or owned by another user is not "
+                 "used, with a warning)")
       ->type_name("<dir|off>");
   app.add_flag("--bos", options.bos,
                "Prepend the model's BOS token (id 0 for xLSTM 7B, as its model card asks) to "

@@ -64,7 +64,7 @@ struct CublasLt::Plan {
   }
 };
 
-CublasLt::CublasLt(std::size_t workspaceBytes) {
+CublasLt::CublasLt(std::size_t workspaceBytes) : plans_(kMaxPlans) {
   library_ = cuda::DynamicLibrary::open(libraryCandidates(), "cuBLASLt");
 #define XLC_CUBLASLT_SYMBOL(name)                                                              \
   {                                                                                            \
@@ -100,8 +100,8 @@ void CublasLt::checkStatus(cublasStatus_t status, const char *call,
 }
 
 CublasLt::Plan &CublasLt::plan(const GemmShape &shape, const std::string &what) {
-  if (auto it = plans_.find(shape); it != plans_.end())
-    return *it->second;
+  if (std::unique_ptr<Plan> *cached = plans_.find(shape))
+    return **cached;
   auto p = std::make_unique<Plan>();
   p->api = &api_;
   const cudaDataType_t ab = cudaType(shape.ab, what), d = cudaType(shape.d, what);
@@ -160,7 +160,8 @@ CublasLt::Plan &CublasLt::plan(const GemmShape &shape, const std::string &what) 
         what, m, n, m, k, n, k, art::dtypeName(shape.ab), art::dtypeName(shape.d),
         art::epilogueName(shape.epilogue));
   p->algo = result.algo;
-  return *plans_.emplace(shape, std::move(p)).first->second;
+  // May evict the least recently used plan (its descriptors are destroyed with it).
+  return *plans_.insert(shape, std::move(p));
 }
 
 void CublasLt::gemm(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CUdeviceptr c,

@@ -12,9 +12,19 @@
 // bias does. Accumulation and scaling are fp32 (CUBLAS_COMPUTE_32F).
 //
 // libcublasLt.so.13 is loaded with dlopen like the driver, so binaries start without it. The
-// algorithm of each distinct GEMM (sizes, dtypes, epilogue) is chosen once by cuBLASLt's
-// heuristic and cached; every call uses one preallocated workspace, so GEMMs can be captured in
-// CUDA graphs.
+// algorithm of each distinct GEMM (sizes, dtypes, epilogue) is chosen by cuBLASLt's heuristic and
+// kept with its descriptors in a plan cache; every call uses one preallocated workspace, so GEMMs
+// can be captured in CUDA graphs.
+//
+// The plan cache is bounded: M is the number of tokens in a call, so every new prompt length (or
+// batch of lengths) brings a handful of new shapes, and a long-running process fed varied prompts
+// would otherwise grow it without end. It keeps the kMaxPlans (256) most recently used plans
+// (LruCache below): a model's few GEMM shapes per token count leave room for dozens of distinct
+// token counts before a plan is evicted, and an evicted plan only costs another heuristic query
+// (microseconds) when its shape comes back. Evicting does not disturb captured graphs: cuBLASLt
+// reads the descriptors during the call that enqueues (or is captured into) the work, not when a
+// graph replays it (PyTorch creates and destroys its descriptors around every call, captured or
+// not); the workspace, which kernels do use at replay, is never evicted.
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_RUNTIME_EXEC_CUDA_CUBLASLT_H
@@ -26,11 +36,15 @@
 
 #include <cublasLt.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
 #include <tuple>
+#include <utility>
 
 namespace xlc::exec {
 
@@ -51,8 +65,63 @@ struct GemmShape {
   friend bool operator<(const GemmShape &x, const GemmShape &y) { return x.key() < y.key(); }
 };
 
+/// A map of at most capacity() entries that evicts the least recently used one (looked up or
+/// inserted longest ago) to make room. A pointer or reference to a value stays valid until that
+/// entry is evicted or the cache is cleared. Not thread-safe.
+template <typename Key, typename Value, typename Less = std::less<Key>>
+class LruCache {
+public:
+  explicit LruCache(std::size_t capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+
+  /// The value stored under |key|, now the most recently used; nullptr when absent.
+  Value *find(const Key &key) {
+    auto it = index_.find(key);
+    if (it == index_.end())
+      return nullptr;
+    entries_.splice(entries_.begin(), entries_, it->second);
+    return &it->second->second;
+  }
+
+  /// Stores |value| under |key| (replacing what was there) as the most recently used entry,
+  /// first evicting the least recently used one if the cache is full.
+  Value &insert(const Key &key, Value value) {
+    if (auto it = index_.find(key); it != index_.end()) {
+      it->second->second = std::move(value);
+      entries_.splice(entries_.begin(), entries_, it->second);
+      return it->second->second;
+    }
+    if (entries_.size() >= capacity_) {
+      index_.erase(entries_.back().first);
+      entries_.pop_back();
+      ++evictions_;
+    }
+    entries_.emplace_front(key, std::move(value));
+    index_.emplace(key, entries_.begin());
+    return entries_.front().second;
+  }
+
+  bool contains(const Key &key) const { return index_.count(key) != 0; }
+  std::size_t size() const { return entries_.size(); }
+  std::size_t capacity() const { return capacity_; }
+  std::size_t evictions() const { return evictions_; }
+  void clear() {
+    index_.clear();
+    entries_.clear();
+  }
+
+private:
+  using Entries = std::list<std::pair<Key, Value>>; ///< most recently used first
+  std::size_t capacity_;
+  std::size_t evictions_ = 0;
+  Entries entries_;
+  std::map<Key, typename Entries::iterator, Less> index_;
+};
+
 class CublasLt {
 public:
+  /// The most GEMM plans kept at once (see the file comment).
+  static constexpr std::size_t kMaxPlans = 256;
+
   /// Loads libcublasLt (tried as $XLC_CUBLASLT_LIBRARY, libcublasLt.so.13, libcublasLt.so, then
   /// in the toolkit's library directory) and creates a handle. Needs a current CUDA context.
   /// |workspaceBytes| of device memory are allocated for the algorithms' scratch space.
@@ -79,7 +148,8 @@ private:
   CublasLtApi api_;
   cublasLtHandle_t handle_ = nullptr;
   cuda::DeviceBuffer workspace_;
-  std::map<GemmShape, std::unique_ptr<Plan>> plans_;
+  /// At most kMaxPlans; constructed in CublasLt.cpp, where Plan is a complete type.
+  LruCache<GemmShape, std::unique_ptr<Plan>> plans_;
 };
 
 } // namespace xlc::exec

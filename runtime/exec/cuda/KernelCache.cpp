@@ -7,7 +7,9 @@
 #include "runtime/device/DeviceHeaders.h"
 #include "runtime/support/Error.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +17,8 @@
 #include <random>
 #include <sstream>
 
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #ifndef XLC_RUNTIME_VERSION
@@ -114,7 +118,76 @@ std::string defaultKernelCacheDir() {
   return "";
 }
 
-KernelCache::KernelCache(std::string directory) : directory_(std::move(directory)) {}
+std::string checkPrivateCacheDir(const std::string &directory) {
+  check(!directory.empty(), "the kernel cache directory is an empty path");
+  fs::path dir = fs::path(directory).lexically_normal();
+  if (!dir.has_filename() && dir.has_parent_path() && dir != dir.root_path())
+    dir = dir.parent_path(); // "a/b/" -> "a/b"
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    check(err == ENOENT, "kernel cache {}: {}", directory, std::strerror(err));
+    // Missing: the parents with the default mode, the cache itself private from the start.
+    std::error_code ec;
+    if (dir.has_parent_path())
+      fs::create_directories(dir.parent_path(), ec);
+    check(!ec, "cannot create {} for the kernel cache: {}", dir.parent_path().string(),
+          ec.message());
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      fail("cannot create the kernel cache {}: {}", directory, std::strerror(errno));
+  }
+  std::error_code ec;
+  const fs::path canonical = fs::canonical(dir, ec);
+  check(!ec, "kernel cache {}: {}", directory, ec.message());
+  const uid_t me = ::geteuid();
+  auto statOf = [&](const fs::path &p) {
+    struct stat s {};
+    if (::stat(p.c_str(), &s) != 0)
+      fail("kernel cache {}: cannot stat {}: {}", directory, p.string(), std::strerror(errno));
+    return s;
+  };
+  auto mode = [](const struct stat &s) { return fmt::format("{:04o}", s.st_mode & 07777); };
+  st = statOf(canonical);
+  check(S_ISDIR(st.st_mode), "kernel cache {} is not a directory", canonical.string());
+  check(st.st_uid == me, "kernel cache {} is owned by uid {}, not by this user (uid {})",
+        canonical.string(), st.st_uid, me);
+  check((st.st_mode & (S_IWGRP | S_IWOTH)) == 0,
+        "kernel cache {} is writable by group or others (mode {}), so another user could plant "
+        "kernels in it (chmod go-w it)",
+        canonical.string(), mode(st));
+  // Every directory above it: one that another user may change could have the cache renamed
+  // and replaced. Root's and this user's own are fine, and so are shared ones with the sticky bit
+  // (/tmp), where only an entry's owner may rename or remove it.
+  for (fs::path p = canonical.parent_path();; p = p.parent_path()) {
+    const struct stat s = statOf(p);
+    check(s.st_uid == 0 || s.st_uid == me,
+          "kernel cache {} lies below {}, which is owned by uid {} (neither root nor this user, "
+          "uid {}), so its owner could replace the cache",
+          canonical.string(), p.string(), s.st_uid, me);
+    check((s.st_mode & (S_IWGRP | S_IWOTH)) == 0 || (s.st_mode & S_ISVTX) != 0,
+          "kernel cache {} lies below {}, which is writable by group or others without the "
+          "sticky bit (mode {}), so another user could replace the cache",
+          canonical.string(), p.string(), mode(s));
+    if (p == p.parent_path())
+      break;
+  }
+  return canonical.string();
+}
+
+KernelCache::KernelCache(std::string directory) {
+  if (directory.empty())
+    return;
+  try {
+    directory_ = checkPrivateCacheDir(directory);
+  } catch (const Error &e) {
+    disabledReason_ = e.what();
+    std::fprintf(stderr,
+                 "[xlc] warning: kernel cache disabled, every kernel is compiled this run: %s. "
+                 "The cache must be a private directory (--kernel-cache DIR or $XLC_CACHE_DIR "
+                 "names one; 'off' disables the cache).\n",
+                 disabledReason_.c_str());
+  }
+}
 
 std::string KernelCache::keyOf(const artifact::Kernel &kernel, const std::string &arch,
                                std::string_view deviceHeadersHash) {

@@ -2,7 +2,8 @@
 //
 // Runs everywhere. On a machine without a driver (this development machine has only the link
 // stub: dlopen("libcuda.so.1") fails, or cuInit returns CUDA_ERROR_STUB_LIBRARY) the layer must
-// say so cleanly; on the GPU machine the same tests check the device opens.
+// say so cleanly; on the GPU machine the same tests check the device opens. With XLC_REQUIRE_GPU
+// set (the GPU scripts), no driver and no libnvrtc are failures, not skips (GpuSkip.h).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/cuda/Device.h"
@@ -10,6 +11,7 @@
 #include "runtime/cuda/DynamicLibrary.h"
 #include "runtime/cuda/Nvrtc.h"
 #include "runtime/support/Error.h"
+#include "test/gpu/harness/GpuSkip.h"
 
 #include <gtest/gtest.h>
 
@@ -51,6 +53,8 @@ TEST(Driver, AvailabilityIsReportedCleanly) {
   const xlc::cuda::DriverStatus &status = xlc::cuda::driverStatus();
   EXPECT_EQ(available, status.available);
   if (!available) {
+    if (xlc::test::gpuRequired())
+      ADD_FAILURE() << "XLC_REQUIRE_GPU is set, but CUDA is unavailable: " << reason;
     std::printf("CUDA unavailable (expected without a GPU): %s\n", reason.c_str());
     EXPECT_FALSE(reason.empty());
     EXPECT_TRUE(reason.find("libcuda.so.1") != std::string::npos ||
@@ -95,7 +99,7 @@ TEST(Driver, ErrorsCarryCallLocationAndName) {
 TEST(Nvrtc, LoadsOrSaysWhy) {
   std::string reason;
   if (!xlc::cuda::Nvrtc::available(&reason))
-    GTEST_SKIP() << "libnvrtc cannot be loaded: " << reason;
+    XLC_SKIP_OR_FAIL("libnvrtc cannot be loaded: " << reason);
   const auto [major, minor] = xlc::cuda::Nvrtc::instance().version();
   std::printf("NVRTC %d.%d from %s\n", major, minor,
               xlc::cuda::Nvrtc::instance().libraryPath().c_str());
@@ -105,7 +109,7 @@ TEST(Nvrtc, LoadsOrSaysWhy) {
 TEST(Nvrtc, CompileErrorCarriesTheLog) {
   std::string reason;
   if (!xlc::cuda::Nvrtc::available(&reason))
-    GTEST_SKIP() << "libnvrtc cannot be loaded: " << reason;
+    XLC_SKIP_OR_FAIL("libnvrtc cannot be loaded: " << reason);
   const std::string source = "extern \"C\" __global__ void k() { this_is_not_declared = 1; }\n";
   const auto options = xlc::cuda::Nvrtc::defaultOptions("sm_90a");
   try {
@@ -122,7 +126,7 @@ TEST(Nvrtc, CompileErrorCarriesTheLog) {
 TEST(Nvrtc, InMemoryHeaders) {
   std::string reason;
   if (!xlc::cuda::Nvrtc::available(&reason))
-    GTEST_SKIP() << "libnvrtc cannot be loaded: " << reason;
+    XLC_SKIP_OR_FAIL("libnvrtc cannot be loaded: " << reason);
   const xlc::cuda::NvrtcHeader header{"xlc/test/value.cuh", "constexpr int kValue = 42;\n"};
   const std::string source = "#include \"xlc/test/value.cuh\"\n"
                              "extern \"C\" __global__ void k(int *out) { *out = kValue; }\n";

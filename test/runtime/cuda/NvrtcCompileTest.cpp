@@ -3,13 +3,15 @@
 // Verification ladder step 3 (DESIGN.md): each kernel variant of test/gpu/harness/Variants.h
 // (tiny-model and xLSTM 7B shapes) is emitted exactly as the compiler emits it and compiled with
 // NVRTC to CUBIN for sm_90a against the embedded device headers. No GPU needed; skipped (with the
-// reason) only when libnvrtc cannot be loaded. ptxas's register and spill report is printed.
+// reason) only when libnvrtc cannot be loaded, and failed instead when XLC_REQUIRE_GPU is set
+// (test/gpu/harness/GpuSkip.h). ptxas's register and spill report is printed.
 //
 //===----------------------------------------------------------------------===//
 #include "Variants.h"
 
 #include "runtime/cuda/Nvrtc.h"
 #include "runtime/device/DeviceHeaders.h"
+#include "test/gpu/harness/GpuSkip.h"
 
 #include <gtest/gtest.h>
 
@@ -74,7 +76,7 @@ class NvrtcCompile : public ::testing::TestWithParam<CompileCase> {};
 TEST_P(NvrtcCompile, ToCubinForSm90a) {
   std::string reason;
   if (!xlc::cuda::Nvrtc::available(&reason))
-    GTEST_SKIP() << "libnvrtc cannot be loaded: " << reason;
+    XLC_SKIP_OR_FAIL("libnvrtc cannot be loaded: " << reason);
   const CompileCase &c = GetParam();
   std::vector<xlc::cuda::NvrtcHeader> headers;
   for (const xlc::device::EmbeddedHeader &h : xlc::device::embeddedHeaders())
