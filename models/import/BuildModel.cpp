@@ -68,8 +68,8 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
                             b_.getNamedAttr("pad", b_.getI64IntegerAttr(c.padTokenId))}));
   module->getOperation()->setAttr("xlstm.chunk_size", b_.getI64IntegerAttr(c.chunkSize));
 
-  Type stateElement = c.stateDtype == StateDtype::F32 ? Type(b_.getF32Type())
-                                                       : Type(b_.getBF16Type());
+  Type stateElement =
+      c.stateDtype == config::StateDtype::F32 ? Type(b_.getF32Type()) : Type(b_.getBF16Type());
   auto stateType = xlstm::StateType::get(&ctx_, c.numHeads, c.qkHeadDim(), c.vHeadDim(),
                                          stateElement);
   auto tokensType = RankedTensorType::get({ShapedType::kDynamic, ShapedType::kDynamic},
@@ -93,24 +93,24 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
                                           entry->getArgument(0));
 
   auto epsAttr = [&](double v) { return b_.getF64FloatAttr(v); };
-  auto gateKind = xlstm::InputGateKindAttr::get(
-      &ctx_, c.inputGate == InputGate::Exp ? xlstm::InputGateKind::Exp
-                                           : xlstm::InputGateKind::Sigmoid);
+  auto gateKind = xlstm::InputGateKindAttr::get(&ctx_, c.inputGate == config::InputGate::Exp
+                                                           ? xlstm::InputGateKind::Exp
+                                                           : xlstm::InputGateKind::Sigmoid);
   SmallVector<Value> finalStates;
   for (int64_t i = 0; i < c.numBlocks; ++i) {
     std::string p = "backbone.blocks." + std::to_string(i) + ".";
     std::string m = p + "mlstm_layer.";
     Value norm = param(p + "norm_mlstm.weight", {d});
-    Value wq = param(m + "q.weight", {c.qkDim, d});
-    Value wk = param(m + "k.weight", {c.qkDim, d});
-    Value wv = param(m + "v.weight", {c.vDim, d});
-    Value wo = param(m + "ogate_preact.weight", {c.vDim, d});
+    Value wq = param(m + "q.weight", {c.qkDim(), d});
+    Value wk = param(m + "k.weight", {c.qkDim(), d});
+    Value wv = param(m + "v.weight", {c.vDim(), d});
+    Value wo = param(m + "ogate_preact.weight", {c.vDim(), d});
     Value wi = param(m + "igate_preact.weight", {nh, d});
     Value bi = param(m + "igate_preact.bias", {nh});
     Value wf = param(m + "fgate_preact.weight", {nh, d});
     Value bf = param(m + "fgate_preact.bias", {nh});
-    Value mhNorm = param(m + "multihead_norm.weight", {c.vDim});
-    Value wout = param(m + "out_proj.weight", {d, c.vDim});
+    Value mhNorm = param(m + "multihead_norm.weight", {c.vDim()});
+    Value wout = param(m + "out_proj.weight", {d, c.vDim()});
 
     auto block = b_.create<xlstm::MLSTMBlockOp>(
         loc("blocks." + std::to_string(i) + ".mlstm"), hiddenType, stateType, x, norm, wq, wk,
@@ -122,18 +122,16 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
     finalStates.push_back(block.getFinalState());
 
     Value ffnNorm = param(p + "norm_ffn.weight", {d});
-    Value wg = param(p + "ffn.proj_up_gate.weight", {c.ffnDim, d});
-    Value wu = param(p + "ffn.proj_up.weight", {c.ffnDim, d});
-    Value wd = param(p + "ffn.proj_down.weight", {d, c.ffnDim});
+    Value wg = param(p + "ffn.proj_up_gate.weight", {c.ffnDim(), d});
+    Value wu = param(p + "ffn.proj_up.weight", {c.ffnDim(), d});
+    Value wd = param(p + "ffn.proj_down.weight", {d, c.ffnDim()});
     x = b_.create<xlstm::FFNBlockOp>(loc("blocks." + std::to_string(i) + ".ffn"), hiddenType, x,
                                      ffnNorm, wg, wu, wd, epsAttr(c.normEps));
   }
 
-  if (c.addOutNorm) {
-    Value outNorm = param("backbone.out_norm.weight", {d});
-    x = b_.create<xlstm::RMSNormOp>(loc("out_norm"), x.getType(), x, outNorm,
-                                    epsAttr(c.normEps));
-  }
+  // Hugging Face's xLSTMModel applies out_norm whatever add_out_norm says (ModelConfig.h).
+  Value outNorm = param("backbone.out_norm.weight", {d});
+  x = b_.create<xlstm::RMSNormOp>(loc("out_norm"), x.getType(), x, outNorm, epsAttr(c.normEps));
   Value lmWeight = c.tieWordEmbeddings ? embeddings : param("lm_head.weight", {c.vocabSize, d});
   auto head = b_.create<xlstm::LMHeadOp>(
       loc("lm_head"), logitsType, x, lmWeight,

@@ -9,12 +9,14 @@
 #ifndef XLC_MODELS_IMPORT_BUILDMODEL_H
 #define XLC_MODELS_IMPORT_BUILDMODEL_H
 
-#include "models/import/ModelConfig.h"
+#include "runtime/config/ModelConfig.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 
 namespace xlc::models {
+
+using config::ModelConfig;
 
 enum class WeightDtype { BF16, F32 };
 

@@ -1,6 +1,6 @@
 //===- Parse.cpp - The reader: container bytes -> Artifact ----------------===//
 //
-// Reads the payload field by field with the checked accessors of JsonRead.h: every field the
+// Reads the payload field by field with the checked accessors of Json.h: every field the
 // schema names must be present with its JSON type (optional: an expression's keys, "offset",
 // "scale_columns_by", "attrs"), enum strings must be known, and a field the schema does not name
 // is an error (a misspelt "scale_column_by" must not silently drop a folded norm). Cross-item
@@ -12,7 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "runtime/artifact/JsonRead.h"
+#include "runtime/support/Json.h"
 #include "runtime/artifact/Serialize.h"
 #include "runtime/artifact/Validate.h"
 #include "runtime/support/Error.h"
@@ -23,7 +23,7 @@
 
 namespace xlc::artifact {
 
-using namespace detail;
+using namespace xlc::json;
 
 namespace {
 

@@ -2,7 +2,7 @@
 
 #include "runtime/artifact/Summary.h"
 
-#include "runtime/artifact/JsonRead.h"
+#include "runtime/support/Json.h"
 
 #include <fmt/format.h>
 
@@ -13,7 +13,7 @@
 
 namespace xlc::artifact {
 
-using detail::quoteText;
+using json::quoteText;
 
 namespace {
 

@@ -28,7 +28,7 @@
 
 #include "runtime/artifact/Validate.h"
 
-#include "runtime/artifact/JsonRead.h"
+#include "runtime/support/Json.h"
 #include "runtime/support/Error.h"
 
 #include <fmt/format.h>
@@ -41,7 +41,7 @@
 
 namespace xlc::artifact {
 
-using detail::quoteText;
+using json::quoteText;
 
 namespace {
 

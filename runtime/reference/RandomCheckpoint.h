@@ -2,12 +2,9 @@
 //
 // The bridge between the float64 reference and the files the runtime reads:
 //
-//   - modelConfigFromHfJson: a Hugging Face xLSTM config.json as a ref::ModelConfig, with the
-//     sizes computed exactly as transformers does (weights::XlstmConfig) and the numerics fields
-//     (norm_eps, cell_norm_eps, eps, gate_soft_cap, output_logit_soft_cap, tie_word_embeddings,
-//     add_out_norm, and xlc's extension xlc_input_gate) read with the defaults and rules of the
-//     compiler's importer (models/import/ModelConfig.cpp; the runtime cannot include it, so the
-//     rules are mirrored here and must be kept in step with it);
+//   - modelConfigFromHfJson: a Hugging Face xLSTM config.json as a ref::ModelConfig, read by the
+//     one config reader (runtime/config/ModelConfig.h, the importer's and the weight checks' too)
+//     and mapped onto the reference's hyper-parameters;
 //   - writeCheckpoint / readCheckpointWeights: ModelWeights to and from a safetensors file under
 //     the checkpoint names of shared/reference/xlstm-7b.md §5.1;
 //   - writeRandomCheckpoint: config.json → ref::randomWeights → <dir>/model.safetensors plus a
@@ -21,6 +18,7 @@
 #ifndef XLC_RUNTIME_REFERENCE_RANDOMCHECKPOINT_H
 #define XLC_RUNTIME_REFERENCE_RANDOMCHECKPOINT_H
 
+#include "runtime/config/ModelConfig.h"
 #include "runtime/reference/Model.h"
 #include "runtime/weights/DType.h"
 
@@ -35,13 +33,16 @@ class Checkpoint;
 
 namespace xlc::ref {
 
-/// A config.json read as the compiler reads it. Defaults when a field is absent: norm_eps 1e-6,
-/// cell_norm_eps = norm_eps, eps 1e-6, gate_soft_cap 15, output_logit_soft_cap 30 (a soft cap
-/// that is present and null is disabled), tie_word_embeddings false, xlc_input_gate "exp";
-/// add_out_norm is always true (Hugging Face applies out_norm whatever the field says; a false
-/// value is reported in |warnings|); the normalizer is max_abs. Configs the compiler refuses
-/// (use_bias, a fused weight_mode, add_qk_norm / add_post_norm / add_embedding_dropout) are
-/// refused too. Throws xlc::Error naming |source| and the field.
+/// The reference's hyper-parameters of a parsed config: sizes as config::ModelConfig derives
+/// them, the numerics fields as written (defaults filled in), the normalizer max_abs, and
+/// add_out_norm always true (Hugging Face applies out_norm whatever the field says). Throws
+/// xlc::Error naming the source and the field for variants xlc does not run
+/// (config::checkSupported: use_bias, a fused weight_mode).
+ModelConfig referenceConfig(const config::ModelConfig &config);
+
+/// A config.json text read by config::parseModelConfig and mapped by referenceConfig; the
+/// config's warnings (unknown fields, add_out_norm false, ...) are appended to |warnings|.
+/// Throws xlc::Error naming |source| and the field.
 ModelConfig modelConfigFromHfJsonText(std::string_view jsonText, std::string_view source,
                                       std::vector<std::string> *warnings = nullptr);
 /// The same from a file.

@@ -3,8 +3,8 @@
 #include "runtime/weights/Checkpoint.h"
 
 #include "runtime/support/Error.h"
+#include "runtime/support/Json.h"
 #include "runtime/weights/Convert.h"
-#include "runtime/weights/JsonUtil.h"
 #include "runtime/weights/Progress.h"
 
 #include <algorithm>
@@ -82,7 +82,7 @@ Checkpoint Checkpoint::open(const std::string &path) {
     if (!found.empty()) {
       hint = " (it has ";
       for (std::size_t i = 0; i < found.size() && i < 5; ++i)
-        hint += (i ? ", " : "") + quoteName(found[i]);
+        hint += (i ? ", " : "") + json::quoteText(found[i]);
       hint += found.size() > 5 ? ", ...; " : "; ";
       hint += "pass one file's path to open it alone)";
     }
@@ -115,17 +115,17 @@ Checkpoint Checkpoint::openSharded(const std::string &indexPath) {
     fail("'{}': index is {} bytes, more than the {} bytes any index needs", indexPath,
          indexFile.size(), kMaxIndexSize);
   std::string label = fmt::format("'{}'", indexPath);
-  nlohmann::json root = parseStrictJson(
+  nlohmann::json root = json::parseStrictJson(
       std::string_view(reinterpret_cast<const char *>(indexFile.data()), indexFile.size()), label,
       kIndexMaxDepth);
   if (!root.is_object())
-    fail("{}: index must be a JSON object, found {}", label, jsonTypeName(root));
+    fail("{}: index must be a JSON object, found {}", label, json::typeName(root));
   if (!root.contains("weight_map"))
     fail("{}: index has no 'weight_map'", label);
   const nlohmann::json &weightMap = root["weight_map"];
   if (!weightMap.is_object())
     fail("{}: 'weight_map' must be an object mapping tensor names to shard files, found {}", label,
-         jsonTypeName(weightMap));
+         json::typeName(weightMap));
 
   std::vector<std::string> problems;
   // tensor -> shard named by the index; shard -> tensors the index puts there
@@ -134,14 +134,14 @@ Checkpoint Checkpoint::openSharded(const std::string &indexPath) {
   for (const auto &item : weightMap.items()) {
     if (!item.value().is_string()) {
       problems.push_back(fmt::format("weight_map entry {} must be a shard file name, found {}",
-                                     quoteName(item.key()), jsonTypeName(item.value())));
+                                     json::quoteText(item.key()), json::typeName(item.value())));
       continue;
     }
     const std::string &shard = item.value().get_ref<const std::string &>();
     if (!isPlainFileName(shard)) {
       problems.push_back(fmt::format("weight_map maps {} to {}, which is not a plain file name "
                                      "in the index's directory",
-                                     quoteName(item.key()), quoteName(shard)));
+                                     json::quoteText(item.key()), json::quoteText(shard)));
       continue;
     }
     shardOf.emplace(item.key(), shard);
@@ -158,7 +158,7 @@ Checkpoint Checkpoint::openSharded(const std::string &indexPath) {
       problems.push_back(fmt::format("weight_map maps {} tensor{} (first {}) to shard {}, which "
                                      "does not exist in '{}'",
                                      names.size(), names.size() == 1 ? "" : "s",
-                                     quoteName(names.front()), quoteName(shard),
+                                     json::quoteText(names.front()), json::quoteText(shard),
                                      result.directory_));
       continue;
     }
@@ -173,7 +173,7 @@ Checkpoint Checkpoint::openSharded(const std::string &indexPath) {
       holders[tensor.name].push_back(shard);
       if (!shardOf.count(tensor.name))
         problems.push_back(fmt::format("shard {} holds tensor {}, which the index does not list",
-                                       quoteName(shard), quoteName(tensor.name)));
+                                       json::quoteText(shard), json::quoteText(tensor.name)));
       TensorInfo copy = tensor;
       copy.file = index;
       result.tensors_.push_back(std::move(copy));
@@ -183,8 +183,8 @@ Checkpoint Checkpoint::openSharded(const std::string &indexPath) {
   }
   for (const auto &[name, shards] : holders)
     if (shards.size() > 1)
-      problems.push_back(fmt::format("tensor {} is stored in both {} and {}", quoteName(name),
-                                     quoteName(shards[0]), quoteName(shards[1])));
+      problems.push_back(fmt::format("tensor {} is stored in both {} and {}", json::quoteText(name),
+                                     json::quoteText(shards[0]), json::quoteText(shards[1])));
   for (const auto &[name, shard] : shardOf) {
     if (!fileIndex.count(shard))
       continue; // already reported as a missing shard
@@ -194,12 +194,12 @@ Checkpoint Checkpoint::openSharded(const std::string &indexPath) {
     auto elsewhere = holders.find(name);
     if (elsewhere != holders.end())
       problems.push_back(fmt::format("weight_map maps tensor {} to {}, but it is stored in {}",
-                                     quoteName(name), quoteName(shard),
-                                     quoteName(elsewhere->second[0])));
+                                     json::quoteText(name), json::quoteText(shard),
+                                     json::quoteText(elsewhere->second[0])));
     else
       problems.push_back(fmt::format("weight_map maps tensor {} to {}, but that shard has no "
                                      "such tensor",
-                                     quoteName(name), quoteName(shard)));
+                                     json::quoteText(name), json::quoteText(shard)));
   }
   if (!problems.empty())
     failWithProblems(fmt::format("{}: the index does not match its shards", label), problems);
@@ -227,13 +227,13 @@ const TensorInfo *Checkpoint::find(std::string_view name) const {
 const TensorInfo &Checkpoint::get(std::string_view name) const {
   const TensorInfo *tensor = find(name);
   if (tensor == nullptr)
-    fail("'{}': checkpoint has no tensor {}", path_, quoteName(name));
+    fail("'{}': checkpoint has no tensor {}", path_, json::quoteText(name));
   return *tensor;
 }
 
 const std::string &Checkpoint::fileOf(const TensorInfo &tensor) const {
   check(tensor.file < files_.size(), "'{}': tensor {} refers to file #{} of {}", path_,
-        quoteName(tensor.name), tensor.file, files_.size());
+        json::quoteText(tensor.name), tensor.file, files_.size());
   return files_[tensor.file].path();
 }
 
@@ -244,7 +244,7 @@ std::span<const std::uint8_t> Checkpoint::rawData(const TensorInfo &tensor) cons
 
 void Checkpoint::readF32(const TensorInfo &tensor, std::span<float> out) const {
   convertToF32(tensor.dtype, rawData(tensor), out,
-               fmt::format("'{}': tensor {}", fileOf(tensor), quoteName(tensor.name)));
+               fmt::format("'{}': tensor {}", fileOf(tensor), json::quoteText(tensor.name)));
 }
 
 std::vector<float> Checkpoint::readF32(std::string_view name) const {
@@ -256,7 +256,7 @@ std::vector<float> Checkpoint::readF32(std::string_view name) const {
 
 void Checkpoint::readBF16(const TensorInfo &tensor, std::span<std::uint16_t> out) const {
   convertToBF16(tensor.dtype, rawData(tensor), out,
-                fmt::format("'{}': tensor {}", fileOf(tensor), quoteName(tensor.name)));
+                fmt::format("'{}': tensor {}", fileOf(tensor), json::quoteText(tensor.name)));
 }
 
 void Checkpoint::forEachTensor(

@@ -3,8 +3,8 @@
 #include "runtime/weights/Expected.h"
 
 #include "runtime/support/Error.h"
+#include "runtime/support/Json.h"
 #include "runtime/weights/Checkpoint.h"
-#include "runtime/weights/JsonUtil.h"
 
 #include <algorithm>
 #include <map>
@@ -52,14 +52,14 @@ std::vector<std::string> findTensorProblems(std::span<const TensorInfo> actual,
   for (const ExpectedTensor &e : expected) {
     if (!wanted.emplace(e.name, &e).second) {
       problems[e.name].push_back(fmt::format(
-          "tensor {} is expected twice (the expectation list is wrong)", quoteName(e.name)));
+          "tensor {} is expected twice (the expectation list is wrong)", json::quoteText(e.name)));
       continue;
     }
     auto it = present.find(e.name);
     if (it == present.end()) {
       if (!e.optional)
         problems[e.name].push_back(
-            fmt::format("missing tensor {} (expected {})", quoteName(e.name), describe(e)));
+            fmt::format("missing tensor {} (expected {})", json::quoteText(e.name), describe(e)));
       continue;
     }
     const TensorInfo &t = *it->second;
@@ -67,22 +67,22 @@ std::vector<std::string> findTensorProblems(std::span<const TensorInfo> actual,
         e.dtypes.empty() || std::find(e.dtypes.begin(), e.dtypes.end(), t.dtype) != e.dtypes.end();
     bool shapeOk = t.shape == e.shape;
     if (!dtypeOk && !shapeOk)
-      problems[e.name].push_back(
-          fmt::format("tensor {} is {}, expected {}", quoteName(e.name), describe(t), describe(e)));
+      problems[e.name].push_back(fmt::format("tensor {} is {}, expected {}",
+                                             json::quoteText(e.name), describe(t), describe(e)));
     else if (!shapeOk)
       problems[e.name].push_back(fmt::format("tensor {} has shape {}, expected {}",
-                                             quoteName(e.name), shapeString(t.shape),
+                                             json::quoteText(e.name), shapeString(t.shape),
                                              shapeString(e.shape)));
     else if (!dtypeOk)
       problems[e.name].push_back(fmt::format("tensor {} has dtype {}, expected {}",
-                                             quoteName(e.name), dtypeName(t.dtype),
+                                             json::quoteText(e.name), dtypeName(t.dtype),
                                              dtypeListName(e.dtypes)));
   }
   if (!allowExtra)
     for (const auto &[name, t] : present)
       if (!wanted.count(name))
         problems[name].push_back(
-            fmt::format("unexpected tensor {} ({})", quoteName(name), describe(*t)));
+            fmt::format("unexpected tensor {} ({})", json::quoteText(name), describe(*t)));
 
   std::vector<std::string> out;
   for (auto &[name, list] : problems)

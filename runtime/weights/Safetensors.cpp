@@ -3,7 +3,7 @@
 #include "runtime/weights/Safetensors.h"
 
 #include "runtime/support/Error.h"
-#include "runtime/weights/JsonUtil.h"
+#include "runtime/support/Json.h"
 
 #include <algorithm>
 #include <cstring>
@@ -56,36 +56,36 @@ std::string shortDump(const nlohmann::json &value) {
 /// Parses one tensor entry (|entry| is the JSON value under |name|).
 TensorInfo parseEntry(std::string_view label, const std::string &name, const nlohmann::json &entry,
                       std::uint64_t dataSize, std::vector<std::string> &warnings) {
-  std::string where = fmt::format("{}: tensor {}", label, quoteName(name));
+  std::string where = fmt::format("{}: tensor {}", label, json::quoteText(name));
   if (!entry.is_object())
     fail("{}: expected an object with dtype, shape and data_offsets, found {}", where,
-         jsonTypeName(entry));
+         json::typeName(entry));
   for (const char *field : {"dtype", "shape", "data_offsets"})
     if (!entry.contains(field))
       fail("{}: missing field '{}'", where, field);
   for (const auto &item : entry.items())
     if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets")
       warnings.push_back(
-          fmt::format("{}: ignoring unknown field {}", where, quoteName(item.key())));
+          fmt::format("{}: ignoring unknown field {}", where, json::quoteText(item.key())));
 
   TensorInfo info;
   info.name = name;
 
   const nlohmann::json &dtype = entry["dtype"];
   if (!dtype.is_string())
-    fail("{}: 'dtype' must be a string, found {}", where, jsonTypeName(dtype));
+    fail("{}: 'dtype' must be a string, found {}", where, json::typeName(dtype));
   const std::string &dtypeText = dtype.get_ref<const std::string &>();
   std::optional<DType> parsed = parseDType(dtypeText);
   if (!parsed)
     fail("{}: unknown dtype {} (known: BOOL, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, I16, U16, F16, "
          "BF16, I32, U32, F32, I64, U64, F64, C64)",
-         where, quoteName(dtypeText));
+         where, json::quoteText(dtypeText));
   info.dtype = *parsed;
 
   const nlohmann::json &shape = entry["shape"];
   if (!shape.is_array())
     fail("{}: 'shape' must be an array of non-negative integers, found {}", where,
-         jsonTypeName(shape));
+         json::typeName(shape));
   if (shape.size() > kMaxRank)
     fail("{}: shape has {} dimensions, more than the {} any framework writes", where, shape.size(),
          kMaxRank);
@@ -98,7 +98,7 @@ TensorInfo parseEntry(std::string_view label, const std::string &name, const nlo
     const nlohmann::json &dim = shape[i];
     if (!dim.is_number_unsigned())
       fail("{}: shape[{}] must be a non-negative integer, found {} ({})", where, i,
-           jsonTypeName(dim), shortDump(dim));
+           json::typeName(dim), shortDump(dim));
     std::uint64_t extent = dim.get<std::uint64_t>();
     if (extent > kMax)
       fail("{}: shape[{}] = {} is too large", where, i, extent);
@@ -153,8 +153,8 @@ void checkLayout(std::string_view label, const std::vector<TensorInfo> &tensors,
   for (const TensorInfo *t : byOffset) {
     if (previous != nullptr && t->begin < previous->end)
       fail("{}: tensors {} (bytes [{}, {})) and {} (bytes [{}, {})) overlap", label,
-           quoteName(previous->name), previous->begin, previous->end, quoteName(t->name), t->begin,
-           t->end);
+           json::quoteText(previous->name), previous->begin, previous->end,
+           json::quoteText(t->name), t->begin, t->end);
     if (t->begin > covered) {
       unused += t->begin - covered;
       ++gaps;
@@ -193,9 +193,9 @@ SafetensorsHeader parseSafetensorsHeader(std::span<const std::uint8_t> file,
 
   std::string_view text(reinterpret_cast<const char *>(file.data() + 8), header.headerSize);
   std::string headerLabel = fmt::format("{}: header", label);
-  nlohmann::json root = parseStrictJson(text, headerLabel, kHeaderMaxDepth);
+  nlohmann::json root = json::parseStrictJson(text, headerLabel, kHeaderMaxDepth);
   if (!root.is_object())
-    fail("{}: must be a JSON object, found {}", headerLabel, jsonTypeName(root));
+    fail("{}: must be a JSON object, found {}", headerLabel, json::typeName(root));
 
   header.tensors.reserve(root.size());
   for (const auto &item : root.items()) {
@@ -204,11 +204,11 @@ SafetensorsHeader parseSafetensorsHeader(std::span<const std::uint8_t> file,
       const nlohmann::json &metadata = item.value();
       if (!metadata.is_object())
         fail("{}: '__metadata__' must be an object of strings, found {}", headerLabel,
-             jsonTypeName(metadata));
+             json::typeName(metadata));
       for (const auto &entry : metadata.items()) {
         if (!entry.value().is_string())
           fail("{}: '__metadata__' value {} must be a string, found {}", headerLabel,
-               quoteName(entry.key()), jsonTypeName(entry.value()));
+               json::quoteText(entry.key()), json::typeName(entry.value()));
         header.metadata.emplace(entry.key(), entry.value().get<std::string>());
       }
       continue;
@@ -236,7 +236,7 @@ std::span<const std::uint8_t> SafetensorsFile::data(const TensorInfo &tensor) co
   // Re-checked here because TensorInfo is a plain struct a caller could have edited.
   check(tensor.begin <= tensor.end && tensor.end <= header_.dataSize,
         "'{}': tensor {} bytes [{}, {}) lie outside the data buffer ({} bytes)", path(),
-        quoteName(tensor.name), tensor.begin, tensor.end, header_.dataSize);
+        json::quoteText(tensor.name), tensor.begin, tensor.end, header_.dataSize);
   return file_.bytes().subspan(header_.dataOffset + tensor.begin, tensor.end - tensor.begin);
 }
 

@@ -3,8 +3,8 @@
 #include "runtime/weights/SafetensorsWriter.h"
 
 #include "runtime/support/Error.h"
+#include "runtime/support/Json.h"
 #include "runtime/weights/Checkpoint.h"
-#include "runtime/weights/JsonUtil.h"
 #include "runtime/weights/Safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -96,30 +96,30 @@ Layout plan(std::span<const TensorToWrite> tensors, const SafetensorsMetadata &m
     check(!t.name.empty(), "safetensors writer: a tensor has an empty name");
     check(t.name != kMetadataKey, "safetensors writer: '{}' is reserved for metadata",
           kMetadataKey);
-    check(!findInvalidUtf8(t.name), "safetensors writer: tensor name {} is not valid UTF-8",
-          quoteName(t.name));
+    check(!json::findInvalidUtf8(t.name), "safetensors writer: tensor name {} is not valid UTF-8",
+          json::quoteText(t.name));
     check(names.insert(t.name).second, "safetensors writer: tensor {} is given twice",
-          quoteName(t.name));
+          json::quoteText(t.name));
     std::uint64_t elements = 1;
     for (std::int64_t extent : t.shape) {
       check(extent >= 0, "safetensors writer: tensor {} has negative extent in shape {}",
-            quoteName(t.name), shapeString(t.shape));
+            json::quoteText(t.name), shapeString(t.shape));
       check(!__builtin_mul_overflow(elements, static_cast<std::uint64_t>(extent), &elements),
-            "safetensors writer: tensor {} shape {} overflows", quoteName(t.name),
+            "safetensors writer: tensor {} shape {} overflows", json::quoteText(t.name),
             shapeString(t.shape));
     }
     std::uint64_t bytes = 0;
     check(!__builtin_mul_overflow(elements, dtypeSize(t.dtype), &bytes),
-          "safetensors writer: tensor {} shape {} overflows", quoteName(t.name),
+          "safetensors writer: tensor {} shape {} overflows", json::quoteText(t.name),
           shapeString(t.shape));
     check(t.data.size() == bytes,
           "safetensors writer: tensor {} ({} {}) needs {} bytes, but {} were given",
-          quoteName(t.name), dtypeName(t.dtype), shapeString(t.shape), bytes, t.data.size());
+          json::quoteText(t.name), dtypeName(t.dtype), shapeString(t.shape), bytes, t.data.size());
     layout.order.push_back(&t);
   }
   for (const auto &[key, value] : metadata)
-    check(!findInvalidUtf8(key) && !findInvalidUtf8(value),
-          "safetensors writer: metadata entry {} is not valid UTF-8", quoteName(key));
+    check(!json::findInvalidUtf8(key) && !json::findInvalidUtf8(value),
+          "safetensors writer: metadata entry {} is not valid UTF-8", json::quoteText(key));
 
   std::stable_sort(layout.order.begin(), layout.order.end(),
                    [](const TensorToWrite *a, const TensorToWrite *b) {

@@ -43,10 +43,11 @@ double msSince(Clock::time_point start) {
 /// Parses an .mlir file or imports a config.json.
 mlir::OwningOpRef<mlir::ModuleOp> loadInput(mlir::MLIRContext &context, const std::string &path) {
   if (llvm::StringRef(path).ends_with(".json")) {
-    xlc::models::ModelConfig config;
+    xlc::config::ModelConfig config;
     try {
-      config = xlc::models::loadModelConfig(path);
-    } catch (const xlc::models::ConfigError &e) {
+      config = xlc::config::loadModelConfig(path);
+      xlc::config::checkSupported(config);
+    } catch (const xlc::Error &e) {
       llvm::errs() << "xlc-compile: error: " << e.what() << "\n";
       return nullptr;
     }

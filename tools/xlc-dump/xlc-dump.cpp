@@ -26,10 +26,10 @@
 #include "runtime/cuda/Nvrtc.h"
 #include "runtime/device/DeviceHeaders.h"
 #include "runtime/support/Error.h"
+#include "runtime/support/Json.h"
 #include "runtime/weights/Checkpoint.h"
 #include "runtime/weights/Convert.h"
 #include "runtime/weights/Expected.h"
-#include "runtime/weights/JsonUtil.h"
 #include "runtime/weights/Progress.h"
 #include "runtime/weights/XlstmWeights.h"
 
@@ -66,7 +66,7 @@ std::string printable(const std::string &name) {
     auto u = static_cast<unsigned char>(c);
     return u < 0x20 || u == 0x7f;
   });
-  return plain ? name : quoteName(name);
+  return plain ? name : xlc::json::quoteText(name);
 }
 
 std::string layoutName(const Checkpoint &checkpoint) {
@@ -109,7 +109,7 @@ ValueReport checkValues(const Checkpoint &checkpoint) {
               static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, t.numElements - begin));
           buffer.resize(count);
           convertToF32(t.dtype, data.subspan(begin * size, count * size), buffer,
-                       fmt::format("tensor {}", quoteName(t.name)));
+                       fmt::format("tensor {}", xlc::json::quoteText(t.name)));
           for (float v : buffer) {
             nan += std::isnan(v);
             inf += std::isinf(v);
@@ -118,7 +118,8 @@ ValueReport checkValues(const Checkpoint &checkpoint) {
         ++report.checkedTensors;
         report.checkedValues += t.numElements;
         if (nan || inf)
-          report.bad.push_back(fmt::format("{}: {} NaN, {} Inf", quoteName(t.name), nan, inf));
+          report.bad.push_back(
+              fmt::format("{}: {} NaN, {} Inf", xlc::json::quoteText(t.name), nan, inf));
       },
       "checking values");
   return report;
@@ -188,8 +189,9 @@ int runWeights(const WeightsOptions &options) {
   document["config"] = nullptr;
   if (std::optional<std::string> configPath = findConfig(options, checkpoint)) {
     try {
-      XlstmConfig config = XlstmConfig::fromHfConfigFile(*configPath);
-      std::vector<ExpectedTensor> expected = xlstmExpectedTensors(config);
+      xlc::config::ModelConfig config;
+      std::vector<ExpectedTensor> expected =
+          xlstmExpectedTensorsForConfigFile(*configPath, &config);
       document["config"] = {{"path", *configPath},
                             {"summary", config.summary()},
                             {"expected_tensors", expected.size()},

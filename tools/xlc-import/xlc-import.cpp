@@ -10,6 +10,7 @@
 
 #include "dialect/XlstmDialect.h"
 #include "models/import/BuildModel.h"
+#include "runtime/support/Error.h"
 
 #include <CLI/CLI.hpp>
 
@@ -31,7 +32,7 @@ std::string humanCount(int64_t n) {
   return std::to_string(n);
 }
 
-void printSummary(raw_ostream &os, const xlc::models::ModelConfig &c,
+void printSummary(raw_ostream &os, const xlc::config::ModelConfig &c,
                   const xlc::models::ModelStats &s) {
   auto cap = [](const std::optional<double> &v) {
     return v ? formatv("{0}", *v).str() : std::string("none");
@@ -43,11 +44,11 @@ void printSummary(raw_ostream &os, const xlc::models::ModelConfig &c,
      << "embedding dim         " << c.embeddingDim << "\n"
      << "heads                 " << c.numHeads << " (qk head dim " << c.qkHeadDim()
      << ", v head dim " << c.vHeadDim() << ")\n"
-     << "qk / v / ffn dims     " << c.qkDim << " / " << c.vDim << " / " << c.ffnDim << "\n"
+     << "qk / v / ffn dims     " << c.qkDim() << " / " << c.vDim() << " / " << c.ffnDim() << "\n"
      << "vocabulary            " << c.vocabSize
      << (c.tieWordEmbeddings ? " (tied embeddings)" : " (separate lm_head)") << "\n"
-     << "input gate            "
-     << (c.inputGate == xlc::models::InputGate::Exp ? "exp" : "sigmoid") << "\n"
+     << "input gate            " << (c.inputGate == xlc::config::InputGate::Exp ? "exp" : "sigmoid")
+     << "\n"
      << "soft caps             gates " << cap(c.gateSoftCap) << ", logits "
      << cap(c.outputLogitSoftCap) << "\n"
      << "parameters            " << s.parameters << " (" << humanCount(s.parameters) << ", "
@@ -78,10 +79,11 @@ int main(int argc, char **argv) {
   app.add_flag("-v,--verbose", verbose, "Also list config fields accepted without effect");
   CLI11_PARSE(app, argc, argv);
 
-  xlc::models::ModelConfig config;
+  xlc::config::ModelConfig config;
   try {
-    config = xlc::models::loadModelConfig(inputPath);
-  } catch (const xlc::models::ConfigError &e) {
+    config = xlc::config::loadModelConfig(inputPath);
+    xlc::config::checkSupported(config);
+  } catch (const xlc::Error &e) {
     errs() << "xlc-import: error: " << e.what() << "\n";
     return 1;
   }
@@ -126,7 +128,7 @@ int main(int argc, char **argv) {
         j.attribute("num_heads", config.numHeads);
         j.attribute("qk_head_dim", config.qkHeadDim());
         j.attribute("v_head_dim", config.vHeadDim());
-        j.attribute("ffn_dim", config.ffnDim);
+        j.attribute("ffn_dim", config.ffnDim());
         j.attribute("vocab_size", config.vocabSize);
       });
       os << "\n";

@@ -237,7 +237,7 @@ TEST(Corruption, HostileNamesAreEscapedInMessages) {
   std::string json =
       R"({"evil\nname\u001b[2J": {"dtype": "F32", "shape": [3], "data_offsets": [0, 4]}})";
   std::string message = parseError(fileWith(json, 4));
-  EXPECT_ERROR_HAS(message, "tensor 'evil\\nname\\x1b[2J'");
+  EXPECT_ERROR_HAS(message, "tensor 'evil\\x0aname\\x1b[2J'");
   EXPECT_EQ(message.find('\x1b'), std::string::npos);
 }
 

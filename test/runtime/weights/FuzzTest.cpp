@@ -24,7 +24,7 @@ namespace {
 
 /// One tensor of each float dtype per block, so conversions of every kind run on survivors.
 std::vector<std::uint8_t> realisticFile() {
-  XlstmConfig config = tinyConfig();
+  ModelConfig config = tinyConfig();
   config.embeddingDim = 16;
   config.vocabSize = 32;
   std::mt19937 rng(99);

@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
       fs::remove_all(out / sub);
       fs::create_directories(out / sub);
     }
-    XlstmConfig config = tinyConfig();
+    ModelConfig config = tinyConfig();
 
     TensorSet bf16 = xlstmTensors(config, DType::BF16, 1);
     writeSafetensors((out / "tiny" / "model.safetensors").string(), bf16.tensors,
@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     writeText((out / "corrupt" / "config.json").string(), hfConfigJson(config));
 
     writeSafetensors((out / "mismatch" / "model.safetensors").string(), bf16.tensors);
-    XlstmConfig threeBlocks = config;
+    ModelConfig threeBlocks = config;
     threeBlocks.numBlocks = 3;
     writeText((out / "mismatch" / "config.json").string(), hfConfigJson(threeBlocks));
   } catch (const std::exception &e) {

@@ -24,6 +24,8 @@
 
 namespace xlc::weights::testing {
 
+using config::ModelConfig;
+
 /// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
 class TempDir {
 public:
@@ -109,8 +111,8 @@ inline std::vector<std::uint8_t> randomValues(DType dtype, std::uint64_t count, 
 }
 
 /// A small xLSTM with every tensor kind of the 7B (2 blocks, d 64, 4 heads, vocab 96).
-inline XlstmConfig tinyConfig() {
-  XlstmConfig c;
+inline ModelConfig tinyConfig() {
+  ModelConfig c;
   c.embeddingDim = 64;
   c.numHeads = 4;
   c.numBlocks = 2;
@@ -119,7 +121,7 @@ inline XlstmConfig tinyConfig() {
 }
 
 /// config.json as transformers writes it for |c| (the fields that matter, both spellings).
-inline std::string hfConfigJson(const XlstmConfig &c) {
+inline std::string hfConfigJson(const ModelConfig &c) {
   return fmt::format(R"({{
   "architectures": ["xLSTMForCausalLM"],
   "model_type": "xlstm",
@@ -138,7 +140,7 @@ inline std::string hfConfigJson(const XlstmConfig &c) {
 }
 
 /// Every tensor of |config| with random values of |dtype|.
-inline TensorSet xlstmTensors(const XlstmConfig &config, DType dtype, unsigned seed) {
+inline TensorSet xlstmTensors(const ModelConfig &config, DType dtype, unsigned seed) {
   std::mt19937 rng(seed);
   TensorSet set;
   for (const ExpectedTensor &e : xlstmExpectedTensors(config)) {

@@ -42,7 +42,7 @@ std::vector<TensorInfo> infos(const std::vector<ExpectedTensor> &expected, DType
 } // namespace
 
 TEST(XlstmWeights, SevenBillionParameterCountIsExact) {
-  XlstmConfig config; // defaults are xLSTM 7B
+  ModelConfig config; // defaults are xLSTM 7B
   EXPECT_EQ(config.qkDim(), 2048);
   EXPECT_EQ(config.vDim(), 4096);
   EXPECT_EQ(config.ffnDim(), 10944);
@@ -85,16 +85,16 @@ TEST(XlstmWeights, SevenBillionParameterCountIsExact) {
 }
 
 TEST(XlstmWeights, RoundingFollowsPython) {
-  EXPECT_EQ(roundUpToMultipleOf(4096 * 2.667, 64), 10944);
-  EXPECT_EQ(roundUpToMultipleOf(4096 * 2.6667, 64), 10944);
-  EXPECT_EQ(roundUpToMultipleOf(64.0, 64), 64);
-  EXPECT_EQ(roundUpToMultipleOf(65.0, 64), 128);
+  EXPECT_EQ(xlc::config::roundUpToMultipleOf(4096 * 2.667, 64), 10944);
+  EXPECT_EQ(xlc::config::roundUpToMultipleOf(4096 * 2.6667, 64), 10944);
+  EXPECT_EQ(xlc::config::roundUpToMultipleOf(64.0, 64), 64);
+  EXPECT_EQ(xlc::config::roundUpToMultipleOf(65.0, 64), 128);
   // (64.5 + 63) // 64 == 1.0 in Python: round_up_to_next_multiple_of(64.5, 64) == 64, not 128.
-  EXPECT_EQ(roundUpToMultipleOf(64.5, 64), 64);
-  EXPECT_EQ(roundUpToMultipleOf(1.0, 64), 64);
-  EXPECT_EQ(roundUpToMultipleOf(128 * 2.667, 64), 384); // 341.376 -> 384
+  EXPECT_EQ(xlc::config::roundUpToMultipleOf(64.5, 64), 64);
+  EXPECT_EQ(xlc::config::roundUpToMultipleOf(1.0, 64), 64);
+  EXPECT_EQ(xlc::config::roundUpToMultipleOf(128 * 2.667, 64), 384); // 341.376 -> 384
 
-  XlstmConfig odd;
+  ModelConfig odd;
   odd.embeddingDim = 160;
   odd.numHeads = 4;
   EXPECT_EQ(odd.qkDim(), 80); // int(160 * 0.5): the layer's width, not xLSTMConfig.qk_dim (128)
@@ -103,18 +103,18 @@ TEST(XlstmWeights, RoundingFollowsPython) {
 }
 
 TEST(XlstmWeights, VariantsChangeTheList) {
-  XlstmConfig tied = tinyConfig();
+  ModelConfig tied = tinyConfig();
   tied.tieWordEmbeddings = true;
   std::vector<ExpectedTensor> expected = xlstmExpectedTensors(tied);
   ASSERT_NE(byName(expected, "lm_head.weight"), nullptr);
   EXPECT_TRUE(byName(expected, "lm_head.weight")->optional);
   EXPECT_EQ(parameterCount(expected), parameterCount(xlstmExpectedTensors(tinyConfig())) - 96 * 64);
 
-  XlstmConfig noOutNorm = tinyConfig();
+  ModelConfig noOutNorm = tinyConfig();
   noOutNorm.addOutNorm = false;
   EXPECT_TRUE(byName(xlstmExpectedTensors(noOutNorm), "backbone.out_norm.weight")->optional);
 
-  XlstmConfig biased = tinyConfig();
+  ModelConfig biased = tinyConfig();
   biased.useBias = true;
   expected = xlstmExpectedTensors(biased);
   EXPECT_NE(byName(expected, "backbone.blocks.1.mlstm_layer.q.bias"), nullptr);
@@ -123,8 +123,8 @@ TEST(XlstmWeights, VariantsChangeTheList) {
   EXPECT_EQ(byName(expected, "backbone.out_norm.bias"), nullptr);
   EXPECT_EQ(expected.size(), 2u * 26u + 3u);
 
-  XlstmConfig fused = tinyConfig();
-  fused.weightMode = XlstmWeightMode::Fused;
+  ModelConfig fused = tinyConfig();
+  fused.weightMode = xlc::config::WeightMode::Fused;
   expected = xlstmExpectedTensors(fused);
   EXPECT_EQ(byName(expected, "backbone.blocks.0.mlstm_layer.qkv_opreact.weight")->shape,
             (std::vector<std::int64_t>{2 * 32 + 2 * 64, 64}));
@@ -151,23 +151,23 @@ TEST(XlstmWeights, ReadsTheOriginal7BConfigJson) {
     "qk_dim_factor": 0.5, "return_last_states": true, "step_backend_name": "triton_fused",
     "tie_word_embeddings": false, "torch_dtype": "float32", "transformers_version": "4.47.0.dev0",
     "use_bias": false, "use_cache": true, "v_dim_factor": 1.0, "vocab_size": 50304})";
-  XlstmConfig config = XlstmConfig::fromHfConfigJson(json, "config.json");
+  ModelConfig config = xlc::config::parseModelConfig(json, "config.json");
   EXPECT_EQ(parameterCount(xlstmExpectedTensors(config)), 6'865'424'896ull);
   EXPECT_EQ(config.summary(),
             "xLSTM d=4096, 32 blocks, 8 heads (qk 2048, v 4096), ffn 10944, vocab 50304, untied");
 }
 
 TEST(XlstmWeights, ReadsTransformersStyleConfig) {
-  XlstmConfig tiny = tinyConfig();
+  ModelConfig tiny = tinyConfig();
   tiny.tieWordEmbeddings = true;
-  XlstmConfig parsed = XlstmConfig::fromHfConfigJson(hfConfigJson(tiny), "config.json");
+  ModelConfig parsed = xlc::config::parseModelConfig(hfConfigJson(tiny), "config.json");
   EXPECT_EQ(parsed.embeddingDim, 64);
   EXPECT_EQ(parsed.numBlocks, 2);
   EXPECT_EQ(parsed.numHeads, 4);
   EXPECT_EQ(parsed.vocabSize, 96);
   EXPECT_TRUE(parsed.tieWordEmbeddings);
   // null means "unset" in transformers' JSON: the other spelling decides.
-  parsed = XlstmConfig::fromHfConfigJson(R"({"model_type": "xlstm", "embedding_dim": null,
+  parsed = xlc::config::parseModelConfig(R"({"model_type": "xlstm", "embedding_dim": null,
       "hidden_size": 128, "num_blocks": null, "num_hidden_layers": 3, "num_heads": 4})",
                                          "c");
   EXPECT_EQ(parsed.embeddingDim, 128);
@@ -175,30 +175,46 @@ TEST(XlstmWeights, ReadsTransformersStyleConfig) {
 }
 
 TEST(XlstmWeights, ConfigErrorsNameTheField) {
-  auto error = [](const char *json) {
-    return errorOf([&] { XlstmConfig::fromHfConfigJson(json, "'dir/config.json'"); });
+  // The weight checks read config.json with the one config reader (runtime/config); the full
+  // corpus of good and bad configs is test/runtime/config. A few here, through the file entry.
+  auto error = [](const std::string &json) {
+    std::string path = ::testing::TempDir() + "xlstm-weights-config.json";
+    writeBytes(path, std::vector<std::uint8_t>(json.begin(), json.end()));
+    return errorOf([&] { xlstmExpectedTensorsForConfigFile(path); });
   };
-  EXPECT_TRUE(contains(error(R"({"model_type": "llama"})"),
-                       "'dir/config.json': model_type is 'llama', not 'xlstm'"));
-  EXPECT_TRUE(contains(error(R"({"hidden_size": 128, "embedding_dim": 256})"),
-                       "'hidden_size' = 128 and 'embedding_dim' = 256 disagree"));
   EXPECT_TRUE(
-      contains(error(R"({"num_heads": "8"})"), "'num_heads' must be an integer, found a string"));
-  EXPECT_TRUE(contains(error(R"({"num_heads": 8.0})"),
-                       "'num_heads' must be an integer, found a floating-point number"));
-  EXPECT_TRUE(contains(error(R"({"qk_dim_factor": "half"})"), "'qk_dim_factor' must be a number"));
+      contains(error(R"({"model_type": "llama"})"),
+               "xlstm-weights-config.json: field 'model_type' must be \"xlstm\", got \"llama\""));
+  EXPECT_TRUE(
+      contains(error(R"({"hidden_size": 128, "embedding_dim": 256})"),
+               "field 'hidden_size' disagrees with its alias 'embedding_dim' (128 vs 256)"));
+  EXPECT_TRUE(
+      contains(error(R"({"num_heads": "8"})"), "field 'num_heads' must be an integer, got \"8\""));
+  EXPECT_TRUE(
+      contains(error(R"({"num_heads": 8.0})"), "field 'num_heads' must be an integer, got 8.0"));
+  EXPECT_TRUE(
+      contains(error(R"({"qk_dim_factor": "half"})"), "field 'qk_dim_factor' must be a number"));
   EXPECT_TRUE(contains(error(R"({"tie_word_embeddings": 1})"),
-                       "'tie_word_embeddings' must be true or false"));
+                       "field 'tie_word_embeddings' must be true or false"));
   EXPECT_TRUE(contains(error(R"({"weight_mode": "split"})"),
-                       "weight_mode is 'split', expected 'single' or 'fused'"));
-  EXPECT_TRUE(contains(error(R"({"num_heads": 0})"), "num_heads = 0 must be in [1,"));
-  EXPECT_TRUE(contains(error(R"({"vocab_size": -5})"), "vocab_size = -5 must be in [1,"));
-  EXPECT_TRUE(contains(error(R"({"num_heads": 3})"),
-                       "qk_dim 2048 (= int(4096 * 0.5)) is not a multiple of num_heads 3"));
-  EXPECT_TRUE(
-      contains(error(R"({"qk_dim_factor": 1e308})"), "qk_dim_factor = 1e+308 must be in (0, 64]"));
+                       "field 'weight_mode' must be \"single\" or \"fused\", got \"split\""));
+  EXPECT_TRUE(contains(error(R"({"num_heads": 0})"),
+                       "field 'num_heads' must be a positive integer, got 0"));
+  EXPECT_TRUE(contains(error(R"({"vocab_size": -5})"),
+                       "field 'vocab_size' must be a positive integer, got -5"));
+  EXPECT_TRUE(contains(
+      error(R"({"num_heads": 3})"),
+      "field 'num_heads' (3) does not divide the qk dimension 2048 = int(4096 * qk_dim_factor)"));
+  EXPECT_TRUE(contains(error(R"({"qk_dim_factor": 1e308})"),
+                       "field 'qk_dim_factor' must be in (0, 64], got 1e+308"));
+  EXPECT_TRUE(contains(error(R"({"num_heads": 4, "num_heads": 4})"), "duplicate key 'num_heads'"));
   EXPECT_TRUE(contains(error("[1]"), "a config must be a JSON object"));
   EXPECT_TRUE(contains(error("{"), "not valid JSON"));
+  // Biases and fused weights are checkpoint layouts the weight checks know (the importer and the
+  // reference refuse them).
+  EXPECT_EQ(error(R"({"hidden_size": 64, "num_heads": 4, "num_blocks": 1, "vocab_size": 96,
+                      "use_bias": true, "weight_mode": "fused"})"),
+            "<no error>");
 }
 
 TEST(Expected, ReportsEveryProblemWithExpectedAndActual) {
@@ -280,7 +296,7 @@ TEST(Expected, LongListsAreCapped) {
 
 TEST(Expected, TinyCheckpointWrittenByTheWriterMatchesItsConfig) {
   TempDir dir;
-  XlstmConfig config = tinyConfig();
+  ModelConfig config = tinyConfig();
   TensorSet set = xlstmTensors(config, DType::BF16, 11);
   writeSafetensors(dir.file("model.safetensors"), set.tensors, {{"format", "pt"}});
   Checkpoint checkpoint = Checkpoint::open(dir.path());

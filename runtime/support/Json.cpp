@@ -1,6 +1,6 @@
-//===- JsonRead.cpp - Strict reading of the artifact's JSON ---------------===//
+//===- Json.cpp - Strict JSON reading for untrusted files -----------------===//
 
-#include "runtime/artifact/JsonRead.h"
+#include "runtime/support/Json.h"
 
 #include "runtime/support/Error.h"
 
@@ -11,7 +11,7 @@
 #include <limits>
 #include <set>
 
-namespace xlc::artifact::detail {
+namespace xlc::json {
 
 namespace {
 
@@ -30,21 +30,60 @@ std::string sanitize(std::string_view text) {
 
 } // namespace
 
-Json parseStrictJson(std::string_view text, std::string_view where, int maxDepth) {
-  // JSON text never holds a raw NUL (strings spell it \u0000), but nlohmann treats one as the end
-  // of the input and would accept "{...}\0<anything>".
-  if (std::size_t nul = text.find('\0'); nul != std::string_view::npos)
-    fail("{}: payload is not valid JSON: NUL byte at offset {}", where, nul);
+std::optional<std::size_t> findInvalidUtf8(std::string_view text) {
+  const auto *s = reinterpret_cast<const unsigned char *>(text.data());
+  std::size_t n = text.size(), i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    std::uint32_t cp, min;
+    if ((c & 0xe0) == 0xc0) {
+      len = 2, cp = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3, cp = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+      return i; // continuation byte without a lead, or 0xf8..0xff
+    }
+    if (n - i < len)
+      return i;
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xc0) != 0x80)
+        return i;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return i;
+    i += len;
+  }
+  return std::nullopt;
+}
 
-  // One key set per open object, innermost last. The callback sees every key before its value.
+Json parseStrictJson(std::string_view text, std::string_view where, int maxDepth) {
+  if (auto bad = findInvalidUtf8(text))
+    fail("{}: not valid UTF-8 (byte 0x{:02x} at offset {})", where,
+         static_cast<unsigned char>(text[*bad]), *bad);
+  // JSON text never holds a raw NUL (strings spell it \u0000), but nlohmann::json treats one as
+  // the end of the input and would accept "{...}\0<anything>".
+  if (std::size_t nul = text.find('\0'); nul != std::string_view::npos)
+    fail("{}: not valid JSON: NUL byte at offset {}", where, nul);
+
+  // One key set per open object, innermost last. The callback sees every key before its value;
+  // the last key seen tells a reader which field a syntax error (say, 1e999) sits in.
   std::vector<std::set<std::string>> keys;
+  std::string lastKey;
   auto callback = [&](int depth, Json::parse_event_t event, Json &parsed) {
     using Event = Json::parse_event_t;
     switch (event) {
     case Event::object_start:
     case Event::array_start:
       if (depth > maxDepth)
-        fail("{}: payload nests JSON deeper than {} levels", where, maxDepth + 1);
+        fail("{}: JSON nests deeper than the {} levels this format uses", where, maxDepth + 1);
       if (event == Event::object_start)
         keys.emplace_back();
       break;
@@ -55,7 +94,8 @@ Json parseStrictJson(std::string_view text, std::string_view where, int maxDepth
     case Event::key: {
       const std::string &key = parsed.get_ref<const std::string &>();
       if (!keys.empty() && !keys.back().insert(key).second)
-        fail("{}: payload repeats the key {} in one JSON object", where, quoteText(key));
+        fail("{}: duplicate key {} in one JSON object", where, quoteText(key));
+      lastKey = key;
       break;
     }
     default:
@@ -67,7 +107,11 @@ Json parseStrictJson(std::string_view text, std::string_view where, int maxDepth
   try {
     return Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true);
   } catch (const Json::exception &e) {
-    fail("{}: payload is not valid JSON: {}", where, sanitize(e.what()));
+    // parse_error, and out_of_range for a number beyond a double ("number overflow").
+    if (lastKey.empty())
+      fail("{}: not valid JSON: {}", where, sanitize(e.what()));
+    fail("{}: not valid JSON: {} (after the key {})", where, sanitize(e.what()),
+         quoteText(lastKey));
   }
 }
 
@@ -90,6 +134,32 @@ std::string quoteText(std::string_view text) {
     }
   }
   return out + "'";
+}
+
+std::string_view typeName(const Json &value) {
+  switch (value.type()) {
+  case Json::value_t::null:
+    return "null";
+  case Json::value_t::object:
+    return "an object";
+  case Json::value_t::array:
+    return "an array";
+  case Json::value_t::string:
+    return "a string";
+  case Json::value_t::boolean:
+    return "a boolean";
+  case Json::value_t::number_integer:
+    return value.get<std::int64_t>() < 0 ? "a negative integer" : "an integer";
+  case Json::value_t::number_unsigned:
+    return "an unsigned integer";
+  case Json::value_t::number_float:
+    return "a floating-point number";
+  case Json::value_t::binary:
+    return "binary data";
+  case Json::value_t::discarded:
+    return "a discarded value";
+  }
+  return "an unknown value";
 }
 
 std::string describe(const Json &value) {
@@ -200,4 +270,4 @@ void ObjectReader::finish() const {
   }
 }
 
-} // namespace xlc::artifact::detail
+} // namespace xlc::json

@@ -1,41 +1,55 @@
-//===- JsonRead.h - Strict reading of the artifact's JSON (internal) -*- C++ -*-===//
+//===- Json.h - Strict JSON reading for untrusted files ---------*- C++ -*-===//
 //
-// The payload comes from disk and is never trusted. nlohmann::json alone accepts duplicate keys
-// (the last silently wins), nests without limit and converts between number types on request;
-// these helpers make every field access a checked one whose failure names the item:
+// Everything the runtime reads as JSON comes from disk and is never trusted: safetensors headers
+// and index files, config.json, the artifact's payload. nlohmann::json alone accepts duplicate
+// keys (the last silently wins), nests without limit and converts between number types on
+// request; these helpers add the checks the formats need and make every field access a checked
+// one whose failure names the file and the item:
 //
-//   ObjectReader r(json, {"model.xlca: buffer 3 'x'", ""});
+//   Json root = parseStrictJson(text, "'model.xlca'", /*maxDepth=*/32);
+//   ObjectReader r(root, {"model.xlca: buffer 3 'x'", ""});
 //   std::uint32_t id = r.u32("id");          // missing / ill-typed / out of range -> xlc::Error
 //   r.finish();                              // any field not read -> "unknown field"
 //
-// (The strict parser mirrors runtime/weights/JsonUtil; the artifact library does not depend on the
-// weights library.)
+// Every failure throws xlc::Error.
 //
 //===----------------------------------------------------------------------===//
-#ifndef XLC_RUNTIME_ARTIFACT_JSONREAD_H
-#define XLC_RUNTIME_ARTIFACT_JSONREAD_H
+#ifndef XLC_RUNTIME_SUPPORT_JSON_H
+#define XLC_RUNTIME_SUPPORT_JSON_H
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace xlc::artifact::detail {
+namespace xlc::json {
 
 using Json = nlohmann::json;
 
-/// Parses |text| as one JSON value. Throws xlc::Error "<where>: ..." when the text holds a NUL
-/// byte, is not valid JSON (nlohmann also rejects ill-formed UTF-8 in strings), repeats a key in
-/// one object, or nests containers deeper than |maxDepth| (the root is at depth 0).
+/// Offset of the first byte that breaks UTF-8 (overlong forms, surrogates and code points above
+/// U+10FFFF are errors), or nullopt when |text| is valid.
+std::optional<std::size_t> findInvalidUtf8(std::string_view text);
+
+/// Parses |text| as one JSON value. Throws xlc::Error "<where>: ..." when the text is not valid
+/// UTF-8, holds a NUL byte (nlohmann::json would take it as the end of the input), is not valid
+/// JSON (a number too large for a double included), repeats a key within one object, or nests
+/// containers deeper than |maxDepth| (the root container is at depth 0).
 Json parseStrictJson(std::string_view text, std::string_view where, int maxDepth);
 
-/// |text| in single quotes with quotes, backslashes, control and non-ASCII bytes escaped and
-/// long strings shortened, so a hostile name cannot break a message or a terminal.
+/// |text| in single quotes with quotes and backslashes escaped, control and non-ASCII bytes
+/// written as \xNN, and long strings shortened, so a hostile name cannot break a message or a
+/// terminal.
 std::string quoteText(std::string_view text);
 
-/// "a string", "an array", "a negative integer", ... for messages.
+/// The JSON type of |value| with its article, for messages: "a string", "an array",
+/// "an unsigned integer", "a negative integer", "a floating-point number", ...
+std::string_view typeName(const Json &value);
+
+/// |value| itself, briefly, for messages: "the string 'x'", "the integer 3", "an array", ...
 std::string describe(const Json &value);
 
 /// Where a value sits, for messages: the item ("model.xlca: buffer 3 'x'") and the path of the
@@ -58,6 +72,7 @@ double asNumber(const Json &value, const Loc &loc);
 const std::string &asString(const Json &value, const Loc &loc);
 const Json::array_t &asArray(const Json &value, const Loc &loc);
 
+/// The fields of one object, read with checked accessors; finish() refuses fields nobody read.
 class ObjectReader {
 public:
   /// Throws unless |value| is an object.
@@ -85,6 +100,6 @@ private:
   std::vector<std::string_view> seen_;
 };
 
-} // namespace xlc::artifact::detail
+} // namespace xlc::json
 
-#endif // XLC_RUNTIME_ARTIFACT_JSONREAD_H
+#endif // XLC_RUNTIME_SUPPORT_JSON_H
