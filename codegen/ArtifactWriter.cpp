@@ -244,6 +244,22 @@ LogicalResult Writer::writeGemm(xk::GemmOp gemm) {
   return success();
 }
 
+/// A function argument's name in the artifact: the `xlstm.name` argument attribute when the IR
+/// gives one, else "tokens" for the integer token ids the model functions take, else
+/// "input_<n>".
+std::string argumentName(func::FuncOp func, unsigned index, RankedTensorType type) {
+  if (auto name = func.getArgAttrOfType<StringAttr>(index, "xlstm.name"))
+    return name.str();
+  if (type.getElementType().isInteger(32))
+    return "tokens";
+  return "input_" + std::to_string(index);
+}
+
+/// A returned tensor's name: the model functions return the logits first.
+std::string resultName(std::size_t index) {
+  return index == 0 ? "logits" : "output_" + std::to_string(index);
+}
+
 LogicalResult Writer::writeFunction(func::FuncOp func) {
   artifact_.functions.emplace_back();
   function_ = &artifact_.functions.back();
@@ -282,7 +298,7 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
     art::BufferId id = addBuffer(functionName_ + ".input." + std::to_string(arg.getArgNumber()),
                                  art::BufferClass::Input, *dtype, *shape);
     views_[arg] = BufferView{id, 0, type.getShape().back()};
-    function_->inputs.push_back(id);
+    function_->inputs.push_back({argumentName(func, arg.getArgNumber(), type), id});
   }
 
   // Returned tensors are written straight into output buffers; an in-place soft-cap passes
@@ -300,7 +316,7 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
     art::BufferId id =
         addBuffer(functionName_ + ".output." + std::to_string(function_->outputs.size()),
                   art::BufferClass::Output, *dtype, *shape);
-    function_->outputs.push_back(id);
+    function_->outputs.push_back({resultName(function_->outputs.size()), id});
     views_[v] = BufferView{id, 0, type.getShape().back()};
     if (auto cap = dyn_cast_or_null<xk::SoftCapOp>(producer))
       views_[cap.getInput()] = BufferView{id, 0, type.getShape().back()};

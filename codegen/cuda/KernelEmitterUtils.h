@@ -3,6 +3,7 @@
 #define XLC_CODEGEN_CUDA_KERNELEMITTERUTILS_H
 
 #include "codegen/cuda/KernelEmitter.h"
+#include "runtime/kernels/KernelFamily.h"
 
 namespace xlc::codegen {
 
@@ -28,6 +29,32 @@ inline mlir::FailureOr<int64_t> tileEntry(mlir::Operation *op, llvm::StringRef n
 inline std::string tileText(mlir::Operation *op) {
   auto tile = op->getAttrOfType<xk::TileAttr>("tile");
   return tile ? tile.str() : std::string();
+}
+
+/// The artifact dtype spelling of a float element type ("bf16", "f16" or "f32"), for kernel
+/// configurations.
+inline std::string dtypeText(mlir::Type type) {
+  if (type.isBF16())
+    return "bf16";
+  if (type.isF16())
+    return "f16";
+  return "f32";
+}
+
+/// The kernel the registry renders for family |family| and |config|, added to the artifact (or
+/// found, when an identical one exists); a configuration the family refuses is a diagnostic.
+inline mlir::FailureOr<artifact::KernelIndex> emitFamilyKernel(mlir::Operation *op,
+                                                               EmitContext &ctx,
+                                                               std::string_view family,
+                                                               const kernels::Config &config) {
+  const kernels::FamilyDef *def = kernels::findFamily(family);
+  if (!def)
+    return op->emitError() << "no kernel family '" << std::string(family) << "'";
+  try {
+    return ctx.kernel(kernels::renderKernel(*def, config, tileText(op)));
+  } catch (const std::exception &e) {
+    return op->emitError() << e.what();
+  }
 }
 
 // One emitter per family (Emit*.cpp).

@@ -34,7 +34,13 @@ constexpr std::pair<DType, std::string_view> kDTypes[] = {
 constexpr std::pair<BufferClass, std::string_view> kClasses[] = {
     {BufferClass::Weight, "weight"},       {BufferClass::Input, "input"},
     {BufferClass::Output, "output"},       {BufferClass::Activation, "activation"},
-    {BufferClass::Workspace, "workspace"}, {BufferClass::State, "state"}};
+    {BufferClass::Workspace, "workspace"}, {BufferClass::State, "state"},
+    {BufferClass::Parameter, "parameter"}, {BufferClass::Gradient, "gradient"},
+    {BufferClass::Optimizer, "optimizer"}};
+
+constexpr std::pair<DutyKind, std::string_view> kDutyKinds[] = {
+    {DutyKind::Zero, "zero"}, {DutyKind::ErrorFlag, "error_flag"},
+    {DutyKind::Accumulate, "accumulate"}};
 
 constexpr std::pair<ParamKind, std::string_view> kParamKinds[] = {
     {ParamKind::Buffer, "buffer"}, {ParamKind::I64, "i64"}, {ParamKind::F32, "f32"}};
@@ -70,6 +76,16 @@ std::optional<BufferClass> parseBufferClass(std::string_view name) {
 bool isArenaClass(BufferClass cls) {
   return cls == BufferClass::Activation || cls == BufferClass::Workspace;
 }
+bool isStaticClass(BufferClass cls) {
+  return cls == BufferClass::Weight || cls == BufferClass::Parameter ||
+         cls == BufferClass::Gradient || cls == BufferClass::Optimizer;
+}
+bool isBoundClass(BufferClass cls) {
+  return cls == BufferClass::Weight || cls == BufferClass::Parameter;
+}
+
+std::string_view dutyKindName(DutyKind kind) { return nameIn(kDutyKinds, kind); }
+std::optional<DutyKind> parseDutyKind(std::string_view name) { return parseIn(kDutyKinds, name); }
 
 std::string_view paramKindName(ParamKind kind) { return nameIn(kParamKinds, kind); }
 std::optional<ParamKind> parseParamKind(std::string_view name) {
@@ -203,17 +219,24 @@ Arg Arg::f32(float v) {
   return a;
 }
 
+Arg Arg::scalar(std::uint32_t index) {
+  Arg a;
+  a.kind = ArgKind::Scalar;
+  a.scalarIndex = index;
+  return a;
+}
+
 Step Step::makeLaunch(std::string op, nlohmann::json attrs, KernelIndex kernel,
                       std::vector<Arg> args) {
-  return Step{std::move(op), std::move(attrs), LaunchStep{kernel, std::move(args)}};
+  return Step{std::move(op), std::move(attrs), {}, LaunchStep{kernel, std::move(args)}};
 }
 
 Step Step::makeGemm(std::string op, nlohmann::json attrs, GemmStep gemm) {
-  return Step{std::move(op), std::move(attrs), std::move(gemm)};
+  return Step{std::move(op), std::move(attrs), {}, std::move(gemm)};
 }
 
 Step Step::makeCopy(std::string op, BufferId src, BufferId dst, Expr bytes) {
-  return Step{std::move(op), nlohmann::json::object(), CopyStep{src, dst, bytes}};
+  return Step{std::move(op), nlohmann::json::object(), {}, CopyStep{src, dst, bytes}};
 }
 
 std::vector<BufferId> buffersOf(const Step &step) {
@@ -230,6 +253,8 @@ std::vector<BufferId> buffersOf(const Step &step) {
   } else if (const CopyStep *copy = step.copy()) {
     ids = {copy->src, copy->dst};
   }
+  for (const Duty &duty : step.duties)
+    ids.push_back(duty.buffer);
   return ids;
 }
 
@@ -253,6 +278,20 @@ const Function *Artifact::findFunction(std::string_view name) const {
   for (const Function &f : functions)
     if (f.name == name)
       return &f;
+  return nullptr;
+}
+
+const FunctionArg *Function::findInput(std::string_view n) const {
+  for (const FunctionArg &a : inputs)
+    if (a.name == n)
+      return &a;
+  return nullptr;
+}
+
+const FunctionArg *Function::findOutput(std::string_view n) const {
+  for (const FunctionArg &a : outputs)
+    if (a.name == n)
+      return &a;
   return nullptr;
 }
 

@@ -1,6 +1,6 @@
 //===- Artifact.h - The compiled model, as the runtime sees it --*- C++ -*-===//
 //
-// The data model of an `.xlca` artifact, schema version 1 (docs/artifact.md). The compiler fills
+// The data model of an `.xlca` artifact, schema version 2 (docs/artifact.md). The compiler fills
 // these structs and writes them with serialize() (Serialize.h); the runtime reads them with
 // parseArtifact()/loadArtifact(), which validate the structure, and checks them against its
 // size limits with validate() (Validate.h). Nothing in this header depends on MLIR or LLVM.
@@ -15,9 +15,11 @@
 // Memory: `activation` and `workspace` buffers live in one arena at a 256-aligned offset; an
 // arena buffer is live in a function from the first to the last step of that function that
 // touches it, and two buffers live at the same time in one function must not overlap. `weight`
-// buffers have static shapes and are filled once through a WeightBinding; `state` buffers persist
-// across calls (shape [B, ...]); `input` and `output` buffers are a function's arguments and
-// results.
+// and `parameter` buffers have static shapes and are filled once through a WeightBinding
+// (parameters are trainable: steps may write them, and the runtime can split them back into the
+// checkpoint's tensors); `state` buffers persist across calls (shape [B, ...]); `gradient` and
+// `optimizer` buffers persist like parameters (static shapes, zero at creation); `input` and
+// `output` buffers are a function's named arguments and results.
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_RUNTIME_ARTIFACT_ARTIFACT_H
@@ -40,7 +42,7 @@
 namespace xlc::artifact {
 
 /// The schema version this code reads and writes (container header and payload field).
-inline constexpr std::uint32_t kSchemaVersion = 1;
+inline constexpr std::uint32_t kSchemaVersion = 2;
 /// Arena offsets are multiples of this for every B and S.
 inline constexpr std::uint64_t kArenaAlignment = 256;
 
@@ -56,11 +58,26 @@ std::string_view dtypeName(DType dtype); ///< "f32", "bf16", "f16", "i64", "i32"
 std::optional<DType> parseDType(std::string_view name);
 std::uint64_t dtypeSize(DType dtype); ///< bytes per element
 
-enum class BufferClass : std::uint8_t { Weight, Input, Output, Activation, Workspace, State };
+enum class BufferClass : std::uint8_t {
+  Weight,
+  Input,
+  Output,
+  Activation,
+  Workspace,
+  State,
+  Parameter,
+  Gradient,
+  Optimizer,
+};
 std::string_view bufferClassName(BufferClass cls); ///< "weight", "input", ...
 std::optional<BufferClass> parseBufferClass(std::string_view name);
 /// Whether buffers of this class live in the arena (activation, workspace) and carry an offset.
 bool isArenaClass(BufferClass cls);
+/// Whether buffers of this class have static shapes and live as long as the executable:
+/// weight, parameter, gradient, optimizer.
+bool isStaticClass(BufferClass cls);
+/// Whether buffers of this class are filled from the checkpoint (weight, parameter).
+bool isBoundClass(BufferClass cls);
 
 enum class ParamKind : std::uint8_t { Buffer, I64, F32 };
 std::string_view paramKindName(ParamKind kind); ///< "buffer", "i64", "f32"
@@ -131,6 +148,9 @@ struct Kernel {
   std::array<Expr, 3> grid{Expr::constant(1), Expr::constant(1), Expr::constant(1)};
   std::uint32_t sharedBytes = 0;   ///< dynamic shared memory per block
   std::vector<KernelParam> params; ///< the entry point's parameters, in order
+  /// The family's configuration (runtime/kernels/KernelFamily.h): the kernel is exactly what
+  /// the family renders from it, and the CPU backend executes it.
+  nlohmann::json config = nlohmann::json::object();
   friend bool operator==(const Kernel &, const Kernel &) = default;
 };
 
@@ -175,10 +195,11 @@ struct WeightBinding {
 // Steps and functions
 //===----------------------------------------------------------------------===//
 
-enum class ArgKind : std::uint8_t { Buffer, Symbol, I64, F32, Expr };
+enum class ArgKind : std::uint8_t { Buffer, Symbol, I64, F32, Expr, Scalar };
 
 /// One launch argument: a buffer's device pointer (for a `buffer` parameter), a size symbol or an
-/// i64 constant (for an `i64` parameter), or an f32 constant (for an `f32` parameter; finite).
+/// i64 constant (for an `i64` parameter), an f32 constant (for an `f32` parameter; finite), or
+/// one of the function's scalar arguments (of the parameter's kind, given at the call).
 struct Arg {
   ArgKind kind = ArgKind::I64;
   BufferId bufferId = 0;          ///< kind == Buffer
@@ -186,12 +207,14 @@ struct Arg {
   std::int64_t intValue = 0;      ///< kind == I64
   float floatValue = 0;           ///< kind == F32
   artifact::Expr exprValue;       ///< kind == Expr: an i64 evaluated at the call's (B, S)
+  std::uint32_t scalarIndex = 0;  ///< kind == Scalar: index into Function::scalars
 
   static Arg buffer(BufferId id);
   static Arg symbol(Symbol s);
   static Arg i64(std::int64_t v);
   static Arg f32(float v);
   static Arg expr(const artifact::Expr &e);
+  static Arg scalar(std::uint32_t index);
   friend bool operator==(const Arg &, const Arg &) = default;
 };
 
@@ -201,14 +224,21 @@ struct LaunchStep {
   friend bool operator==(const LaunchStep &, const LaunchStep &) = default;
 };
 
-/// D[m, n] = A[m, k] · B[n, k]ᵀ (B in the checkpoint's [out, in] layout), then the epilogue:
-/// residual_add D = C + A·Bᵀ (C shaped like D), bias D = A·Bᵀ + c (c of shape [n]).
-/// A's and D's leading dimensions multiply to m, their last dimensions are k and n.
+/// D[m, n] = op(A) · op(B) with op(A) [m, k] and op(B) [k, n], then the epilogue: residual_add
+/// D = C + op(A)·op(B) (C shaped like D), bias D = op(A)·op(B) + c (c of shape [n]); with
+/// |accumulate| D += op(A)·op(B) (epilogue none). Operands are row-major matrices: A is [m, k],
+/// or [k, m] when transA; B is [k, n], or [n, k] when transB (the default: a weight in the
+/// checkpoint's [out, in] layout, so the forward product is A·Bᵀ). The backward needs the other
+/// forms: dX = dY·W (transB false), dW += dYᵀ·X (transA, accumulate). A matrix's rows are the
+/// product of its buffer's leading dimensions, its columns the last one.
 struct GemmStep {
   BufferId a = 0, b = 0, d = 0;
   std::optional<BufferId> c; ///< present exactly when epilogue != None
   Expr m, n, k;
   Epilogue epilogue = Epilogue::None;
+  bool transA = false;
+  bool transB = true;
+  bool accumulate = false;
   friend bool operator==(const GemmStep &, const GemmStep &) = default;
 };
 
@@ -222,11 +252,27 @@ struct CopyStep {
 enum class StepKind : std::uint8_t { Launch, Gemm, Copy };
 std::string_view stepKindName(StepKind kind); ///< "launch", "gemm", "copy"
 
+/// What the runtime does around a step for one of its buffers (docs/artifact.md "Duties").
+enum class DutyKind : std::uint8_t {
+  Zero,       ///< set the buffer to zero right before the step (error flags, counters)
+  ErrorFlag,  ///< an i64 the step may set; nonzero after the function is an error it reports
+  Accumulate, ///< the step adds into the buffer: it must hold a value before (read and written)
+};
+std::string_view dutyKindName(DutyKind kind); ///< "zero", "error_flag", "accumulate"
+std::optional<DutyKind> parseDutyKind(std::string_view name);
+
+struct Duty {
+  DutyKind kind = DutyKind::Zero;
+  BufferId buffer = 0;
+  friend bool operator==(const Duty &, const Duty &) = default;
+};
+
 /// One step of a function. Every step names the model-level op it computes and that op's
 /// attributes, so the CPU backend can execute the plan without the CUDA source.
 struct Step {
   std::string op;                                  ///< "rms_norm", "linear", "copy", ...
-  nlohmann::json attrs = nlohmann::json::object(); ///< an object; numbers finite
+  nlohmann::json attrs = nlohmann::json::object(); ///< an object; numbers finite; never executed
+  std::vector<Duty> duties;                        ///< the runtime's work around the step
   std::variant<LaunchStep, GemmStep, CopyStep> body;
 
   StepKind kind() const { return static_cast<StepKind>(body.index()); }
@@ -241,16 +287,35 @@ struct Step {
   friend bool operator==(const Step &, const Step &) = default;
 };
 
-/// The buffers a step touches, in operand order (repeats possible).
+/// The buffers a step touches, in operand order, then the buffers of its duties (repeats
+/// possible).
 std::vector<BufferId> buffersOf(const Step &step);
+
+/// A named buffer argument or result of a function.
+struct FunctionArg {
+  std::string name; ///< an identifier, unique among the function's inputs and outputs
+  BufferId buffer = 0;
+  friend bool operator==(const FunctionArg &, const FunctionArg &) = default;
+};
+
+/// A named scalar argument of a function (a learning rate, a step count), passed to launches by
+/// ArgKind::Scalar.
+struct ScalarParam {
+  std::string name;
+  ParamKind kind = ParamKind::F32; ///< i64 or f32
+  friend bool operator==(const ScalarParam &, const ScalarParam &) = default;
+};
 
 /// An entry point of the compiled model (`prefill`, `decode_step`, later `train_step`).
 struct Function {
   std::string name;
-  std::vector<BufferId> inputs;  ///< input-class buffers, in argument order
-  std::vector<BufferId> outputs; ///< output-class buffers, in result order
-  std::vector<BufferId> states;  ///< state-class buffers the function reads and updates
-  std::vector<Step> steps;       ///< executed in order
+  std::vector<FunctionArg> inputs;  ///< input-class buffers the caller fills
+  std::vector<FunctionArg> outputs; ///< output-class buffers the caller reads
+  std::vector<ScalarParam> scalars;
+  std::vector<BufferId> states;     ///< state-class buffers the function reads and updates
+  std::vector<Step> steps;          ///< executed in order
+  const FunctionArg *findInput(std::string_view name) const;
+  const FunctionArg *findOutput(std::string_view name) const;
   friend bool operator==(const Function &, const Function &) = default;
 };
 

@@ -65,6 +65,12 @@ Expr parseExpr(const Json &value, const Loc &loc) {
   return e;
 }
 
+bool asBool(const Json &value, const Loc &loc) {
+  if (!value.is_boolean())
+    fail("{} must be true or false, got {}", loc.str(), describe(value));
+  return value.get<bool>();
+}
+
 Dim parseDim(const Json &value, const Loc &loc) {
   if (value.is_number_unsigned())
     return Dim(value.get<std::uint64_t>());
@@ -117,6 +123,12 @@ Kernel parseKernel(const Json &value, const std::string &source, std::size_t ind
   k.family = r.string("family");
   k.entry = r.string("entry");
   k.tile = r.string("tile");
+  {
+    const Json &config = r.get("config");
+    if (!config.is_object())
+      fail("{} must be an object, got {}", r.field("config").str(), describe(config));
+    k.config = config;
+  }
   k.source = r.string("source");
   k.options = parseStringList(r.get("options"), r.field("options"));
 
@@ -157,7 +169,8 @@ Buffer parseBuffer(const Json &value, const std::string &source, std::size_t ind
   b.id = r.u32("id");
   b.name = r.string("name");
   b.cls = parseEnum<BufferClass>(r.string("class"), parseBufferClass, r.field("class"),
-                                 "weight, input, output, activation, workspace, state");
+                                 "weight, input, output, activation, workspace, state, "
+                                 "parameter, gradient, optimizer");
   b.dtype = parseEnum<DType>(r.string("dtype"), parseDType, r.field("dtype"),
                              "f32, bf16, f16, i64, i32, u8");
   Loc shapeLoc = r.field("shape");
@@ -196,7 +209,8 @@ WeightBinding parseWeight(const Json &value, const std::string &source, std::siz
 
 Arg parseArg(const Json &value, const Loc &loc) {
   if (!value.is_object() || value.size() != 1)
-    fail("{} must be an object with exactly one of the keys buffer, symbol, i64, expr, f32; got {}",
+    fail("{} must be an object with exactly one of the keys buffer, symbol, i64, expr, f32, "
+         "scalar; got {}",
          loc.str(), value.is_object() ? fmt::format("{} keys", value.size()) : describe(value));
   auto it = value.begin();
   const std::string &key = it.key();
@@ -212,6 +226,8 @@ Arg parseArg(const Json &value, const Loc &loc) {
     return Arg::i64(asI64(v, vLoc));
   if (key == "expr")
     return Arg::expr(parseExpr(v, vLoc));
+  if (key == "scalar")
+    return Arg::scalar(asU32(v, vLoc));
   if (key == "f32") {
     double d = asNumber(v, vLoc);
     // Values from 2^128 - 2^103 up round to infinity in f32 (and converting a double outside
@@ -225,7 +241,8 @@ Arg parseArg(const Json &value, const Loc &loc) {
       return Arg::f32(d > 0 ? kMax : -kMax);
     return Arg::f32(static_cast<float>(d));
   }
-  fail("{}: unknown argument key {} (expected buffer, symbol, i64 or f32)", loc.str(),
+  fail("{}: unknown argument key {} (expected buffer, symbol, i64, expr, f32 or scalar)",
+       loc.str(),
        quoteText(key));
 }
 
@@ -235,6 +252,17 @@ Step parseStep(const Json &value, const Loc &loc) {
   const std::string &kind = r.string("kind");
   step.op = r.string("op");
   step.attrs = parseAttrs(r.find("attrs"), r.field("attrs"));
+  Loc dutiesLoc = r.field("duties");
+  const Json::array_t &duties = r.array("duties");
+  for (std::size_t i = 0; i < duties.size(); ++i) {
+    ObjectReader d(duties[i], dutiesLoc.index(i));
+    Duty duty;
+    duty.kind = parseEnum<DutyKind>(d.string("kind"), parseDutyKind, d.field("kind"),
+                                    "zero, error_flag, accumulate");
+    duty.buffer = d.u32("buffer");
+    d.finish();
+    step.duties.push_back(duty);
+  }
   if (kind == "launch") {
     LaunchStep launch;
     launch.kernel = r.u32("kernel");
@@ -255,6 +283,9 @@ Step parseStep(const Json &value, const Loc &loc) {
     gemm.k = parseExpr(r.get("k"), r.field("k"));
     gemm.epilogue = parseEnum<Epilogue>(r.string("epilogue"), parseEpilogue, r.field("epilogue"),
                                         "none, residual_add, bias");
+    gemm.transA = asBool(r.get("trans_a"), r.field("trans_a"));
+    gemm.transB = asBool(r.get("trans_b"), r.field("trans_b"));
+    gemm.accumulate = asBool(r.get("accumulate"), r.field("accumulate"));
     step.body = gemm;
   } else if (kind == "copy") {
     CopyStep copy;
@@ -278,8 +309,31 @@ Function parseFunction(const Json &value, const std::string &source, std::size_t
   ObjectReader r(value, {label, ""});
   Function f;
   f.name = r.string("name");
-  f.inputs = parseIdList(r.get("inputs"), r.field("inputs"));
-  f.outputs = parseIdList(r.get("outputs"), r.field("outputs"));
+  auto args = [&](const char *key) {
+    std::vector<FunctionArg> out;
+    Loc loc = r.field(key);
+    const Json::array_t &array = r.array(key);
+    for (std::size_t i = 0; i < array.size(); ++i) {
+      ObjectReader a(array[i], loc.index(i));
+      out.push_back({a.string("name"), a.u32("buffer")});
+      a.finish();
+    }
+    return out;
+  };
+  f.inputs = args("inputs");
+  f.outputs = args("outputs");
+  {
+    Loc loc = r.field("scalars");
+    const Json::array_t &array = r.array("scalars");
+    for (std::size_t i = 0; i < array.size(); ++i) {
+      ObjectReader a(array[i], loc.index(i));
+      ScalarParam p;
+      p.name = a.string("name");
+      p.kind = parseEnum<ParamKind>(a.string("kind"), parseParamKind, a.field("kind"), "i64, f32");
+      a.finish();
+      f.scalars.push_back(std::move(p));
+    }
+  }
   f.states = parseIdList(r.get("states"), r.field("states"));
   const Json::array_t &steps = r.array("steps");
   for (std::size_t i = 0; i < steps.size(); ++i)
@@ -304,6 +358,10 @@ Artifact parsePayload(const Json &root, const std::string &source) {
     fail("{}: the payload must be a JSON object, got {}", source, describe(root));
   ObjectReader r(root, {source, ""});
   std::uint32_t version = r.u32("schema_version");
+  if (version < kSchemaVersion)
+    fail("{}: payload schema_version {} is older than this runtime's {}: recompile the model with "
+         "this release's xlc-compile",
+         source, version, kSchemaVersion);
   if (version != kSchemaVersion)
     fail("{}: payload schema_version is {}, but this runtime reads version {}", source, version,
          kSchemaVersion);

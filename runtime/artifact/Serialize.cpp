@@ -6,7 +6,7 @@
 //   - a constant dimension is an integer, a symbolic one "B" or "S";
 //   - optional fields (offset, scale_columns_by) are omitted when absent, except a GEMM's "c",
 //     which is null when absent;
-//   - every step carries "attrs", an object;
+//   - every step carries "attrs", an object, and "duties", a list;
 //   - objects are std::map-backed, so keys come out sorted, and doubles print in nlohmann's
 //     shortest round-tripping form. An f32 argument is written as the shortest decimal that reads
 //     back as the same float.
@@ -122,12 +122,20 @@ Json argJson(const Arg &arg) {
     return {{"f32", floatJson(arg.floatValue)}};
   case ArgKind::Expr:
     return {{"expr", exprJson(arg.exprValue)}};
+  case ArgKind::Scalar:
+    return {{"scalar", arg.scalarIndex}};
   }
   return nullptr;
 }
 
 Json stepJson(const Step &step) {
-  Json j = {{"kind", stepKindName(step.kind())}, {"op", step.op}, {"attrs", step.attrs}};
+  Json duties = Json::array();
+  for (const Duty &d : step.duties)
+    duties.push_back({{"kind", dutyKindName(d.kind)}, {"buffer", d.buffer}});
+  Json j = {{"kind", stepKindName(step.kind())},
+            {"op", step.op},
+            {"attrs", step.attrs},
+            {"duties", std::move(duties)}};
   if (const LaunchStep *launch = step.launch()) {
     j["kernel"] = launch->kernel;
     Json args = Json::array();
@@ -143,6 +151,9 @@ Json stepJson(const Step &step) {
     j["n"] = exprJson(gemm->n);
     j["k"] = exprJson(gemm->k);
     j["epilogue"] = epilogueName(gemm->epilogue);
+    j["trans_a"] = gemm->transA;
+    j["trans_b"] = gemm->transB;
+    j["accumulate"] = gemm->accumulate;
   } else if (const CopyStep *copy = step.copy()) {
     j["src"] = copy->src;
     j["dst"] = copy->dst;
@@ -159,6 +170,7 @@ Json kernelJson(const Kernel &k) {
           {"family", k.family},
           {"entry", k.entry},
           {"tile", k.tile},
+          {"config", k.config},
           {"source", k.source},
           {"options", k.options},
           {"block", k.block},
@@ -197,9 +209,19 @@ Json functionJson(const Function &f) {
   Json steps = Json::array();
   for (const Step &s : f.steps)
     steps.push_back(stepJson(s));
+  auto args = [](const std::vector<FunctionArg> &list) {
+    Json out = Json::array();
+    for (const FunctionArg &a : list)
+      out.push_back({{"name", a.name}, {"buffer", a.buffer}});
+    return out;
+  };
+  Json scalars = Json::array();
+  for (const ScalarParam &p : f.scalars)
+    scalars.push_back({{"name", p.name}, {"kind", paramKindName(p.kind)}});
   return {{"name", f.name},
-          {"inputs", f.inputs},
-          {"outputs", f.outputs},
+          {"inputs", args(f.inputs)},
+          {"outputs", args(f.outputs)},
+          {"scalars", std::move(scalars)},
           {"states", f.states},
           {"steps", std::move(steps)}};
 }
@@ -240,6 +262,10 @@ std::string_view unwrapContainer(std::span<const std::uint8_t> bytes, std::strin
     fail("{}: truncated: {} bytes, but the artifact header alone is {} bytes", sourceName, size,
          kHeaderBytes);
   std::uint32_t version = getU32(p + 8);
+  if (version < kSchemaVersion)
+    fail("{}: artifact schema version {} is older than this runtime's {}: recompile the model "
+         "with this release's xlc-compile",
+         sourceName, version, kSchemaVersion);
   if (version != kSchemaVersion)
     fail("{}: unsupported artifact schema version {} (this runtime reads version {})", sourceName,
          version, kSchemaVersion);

@@ -107,6 +107,8 @@ private:
       return fmt::format("{}f", arg.floatValue);
     case ArgKind::Expr:
       return arg.exprValue.toString();
+    case ArgKind::Scalar:
+      return fmt::format("scalar {}", arg.scalarIndex);
     }
     return "?";
   }
@@ -116,6 +118,8 @@ private:
     if (step.attrs.is_object() && !step.attrs.empty())
       attrs = fmt::format(
           " {}", step.attrs.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    for (const Duty &d : step.duties)
+      attrs += fmt::format(" [{} %{}]", dutyKindName(d.kind), d.buffer);
     if (const LaunchStep *l = step.launch()) {
       std::string kernel = l->kernel < a_.kernels.size() ? a_.kernels[l->kernel].name : "?";
       std::vector<std::string> args;
@@ -130,8 +134,9 @@ private:
         epilogue = fmt::format(" + {}", g->c ? ref(*g->c) : "?");
       else if (g->epilogue == Epilogue::Bias)
         epilogue = fmt::format(" + bias {}", g->c ? ref(*g->c) : "?");
-      return fmt::format("gemm   {}{}  {} = {} x {}^T{}  [m={}, n={}, k={}]", step.op, attrs,
-                         ref(g->d), ref(g->a), ref(g->b), epilogue, g->m.toString(),
+      return fmt::format("gemm   {}{}  {} {} {}{} x {}{}{}  [m={}, n={}, k={}]", step.op, attrs,
+                         ref(g->d), g->accumulate ? "+=" : "=", ref(g->a), g->transA ? "^T" : "",
+                         ref(g->b), g->transB ? "^T" : "", epilogue, g->m.toString(),
                          g->n.toString(), g->k.toString());
     }
     if (const CopyStep *c = step.copy())
@@ -147,12 +152,25 @@ private:
     return refs.empty() ? "none" : fmt::format("{}", fmt::join(refs, ", "));
   }
 
+  std::string argList(const std::vector<FunctionArg> &args) const {
+    std::vector<std::string> refs;
+    for (const FunctionArg &a : args)
+      refs.push_back(fmt::format("{} = {}", a.name, ref(a.buffer)));
+    return refs.empty() ? "none" : fmt::format("{}", fmt::join(refs, ", "));
+  }
+
   void functions() {
     line("");
     line("functions");
     for (const Function &f : a_.functions) {
-      line("  {}: {} steps; inputs {}; outputs {}; states {}", f.name, f.steps.size(),
-           idList(f.inputs), idList(f.outputs), idList(f.states));
+      std::vector<std::string> scalars;
+      for (const ScalarParam &p : f.scalars)
+        scalars.push_back(fmt::format("{}: {}", p.name, paramKindName(p.kind)));
+      line("  {}: {} steps; inputs {}; outputs {}; {}states {}", f.name, f.steps.size(),
+           argList(f.inputs), argList(f.outputs),
+           scalars.empty() ? std::string()
+                           : fmt::format("scalars {}; ", fmt::join(scalars, ", ")),
+           idList(f.states));
       for (std::size_t i = 0; i < f.steps.size(); ++i)
         line("    [{:>3}] {}", i, stepText(f.steps[i]));
     }
@@ -168,6 +186,7 @@ private:
         params.push_back(fmt::format("{}: {}", p.name, paramKindName(p.kind)));
       line("  [{}] {}  family {}  entry {}", i, k.name, k.family, k.entry);
       line("      tile {}", k.tile);
+      line("      config {}", k.config.dump());
       line("      grid [{}, {}, {}]  block [{}, {}, {}]  shared {} bytes  source {} bytes",
            k.grid[0].toString(), k.grid[1].toString(), k.grid[2].toString(), k.block[0], k.block[1],
            k.block[2], k.sharedBytes, k.source.size());

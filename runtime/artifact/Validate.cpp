@@ -204,8 +204,9 @@ private:
       if (!shapeProduct(b.shape, dtypeSize(b.dtype)))
         error("{}: shape {} of {} has more than 2^64 bytes", label, shapeToString(b.shape),
               dtypeName(b.dtype));
-      if (b.cls == BufferClass::Weight && (batchDims || seqDims))
-        error("{}: weight buffers have static shapes, got {}", label, shapeToString(b.shape));
+      if (isStaticClass(b.cls) && (batchDims || seqDims))
+        error("{}: {} buffers have static shapes, got {}", label, bufferClassName(b.cls),
+              shapeToString(b.shape));
       if (b.cls == BufferClass::State &&
           (b.shape.empty() || b.shape[0].kind != Dim::Kind::Batch || seqDims))
         error("{}: state buffers have shape [B, <constants>...], got {}", label,
@@ -245,8 +246,9 @@ private:
               a_.buffers.size());
       const Buffer &b = a_.buffers[w.buffer];
       label = fmt::format("weight binding {} (for {})", i, bufferLabel(w.buffer));
-      if (b.cls != BufferClass::Weight)
-        error("{}: the buffer is of class {}, not weight", label, bufferClassName(b.cls));
+      if (!isBoundClass(b.cls))
+        error("{}: the buffer is of class {}, not weight or parameter", label,
+              bufferClassName(b.cls));
       if (bindings[w.buffer] >= 0)
         error("{}: weight binding {} already fills this buffer", label, bindings[w.buffer]);
       bindings[w.buffer] = static_cast<int>(i);
@@ -288,6 +290,10 @@ private:
               label, fmt::join(shapes, " + "), w.concatAxis, axisSum, shapeToString(b.shape));
       }
       if (w.scaleColumnsBy) {
+        if (b.cls == BufferClass::Parameter)
+          error("{}: a trainable parameter cannot fold scale_columns_by: the product could not be "
+                "split back into the checkpoint's tensors",
+                label);
         if (rank != 2)
           error("{}: scale_columns_by needs a 2-D buffer, but the buffer is {}", label,
                 shapeToString(b.shape));
@@ -296,8 +302,9 @@ private:
       }
     }
     for (const Buffer &b : a_.buffers)
-      if (b.cls == BufferClass::Weight && bindings[b.id] < 0)
-        error("{} is a weight buffer, but no weight binding fills it", bufferLabel(b.id));
+      if (isBoundClass(b.cls) && bindings[b.id] < 0)
+        error("{} is a {} buffer, but no weight binding fills it", bufferLabel(b.id),
+              bufferClassName(b.cls));
   }
 
   void checkAttrs(const nlohmann::json &j, const std::string &label, int depth) const {
@@ -317,22 +324,27 @@ private:
       error("{}: {} names buffer {}, but the artifact has {} buffers", stepLabel(f, j), role, id,
             a_.buffers.size());
     const Buffer &b = a_.buffers[id];
-    const std::vector<BufferId> *list = nullptr;
+    auto named = [&](const std::vector<FunctionArg> &list) {
+      return std::any_of(list.begin(), list.end(),
+                         [&](const FunctionArg &arg) { return arg.buffer == id; });
+    };
+    bool listed = true;
     const char *listName = "";
     switch (b.cls) {
     case BufferClass::Input:
-      list = &f.inputs, listName = "inputs";
+      listed = named(f.inputs), listName = "inputs";
       break;
     case BufferClass::Output:
-      list = &f.outputs, listName = "outputs";
+      listed = named(f.outputs), listName = "outputs";
       break;
     case BufferClass::State:
-      list = &f.states, listName = "states";
+      listed = std::find(f.states.begin(), f.states.end(), id) != f.states.end();
+      listName = "states";
       break;
     default:
       break;
     }
-    if (list && std::find(list->begin(), list->end(), id) == list->end())
+    if (!listed)
       error("{}: {} is {} {}, which is not among the function's {}", stepLabel(f, j), role,
             bufferClassName(b.cls), bufferLabel(id), listName);
   }
@@ -370,6 +382,12 @@ private:
     if ((g.epilogue != Epilogue::None) != g.c.has_value())
       error("{}: epilogue {} {} operand c", label, epilogueName(g.epilogue),
             g.c ? "takes no" : "needs an");
+    if (g.accumulate && g.epilogue != Epilogue::None)
+      error("{}: an accumulating GEMM takes no epilogue (got {})", label,
+            epilogueName(g.epilogue));
+    if (g.accumulate && !hasDuty(f.steps[j], DutyKind::Accumulate, g.d))
+      error("{}: accumulates into result d {} without an 'accumulate' duty on it", label,
+            bufferLabel(g.d));
 
     Expr m = g.m.normalized(), n = g.n.normalized(), k = g.k.normalized();
     // |part| of operand |role| (a row count or last dimension) must be the GEMM's |extent|.
@@ -380,16 +398,16 @@ private:
               bufferLabel(id), shapeToString(a_.buffers[id].shape), partName, part.toString(),
               extentName, extent.toString());
     };
+    // A is [m, k] (or [k, m] transposed), B [k, n] (or [n, k]), D [m, n].
     auto [aRows, aCols] = matrixView(g.a);
-    expect(aCols, "last dimension", "operand a", g.a, k, "k");
-    expect(aRows, "row count", "operand a", g.a, m, "m");
+    expect(aCols, "last dimension", "operand a", g.a, g.transA ? m : k, g.transA ? "m" : "k");
+    expect(aRows, "row count", "operand a", g.a, g.transA ? k : m, g.transA ? "k" : "m");
+    auto [bRows, bCols] = matrixView(g.b);
+    expect(bCols, "last dimension", "operand b", g.b, g.transB ? k : n, g.transB ? "k" : "n");
+    expect(bRows, "row count", "operand b", g.b, g.transB ? n : k, g.transB ? "n" : "k");
     auto [dRows, dCols] = matrixView(g.d);
     expect(dCols, "last dimension", "result d", g.d, n, "n");
     expect(dRows, "row count", "result d", g.d, m, "m");
-    const Shape &bShape = a_.buffers[g.b].shape;
-    if (bShape.size() != 2 || bShape[0].toExpr() != n || bShape[1].toExpr() != k)
-      error("{}: operand b {} is {}, but the GEMM needs [n, k] = [{}, {}]", label, bufferLabel(g.b),
-            shapeToString(bShape), n.toString(), k.toString());
     if (g.c) {
       const Shape &cShape = a_.buffers[*g.c].shape;
       if (g.epilogue == Epilogue::ResidualAdd && cShape != a_.buffers[g.d].shape)
@@ -418,16 +436,29 @@ private:
       const Arg &arg = launch.args[i];
       const KernelParam &p = k.params[i];
       bool ok =
+          arg.kind == ArgKind::Scalar ||
           (p.kind == ParamKind::Buffer && arg.kind == ArgKind::Buffer) ||
           (p.kind == ParamKind::I64 && (arg.kind == ArgKind::I64 || arg.kind == ArgKind::Symbol ||
                                         arg.kind == ArgKind::Expr)) ||
           (p.kind == ParamKind::F32 && arg.kind == ArgKind::F32);
       if (!ok) {
-        static constexpr const char *kArgKinds[] = {"a buffer", "a symbol", "an i64", "an f32",
-                                                    "an expression"};
+        static constexpr const char *kArgKinds[] = {"a buffer",      "a symbol", "an i64",
+                                                    "an f32",        "an expression",
+                                                    "a scalar"};
         error("{}: argument {} is {}, but parameter {} of {} is {}", label, i,
               kArgKinds[static_cast<int>(arg.kind)], quoteText(p.name), kernelLabel(launch.kernel),
               paramKindName(p.kind));
+      }
+      if (arg.kind == ArgKind::Scalar) {
+        if (arg.scalarIndex >= f.scalars.size())
+          error("{}: argument {} names scalar {}, but function {} has {} scalars", label, i,
+                arg.scalarIndex, quoteText(f.name), f.scalars.size());
+        ok = f.scalars[arg.scalarIndex].kind == p.kind;
+        if (!ok)
+          error("{}: argument {} is the {} scalar {}, but parameter {} is {}", label, i,
+                paramKindName(f.scalars[arg.scalarIndex].kind),
+                quoteText(f.scalars[arg.scalarIndex].name), quoteText(p.name),
+                paramKindName(p.kind));
       }
       if (arg.kind == ArgKind::Buffer)
         checkRef(f, j, arg.bufferId, fmt::format("argument {}", i));
@@ -446,6 +477,66 @@ private:
     if (copy.src == copy.dst)
       error("{}: copies buffer {} onto itself", label, copy.src);
     checkExpr(copy.bytes, label + ": bytes");
+  }
+
+  static bool hasDuty(const Step &step, DutyKind kind, BufferId id) {
+    return std::any_of(step.duties.begin(), step.duties.end(),
+                       [&](const Duty &d) { return d.kind == kind && d.buffer == id; });
+  }
+
+  /// Duties name buffers the function may touch; zeroed and accumulated buffers are writable;
+  /// an error flag is an i64 arena buffer zeroed by the same step; an accumulated arena buffer
+  /// holds a value: an earlier step of the function touched it, or this step zeroes it.
+  void checkDuties(const Function &f, std::size_t j) const {
+    const Step &step = f.steps[j];
+    std::set<std::pair<int, BufferId>> seen;
+    for (std::size_t i = 0; i < step.duties.size(); ++i) {
+      const Duty &d = step.duties[i];
+      std::string role = fmt::format("duty {} ({})", i, dutyKindName(d.kind));
+      checkRef(f, j, d.buffer, role);
+      if (!seen.insert({static_cast<int>(d.kind), d.buffer}).second)
+        error("{}: {} repeats an earlier duty", stepLabel(f, j), role);
+      const Buffer &b = a_.buffers[d.buffer];
+      switch (d.kind) {
+      case DutyKind::Zero:
+      case DutyKind::Accumulate:
+        checkWritable(f, j, d.buffer, role);
+        break;
+      case DutyKind::ErrorFlag:
+        if (b.dtype != DType::I64 || !isArenaClass(b.cls))
+          error("{}: {} names {} ({} {}); an error flag is an i64 arena buffer", stepLabel(f, j),
+                role, bufferLabel(d.buffer), bufferClassName(b.cls), dtypeName(b.dtype));
+        if (!hasDuty(step, DutyKind::Zero, d.buffer))
+          error("{}: error flag {} is not zeroed by the same step (a 'zero' duty)",
+                stepLabel(f, j), bufferLabel(d.buffer));
+        if (!step.launch())
+          error("{}: only launches report error flags", stepLabel(f, j));
+        break;
+      }
+      if (d.kind == DutyKind::Accumulate && isArenaClass(b.cls) &&
+          !hasDuty(step, DutyKind::Zero, d.buffer)) {
+        bool earlier = false;
+        for (std::size_t k = 0; k < j && !earlier; ++k)
+          for (BufferId id : buffersOf(f.steps[k]))
+            earlier = earlier || id == d.buffer;
+        if (!earlier)
+          error("{}: accumulates into arena buffer {}, which no earlier step of the function "
+                "wrote and this step does not zero",
+                stepLabel(f, j), bufferLabel(d.buffer));
+      }
+    }
+  }
+
+  void checkArgList(const Function &f, const std::vector<FunctionArg> &args, BufferClass cls,
+                    const char *listName) const {
+    std::vector<BufferId> ids;
+    for (const FunctionArg &arg : args) {
+      if (!isIdentifier(arg.name))
+        error("function {}: {} name {} is not an identifier", quoteText(f.name), listName,
+              quoteText(arg.name));
+      ids.push_back(arg.buffer);
+    }
+    checkIdList(f, ids, cls, listName);
   }
 
   void checkIdList(const Function &f, const std::vector<BufferId> &ids, BufferClass cls,
@@ -470,9 +561,24 @@ private:
         error("function {}: name is not an identifier", quoteText(f.name));
       if (!names.insert(f.name).second)
         error("function {}: another function has the same name", quoteText(f.name));
-      checkIdList(f, f.inputs, BufferClass::Input, "inputs");
-      checkIdList(f, f.outputs, BufferClass::Output, "outputs");
+      checkArgList(f, f.inputs, BufferClass::Input, "inputs");
+      checkArgList(f, f.outputs, BufferClass::Output, "outputs");
       checkIdList(f, f.states, BufferClass::State, "states");
+      std::set<std::string_view> argNames;
+      for (const auto *list : {&f.inputs, &f.outputs})
+        for (const FunctionArg &arg : *list)
+          if (!argNames.insert(arg.name).second)
+            error("function {}: argument name {} appears twice", quoteText(f.name),
+                  quoteText(arg.name));
+      for (const ScalarParam &p : f.scalars) {
+        if (!isIdentifier(p.name))
+          error("function {}: scalar name {} is not an identifier", quoteText(f.name),
+                quoteText(p.name));
+        if (!argNames.insert(p.name).second)
+          error("function {}: scalar name {} appears twice", quoteText(f.name), quoteText(p.name));
+        if (p.kind == ParamKind::Buffer)
+          error("function {}: scalar {} must be i64 or f32", quoteText(f.name), quoteText(p.name));
+      }
       for (std::size_t j = 0; j < f.steps.size(); ++j) {
         const Step &step = f.steps[j];
         if (step.op.empty())
@@ -480,6 +586,12 @@ private:
         if (!step.attrs.is_object())
           error("{}: attrs must be an object", stepLabel(f, j));
         checkAttrs(step.attrs, stepLabel(f, j), 0);
+        for (const char *reserved : {"zero_before", "error_flag"})
+          if (step.attrs.contains(reserved))
+            error("{}: attribute '{}' is a schema-1 runtime duty; schema 2 spells it in "
+                  "'duties' (recompile the model)",
+                  stepLabel(f, j), reserved);
+        checkDuties(f, j);
         if (const LaunchStep *launch = step.launch())
           checkLaunch(f, j, *launch);
         else if (const GemmStep *gemm = step.gemm())
@@ -656,6 +768,10 @@ private:
     for (const Function &f : a_.functions) {
       for (std::size_t j = 0; j < f.steps.size(); ++j) {
         std::string label = fmt::format("step {} of function {}", j, quoteText(f.name));
+        for (const Duty &d : f.steps[j].duties)
+          if (d.kind == DutyKind::ErrorFlag && sizes_[d.buffer][0] < 8)
+            error("{}: error flag {} holds {} bytes at B=1, S=1; an i64 needs 8", label,
+                  bufferLabel(d.buffer), sizes_[d.buffer][0]);
         if (const GemmStep *g = f.steps[j].gemm()) {
           const std::pair<const char *, const Expr *> extents[] = {
               {"m", &g->m}, {"n", &g->n}, {"k", &g->k}};

@@ -1,10 +1,22 @@
-//===- Backend.cpp - Shared argument checks of the backends ---------------===//
+//===- Backend.cpp - The checks and order of a call, shared by backends ---===//
 
 #include "runtime/exec/Backend.h"
 
 #include "runtime/support/Error.h"
 
+#include <algorithm>
+#include <cstring>
+
 namespace xlc::exec {
+namespace art = xlc::artifact;
+
+Backend::Backend(const art::Artifact &artifact, Limits limits)
+    : plan_((check(limits.maxBatch >= 1 && limits.maxSeq >= 1,
+                   "max batch ({}) and max sequence length ({}) must be at least 1",
+                   limits.maxBatch, limits.maxSeq),
+             artifact),
+            limits.maxBatch, limits.maxSeq),
+      limits_(limits) {}
 
 void Backend::checkSlots(std::uint64_t firstSlot, std::uint64_t count,
                          std::string_view what) const {
@@ -13,29 +25,151 @@ void Backend::checkSlots(std::uint64_t firstSlot, std::uint64_t count,
         firstSlot, firstSlot + count, limits_.maxBatch);
 }
 
-const artifact::Function &Backend::checkRun(std::string_view function, std::uint64_t firstSlot,
-                                            std::uint64_t batch, std::uint64_t seq,
-                                            std::span<const std::int32_t> tokens,
-                                            std::span<float> logits, Logits which) const {
-  const artifact::Function *fn = artifact_->findFunction(function);
-  check(fn != nullptr, "{}: the artifact has no function '{}'", artifact_->label(), function);
-  checkSlots(firstSlot, batch, fmt::format("{}", function));
-  check(seq >= 1 && seq <= limits_.maxSeq,
+void Backend::call(std::string_view function, const CallArgs &args) {
+  const PreparedFunction &pf = plan_.function(function);
+  const art::Function &fn = *pf.function;
+  const art::Artifact &a = artifact();
+  checkSlots(args.firstSlot, args.batch, fn.name);
+  check(args.seq >= 1 && args.seq <= limits_.maxSeq,
         "{}: {} tokens per sequence is outside [1, {}] (the backend's maximum sequence length)",
-        function, seq, limits_.maxSeq);
-  check(function != "decode_step" || seq == 1, "decode_step: takes one token per sequence, got {}",
-        seq);
+        fn.name, args.seq, limits_.maxSeq);
+  check(fn.name != "decode_step" || args.seq == 1,
+        "decode_step: takes one token per sequence, got {}", args.seq);
+  const CallShape shape{args.batch, args.seq, args.firstSlot};
+
+  // Names: every input and scalar given, nothing unknown.
+  for (const auto &[name, bytes] : args.inputs)
+    check(fn.findInput(name) != nullptr, "{}: the function has no input '{}'", fn.name, name);
+  for (const auto &[name, request] : args.outputs)
+    check(fn.findOutput(name) != nullptr, "{}: the function has no output '{}'", fn.name, name);
+  std::vector<double> scalars;
+  for (const art::ScalarParam &p : fn.scalars) {
+    auto it = args.scalars.find(p.name);
+    check(it != args.scalars.end(), "{}: scalar argument '{}' is missing", fn.name, p.name);
+    scalars.push_back(it->second);
+  }
+  check(args.scalars.size() == fn.scalars.size(), "{}: {} scalar arguments given, the function "
+        "takes {}", fn.name, args.scalars.size(), fn.scalars.size());
+
+  // Inputs: exactly the buffer's bytes at this call's size.
+  for (const art::FunctionArg &in : fn.inputs) {
+    auto it = args.inputs.find(in.name);
+    check(it != args.inputs.end(), "{}: input '{}' is missing", fn.name, in.name);
+    const std::uint64_t bytes = plan_.bytes(in.buffer, shape.batch, shape.seq);
+    check(it->second.size() == bytes,
+          "{}: input '{}' holds {} bytes, expected {} ({} {} at B={}, S={})", fn.name, in.name,
+          it->second.size(), bytes, art::dtypeName(a.buffers[in.buffer].dtype),
+          art::shapeToString(a.buffers[in.buffer].shape), shape.batch, shape.seq);
+  }
+  // Outputs: float buffers [B·S rows, row elements]; the span holds the rows asked for.
+  struct Fetch {
+    BufferRef ref;
+    const OutputRequest *request;
+    std::uint64_t rowElements;
+  };
+  std::vector<Fetch> fetches;
+  for (const art::FunctionArg &out : fn.outputs) {
+    auto it = args.outputs.find(out.name);
+    if (it == args.outputs.end())
+      continue;
+    const art::Buffer &b = a.buffers[out.buffer];
+    check(b.dtype == art::DType::F32 || b.dtype == art::DType::BF16 || b.dtype == art::DType::F16,
+          "{}: output '{}' is {}; only float outputs come back as fp32", fn.name, out.name,
+          art::dtypeName(b.dtype));
+    const std::uint64_t elements = plan_.elements(out.buffer, shape.batch, shape.seq);
+    const std::uint64_t rows = shape.batch * shape.seq;
+    check(elements % rows == 0, "{}: output '{}' ({} elements) is not [B·S, ...]", fn.name,
+          out.name, elements);
+    const std::uint64_t rowElements = elements / rows;
+    const std::uint64_t wanted =
+        (it->second.rows == Logits::AllPositions ? rows : shape.batch) * rowElements;
+    check(it->second.data.size() == wanted,
+          "{}: the span for output '{}' holds {} floats, expected {} ({} rows x {})", fn.name,
+          out.name, it->second.data.size(), wanted, wanted / rowElements, rowElements);
+    fetches.push_back({BufferRef{}, &it->second, rowElements});
+    fetches.back().ref.id = out.buffer;
+  }
+
+  const Memory &mem = memory();
+  for (const art::FunctionArg &in : fn.inputs)
+    uploadInput(plan_.resolve(mem, in.buffer, shape), args.inputs.find(in.name)->second);
+  const std::vector<std::int64_t> flags = execute(pf, shape, scalars);
+  plan_.checkErrorFlags(pf, flags, shape);
+  for (Fetch &f : fetches) {
+    f.ref = plan_.resolve(mem, f.ref.id, shape);
+    float *out = f.request->data.data();
+    if (f.request->rows == Logits::AllPositions) {
+      downloadRows(f.ref, 0, shape.batch * shape.seq, f.rowElements, out);
+    } else {
+      for (std::uint64_t b = 0; b < shape.batch; ++b)
+        downloadRows(f.ref, b * shape.seq + shape.seq - 1, 1, f.rowElements,
+                     out + b * f.rowElements);
+    }
+  }
+}
+
+void Backend::run(std::string_view function, std::uint64_t firstSlot, std::uint64_t batch,
+                  std::uint64_t seq, std::span<const std::int32_t> tokens,
+                  std::span<float> logits, Logits which) {
+  const art::Function &fn = *plan_.function(function).function;
+  check(fn.inputs.size() == 1 && fn.outputs.size() >= 1,
+        "{}: function '{}' must take one token input and return logits first (has {} inputs, {} "
+        "outputs)",
+        artifact().label(), fn.name, fn.inputs.size(), fn.outputs.size());
+  check(artifact().buffers[fn.inputs[0].buffer].dtype == art::DType::I32,
+        "{}: function '{}': input '{}' must be i32 token ids", artifact().label(), fn.name,
+        fn.inputs[0].name);
   check(tokens.size() == batch * seq, "{}: expected {} token ids ({} sequences x {}), got {}",
-        function, batch * seq, batch, seq, tokens.size());
-  const std::uint64_t rows = which == Logits::AllPositions ? batch * seq : batch;
-  check(logits.size() == rows * vocabSize(),
-        "{}: the logits span holds {} floats, expected {} ({} rows x vocabulary {})", function,
-        logits.size(), rows * vocabSize(), rows, vocabSize());
-  check(fn->inputs.size() == 1 && fn->outputs.size() == 1,
-        "{}: function '{}' must take one token input and return one logits output (has {} "
-        "inputs, {} outputs)",
-        artifact_->label(), function, fn->inputs.size(), fn->outputs.size());
-  return *fn;
+        fn.name, batch * seq, batch, seq, tokens.size());
+  // Host-side check first: it names the exact sequence, position and id.
+  const std::uint64_t vocab = vocabSize();
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    check(tokens[i] >= 0 && static_cast<std::uint64_t>(tokens[i]) < vocab,
+          "{}: token id {} of sequence {} (slot {}) at position {} is outside the vocabulary "
+          "[0, {})",
+          fn.name, tokens[i], i / seq, firstSlot + i / seq, i % seq, vocab);
+  CallArgs args;
+  args.firstSlot = firstSlot;
+  args.batch = batch;
+  args.seq = seq;
+  args.inputs.emplace(fn.inputs[0].name, std::as_bytes(tokens));
+  args.outputs.emplace(fn.outputs[0].name, OutputRequest{logits, which});
+  call(function, args);
+}
+
+std::vector<NamedTensor> Backend::exportParameters(bool parametersOnly) {
+  const art::Artifact &a = artifact();
+  std::vector<NamedTensor> out;
+  for (const art::WeightBinding &w : a.weights) {
+    const art::Buffer &b = a.buffers[w.buffer];
+    if ((parametersOnly && b.cls != art::BufferClass::Parameter) || w.scaleColumnsBy)
+      continue;
+    const std::vector<float> values = readBoundBuffer(w.buffer);
+    // Split along the concatenation axis: outer × (axis extent) × inner, source by source.
+    std::uint64_t outer = 1, inner = 1;
+    for (std::size_t d = 0; d < b.shape.size(); ++d) {
+      if (d < w.concatAxis)
+        outer *= b.shape[d].value;
+      else if (d > w.concatAxis)
+        inner *= b.shape[d].value;
+    }
+    const std::uint64_t total = b.shape[w.concatAxis].value;
+    std::uint64_t start = 0;
+    for (std::size_t s = 0; s < w.sources.size(); ++s) {
+      NamedTensor t;
+      t.name = w.sources[s];
+      t.shape = w.sourceShapes[s];
+      const std::uint64_t extent = t.shape[w.concatAxis];
+      t.values.reserve(outer * extent * inner);
+      for (std::uint64_t o = 0; o < outer; ++o) {
+        const float *row = values.data() + (o * total + start) * inner;
+        t.values.insert(t.values.end(), row, row + extent * inner);
+      }
+      start += extent;
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
 }
 
 } // namespace xlc::exec

@@ -1,28 +1,33 @@
 //===- Backend.h - Executing a compiled model's functions --------*- C++ -*-===//
 //
-// A Backend runs the functions of one validated artifact (`prefill`, `decode_step`) on one
-// device: the CPU backend interprets each step's op and attributes in fp32 (the oracle of the GPU
-// tests, and the fallback without a GPU); the CUDA backend launches the artifact's kernels
-// (NVRTC, disk-cached) and runs its GEMMs through cuBLASLt.
+// A Backend is an executable: one validated artifact (a Plan, runtime/exec/Plan.h) on one
+// device, with the buffer sets that outlive a call: the recurrent states of every sequence
+// slot, the weights and trainable parameters (and, for training artifacts, gradients and
+// optimizer state). The CPU backend interprets each launch with its kernel family's CPU
+// implementation in fp32 (the oracle of the GPU tests, and the fallback without a GPU); the CUDA
+// backend launches the artifact's kernels (NVRTC, disk-cached) and runs its GEMMs on cuBLASLt.
+// Both run the plan through the one executor in Plan.h.
+//
+// The generic entry is call(function, named host buffers): inputs by the function's input
+// names (bytes in the artifact's dtype), float outputs by name (returned as fp32, every row or
+// the last position of each sequence), scalars by name. prefill/decode_step keep a thin wrapper,
+// run(), for the generator: token ids in, logits out.
 //
 // Sequences live in *slots*. A backend is created for at most `maxBatch` slots and at most
-// `maxSeq` tokens per sequence per call (the arena is planned at those limits). Every slot owns
-// one recurrent state per mLSTM block (C, n, m in the artifact's state dtypes). A call runs one
+// `maxSeq` tokens per sequence per call (the arena is planned at those limits). A call runs one
 // function on the contiguous slots [firstSlot, firstSlot + batch), each fed `seq` tokens; the
-// state of those slots is read and updated in place, the other slots are untouched. So a prompt
-// can be fed in pieces (the state carries across calls, exactly), and sequences of different
-// lengths are batched by the caller (runtime/exec/Generator.h).
-//
-// Logits come back in fp32: for every position ([batch, seq, V], row b·seq + t) or only for the
-// last position of each sequence ([batch, V]).
+// state of those slots is read and updated in place, the other slots are untouched.
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_RUNTIME_EXEC_BACKEND_H
 #define XLC_RUNTIME_EXEC_BACKEND_H
 
 #include "runtime/artifact/Artifact.h"
+#include "runtime/exec/Plan.h"
 
+#include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -41,8 +46,29 @@ struct Limits {
   std::uint64_t maxSeq = 1;   ///< tokens per sequence in one call
 };
 
-/// Which positions' logits a call returns.
+/// Which rows of an output [B, S, ...] a call returns.
 enum class Logits : std::uint8_t { LastPosition, AllPositions };
+
+/// A float output the caller wants back as fp32.
+struct OutputRequest {
+  std::span<float> data;
+  Logits rows = Logits::AllPositions;
+};
+
+/// One call's arguments, by the function's names.
+struct CallArgs {
+  std::uint64_t firstSlot = 0, batch = 1, seq = 1;
+  std::map<std::string, std::span<const std::byte>, std::less<>> inputs;
+  std::map<std::string, OutputRequest, std::less<>> outputs;
+  std::map<std::string, double, std::less<>> scalars;
+};
+
+/// A tensor in the checkpoint's layout, fp32.
+struct NamedTensor {
+  std::string name;
+  std::vector<std::uint64_t> shape;
+  std::vector<float> values;
+};
 
 class Backend {
 public:
@@ -53,42 +79,63 @@ public:
   /// One line for humans: the device, threads, memory.
   virtual std::string description() const = 0;
 
-  const artifact::Artifact &artifact() const { return *artifact_; }
+  const Plan &plan() const { return plan_; }
+  const artifact::Artifact &artifact() const { return plan_.artifact(); }
   const Limits &limits() const { return limits_; }
-  std::uint64_t vocabSize() const { return artifact_->model.vocabSize; }
+  std::uint64_t vocabSize() const { return artifact().model.vocabSize; }
+
+  /// Runs |function| on slots [firstSlot, firstSlot + batch): every input of the function must
+  /// be given (its bytes at the call's size in the artifact's dtype), outputs are optional (a
+  /// float output's fp32 rows), and every scalar must be given. Throws xlc::Error naming the
+  /// function and the offending name or size, or the step that reported an error (the state of
+  /// the slots is then unspecified; reset them).
+  void call(std::string_view function, const CallArgs &args);
+
+  /// The generator's entry: |function| ("prefill" or "decode_step"; decode_step needs
+  /// seq == 1) from token ids [batch, seq] to logits (batch·V floats for LastPosition,
+  /// batch·seq·V for AllPositions). Token ids outside [0, V) are refused before anything runs.
+  void run(std::string_view function, std::uint64_t firstSlot, std::uint64_t batch,
+           std::uint64_t seq, std::span<const std::int32_t> tokens, std::span<float> logits,
+           Logits which = Logits::LastPosition);
 
   /// Sets the state of slots [firstSlot, firstSlot + count) to the state before the first token
   /// (C = 0, n = 0, m = 0). Throws xlc::Error when the range exceeds maxBatch.
   virtual void resetStates(std::uint64_t firstSlot, std::uint64_t count) = 0;
 
-  /// Runs |function| ("prefill" or "decode_step"; decode_step needs seq == 1) on slots
-  /// [firstSlot, firstSlot + batch), |tokens| row-major [batch, seq]. |logits| must hold
-  /// batch·V (LastPosition) or batch·seq·V (AllPositions) floats. Throws xlc::Error naming the
-  /// function and the offending value on bad sizes or a token id outside [0, V) (the state of
-  /// the slots is then unspecified; reset them).
-  virtual void run(std::string_view function, std::uint64_t firstSlot, std::uint64_t batch,
-                   std::uint64_t seq, std::span<const std::int32_t> tokens,
-                   std::span<float> logits, Logits which = Logits::LastPosition) = 0;
-
   /// Copies one state buffer of one slot to the host as fp32 (for tests and debugging):
   /// |stateIndex| indexes the artifact's state buffers in id order (C, n, m of block 0, ...).
   virtual std::vector<float> readState(std::uint64_t slot, std::size_t stateIndex) = 0;
 
-protected:
-  Backend(const artifact::Artifact &artifact, Limits limits)
-      : artifact_(&artifact), limits_(limits) {}
+  /// The fp32 contents of a weight or parameter buffer.
+  virtual std::vector<float> readBoundBuffer(artifact::BufferId id) = 0;
 
-  /// Checks the common preconditions of run(): a known function, 1 ≤ batch, slots in range,
-  /// 1 ≤ seq ≤ maxSeq (seq == 1 for decode_step), token and logit counts. Returns the function.
-  const artifact::Function &checkRun(std::string_view function, std::uint64_t firstSlot,
-                                     std::uint64_t batch, std::uint64_t seq,
-                                     std::span<const std::int32_t> tokens,
-                                     std::span<float> logits, Logits which) const;
+  /// The checkpoint tensors behind every binding that can be inverted (fusion concatenations are
+  /// split back; a folded norm cannot be, so weight buffers with scale_columns_by are skipped —
+  /// parameter buffers never fold). With |parametersOnly| only parameter-class buffers.
+  std::vector<NamedTensor> exportParameters(bool parametersOnly = true);
+
+protected:
+  Backend(const artifact::Artifact &artifact, Limits limits);
+
   /// Throws unless [firstSlot, firstSlot + count) lies within maxBatch.
   void checkSlots(std::uint64_t firstSlot, std::uint64_t count, std::string_view what) const;
 
+  // What a backend does in a call (Backend::call does the checks and the order).
+  virtual const Memory &memory() const = 0;
+  /// Copies |bytes| (artifact dtype) into input buffer |dst|.
+  virtual void uploadInput(const BufferRef &dst, std::span<const std::byte> bytes) = 0;
+  /// Runs the function (Plan::execute with the backend's handlers) and waits for it; returns
+  /// the values of the function's error flags.
+  virtual std::vector<std::int64_t> execute(const PreparedFunction &fn, const CallShape &shape,
+                                            std::span<const double> scalars) = 0;
+  /// Copies |rows| rows of |rowElements| elements starting at row |firstRow| of float buffer
+  /// |src| to |out| as fp32.
+  virtual void downloadRows(const BufferRef &src, std::uint64_t firstRow, std::uint64_t rows,
+                            std::uint64_t rowElements, float *out) = 0;
+
+  Plan plan_;
+
 private:
-  const artifact::Artifact *artifact_;
   Limits limits_;
 };
 

@@ -105,6 +105,32 @@ struct MlstmCell {
 /// are the tasks (each block task recomputes the cheap scalar gates and n locally).
 void mlstmRecurrent(ThreadPool &pool, const MlstmCell &cell);
 
+/// The chunkwise form, as the GPU's two chunkwise kernels split it (runtime/device/
+/// mlstm_chunkwise.cuh): |cell| as for mlstmRecurrent, plus the chunk length L and the fp32
+/// workspaces of the chunk-start states, per (b, head) pair NC + 1 slots with NC = ceil(seq/L):
+/// wsC [batch, NH, NC+1, dqk, dv], wsN [batch, NH, NC+1, dqk], wsM [batch, NH, NC+1]. Slot c is
+/// the state before chunk c (slot 0 the initial state, slot NC the final one).
+struct MlstmChunkwise {
+  MlstmCell cell;
+  std::int64_t chunk = 0;
+  float *wsC = nullptr, *wsN = nullptr, *wsM = nullptr;
+};
+
+/// Kernel A's work: fills every workspace slot by the inter-chunk recurrence
+///   g = Σ_j lf_j,  a_j = Σ_{s>j} lf_s + ig_j,  m' = max(g + m, max_j a_j),
+///   C' = e^{g+m−m'}·C + Σ_j e^{a_j−m'} k_j v_jᵀ,  n' = e^{g+m−m'}·n + Σ_j e^{a_j−m'} k_j,
+/// then writes the final C and n into the state in place (the final m is kernel B's to write).
+/// Nothing for seq = 0.
+void mlstmChunkStates(ThreadPool &pool, const MlstmChunkwise &op);
+
+/// Kernel B's work: every output h from the chunk's q, k, v, gates and the workspace slot before
+/// the chunk (never the state buffers), with the exact stabiliser M_t = max(m, max_{j≤t} u_j),
+/// u_j = ig_j − b_j, b_t = Σ_{s≤t} lf_s inside the chunk:
+///   num_t = e^{m−M_t} q̂ᵀC + Σ_{j≤t} e^{u_j−M_t} (q̂ᵀk_j) v_j,  den_t likewise with n and 1,
+///   h_t = num_t · scale(den_t, b_t + M_t);
+/// then copies the final m from workspace slot NC into the state.
+void mlstmChunkOutputs(ThreadPool &pool, const MlstmChunkwise &op);
+
 } // namespace cpu
 } // namespace xlc::exec
 

@@ -57,16 +57,22 @@ TEST(Container, WrongMagic) {
 
 TEST(Container, WrongVersion) {
   std::vector<std::uint8_t> bytes = serialize(makeTestArtifact());
-  bytes[8] = 2;
+  bytes[8] = 3;
   EXPECT_EQ(parseError(bytes),
-            "test.xlca: unsupported artifact schema version 2 (this runtime reads version 1)");
+            "test.xlca: unsupported artifact schema version 3 (this runtime reads version 2)");
+  // A version-1 artifact (before typed duties, named function arguments and kernel
+  // configurations) is refused with what to do.
+  bytes[8] = 1;
+  EXPECT_EQ(parseError(bytes),
+            "test.xlca: artifact schema version 1 is older than this runtime's 2: recompile the "
+            "model with this release's xlc-compile");
 }
 
 TEST(Container, NonZeroFlags) {
   std::vector<std::uint8_t> bytes = serialize(makeTestArtifact());
   bytes[13] = 1;
   EXPECT_EQ(parseError(bytes),
-            "test.xlca: unknown header flags 0x00000100 (version 1 defines none)");
+            "test.xlca: unknown header flags 0x00000100 (version 2 defines none)");
 }
 
 TEST(Container, TrailingBytes) {
@@ -127,8 +133,11 @@ TEST(Payload, DeepNesting) {
 }
 
 TEST(Payload, SchemaVersionMismatch) {
-  EXPECT_EQ(parseErrorAfter([](Json &p) { p["schema_version"] = 2; }),
-            "test.xlca: payload schema_version is 2, but this runtime reads version 1");
+  EXPECT_EQ(parseErrorAfter([](Json &p) { p["schema_version"] = 3; }),
+            "test.xlca: payload schema_version is 3, but this runtime reads version 2");
+  EXPECT_EQ(parseErrorAfter([](Json &p) { p["schema_version"] = 1; }),
+            "test.xlca: payload schema_version 1 is older than this runtime's 2: recompile the "
+            "model with this release's xlc-compile");
 }
 
 TEST(Payload, MissingField) {
@@ -177,7 +186,7 @@ TEST(Payload, IllTypedFields) {
               p["functions"][0]["steps"][0]["args"][3] = {{"i64", 1}, {"f32", 2}};
             }),
             "test.xlca: step 0 of function 'prefill': args[3] must be an object with exactly one "
-            "of the keys buffer, symbol, i64, expr, f32; got 2 keys");
+            "of the keys buffer, symbol, i64, expr, f32, scalar; got 2 keys");
   EXPECT_EQ(parseErrorAfter([](Json &p) {
               p["functions"][0]["steps"][1]["args"][4] = {{"f32", 1e300}};
             }),
@@ -194,9 +203,9 @@ TEST(Payload, UnknownEnumStrings) {
   EXPECT_EQ(parseErrorAfter([](Json &p) { p["buffers"][6]["dtype"] = "bf17"; }),
             "test.xlca: buffer 6 'x': dtype: unknown value 'bf17' (expected one of f32, bf16, "
             "f16, i64, i32, u8)");
-  EXPECT_EQ(parseErrorAfter([](Json &p) { p["buffers"][6]["class"] = "gradient"; }),
-            "test.xlca: buffer 6 'x': class: unknown value 'gradient' (expected one of weight, "
-            "input, output, activation, workspace, state)");
+  EXPECT_EQ(parseErrorAfter([](Json &p) { p["buffers"][6]["class"] = "gradients"; }),
+            "test.xlca: buffer 6 'x': class: unknown value 'gradients' (expected one of weight, "
+            "input, output, activation, workspace, state, parameter, gradient, optimizer)");
   EXPECT_EQ(parseErrorAfter([](Json &p) { p["kernels"][0]["params"][3]["kind"] = "u64"; }),
             "test.xlca: kernel 0 'embedding_0': params[3].kind: unknown value 'u64' (expected "
             "one of buffer, i64, f32)");

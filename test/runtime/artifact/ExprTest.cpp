@@ -116,7 +116,8 @@ TEST(Enums, SpellingsRoundTrip) {
                         BufferClass::Activation, BufferClass::Workspace, BufferClass::State})
     EXPECT_EQ(parseBufferClass(bufferClassName(c)), c);
   EXPECT_FALSE(parseDType("BF16").has_value());
-  EXPECT_FALSE(parseBufferClass("gradient").has_value());
+  EXPECT_FALSE(parseBufferClass("gradients").has_value());
+  EXPECT_EQ(parseBufferClass("gradient"), BufferClass::Gradient);
   EXPECT_EQ(parseEpilogue("residual_add"), Epilogue::ResidualAdd);
   EXPECT_EQ(parseParamKind("f32"), ParamKind::F32);
 }

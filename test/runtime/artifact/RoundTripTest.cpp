@@ -48,7 +48,7 @@ TEST(RoundTrip, ContainerLayoutFollowsTheSpec) {
   std::vector<std::uint8_t> bytes = serialize(makeTestArtifact());
   ASSERT_GT(bytes.size(), kHeaderBytes);
   EXPECT_EQ(std::memcmp(bytes.data(), "XLCARTF\0", 8), 0);
-  EXPECT_EQ(bytes[8], 1);
+  EXPECT_EQ(bytes[8], 2);
   EXPECT_EQ(bytes[9] | bytes[10] | bytes[11], 0);
   EXPECT_EQ(bytes[12] | bytes[13] | bytes[14] | bytes[15], 0);
   std::uint64_t length = readU64(bytes, 16);
@@ -56,7 +56,7 @@ TEST(RoundTrip, ContainerLayoutFollowsTheSpec) {
   EXPECT_EQ(readU64(bytes, 24),
             fnv1a64(std::span<const std::uint8_t>(bytes).subspan(kHeaderBytes)));
   Json payload = payloadOf(bytes);
-  EXPECT_EQ(payload["schema_version"], 1);
+  EXPECT_EQ(payload["schema_version"], 2);
   EXPECT_EQ(payload["target"]["arch"], "sm_90a");
 }
 

@@ -24,12 +24,12 @@ TEST(Summary, ListsFunctionsKernelsBuffersMemoryAndWeights) {
   a.sourceName = "model.xlca";
   std::string s = summaryOf(a);
   // Header.
-  EXPECT_TRUE(contains(s, "xlc artifact model.xlca (schema 1), compiled by xlc 0.1.0 for sm_90a"));
+  EXPECT_TRUE(contains(s, "xlc artifact model.xlca (schema 2), compiled by xlc 0.1.0 for sm_90a"));
   EXPECT_TRUE(contains(s, "4 kernels, 17 buffers (4 weight, 1 input, 1 output, 7 activation, "
                           "1 workspace, 3 state), 4 weight bindings, 2 functions"));
   // Functions, one line per step.
   EXPECT_TRUE(contains(s,
-                       "  prefill: 7 steps; inputs %0 'tokens'; outputs %1 'logits'; states "
+                       "  prefill: 7 steps; inputs tokens = %0 'tokens'; outputs logits = %1 'logits'; states "
                        "%13 'blocks.0.state.c', %14 'blocks.0.state.n', %15 'blocks.0.state.m'"));
   EXPECT_TRUE(contains(s,
                        "    [  1] launch rms_norm {\"eps\":1e-06,\"weight\":\"folded\"}  kernel 1 "

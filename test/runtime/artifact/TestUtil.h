@@ -188,8 +188,8 @@ inline Artifact makeTestArtifact() {
 
   Function prefill;
   prefill.name = "prefill";
-  prefill.inputs = {kTokens};
-  prefill.outputs = {kLogits};
+  prefill.inputs = {{"tokens", kTokens}};
+  prefill.outputs = {{"logits", kLogits}};
   prefill.states = {kStateC, kStateN, kStateM};
   prefill.steps = {
       embed,
@@ -205,8 +205,8 @@ inline Artifact makeTestArtifact() {
 
   Function decode;
   decode.name = "decode_step";
-  decode.inputs = {kTokens};
-  decode.outputs = {kLogits};
+  decode.inputs = {{"tokens", kTokens}};
+  decode.outputs = {{"logits", kLogits}};
   decode.states = {kStateC, kStateN, kStateM};
   decode.steps = {
       embed,

@@ -109,13 +109,22 @@ TEST(Validate, FunctionArgumentsBelongToTheFunction) {
   EXPECT_EQ(parseErrorAfter([](Json &p) { p["functions"][0]["states"].erase(2); }),
             "test.xlca: step 3 of function 'prefill': argument 5 is state buffer 15 "
             "'blocks.0.state.m', which is not among the function's states");
-  EXPECT_EQ(parseErrorAfter([](Json &p) { p["functions"][0]["outputs"] = {6}; }),
+  EXPECT_EQ(parseErrorAfter([](Json &p) {
+              p["functions"][0]["outputs"] = {{{"name", "logits"}, {"buffer", 6}}};
+            }),
             "test.xlca: function 'prefill': outputs lists buffer 6 'x', which is of class "
             "activation, not output");
   EXPECT_EQ(parseErrorAfter([](Json &p) {
-              p["functions"][0]["inputs"] = {0, 0};
+              p["functions"][0]["inputs"] = {{{"name", "a"}, {"buffer", 0}},
+                                             {{"name", "b"}, {"buffer", 0}}};
             }),
             "test.xlca: function 'prefill': inputs lists buffer 0 'tokens' twice");
+  EXPECT_EQ(parseErrorAfter([](Json &p) {
+              p["functions"][0]["outputs"][0]["name"] = "tokens";
+            }),
+            "test.xlca: function 'prefill': argument name 'tokens' appears twice");
+  EXPECT_EQ(parseErrorAfter([](Json &p) { p["functions"][0]["inputs"][0]["name"] = "1x"; }),
+            "test.xlca: function 'prefill': inputs name '1x' is not an identifier");
 }
 
 TEST(Validate, StepsDoNotWriteWeightsOrInputs) {
@@ -164,16 +173,29 @@ TEST(Validate, GemmOperandsMatchMNK) {
             "test.xlca: step 2 of function 'prefill': operand a buffer 7 'blocks.0.xn' is [B, S, "
             "32], so its last dimension is 32, but the GEMM's k is 64");
   EXPECT_EQ(parseErrorAfter([](Json &p) { step(p, 0, 2)["n"] = 95; }),
-            "test.xlca: step 2 of function 'prefill': result d buffer 8 'blocks.0.qkvo' is [B, S, "
-            "96], so its last dimension is 96, but the GEMM's n is 95");
+            "test.xlca: step 2 of function 'prefill': operand b buffer 3 'blocks.0.w_qkvo' is "
+            "[96, 32], so its row count is 96, but the GEMM's n is 95");
   EXPECT_EQ(parseErrorAfter([](Json &p) {
               step(p, 0, 2)["m"] = {{"B", 1}};
             }),
             "test.xlca: step 2 of function 'prefill': operand a buffer 7 'blocks.0.xn' is [B, S, "
             "32], so its row count is B*S, but the GEMM's m is B");
   EXPECT_EQ(parseErrorAfter([](Json &p) { step(p, 0, 2)["b"] = kWOut; }),
-            "test.xlca: step 2 of function 'prefill': operand b buffer 4 'blocks.0.w_out' is [32, "
-            "32], but the GEMM needs [n, k] = [96, 32]");
+            "test.xlca: step 2 of function 'prefill': operand b buffer 4 'blocks.0.w_out' is "
+            "[32, 32], so its row count is 32, but the GEMM's n is 96");
+  // Transposed operands: with trans_b false, B is [k, n] (32 x 96 needed, [96, 32] given).
+  EXPECT_EQ(parseErrorAfter([](Json &p) { step(p, 0, 2)["trans_b"] = false; }),
+            "test.xlca: step 2 of function 'prefill': operand b buffer 3 'blocks.0.w_qkvo' is "
+            "[96, 32], so its last dimension is 32, but the GEMM's n is 96");
+  // Accumulation needs its duty, and no epilogue.
+  EXPECT_EQ(parseErrorAfter([](Json &p) { step(p, 0, 2)["accumulate"] = true; }),
+            "test.xlca: step 2 of function 'prefill': accumulates into result d buffer 8 "
+            "'blocks.0.qkvo' without an 'accumulate' duty on it");
+  EXPECT_EQ(parseErrorAfter([](Json &p) {
+              step(p, 0, 4)["accumulate"] = true;
+            }),
+            "test.xlca: step 4 of function 'prefill': an accumulating GEMM takes no epilogue (got "
+            "residual_add)");
   // m written with an exact divisor is the same m.
   EXPECT_EQ(parseErrorAfter([](Json &p) {
               step(p, 0, 2)["m"] = {{"BS", 64}, {"div", 64}};
@@ -233,7 +255,7 @@ TEST(Validate, EveryWeightBufferIsBoundOnce) {
             "fills this buffer");
   EXPECT_EQ(parseErrorAfter([](Json &p) { p["weights"][2]["buffer"] = kX; }),
             "test.xlca: weight binding 2 (for buffer 6 'x'): the buffer is of class activation, "
-            "not weight");
+            "not weight or parameter");
 }
 
 //===----------------------------------------------------------------------===//
@@ -473,3 +495,73 @@ TEST(Validate, LiveBuffersKeepOneOrderInTheArena) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// Schema 2: typed duties, named arguments, scalars, trainable classes
+//===----------------------------------------------------------------------===//
+
+namespace {
+void expectErrorContains(const std::string &error, const std::string &part) {
+  EXPECT_NE(error.find(part), std::string::npos) << "'" << error << "' lacks '" << part << "'";
+}
+} // namespace
+
+TEST(Validate, DutiesAreTypedAndChecked) {
+  using xlc::artifact::testing::kWorkspace;
+  // An error flag must be an i64 arena buffer that the same step zeroes.
+  expectErrorContains(parseErrorAfter([](Json &p) {
+                        step(p, 0, 0)["duties"] = {{{"kind", "error_flag"}, {"buffer", kX}}};
+                      }),
+                      "an error flag is an i64 arena buffer");
+  expectErrorContains(parseErrorAfter([](Json &p) {
+                        p["buffers"][kWorkspace]["dtype"] = "i64";
+                        step(p, 0, 0)["duties"] = {
+                            {{"kind", "error_flag"}, {"buffer", kWorkspace}}};
+                      }),
+                      "is not zeroed by the same step");
+  // Duties name buffers the function may touch and may not write weights.
+  expectErrorContains(parseErrorAfter([](Json &p) {
+                        step(p, 0, 0)["duties"] = {{{"kind", "zero"}, {"buffer", kEmbedding}}};
+                      }),
+                      "duty 0 (zero) buffer 2 'embedding' is a weight buffer");
+  expectErrorContains(parseErrorAfter([](Json &p) {
+                        step(p, 0, 0)["duties"] = {{{"kind", "clear"}, {"buffer", kX}}};
+                      }),
+                      "unknown value 'clear' (expected one of zero, error_flag, accumulate)");
+  // Accumulating into an arena buffer nothing wrote before.
+  expectErrorContains(parseErrorAfter([](Json &p) {
+                        step(p, 0, 0)["duties"] = {{{"kind", "accumulate"}, {"buffer", kRes}}};
+                      }),
+                      "which no earlier step of the function wrote and this step does not zero");
+  // Schema-1 duties spelt as attributes are refused with what to do.
+  expectErrorContains(parseErrorAfter([](Json &p) {
+                        step(p, 0, 0)["attrs"]["zero_before"] = {kWorkspace};
+                      }),
+                      "attribute 'zero_before' is a schema-1 runtime duty");
+}
+
+TEST(Validate, ScalarsAndTrainableClasses) {
+  // A scalar argument must name one of the function's scalars, of the parameter's kind.
+  expectErrorContains(parseErrorAfter([](Json &p) {
+                        step(p, 0, 1)["args"][4] = {{"scalar", 0}};
+                      }),
+                      "names scalar 0, but function 'prefill' has 0 scalars");
+  expectErrorContains(parseErrorAfter([](Json &p) {
+                        p["functions"][0]["scalars"] = {{{"name", "steps"}, {"kind", "i64"}}};
+                        step(p, 0, 1)["args"][4] = {{"scalar", 0}};
+                      }),
+                      "is the i64 scalar 'steps', but parameter 'eps' is f32");
+  EXPECT_EQ(parseErrorAfter([](Json &p) {
+              p["functions"][0]["scalars"] = {{{"name", "lr"}, {"kind", "f32"}}};
+              step(p, 0, 1)["args"][4] = {{"scalar", 0}};
+            }),
+            "<no error>");
+  // A trainable parameter cannot fold a norm weight (it could not be split back).
+  expectErrorContains(parseErrorAfter([](Json &p) { p["buffers"][kWQkvo]["class"] = "parameter"; }),
+                      "a trainable parameter cannot fold scale_columns_by");
+  EXPECT_EQ(parseErrorAfter([](Json &p) { p["buffers"][kWOut]["class"] = "parameter"; }),
+            "<no error>");
+  // Gradients have static shapes and no binding.
+  expectErrorContains(parseErrorAfter([](Json &p) { p["buffers"][kX]["class"] = "gradient"; }),
+                      "gradient buffers have static shapes");
+}

@@ -352,9 +352,9 @@ TEST_P(CpuBackendTest, RejectsBadCalls) {
               {"49 tokens", "[1, 48]"});
   expectError([&] {
     backend().run("prefill", 0, 2, 4, tokens, std::span(logits).subspan(1), Logits::AllPositions);
-  }, {"logits span", fmt::format("expected {}", 8 * v)});
+  }, {"span for output 'logits'", fmt::format("expected {}", 8 * v)});
   expectError([&] { backend().run("prefill", 0, 2, 4, tokens, logits, Logits::LastPosition); },
-              {"logits span"});
+              {"span for output 'logits'"});
   expectError([&] { backend().run("decode_step", 0, 2, 4, tokens, logits, Logits::AllPositions); },
               {"decode_step", "one token"});
   expectError([&] { backend().run("train_step", 0, 1, 1, std::span(tokens).subspan(0, 1),
@@ -368,19 +368,35 @@ TEST_P(CpuBackendTest, RejectsBadCalls) {
 }
 
 TEST_P(CpuBackendTest, RejectsWhatItCannotRun) {
-  // An unknown kernel family: the error names the function, the step index and the op.
+  // An unknown kernel family: the error names the kernel and the families there are.
   artifact::Artifact bogus = m().artifact;
   const std::size_t kernel = bogus.functions[0].steps[1].launch()->kernel;
   bogus.kernels[kernel].family = "bogus_norm";
   expectError([&] { createCpuBackend(bogus, *m().checkpoint, kLimits, 1); },
-              {"function 'prefill' step 1", "op 'rms_norm'", "bogus_norm", "not supported"});
-  // A kernel whose parameters lack one the op reads.
+              {fmt::format("kernel {}", kernel), "unknown kernel family 'bogus_norm'", "rms_norm"});
+  // A kernel whose parameters are not the family's: refused before anything runs.
   artifact::Artifact renamed = m().artifact;
   for (artifact::KernelParam &p : renamed.kernels[kernel].params)
     if (p.name == "x_stride")
       p.name = "x_pitch";
   expectError([&] { createCpuBackend(renamed, *m().checkpoint, kLimits, 1); },
-              {"prefill step 1", "needs a parameter 'x_stride'"});
+              {"parameter list", "family 'rms_norm'"});
+  // A configuration the source was not rendered from (the GPU would compile one thing and the
+  // CPU execute another): refused.
+  artifact::Artifact reconfigured = m().artifact;
+  reconfigured.kernels[kernel].config["threads"] = 64;
+  expectError([&] { createCpuBackend(reconfigured, *m().checkpoint, kLimits, 1); },
+              {"source", "family 'rms_norm'", "\"threads\":64"});
+  // An attribute that disagrees with the argument the GPU gets.
+  artifact::Artifact attr = m().artifact;
+  attr.functions[0].steps[1].attrs["eps"] = 0.5;
+  expectError([&] { createCpuBackend(attr, *m().checkpoint, kLimits, 1); },
+              {"prefill step 1", "attribute 'eps' = 0.5 disagrees with argument 'eps'"});
+  // The embedding's error flag without its duties.
+  artifact::Artifact noDuty = m().artifact;
+  noDuty.functions[0].steps[0].duties.clear();
+  expectError([&] { createCpuBackend(noDuty, *m().checkpoint, kLimits, 1); },
+              {"prefill step 0", "parameter 'error'", "'zero' duty"});
   // Zero limits.
   expectError([&] { createCpuBackend(m().artifact, *m().checkpoint, {0, 4}, 1); },
               {"max batch"});
@@ -398,6 +414,30 @@ TEST_P(CpuBackendTest, RejectsWhatItCannotRun) {
   if (GetParam() == "xlstm-tiny" && overcommit != "1" && !kAddressSanitizer)
     expectError([&] { createCpuBackend(m().artifact, *m().checkpoint, {80, 1000000}, 1); },
                 {"cannot allocate", "GiB", "max sequence length 1000000", "--max-seq"});
+}
+
+// The review's crafted artifact: step 1 (rms_norm) of prefill with x_stride 0 and rows 2^58
+// passes validation (every expression is in range), and the sizes it implies wrap around u64.
+// The run must end in an error naming the step, not in an out-of-bounds access.
+TEST_P(CpuBackendTest, CraftedSizesFailCleanly) {
+  artifact::Artifact crafted = m().artifact;
+  artifact::Step &step = crafted.functions[0].steps[1];
+  const artifact::Kernel &kernel = crafted.kernels[step.launch()->kernel];
+  ASSERT_EQ(kernel.family, "rms_norm");
+  for (std::size_t i = 0; i < kernel.params.size(); ++i) {
+    if (kernel.params[i].name == "x_stride")
+      std::get<artifact::LaunchStep>(step.body).args[i] = artifact::Arg::i64(0);
+    if (kernel.params[i].name == "rows")
+      std::get<artifact::LaunchStep>(step.body).args[i] = artifact::Arg::i64(std::int64_t{1} << 58);
+  }
+  // Through the file format, as a user would meet it: a valid checksum, a valid structure.
+  const artifact::Artifact loaded =
+      artifact::parseArtifact(artifact::serialize(crafted), "crafted.xlca");
+  std::unique_ptr<Backend> cpu = createCpuBackend(loaded, *m().checkpoint, kLimits, 1);
+  std::vector<std::int32_t> tokens(4, 3);
+  std::vector<float> logits(cpu->vocabSize());
+  expectError([&] { cpu->run("prefill", 0, 1, 4, tokens, logits); },
+              {"prefill step 1", "rms_norm", "overflows"});
 }
 
 TEST_P(CpuBackendTest, RejectsMismatchedWeights) {

@@ -22,6 +22,7 @@
 #include <map>
 #include <numeric>
 #include <string>
+#include <cstring>
 #include <vector>
 
 namespace xlc::exec {
@@ -31,17 +32,25 @@ constexpr std::uint64_t kVocab = 48;
 constexpr std::uint64_t kChunk = 4;
 constexpr std::int32_t kEos = 2;
 
-/// An artifact with just what the generator and Backend::checkRun look at: the model facts and
-/// two functions with one input and one output each.
+/// A valid artifact with just what the generator and Backend::run look at: the model facts and
+/// two functions from token ids to logits, without steps (the fake backend computes the logits).
 artifact::Artifact makeFakeArtifact() {
-  artifact::Artifact a;
+  namespace art = xlc::artifact;
+  art::Artifact a;
+  a.compiler = {"xlc", "test"};
+  a.targetArch = "sm_90a";
+  a.deviceHeadersHash = "00";
   a.model = {"fake", kVocab, 8, 1, kChunk, 0, static_cast<std::uint64_t>(kEos), 1};
   a.sourceName = "fake.xlca";
+  a.buffers = {{0, "tokens", art::BufferClass::Input, art::DType::I32,
+                {art::Dim::batch(), art::Dim::seq()}, std::nullopt, std::nullopt},
+               {1, "logits", art::BufferClass::Output, art::DType::F32,
+                {art::Dim::batch(), art::Dim::seq(), kVocab}, std::nullopt, std::nullopt}};
   for (const char *name : {"prefill", "decode_step"}) {
-    artifact::Function f;
+    art::Function f;
     f.name = name;
-    f.inputs = {0};
-    f.outputs = {1};
+    f.inputs = {{"tokens", 0}};
+    f.outputs = {{"logits", 1}};
     a.functions.push_back(f);
   }
   return a;
@@ -76,7 +85,12 @@ struct Call {
 class FakeBackend final : public Backend {
 public:
   FakeBackend(const artifact::Artifact &artifact, Limits limits)
-      : Backend(artifact, limits), histories(limits.maxBatch) {}
+      : Backend(artifact, limits), histories(limits.maxBatch),
+        tokens_(limits.maxBatch * limits.maxSeq), logits_(limits.maxBatch * limits.maxSeq * kVocab) {
+    memory_.base = {reinterpret_cast<std::uintptr_t>(tokens_.data()),
+                    reinterpret_cast<std::uintptr_t>(logits_.data())};
+    memory_.slotBytes = {0, 0};
+  }
 
   std::string_view kind() const override { return "fake"; }
   std::string description() const override { return "fake backend"; }
@@ -88,25 +102,8 @@ public:
     resets.push_back({firstSlot, count});
   }
 
-  void run(std::string_view function, std::uint64_t firstSlot, std::uint64_t batch,
-           std::uint64_t seq, std::span<const std::int32_t> tokens, std::span<float> logits,
-           Logits which) override {
-    checkRun(function, firstSlot, batch, seq, tokens, logits, which);
-    calls.push_back({std::string(function), firstSlot, batch, seq});
-    for (std::uint64_t b = 0; b < batch; ++b) {
-      std::vector<std::int32_t> &history = histories[firstSlot + b];
-      for (std::uint64_t t = 0; t < seq; ++t) {
-        history.push_back(tokens[b * seq + t]);
-        std::uint64_t row = which == Logits::AllPositions ? b * seq + t : b;
-        if (which == Logits::AllPositions || t + 1 == seq)
-          fakeLogits(history, logits.subspan(row * kVocab, kVocab));
-      }
-      if (poisonSlot && *poisonSlot == firstSlot + b && history.size() >= poisonAfter)
-        logits[b * kVocab + 5] = std::numeric_limits<float>::quiet_NaN();
-    }
-  }
-
   std::vector<float> readState(std::uint64_t, std::size_t) override { return {}; }
+  std::vector<float> readBoundBuffer(artifact::BufferId) override { return {}; }
 
   std::vector<std::vector<std::int32_t>> histories;
   std::vector<Call> calls;
@@ -114,6 +111,35 @@ public:
   /// NaN logits for this slot once its history reaches poisonAfter tokens.
   std::optional<std::uint64_t> poisonSlot;
   std::size_t poisonAfter = 0;
+
+private:
+  const Memory &memory() const override { return memory_; }
+  void uploadInput(const BufferRef &, std::span<const std::byte> bytes) override {
+    std::memcpy(tokens_.data(), bytes.data(), bytes.size());
+  }
+  std::vector<std::int64_t> execute(const PreparedFunction &fn, const CallShape &shape,
+                                    std::span<const double>) override {
+    const std::uint64_t firstSlot = shape.firstSlot, batch = shape.batch, seq = shape.seq;
+    calls.push_back({fn.function->name, firstSlot, batch, seq});
+    for (std::uint64_t b = 0; b < batch; ++b) {
+      std::vector<std::int32_t> &history = histories[firstSlot + b];
+      for (std::uint64_t t = 0; t < seq; ++t) {
+        history.push_back(tokens_[b * seq + t]);
+        fakeLogits(history, std::span(logits_).subspan((b * seq + t) * kVocab, kVocab));
+      }
+      if (poisonSlot && *poisonSlot == firstSlot + b && history.size() >= poisonAfter)
+        logits_[(b * seq + seq - 1) * kVocab + 5] = std::numeric_limits<float>::quiet_NaN();
+    }
+    return {};
+  }
+  void downloadRows(const BufferRef &, std::uint64_t firstRow, std::uint64_t rows,
+                    std::uint64_t rowElements, float *out) override {
+    std::memcpy(out, logits_.data() + firstRow * rowElements, rows * rowElements * 4);
+  }
+
+  std::vector<std::int32_t> tokens_;
+  std::vector<float> logits_;
+  Memory memory_;
 };
 
 /// Greedy generation simulated directly on the fake model.

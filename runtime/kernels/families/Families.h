@@ -1,0 +1,40 @@
+//===- Families.h - One definition per kernel family ------------*- C++ -*-===//
+//
+// Each family lives in its own file here; Registry.cpp lists them. The helpers below are shared
+// by the family files.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_RUNTIME_KERNELS_FAMILIES_FAMILIES_H
+#define XLC_RUNTIME_KERNELS_FAMILIES_FAMILIES_H
+
+#include "runtime/kernels/KernelFamily.h"
+
+#include <string>
+
+namespace xlc::kernels {
+
+const FamilyDef &embeddingFamily();
+const FamilyDef &rmsNormFamily();
+const FamilyDef &normGateFamily();
+const FamilyDef &swigluFamily();
+const FamilyDef &softCapFamily();
+const FamilyDef &mlstmChunkStatesFamily();
+const FamilyDef &mlstmChunkOutputsFamily();
+const FamilyDef &mlstmDecodeStepFamily();
+
+inline ParamDef bufferParam(std::string name, Duty duty = Duty::None) {
+  return {std::move(name), artifact::ParamKind::Buffer, duty};
+}
+inline ParamDef i64Param(std::string name) { return {std::move(name), artifact::ParamKind::I64}; }
+inline ParamDef f32Param(std::string name) { return {std::move(name), artifact::ParamKind::F32}; }
+
+inline std::uint64_t u64(std::int64_t v) { return static_cast<std::uint64_t>(v); }
+
+/// "xlc::device::<name><args..., threads>" from already spelt template arguments.
+inline std::string configSpelling(std::string_view name, std::string_view args) {
+  return "xlc::device::" + std::string(name) + "<" + std::string(args) + ">";
+}
+
+} // namespace xlc::kernels
+
+#endif // XLC_RUNTIME_KERNELS_FAMILIES_FAMILIES_H

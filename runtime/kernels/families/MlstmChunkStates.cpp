@@ -1,0 +1,70 @@
+//===- MlstmChunkStates.cpp - Chunkwise mLSTM, kernel A -------------------===//
+//
+// The inter-chunk recurrence: the state before every chunk into the fp32 workspaces ws_C, ws_n,
+// ws_m ([B, NH, NC+1, ...], NC = ceil(S/L)), the final C and n in place
+// (runtime/device/mlstm_chunkwise.cuh). One block per (C tile, batch·head).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/kernels/families/MlstmChunkwise.h"
+
+namespace xlc::kernels {
+
+namespace {
+
+void runCpu(CpuLaunch &l) {
+  exec::cpu::MlstmChunkwise op = mlstm::chunkwiseOf(l);
+  exec::cpu::mlstmChunkStates(l.pool(), op);
+}
+
+} // namespace
+
+const FamilyDef &mlstmChunkStatesFamily() {
+  static const FamilyDef def{
+      .name = "mlstm_chunk_states",
+      .op = "mlstm_chunkwise",
+      .header = "mlstm_chunkwise",
+      .paramsType = "MlstmChunkwiseParams",
+      .function = "mlstm_chunk_states",
+      .config = mlstm::cellFields({ConfigField::integer("chunk", 16, 1024),
+                                   ConfigField::integer("tile_k", 16, 256),
+                                   ConfigField::integer("tile_v", 16, 256),
+                                   ConfigField::integer("threads", 32, 1024)}),
+      .attrs = mlstm::cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
+      .params = [](const Config &) { return mlstm::chunkwiseParams(); },
+      .configType =
+          [](const Config &c) {
+            return configSpelling("MlstmChunkStatesConfig",
+                                  mlstm::cellConfigType(c) + ", " +
+                                      std::to_string(cfgInt(c, "chunk")) + ", " +
+                                      std::to_string(cfgInt(c, "tile_k")) + ", " +
+                                      std::to_string(cfgInt(c, "tile_v")) + ", " +
+                                      std::to_string(cfgInt(c, "threads")));
+          },
+      .geometry =
+          [](const Config &c) {
+            const std::int64_t chunk = cfgInt(c, "chunk"), tileK = cfgInt(c, "tile_k"),
+                               tileV = cfgInt(c, "tile_v");
+            const std::int64_t dqk = cfgInt(c, "qk_head_dim"), dv = cfgInt(c, "v_head_dim");
+            Geometry g;
+            g.block = {static_cast<std::uint32_t>(cfgInt(c, "threads")), 1, 1};
+            const std::int64_t tiles = ((dqk + tileK - 1) / tileK) * ((dv + tileV - 1) / tileV);
+            g.grid = {artifact::Expr::constant(u64(tiles)),
+                      artifact::Expr::batch(u64(cfgInt(c, "num_heads"))),
+                      artifact::Expr::constant(1)};
+            // MlstmChunkStatesConfig's layout: k and ā⊙v tiles (bf16), the C tile (fp32), three
+            // gate vectors, the n tile, scalars; every region 128-byte aligned.
+            const std::int64_t ldK = tileK + 8, ldV = tileV + 8, ldC = tileV + 4;
+            g.sharedBytes = static_cast<std::uint32_t>(
+                mlstm::smemBytes(chunk * ldK, 2) + mlstm::smemBytes(chunk * ldV, 2) +
+                mlstm::smemBytes(tileK * ldC, 4) + mlstm::smemBytes(3 * chunk, 4) +
+                mlstm::smemBytes(tileK, 4) + 128);
+            g.assertSharedBytes = true;
+            return g;
+          },
+      .cpu = runCpu,
+  };
+  return def;
+}
+
+} // namespace xlc::kernels

@@ -1,0 +1,27 @@
+//===- MlstmChunkwise.h - What the two chunkwise kernels share ---*- C++ -*-===//
+//
+// Both chunkwise kernels take one parameter struct (MlstmChunkwiseParams): the views, the
+// state, the chunk-state workspaces and h.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCHUNKWISE_H
+#define XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCHUNKWISE_H
+
+#include "runtime/kernels/families/MlstmCommon.h"
+
+namespace xlc::kernels::mlstm {
+
+/// viewParams(), then C, n, m, ws_C, ws_n, ws_m, h, batch, seq_len, eps, gate_soft_cap.
+std::vector<ParamDef> chunkwiseParams();
+
+/// The cell and its workspaces (NC + 1 slots per (b, head), NC = ceil(seq_len / chunk)).
+exec::cpu::MlstmChunkwise chunkwiseOf(const CpuLaunch &launch);
+
+/// A shared-memory region of |elements| elements of |size| bytes, rounded up to 128 bytes.
+inline std::int64_t smemBytes(std::int64_t elements, std::int64_t size) {
+  return (elements * size + 127) / 128 * 128;
+}
+
+} // namespace xlc::kernels::mlstm
+
+#endif // XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCHUNKWISE_H

@@ -1,0 +1,31 @@
+//===- MlstmCommon.h - What the three mLSTM families share -------*- C++ -*-===//
+//
+// The cell configuration (element types, head sizes, gate and normaliser kinds: the device
+// headers' MlstmCellConfig), the strided q, k, v, input- and forget-gate views every mLSTM
+// kernel takes first, and the CPU side's reading of them.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCOMMON_H
+#define XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCOMMON_H
+
+#include "runtime/kernels/CpuLaunch.h"
+#include "runtime/kernels/families/Families.h"
+
+namespace xlc::kernels::mlstm {
+
+/// The cell's configuration fields, followed by |extra|.
+std::vector<ConfigField> cellFields(std::vector<ConfigField> extra);
+/// Attribute cross-checks of every mLSTM launch.
+std::vector<AttrCheck> cellAttrs(std::vector<AttrCheck> extra = {});
+/// "xlc::device::MlstmCellConfig<...>".
+std::string cellConfigType(const Config &config);
+/// q, q_offset, q_stride, k, ..., fgate_stride.
+std::vector<ParamDef> viewParams();
+
+/// The cell of one launch: sizes and kinds from the configuration, batch and sequence length
+/// from the arguments (|seq| for the decode step is 1), views and state buffers checked.
+exec::cpu::MlstmCell cellOf(const CpuLaunch &launch, std::int64_t seq);
+
+} // namespace xlc::kernels::mlstm
+
+#endif // XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCOMMON_H

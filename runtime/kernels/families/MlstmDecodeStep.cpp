@@ -1,0 +1,67 @@
+//===- MlstmDecodeStep.cpp - The fused mLSTM decode step ------------------===//
+//
+// One recurrent step per (b, head): gates, state update, readout and normalisation in one pass
+// over C (runtime/device/mlstm_decode_step.cuh). One block per (DV tile, batch·head); the
+// blocks of a head meet through per-(b, head) counters the runtime zeroes before the launch.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/kernels/families/MlstmCommon.h"
+
+namespace xlc::kernels {
+
+namespace {
+
+void runCpu(CpuLaunch &l) {
+  exec::cpu::MlstmCell cell = mlstm::cellOf(l, 1);
+  l.i64s("counters", l.product({cell.batch, cell.numHeads})); // checked like the GPU's, unused
+  exec::cpu::mlstmRecurrent(l.pool(), cell);
+}
+
+} // namespace
+
+const FamilyDef &mlstmDecodeStepFamily() {
+  static const FamilyDef def{
+      .name = "mlstm_decode_step",
+      .op = "mlstm_decode_step",
+      .header = "mlstm_decode_step",
+      .paramsType = "MlstmDecodeParams",
+      .function = "mlstm_decode_step",
+      .config = mlstm::cellFields({ConfigField::integer("block_dv", 1, 1024),
+                                   ConfigField::integer("threads", 32, 1024)}),
+      .attrs = mlstm::cellAttrs(),
+      .params =
+          [](const Config &) {
+            std::vector<ParamDef> params = mlstm::viewParams();
+            for (const char *name : {"C", "n", "m"})
+              params.push_back(bufferParam(name));
+            params.push_back(bufferParam("counters", Duty::Zeroed));
+            params.push_back(bufferParam("h"));
+            params.push_back(i64Param("batch"));
+            params.push_back(f32Param("eps"));
+            params.push_back(f32Param("gate_soft_cap"));
+            return params;
+          },
+      .configType =
+          [](const Config &c) {
+            return configSpelling("MlstmDecodeConfig",
+                                  mlstm::cellConfigType(c) + ", " +
+                                      std::to_string(cfgInt(c, "block_dv")) + ", " +
+                                      std::to_string(cfgInt(c, "threads")));
+          },
+      .geometry =
+          [](const Config &c) {
+            const std::int64_t blockDV = cfgInt(c, "block_dv");
+            Geometry g;
+            g.block = {static_cast<std::uint32_t>(cfgInt(c, "threads")), 1, 1};
+            g.grid = {
+                artifact::Expr::constant(u64((cfgInt(c, "v_head_dim") + blockDV - 1) / blockDV)),
+                artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1)};
+            return g;
+          },
+      .cpu = runCpu,
+  };
+  return def;
+}
+
+} // namespace xlc::kernels
