@@ -93,7 +93,7 @@ void Backend::call(std::string_view function, const CallArgs &args) {
   const Memory &mem = memory();
   for (const art::FunctionArg &in : fn.inputs)
     uploadInput(plan_.resolve(mem, in.buffer, shape), args.inputs.find(in.name)->second);
-  const std::vector<std::int64_t> flags = execute(pf, shape, scalars);
+  const std::vector<std::int64_t> flags = execute(pf, shape, scalars, args.observer);
   plan_.checkErrorFlags(pf, flags, shape);
   for (Fetch &f : fetches) {
     f.ref = plan_.resolve(mem, f.ref.id, shape);

@@ -61,6 +61,8 @@ struct CallArgs {
   std::map<std::string, std::span<const std::byte>, std::less<>> inputs;
   std::map<std::string, OutputRequest, std::less<>> outputs;
   std::map<std::string, double, std::less<>> scalars;
+  /// Sees every step (tests); the call then runs eagerly.
+  StepObserver *observer = nullptr;
 };
 
 /// A tensor in the checkpoint's layout, fp32.
@@ -109,6 +111,13 @@ public:
   /// The fp32 contents of a weight or parameter buffer.
   virtual std::vector<float> readBoundBuffer(artifact::BufferId id) = 0;
 
+  /// A float buffer's elements at |shape| as fp32 (arena buffers at that call's offsets, state
+  /// buffers from slot shape.firstSlot on), and the way back (rounded to the buffer's dtype).
+  /// For tests and debugging, also from inside a StepObserver's hooks.
+  virtual std::vector<float> readBuffer(artifact::BufferId id, const CallShape &shape) = 0;
+  virtual void writeBuffer(artifact::BufferId id, const CallShape &shape,
+                           std::span<const float> values) = 0;
+
   /// The checkpoint tensors behind every binding that can be inverted (fusion concatenations are
   /// split back; a folded norm cannot be, so weight buffers with scale_columns_by are skipped —
   /// parameter buffers never fold). With |parametersOnly| only parameter-class buffers.
@@ -127,7 +136,8 @@ protected:
   /// Runs the function (Plan::execute with the backend's handlers) and waits for it; returns
   /// the values of the function's error flags.
   virtual std::vector<std::int64_t> execute(const PreparedFunction &fn, const CallShape &shape,
-                                            std::span<const double> scalars) = 0;
+                                            std::span<const double> scalars,
+                                            StepObserver *observer) = 0;
   /// Copies |rows| rows of |rowElements| elements starting at row |firstRow| of float buffer
   /// |src| to |out| as fp32.
   virtual void downloadRows(const BufferRef &src, std::uint64_t firstRow, std::uint64_t rows,

@@ -106,12 +106,15 @@ BufferRef Plan::resolve(const Memory &memory, art::BufferId id, const CallShape 
 }
 
 void Plan::execute(const PreparedFunction &fn, const Memory &memory, const CallShape &shape,
-                   std::span<const double> scalars, StepHandlers &handlers) const {
+                   std::span<const double> scalars, StepHandlers &handlers,
+                   StepObserver *observer) const {
   check(scalars.size() == fn.function->scalars.size(), "{}: {} scalar arguments for {}",
         fn.function->name, scalars.size(), fn.function->scalars.size());
   std::vector<LaunchArg> args;
   for (const PreparedStep &ps : fn.steps) {
     const art::Step &step = *ps.step;
+    if (observer)
+      observer->beforeStep(ps, shape);
     for (const art::Duty &duty : step.duties)
       if (duty.kind == art::DutyKind::Zero)
         handlers.zero(resolve(memory, duty.buffer, shape), ps);
@@ -180,6 +183,8 @@ void Plan::execute(const PreparedFunction &fn, const Memory &memory, const CallS
 
     for (std::size_t index : ps.errorFlags)
       handlers.keepErrorFlag(index, resolve(memory, fn.errorFlags[index].buffer, shape));
+    if (observer)
+      observer->afterStep(ps, shape);
   }
 }
 

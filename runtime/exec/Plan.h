@@ -100,6 +100,16 @@ public:
   virtual void keepErrorFlag(std::size_t index, const BufferRef &flag) = 0;
 };
 
+/// Sees every step of a call, before and after it runs (tests: step-by-step comparison of two
+/// backends). A backend runs an observed call eagerly (no graphs), and the observer may read and
+/// write the backend's buffers from inside the hooks (Backend::readBuffer / writeBuffer).
+class StepObserver {
+public:
+  virtual ~StepObserver() = default;
+  virtual void beforeStep(const PreparedStep &step, const CallShape &shape) = 0;
+  virtual void afterStep(const PreparedStep &step, const CallShape &shape) = 0;
+};
+
 /// A validated artifact with every function prepared for execution.
 class Plan {
 public:
@@ -122,7 +132,8 @@ public:
   /// Runs the steps of |fn| in order through |handlers| at |shape|, with the function's scalar
   /// arguments |scalars| (by index into Function::scalars).
   void execute(const PreparedFunction &fn, const Memory &memory, const CallShape &shape,
-               std::span<const double> scalars, StepHandlers &handlers) const;
+               std::span<const double> scalars, StepHandlers &handlers,
+               StepObserver *observer = nullptr) const;
 
   /// The address of buffer |id| at |shape|.
   std::uint64_t address(const Memory &memory, artifact::BufferId id, const CallShape &shape) const;

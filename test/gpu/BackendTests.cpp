@@ -37,8 +37,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <filesystem>
 #include <random>
 
@@ -237,6 +239,117 @@ TEST_P(BackendTest, SecondStartLoadsKernelsFromTheCache) {
   options.verbose = true;
   auto again = createCudaBackend(model_.artifact, *model_.checkpoint, limits_, options);
   std::printf("[gpu] %s second start: %s\n", GetParam().c_str(), again->description().c_str());
+}
+
+/// Every non-static float buffer a step touches (weights are the same on both backends up to
+/// their dtype; integer buffers are token ids, flags and counters).
+std::vector<artifact::BufferId> observedBuffers(const artifact::Artifact &a, const artifact::Step &step) {
+  std::vector<artifact::BufferId> ids;
+  for (artifact::BufferId id : artifact::buffersOf(step)) {
+    const artifact::Buffer &b = a.buffers[id];
+    const bool isFloat = b.dtype == artifact::DType::F32 || b.dtype == artifact::DType::BF16;
+    if (isFloat && !artifact::isStaticClass(b.cls) &&
+        std::find(ids.begin(), ids.end(), id) == ids.end())
+      ids.push_back(id);
+  }
+  return ids;
+}
+
+/// The CPU backend's values of every observed buffer before and after each step.
+struct StepRecord {
+  std::map<artifact::BufferId, std::vector<float>> before, after;
+};
+
+class Recorder final : public StepObserver {
+public:
+  Recorder(Backend &backend, const artifact::Artifact &a) : backend_(backend), a_(a) {}
+  void beforeStep(const PreparedStep &ps, const CallShape &shape) override {
+    steps.resize(ps.index + 1);
+    for (artifact::BufferId id : observedBuffers(a_, *ps.step))
+      steps[ps.index].before[id] = backend_.readBuffer(id, shape);
+  }
+  void afterStep(const PreparedStep &ps, const CallShape &shape) override {
+    for (artifact::BufferId id : observedBuffers(a_, *ps.step))
+      steps[ps.index].after[id] = backend_.readBuffer(id, shape);
+  }
+  std::vector<StepRecord> steps;
+
+private:
+  Backend &backend_;
+  const artifact::Artifact &a_;
+};
+
+/// Gives the GPU the CPU's inputs before every step and compares what the step leaves.
+class Replayer final : public StepObserver {
+public:
+  Replayer(Backend &backend, const std::vector<StepRecord> &cpu) : backend_(backend), cpu_(cpu) {}
+  void beforeStep(const PreparedStep &ps, const CallShape &shape) override {
+    for (const auto &[id, values] : cpu_.at(ps.index).before)
+      backend_.writeBuffer(id, shape, values);
+  }
+  void afterStep(const PreparedStep &ps, const CallShape &shape) override {
+    double worst = 0;
+    for (const auto &[id, values] : cpu_.at(ps.index).after)
+      worst = std::max(worst, relativeL2(backend_.readBuffer(id, shape), values));
+    errors.push_back({&ps, worst});
+  }
+  std::vector<std::pair<const PreparedStep *, double>> errors;
+
+private:
+  Backend &backend_;
+  const std::vector<StepRecord> &cpu_;
+};
+
+// Every kernel the compiler emitted for this model, at its emitted configuration, run on the GPU
+// on exactly the inputs the CPU backend's implementation of its family got (written into the
+// GPU's buffers before the step), and compared with what that implementation left. Errors do not
+// accumulate across steps, so one bound holds for every step: bf16 rounding of inputs and outputs
+// is ~4e-3; a wrong index, view, gate or configuration is O(1).
+TEST_P(BackendTest, EveryKernelMatchesItsCpuImplementationOnTheSameInputs) {
+  const artifact::Artifact &a = model_.artifact;
+  const std::uint64_t batch = 2;
+  std::map<std::string, double> worstByKernel;
+  for (const auto &[function, seq] : {std::pair<std::string, std::uint64_t>{"prefill", 37},
+                                      {"decode_step", 1}}) {
+    // A nonzero state first (unobserved), then the observed call.
+    model_.cpu->resetStates(0, batch);
+    model_.gpu->resetStates(0, batch);
+    auto warm = randomTokens(batch * 20, 4);
+    std::vector<float> scratch(batch * a.model.vocabSize);
+    model_.cpu->run("prefill", 0, batch, 20, warm, scratch);
+    model_.gpu->run("prefill", 0, batch, 20, warm, scratch);
+
+    const auto tokens = randomTokens(batch * seq, 6);
+    Recorder recorder(*model_.cpu, a);
+    CallArgs args;
+    args.batch = batch;
+    args.seq = seq;
+    const artifact::Function &fn = *a.findFunction(function);
+    args.inputs.emplace(fn.inputs[0].name, std::as_bytes(std::span(tokens)));
+    args.observer = &recorder;
+    model_.cpu->call(function, args);
+    Replayer replayer(*model_.gpu, recorder.steps);
+    args.observer = &replayer;
+    model_.gpu->call(function, args);
+
+    ASSERT_EQ(replayer.errors.size(), fn.steps.size());
+    for (const auto &[ps, err] : replayer.errors) {
+      std::string what = ps->kernel ? fmt::format("{} {} {}", ps->kernel->name, ps->kernel->family,
+                                                  ps->kernel->config.dump())
+                                    : fmt::format("{} ({})", ps->step->op,
+                                                  artifact::stepKindName(ps->step->kind()));
+      double &worst = worstByKernel[what];
+      worst = std::max(worst, err);
+      EXPECT_LT(err, 2.5e-2) << ps->where << ": " << what;
+    }
+  }
+  for (const auto &[what, err] : worstByKernel)
+    std::printf("[gpu] %s kernel %s: worst rel L2 %.3g\n", GetParam().c_str(), what.c_str(), err);
+  // Every kernel of the artifact was exercised.
+  for (const artifact::Kernel &k : a.kernels)
+    EXPECT_TRUE(std::any_of(worstByKernel.begin(), worstByKernel.end(),
+                            [&](const auto &e) { return e.first.rfind(k.name + " ", 0) == 0; }))
+        << "kernel " << k.name << " was not run";
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, BackendTest,

@@ -112,13 +112,17 @@ public:
   void resetStates(std::uint64_t firstSlot, std::uint64_t count) override;
   std::vector<float> readState(std::uint64_t slot, std::size_t stateIndex) override;
   std::vector<float> readBoundBuffer(art::BufferId id) override;
+  std::vector<float> readBuffer(art::BufferId id, const CallShape &shape) override;
+  void writeBuffer(art::BufferId id, const CallShape &shape,
+                   std::span<const float> values) override;
 
 private:
   // Backend.
   const Memory &memory() const override { return memory_; }
   void uploadInput(const BufferRef &dst, std::span<const std::byte> bytes) override;
   std::vector<std::int64_t> execute(const PreparedFunction &fn, const CallShape &shape,
-                                    std::span<const double> scalars) override;
+                                    std::span<const double> scalars,
+                                    StepObserver *observer) override;
   void downloadRows(const BufferRef &src, std::uint64_t firstRow, std::uint64_t rows,
                     std::uint64_t rowElements, float *out) override;
 
@@ -297,15 +301,31 @@ void CpuBackend::downloadRows(const BufferRef &src, std::uint64_t firstRow, std:
   std::memcpy(out, at<float>(src) + firstRow * rowElements, rows * rowElements * 4);
 }
 
+std::vector<float> CpuBackend::readBuffer(art::BufferId id, const CallShape &shape) {
+  const BufferRef ref = plan().resolve(memory_, id, shape);
+  check(isFloat(ref.buffer->dtype), "readBuffer: '{}' is not a float buffer", ref.buffer->name);
+  return std::vector<float>(at<float>(ref), at<float>(ref) + ref.elements);
+}
+
+void CpuBackend::writeBuffer(art::BufferId id, const CallShape &shape,
+                             std::span<const float> values) {
+  const BufferRef ref = plan().resolve(memory_, id, shape);
+  check(isFloat(ref.buffer->dtype) && values.size() == ref.elements,
+        "writeBuffer: '{}' takes {} floats, got {}", ref.buffer->name, ref.elements,
+        values.size());
+  std::copy(values.begin(), values.end(), at<float>(ref));
+}
+
 std::vector<std::int64_t> CpuBackend::execute(const PreparedFunction &fn, const CallShape &shape,
-                                              std::span<const double> scalars) {
+                                              std::span<const double> scalars,
+                                              StepObserver *observer) {
   shape_ = shape;
   errorFlags_.assign(fn.errorFlags.size(), 0);
   if (!profile_) {
-    plan().execute(fn, memory_, shape, scalars, *this);
+    plan().execute(fn, memory_, shape, scalars, *this, observer);
   } else {
     const auto start = std::chrono::steady_clock::now();
-    plan().execute(fn, memory_, shape, scalars, *this);
+    plan().execute(fn, memory_, shape, scalars, *this, observer);
     std::fprintf(stderr, "[xlc cpu] %s at B=%llu, S=%llu: %.3f ms\n", fn.function->name.c_str(),
                  static_cast<unsigned long long>(shape.batch),
                  static_cast<unsigned long long>(shape.seq),

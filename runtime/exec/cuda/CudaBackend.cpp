@@ -20,6 +20,7 @@
 #include "runtime/exec/cuda/WeightUpload.h"
 #include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
+#include "runtime/weights/Convert.h"
 
 #include <algorithm>
 #include <chrono>
@@ -59,13 +60,17 @@ public:
   void resetStates(std::uint64_t firstSlot, std::uint64_t count) override;
   std::vector<float> readState(std::uint64_t slot, std::size_t stateIndex) override;
   std::vector<float> readBoundBuffer(art::BufferId id) override;
+  std::vector<float> readBuffer(art::BufferId id, const CallShape &shape) override;
+  void writeBuffer(art::BufferId id, const CallShape &shape,
+                   std::span<const float> values) override;
 
 private:
   // Backend.
   const Memory &memory() const override { return memory_; }
   void uploadInput(const BufferRef &dst, std::span<const std::byte> bytes) override;
   std::vector<std::int64_t> execute(const PreparedFunction &fn, const CallShape &shape,
-                                    std::span<const double> scalars) override;
+                                    std::span<const double> scalars,
+                                    StepObserver *observer) override;
   void downloadRows(const BufferRef &src, std::uint64_t firstRow, std::uint64_t rows,
                     std::uint64_t rowElements, float *out) override;
 
@@ -251,13 +256,53 @@ void CudaBackend::uploadInput(const BufferRef &dst, std::span<const std::byte> b
       api_.cuMemcpyHtoDAsync_v2(dst.address, bytes.data(), bytes.size(), stream_->handle()));
 }
 
+std::vector<float> CudaBackend::readBuffer(art::BufferId id, const CallShape &shape) {
+  device_.makeCurrent();
+  stream_->synchronize();
+  const BufferRef ref = plan().resolve(memory_, id, shape);
+  const art::DType dtype = ref.buffer->dtype;
+  check(dtype == art::DType::F32 || dtype == art::DType::BF16,
+        "readBuffer: '{}' is not an f32 or bf16 buffer", ref.buffer->name);
+  std::vector<float> out(ref.elements);
+  if (dtype == art::DType::F32) {
+    XLC_CU_CHECK(api_.cuMemcpyDtoH_v2(out.data(), ref.address, ref.elements * 4));
+    return out;
+  }
+  std::vector<std::uint16_t> raw(ref.elements);
+  XLC_CU_CHECK(api_.cuMemcpyDtoH_v2(raw.data(), ref.address, ref.elements * 2));
+  for (std::size_t i = 0; i < raw.size(); ++i)
+    out[i] = weights::bf16ToF32(raw[i]);
+  return out;
+}
+
+void CudaBackend::writeBuffer(art::BufferId id, const CallShape &shape,
+                              std::span<const float> values) {
+  device_.makeCurrent();
+  stream_->synchronize();
+  const BufferRef ref = plan().resolve(memory_, id, shape);
+  const art::DType dtype = ref.buffer->dtype;
+  check((dtype == art::DType::F32 || dtype == art::DType::BF16) && values.size() == ref.elements,
+        "writeBuffer: '{}' takes {} f32/bf16 values, got {}", ref.buffer->name, ref.elements,
+        values.size());
+  if (dtype == art::DType::F32) {
+    XLC_CU_CHECK(api_.cuMemcpyHtoD_v2(ref.address, values.data(), values.size() * 4));
+    return;
+  }
+  std::vector<std::uint16_t> raw(values.size());
+  for (std::size_t i = 0; i < raw.size(); ++i)
+    raw[i] = weights::f32ToBF16(values[i]);
+  XLC_CU_CHECK(api_.cuMemcpyHtoD_v2(ref.address, raw.data(), raw.size() * 2));
+}
+
 std::vector<std::int64_t> CudaBackend::execute(const PreparedFunction &fn, const CallShape &shape,
-                                               std::span<const double> scalars) {
+                                               std::span<const double> scalars,
+                                               StepObserver *observer) {
   device_.makeCurrent();
   const CUstream stream = stream_->handle();
-  auto enqueue = [&] { plan().execute(fn, memory_, shape, scalars, *this); };
-  // Graphs bake in every argument: only for functions without scalars (decode steps).
-  if (fn.function->name == "decode_step" && options_.useGraphs && scalars.empty())
+  auto enqueue = [&] { plan().execute(fn, memory_, shape, scalars, *this, observer); };
+  // Graphs bake in every argument: only for functions without scalars (decode steps), and not
+  // while an observer looks at every step.
+  if (fn.function->name == "decode_step" && options_.useGraphs && scalars.empty() && !observer)
     graphs_.launch(fn.function->name, shape.firstSlot, shape.batch, stream, enqueue);
   else
     enqueue();

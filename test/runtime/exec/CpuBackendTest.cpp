@@ -440,6 +440,69 @@ TEST_P(CpuBackendTest, CraftedSizesFailCleanly) {
               {"prefill step 1", "rms_norm", "overflows"});
 }
 
+// The generic entry: named inputs and outputs, a step observer that sees every step in order
+// and may read and write buffers (the GPU tests give the GPU the CPU's inputs this way), and
+// parameter export that splits fused bindings back into the checkpoint's tensors.
+TEST_P(CpuBackendTest, CallObserveAndExport) {
+  struct Counter final : StepObserver {
+    Backend *backend = nullptr;
+    std::vector<std::size_t> before, after;
+    void beforeStep(const PreparedStep &ps, const CallShape &) override {
+      before.push_back(ps.index);
+    }
+    void afterStep(const PreparedStep &ps, const CallShape &shape) override {
+      after.push_back(ps.index);
+      // Round trip of every float arena buffer the step touched.
+      for (artifact::BufferId id : artifact::buffersOf(*ps.step)) {
+        const artifact::Buffer &b = backend->artifact().buffers[id];
+        if (!artifact::isArenaClass(b.cls) || b.dtype == artifact::DType::I64)
+          continue;
+        std::vector<float> v = backend->readBuffer(id, shape);
+        backend->writeBuffer(id, shape, v);
+      }
+    }
+  } counter;
+  counter.backend = &backend();
+  const std::vector<std::int32_t> tokens = {1, 2, 3, 4, 5, 6};
+  std::vector<float> observed(2 * m().vocab()), plain(2 * m().vocab());
+  CallArgs args;
+  args.batch = 2;
+  args.seq = 3;
+  args.inputs.emplace("tokens", std::as_bytes(std::span(tokens)));
+  args.outputs.emplace("logits", OutputRequest{observed, Logits::LastPosition});
+  args.observer = &counter;
+  backend().resetStates(0, 2);
+  backend().call("prefill", args);
+  const std::size_t steps = m().artifact.findFunction("prefill")->steps.size();
+  ASSERT_EQ(counter.before.size(), steps);
+  ASSERT_EQ(counter.after.size(), steps);
+  for (std::size_t i = 0; i < steps; ++i)
+    EXPECT_EQ(counter.before[i], i);
+  backend().resetStates(0, 2);
+  backend().run("prefill", 0, 2, 3, tokens, plain);
+  EXPECT_EQ(observed, plain);
+  // Names are checked.
+  CallArgs bad = args;
+  bad.observer = nullptr;
+  bad.inputs.emplace("token_ids", std::as_bytes(std::span(tokens)));
+  expectError([&] { backend().call("prefill", bad); }, {"prefill", "no input 'token_ids'"});
+  bad = args;
+  bad.observer = nullptr;
+  bad.scalars.emplace("lr", 1.0);
+  expectError([&] { backend().call("prefill", bad); }, {"1 scalar arguments given"});
+
+  // Export: every binding without a folded norm, split into its sources, equals the checkpoint.
+  const std::vector<NamedTensor> exported = backend().exportParameters(/*parametersOnly=*/false);
+  ASSERT_FALSE(exported.empty());
+  std::size_t fused = 0;
+  for (const artifact::WeightBinding &w : m().artifact.weights)
+    fused += !w.scaleColumnsBy && w.sources.size() > 1;
+  EXPECT_GT(fused, 0u) << "no fused binding to split";
+  for (const NamedTensor &t : exported) {
+    EXPECT_EQ(t.values, m().checkpoint->readF32(t.name)) << t.name;
+  }
+}
+
 TEST_P(CpuBackendTest, RejectsMismatchedWeights) {
   // A checkpoint of the other model: every problem named in one error.
   const std::string other = GetParam() == "xlstm-tiny" ? "xlstm-sig-tied" : "xlstm-tiny";

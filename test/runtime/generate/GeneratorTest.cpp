@@ -104,6 +104,8 @@ public:
 
   std::vector<float> readState(std::uint64_t, std::size_t) override { return {}; }
   std::vector<float> readBoundBuffer(artifact::BufferId) override { return {}; }
+  std::vector<float> readBuffer(artifact::BufferId, const CallShape &) override { return {}; }
+  void writeBuffer(artifact::BufferId, const CallShape &, std::span<const float>) override {}
 
   std::vector<std::vector<std::int32_t>> histories;
   std::vector<Call> calls;
@@ -118,7 +120,7 @@ private:
     std::memcpy(tokens_.data(), bytes.data(), bytes.size());
   }
   std::vector<std::int64_t> execute(const PreparedFunction &fn, const CallShape &shape,
-                                    std::span<const double>) override {
+                                    std::span<const double>, StepObserver *) override {
     const std::uint64_t firstSlot = shape.firstSlot, batch = shape.batch, seq = shape.seq;
     calls.push_back({fn.function->name, firstSlot, batch, seq});
     for (std::uint64_t b = 0; b < batch; ++b) {
