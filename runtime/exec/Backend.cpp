@@ -98,7 +98,8 @@ void Backend::call(std::string_view function, const CallArgs &args) {
   for (Fetch &f : fetches) {
     f.ref = plan_.resolve(mem, f.ref.id, shape);
     float *out = f.request->data.data();
-    if (f.request->rows == Logits::AllPositions) {
+    // With one token per sequence the last positions are all rows: one transfer.
+    if (f.request->rows == Logits::AllPositions || shape.seq == 1) {
       downloadRows(f.ref, 0, shape.batch * shape.seq, f.rowElements, out);
     } else {
       for (std::uint64_t b = 0; b < shape.batch; ++b)

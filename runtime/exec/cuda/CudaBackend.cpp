@@ -322,6 +322,10 @@ void CudaBackend::downloadRows(const BufferRef &src, std::uint64_t firstRow, std
   const std::uint64_t elem = art::dtypeSize(dtype);
   const std::uint64_t count = rows * rowElements;
   const std::uint64_t offset = src.address - io_.address() + firstRow * rowElements * elem;
+  if (dtype == art::DType::F32) { // straight into the caller's span: no staging copy
+    io_.download(out, count * 4, offset);
+    return;
+  }
   std::vector<float> values = downloadAsF32(io_, dtype, count, offset);
   std::memcpy(out, values.data(), count * 4);
 }
