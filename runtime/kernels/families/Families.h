@@ -30,9 +30,22 @@ inline ParamDef f32Param(std::string name) { return {std::move(name), artifact::
 
 inline std::uint64_t u64(std::int64_t v) { return static_cast<std::uint64_t>(v); }
 
-/// "xlc::device::<name><args..., threads>" from already spelt template arguments.
+/// "xlc::device::<name><args...>" from already spelt template arguments.
 inline std::string configSpelling(std::string_view name, std::string_view args) {
   return "xlc::device::" + std::string(name) + "<" + std::string(args) + ">";
+}
+
+/// An integer configuration field spelt as a template argument.
+inline std::string num(const Config &config, std::string_view key) {
+  return std::to_string(cfgInt(config, key));
+}
+
+/// The row-wise families' geometry: one block of `threads` per token row, grid (B·S, 1, 1).
+inline Geometry rowGeometry(const Config &config) {
+  Geometry g;
+  g.block = {static_cast<std::uint32_t>(cfgInt(config, "threads")), 1, 1};
+  g.grid[0] = artifact::Expr::batchSeq();
+  return g;
 }
 
 } // namespace xlc::kernels

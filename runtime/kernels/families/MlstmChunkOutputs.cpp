@@ -37,11 +37,11 @@ const FamilyDef &mlstmChunkOutputsFamily() {
           [](const Config &c) {
             return configSpelling("MlstmChunkOutputsConfig",
                                   mlstm::cellConfigType(c) + ", " +
-                                      std::to_string(cfgInt(c, "chunk")) + ", " +
-                                      std::to_string(cfgInt(c, "block_l")) + ", " +
-                                      std::to_string(cfgInt(c, "block_dv")) + ", " +
-                                      std::to_string(cfgInt(c, "block_dqk")) + ", " +
-                                      std::to_string(cfgInt(c, "threads")));
+                                      num(c, "chunk") + ", " +
+                                      num(c, "block_l") + ", " +
+                                      num(c, "block_dv") + ", " +
+                                      num(c, "block_dqk") + ", " +
+                                      num(c, "threads"));
           },
       .geometry =
           [](const Config &c) {

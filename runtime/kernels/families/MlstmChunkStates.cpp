@@ -36,10 +36,10 @@ const FamilyDef &mlstmChunkStatesFamily() {
           [](const Config &c) {
             return configSpelling("MlstmChunkStatesConfig",
                                   mlstm::cellConfigType(c) + ", " +
-                                      std::to_string(cfgInt(c, "chunk")) + ", " +
-                                      std::to_string(cfgInt(c, "tile_k")) + ", " +
-                                      std::to_string(cfgInt(c, "tile_v")) + ", " +
-                                      std::to_string(cfgInt(c, "threads")));
+                                      num(c, "chunk") + ", " +
+                                      num(c, "tile_k") + ", " +
+                                      num(c, "tile_v") + ", " +
+                                      num(c, "threads"));
           },
       .geometry =
           [](const Config &c) {

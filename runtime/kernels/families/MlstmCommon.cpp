@@ -36,9 +36,9 @@ std::string cellConfigType(const Config &c) {
   return configSpelling(
       "MlstmCellConfig",
       cfgCudaType(c, "dtype") + ", " + cfgCudaType(c, "gate_dtype") + ", " +
-          cfgCudaType(c, "state_dtype") + ", " + std::to_string(cfgInt(c, "num_heads")) + ", " +
-          std::to_string(cfgInt(c, "qk_head_dim")) + ", " +
-          std::to_string(cfgInt(c, "v_head_dim")) + ", xlc::device::InputGate::" +
+          cfgCudaType(c, "state_dtype") + ", " + num(c, "num_heads") + ", " +
+          num(c, "qk_head_dim") + ", " +
+          num(c, "v_head_dim") + ", xlc::device::InputGate::" +
           (cfgString(c, "input_gate") == "exp" ? "kExp" : "kSigmoid") +
           ", xlc::device::Normalizer::" +
           (cfgString(c, "normalizer") == "max_abs" ? "kMaxAbs" : "kNone"));

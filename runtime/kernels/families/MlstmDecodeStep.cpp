@@ -46,8 +46,8 @@ const FamilyDef &mlstmDecodeStepFamily() {
           [](const Config &c) {
             return configSpelling("MlstmDecodeConfig",
                                   mlstm::cellConfigType(c) + ", " +
-                                      std::to_string(cfgInt(c, "block_dv")) + ", " +
-                                      std::to_string(cfgInt(c, "threads")));
+                                      num(c, "block_dv") + ", " +
+                                      num(c, "threads"));
           },
       .geometry =
           [](const Config &c) {

@@ -48,17 +48,11 @@ const FamilyDef &normGateFamily() {
           [](const Config &c) {
             return configSpelling("NormGateConfig",
                                   cfgCudaType(c, "dtype") + ", " +
-                                      std::to_string(cfgInt(c, "num_heads")) + ", " +
-                                      std::to_string(cfgInt(c, "head_dim")) + ", " +
-                                      std::to_string(cfgInt(c, "threads")));
+                                      num(c, "num_heads") + ", " +
+                                      num(c, "head_dim") + ", " +
+                                      num(c, "threads"));
           },
-      .geometry =
-          [](const Config &c) {
-            Geometry g;
-            g.block = {static_cast<std::uint32_t>(cfgInt(c, "threads")), 1, 1};
-            g.grid[0] = artifact::Expr::batchSeq();
-            return g;
-          },
+      .geometry = rowGeometry,
       .cpu = runCpu,
   };
   return def;

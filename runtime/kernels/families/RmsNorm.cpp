@@ -54,16 +54,10 @@ const FamilyDef &rmsNormFamily() {
       .configType =
           [](const Config &c) {
             return configSpelling("RmsNormConfig", cfgCudaType(c, "dtype") + ", " +
-                                                       std::to_string(cfgInt(c, "dim")) + ", " +
-                                                       std::to_string(cfgInt(c, "threads")));
+                                                       num(c, "dim") + ", " +
+                                                       num(c, "threads"));
           },
-      .geometry =
-          [](const Config &c) {
-            Geometry g;
-            g.block = {static_cast<std::uint32_t>(cfgInt(c, "threads")), 1, 1};
-            g.grid[0] = artifact::Expr::batchSeq();
-            return g;
-          },
+      .geometry = rowGeometry,
       .cpu = runCpu,
   };
   return def;

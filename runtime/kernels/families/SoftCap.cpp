@@ -40,7 +40,7 @@ const FamilyDef &softCapFamily() {
       .configType =
           [](const Config &c) {
             return configSpelling("SoftCapConfig", cfgCudaType(c, "dtype") + ", " +
-                                                       std::to_string(cfgInt(c, "threads")));
+                                                       num(c, "threads"));
           },
       .geometry =
           [](const Config &c) {

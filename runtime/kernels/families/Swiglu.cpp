@@ -43,15 +43,13 @@ const FamilyDef &swigluFamily() {
       .configType =
           [](const Config &c) {
             return configSpelling("SwigluConfig", cfgCudaType(c, "dtype") + ", " +
-                                                      std::to_string(cfgInt(c, "dim")) + ", " +
-                                                      std::to_string(cfgInt(c, "threads")));
+                                                      num(c, "dim") + ", " +
+                                                      num(c, "threads"));
           },
       .geometry =
           [](const Config &c) {
-            Geometry g;
+            Geometry g = rowGeometry(c);
             const std::int64_t threads = cfgInt(c, "threads");
-            g.block = {static_cast<std::uint32_t>(threads), 1, 1};
-            g.grid[0] = artifact::Expr::batchSeq();
             g.grid[1] = artifact::Expr::constant(
                 u64((cfgInt(c, "dim") + threads * 8 - 1) / (threads * 8)));
             return g;
