@@ -109,12 +109,14 @@ CublasLt::Plan &CublasLt::plan(const GemmShape &shape, const std::string &what) 
              k = static_cast<std::uint64_t>(shape.k);
   checkStatus(api_.cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
               "cublasLtMatmulDescCreate", what);
-  const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
-  checkStatus(api_.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opT,
-                                                  sizeof(opT)),
+  // cuBLASLt's first operand is the artifact's B (W), its second the artifact's A.
+  const cublasOperation_t opW = shape.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t opA = shape.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+  checkStatus(api_.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opW,
+                                                  sizeof(opW)),
               "cublasLtMatmulDescSetAttribute(TRANSA)", what);
-  checkStatus(api_.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opN,
-                                                  sizeof(opN)),
+  checkStatus(api_.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA,
+                                                  sizeof(opA)),
               "cublasLtMatmulDescSetAttribute(TRANSB)", what);
   if (shape.epilogue == art::Epilogue::Bias) {
     const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
@@ -127,10 +129,18 @@ CublasLt::Plan &CublasLt::plan(const GemmShape &shape, const std::string &what) 
                 "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)", what);
   }
   // Column-major views of the row-major buffers (see the header).
-  checkStatus(api_.cublasLtMatrixLayoutCreate(&p->w, ab, k, n, static_cast<int64_t>(k)),
-              "cublasLtMatrixLayoutCreate(W)", what);
-  checkStatus(api_.cublasLtMatrixLayoutCreate(&p->a, ab, k, m, static_cast<int64_t>(k)),
-              "cublasLtMatrixLayoutCreate(A)", what);
+  if (shape.transB)
+    checkStatus(api_.cublasLtMatrixLayoutCreate(&p->w, ab, k, n, static_cast<int64_t>(k)),
+                "cublasLtMatrixLayoutCreate(W)", what);
+  else
+    checkStatus(api_.cublasLtMatrixLayoutCreate(&p->w, ab, n, k, static_cast<int64_t>(n)),
+                "cublasLtMatrixLayoutCreate(W)", what);
+  if (shape.transA)
+    checkStatus(api_.cublasLtMatrixLayoutCreate(&p->a, ab, m, k, static_cast<int64_t>(m)),
+                "cublasLtMatrixLayoutCreate(A)", what);
+  else
+    checkStatus(api_.cublasLtMatrixLayoutCreate(&p->a, ab, k, m, static_cast<int64_t>(k)),
+                "cublasLtMatrixLayoutCreate(A)", what);
   checkStatus(api_.cublasLtMatrixLayoutCreate(&p->c, d, n, m, static_cast<int64_t>(n)),
               "cublasLtMatrixLayoutCreate(C)", what);
   checkStatus(api_.cublasLtMatrixLayoutCreate(&p->d, d, n, m, static_cast<int64_t>(n)),
@@ -155,9 +165,10 @@ CublasLt::Plan &CublasLt::plan(const GemmShape &shape, const std::string &what) 
                                                   preference, 1, &result, &found),
               "cublasLtMatmulAlgoGetHeuristic", what);
   check(found > 0 && result.state == CUBLAS_STATUS_SUCCESS,
-        "{}: cuBLASLt has no algorithm for D[{}, {}] = A[{}, {}]·W[{}, {}]ᵀ ({} operands, {} "
-        "output, epilogue {})",
-        what, m, n, m, k, n, k, art::dtypeName(shape.ab), art::dtypeName(shape.d),
+        "{}: cuBLASLt has no algorithm for D[{}, {}] {} op(A)·op(B) with k = {} (A{}, B{}; {} "
+        "operands, {} output, epilogue {})",
+        what, m, n, shape.accumulate ? "+=" : "=", k, shape.transA ? "ᵀ" : "",
+        shape.transB ? "ᵀ" : "", art::dtypeName(shape.ab), art::dtypeName(shape.d),
         art::epilogueName(shape.epilogue));
   p->algo = result.algo;
   // May evict the least recently used plan (its descriptors are destroyed with it).
@@ -174,9 +185,11 @@ void CublasLt::gemm(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CUdevi
                 "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", what);
   }
   const float alpha = 1.0f;
-  const float beta = shape.epilogue == art::Epilogue::ResidualAdd ? 1.0f : 0.0f;
+  const bool addsC = shape.epilogue == art::Epilogue::ResidualAdd || shape.accumulate;
+  const float beta = addsC ? 1.0f : 0.0f;
   auto ptr = [](CUdeviceptr x) { return reinterpret_cast<void *>(static_cast<uintptr_t>(x)); };
   // With beta = 0 cuBLASLt does not read C; pass D so the pointer is valid either way.
+  // Accumulating is the residual form with C = D.
   void *cPtr = shape.epilogue == art::Epilogue::ResidualAdd ? ptr(c) : ptr(d);
   checkStatus(api_.cublasLtMatmul(handle_, p.desc, &alpha, ptr(w), p.w, ptr(a), p.a, &beta, cPtr,
                                   p.c, ptr(d), p.d, &p.algo, workspace_.pointer(),

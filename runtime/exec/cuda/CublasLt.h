@@ -2,12 +2,15 @@
 //
 // The artifact's GEMM steps compute, on row-major buffers,
 //
-//   D[m, n] = A[m, k] · W[n, k]ᵀ  (+ bias[n] | + C[m, n])
+//   D[m, n] = op(A) · op(B)  (+ bias[n] | + C[m, n] | + D[m, n] when accumulating)
 //
-// with W a weight in the checkpoint's [out, in] layout. cuBLASLt is column-major, and a row-major
-// [r, c] matrix is the column-major [c, r] matrix, so we ask it for Dᵀ = W · Aᵀ: its "A" operand
-// is W seen as column-major [k, n] and transposed (op T, ld k), its "B" operand is A seen as
-// column-major [k, m] (op N, ld k), and D (and the residual C) are column-major [n, m] (ld n).
+// with op(B) = Wᵀ for a weight W in the checkpoint's [out, in] layout (the forward form, transB)
+// and the other forms for the backward (dX = dY·W: B stored [k, n]; dW += dYᵀ·X: A stored
+// [k, m], accumulate). cuBLASLt is column-major, and a row-major [r, c] matrix is the
+// column-major [c, r] matrix, so we ask it for Dᵀ = op(B)ᵀ · op(A)ᵀ: its "A" operand is B's
+// buffer (column-major [k, n] with op T, ld k, when transB; [n, k] with op N, ld n otherwise),
+// its "B" operand is A's buffer (column-major [k, m], op N, ld k; or [m, k], op T, ld m when
+// transA), and D (and the residual C) are column-major [n, m] (ld n).
 // The bias of the BIAS epilogue runs along the rows of that Dᵀ, i.e. over n, as the artifact's
 // bias does. Accumulation and scaling are fp32 (CUBLAS_COMPUTE_32F).
 //
@@ -61,7 +64,12 @@ struct GemmShape {
   artifact::DType d = artifact::DType::BF16;    ///< D (and the residual C)
   artifact::DType bias = artifact::DType::BF16; ///< the bias vector (Bias epilogue only)
   artifact::Epilogue epilogue = artifact::Epilogue::None;
-  auto key() const { return std::tie(m, n, k, ab, d, bias, epilogue); }
+  bool transA = false;     ///< A stored [k, m] (row-major) instead of [m, k]
+  bool transB = true;      ///< B stored [n, k] (the forward form, a weight) instead of [k, n]
+  bool accumulate = false; ///< D += op(A)·op(B)
+  auto key() const {
+    return std::tie(m, n, k, ab, d, bias, epilogue, transA, transB, accumulate);
+  }
   friend bool operator<(const GemmShape &x, const GemmShape &y) { return x.key() < y.key(); }
 };
 
@@ -133,8 +141,8 @@ public:
   /// "cuBLASLt 130100 (libcublasLt.so.13)".
   std::string description() const;
 
-  /// D = A·Wᵀ (+ epilogue) on |stream|. |c| is the residual (ResidualAdd) or the bias (Bias),
-  /// ignored otherwise. Throws xlc::Error naming |what| when cuBLASLt has no algorithm for the
+  /// D = op(A)·op(W) (+ epilogue, or + D when accumulating) on |stream|. |c| is the residual
+  /// (ResidualAdd) or the bias (Bias), ignored otherwise. Throws xlc::Error naming |what| when cuBLASLt has no algorithm for the
   /// shape or the call fails.
   void gemm(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CUdeviceptr c, CUdeviceptr d,
             CUstream stream, const std::string &what);

@@ -367,11 +367,10 @@ void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint
                        std::uint64_t n, std::uint64_t k, const BufferRef &a, const BufferRef &b,
                        const std::optional<BufferRef> &c, const BufferRef &d) {
   const std::string &what = ps.where;
-  check(!g.transA && g.transB && !g.accumulate,
-        "{}: the CUDA backend runs GEMMs of the form D = A·Bᵀ (+ epilogue) only; transposed "
-        "operands and accumulation (backward GEMMs) need the training runtime",
-        what);
-  check(a.elements >= m * k && b.elements >= n * k && d.elements >= m * n,
+  std::uint64_t mk = 0, nk = 0, mn = 0;
+  check(!__builtin_mul_overflow(m, k, &mk) && !__builtin_mul_overflow(n, k, &nk) &&
+            !__builtin_mul_overflow(m, n, &mn) && a.elements >= mk && b.elements >= nk &&
+            d.elements >= mn,
         "{}: GEMM operands are smaller than m = {}, n = {}, k = {} need", what, m, n, k);
   GemmShape shape;
   shape.m = m;
@@ -380,6 +379,9 @@ void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint
   shape.ab = a.buffer->dtype;
   shape.d = d.buffer->dtype;
   shape.epilogue = g.epilogue;
+  shape.transA = g.transA;
+  shape.transB = g.transB;
+  shape.accumulate = g.accumulate;
   CUdeviceptr cAddress = 0;
   if (c) {
     shape.bias = c->buffer->dtype;

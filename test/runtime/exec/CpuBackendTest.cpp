@@ -19,6 +19,7 @@
 #include "runtime/weights/Checkpoint.h"
 
 #include "test/runtime/ErrorMatchers.h"
+#include "test/runtime/exec/BackwardGemmArtifact.h"
 
 #include <gtest/gtest.h>
 
@@ -501,6 +502,54 @@ TEST_P(CpuBackendTest, CallObserveAndExport) {
   for (const NamedTensor &t : exported) {
     EXPECT_EQ(t.values, m().checkpoint->readF32(t.name)) << t.name;
   }
+}
+
+// The backward's GEMM forms (transposed operands, accumulation into a persistent gradient)
+// against plain loops, through the whole plan (validation, executor, CPU handlers).
+TEST(CpuBackendGemms, TransposesAndAccumulation) {
+  using namespace xlc::testing;
+  const fs::path dir = fs::temp_directory_path() / fmt::format("xlc-gemm-{}", ::getpid());
+  fs::create_directories(dir);
+  const std::vector<float> w = writeBackwardGemmCheckpoint((dir / "w.safetensors").string());
+  const weights::Checkpoint checkpoint = weights::Checkpoint::open((dir / "w.safetensors").string());
+  const artifact::Artifact a = backwardGemmArtifact("00");
+  std::unique_ptr<Backend> cpu = createCpuBackend(a, checkpoint, {2, 8}, 2);
+  const std::uint64_t rows = 2 * 5;
+  std::vector<double> dw(kIn * kOut, 0.0);
+  for (int call = 0; call < 2; ++call) {
+    const Bf16Values g = randomBf16(rows * kIn, 10 + call), x = randomBf16(rows * kOut, 20 + call);
+    std::vector<float> dx(rows * kOut);
+    CallArgs args;
+    args.batch = 2;
+    args.seq = 5;
+    args.inputs.emplace("g", std::as_bytes(std::span(g.bits)));
+    args.inputs.emplace("a", std::as_bytes(std::span(x.bits)));
+    args.outputs.emplace("dx", OutputRequest{dx});
+    cpu->call("backward", args);
+    double err = 0, norm = 0;
+    for (std::uint64_t r = 0; r < rows; ++r)
+      for (std::uint64_t j = 0; j < kOut; ++j) {
+        double ref = 0;
+        for (std::uint64_t i = 0; i < kIn; ++i)
+          ref += static_cast<double>(g.values[r * kIn + i]) * w[i * kOut + j];
+        err = std::max(err, std::abs(dx[r * kOut + j] - ref));
+        norm = std::max(norm, std::abs(ref));
+      }
+    EXPECT_LT(err, 1e-5 * norm) << "dx, call " << call;
+    for (std::uint64_t i = 0; i < kIn; ++i)
+      for (std::uint64_t j = 0; j < kOut; ++j)
+        for (std::uint64_t r = 0; r < rows; ++r)
+          dw[i * kOut + j] += static_cast<double>(g.values[r * kIn + i]) * x.values[r * kOut + j];
+    const std::vector<float> got = cpu->readBuffer(kDw, {2, 5, 0});
+    double dwErr = 0, dwNorm = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      dwErr = std::max(dwErr, std::abs(got[i] - dw[i]));
+      dwNorm = std::max(dwNorm, std::abs(dw[i]));
+    }
+    EXPECT_LT(dwErr, 1e-5 * dwNorm) << "dw after " << call + 1 << " accumulating calls";
+  }
+  cpu.reset();
+  fs::remove_all(dir);
 }
 
 TEST_P(CpuBackendTest, RejectsMismatchedWeights) {
