@@ -37,6 +37,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 
 namespace xlc::artifact {
@@ -476,6 +477,10 @@ private:
     checkWritable(f, j, copy.dst, "destination");
     if (copy.src == copy.dst)
       error("{}: copies buffer {} onto itself", label, copy.src);
+    if (a_.buffers[copy.src].dtype != a_.buffers[copy.dst].dtype)
+      error("{}: copies {} ({}) to {} ({}); a copy keeps the dtype", label,
+            bufferLabel(copy.src), dtypeName(a_.buffers[copy.src].dtype), bufferLabel(copy.dst),
+            dtypeName(a_.buffers[copy.dst].dtype));
     checkExpr(copy.bytes, label + ": bytes");
   }
 

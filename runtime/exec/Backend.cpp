@@ -5,6 +5,7 @@
 #include "runtime/support/Error.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace xlc::exec {
@@ -25,14 +26,18 @@ void Backend::checkSlots(std::uint64_t firstSlot, std::uint64_t count,
         firstSlot, firstSlot + count, limits_.maxBatch);
 }
 
+void Backend::checkShape(const CallShape &shape, std::string_view what) const {
+  checkSlots(shape.firstSlot, shape.batch, what);
+  check(shape.seq >= 1 && shape.seq <= limits_.maxSeq,
+        "{}: {} tokens per sequence is outside [1, {}] (the backend's maximum sequence length)",
+        what, shape.seq, limits_.maxSeq);
+}
+
 void Backend::call(std::string_view function, const CallArgs &args) {
   const PreparedFunction &pf = plan_.function(function);
   const art::Function &fn = *pf.function;
   const art::Artifact &a = artifact();
-  checkSlots(args.firstSlot, args.batch, fn.name);
-  check(args.seq >= 1 && args.seq <= limits_.maxSeq,
-        "{}: {} tokens per sequence is outside [1, {}] (the backend's maximum sequence length)",
-        fn.name, args.seq, limits_.maxSeq);
+  checkShape({args.batch, args.seq, args.firstSlot}, fn.name);
   check(fn.name != "decode_step" || args.seq == 1,
         "decode_step: takes one token per sequence, got {}", args.seq);
   const CallShape shape{args.batch, args.seq, args.firstSlot};
@@ -43,13 +48,23 @@ void Backend::call(std::string_view function, const CallArgs &args) {
   for (const auto &[name, request] : args.outputs)
     check(fn.findOutput(name) != nullptr, "{}: the function has no output '{}'", fn.name, name);
   std::vector<double> scalars;
+  for (const auto &[name, value] : args.scalars)
+    check(std::any_of(fn.scalars.begin(), fn.scalars.end(),
+                      [&](const art::ScalarParam &p) { return p.name == name; }),
+          "{}: the function has no scalar '{}'", fn.name, name);
   for (const art::ScalarParam &p : fn.scalars) {
     auto it = args.scalars.find(p.name);
     check(it != args.scalars.end(), "{}: scalar argument '{}' is missing", fn.name, p.name);
-    scalars.push_back(it->second);
+    const double v = it->second;
+    check(std::isfinite(v), "{}: scalar '{}' = {} is not finite", fn.name, p.name, v);
+    if (p.kind == art::ParamKind::I64)
+      check(v == std::trunc(v) && std::fabs(v) < 9.2e18,
+            "{}: scalar '{}' = {} is not an i64 value", fn.name, p.name, v);
+    else
+      check(std::fabs(v) <= 3.4028234663852886e38, "{}: scalar '{}' = {} is outside f32", fn.name,
+            p.name, v);
+    scalars.push_back(v);
   }
-  check(args.scalars.size() == fn.scalars.size(), "{}: {} scalar arguments given, the function "
-        "takes {}", fn.name, args.scalars.size(), fn.scalars.size());
 
   // Inputs: exactly the buffer's bytes at this call's size.
   for (const art::FunctionArg &in : fn.inputs) {
@@ -73,9 +88,13 @@ void Backend::call(std::string_view function, const CallArgs &args) {
     if (it == args.outputs.end())
       continue;
     const art::Buffer &b = a.buffers[out.buffer];
-    check(b.dtype == art::DType::F32 || b.dtype == art::DType::BF16 || b.dtype == art::DType::F16,
-          "{}: output '{}' is {}; only float outputs come back as fp32", fn.name, out.name,
-          art::dtypeName(b.dtype));
+    check(b.dtype == art::DType::F32 || b.dtype == art::DType::BF16,
+          "{}: output '{}' is {}; only f32 and bf16 outputs come back (as fp32)", fn.name,
+          out.name, art::dtypeName(b.dtype));
+    check(b.shape.size() >= 2 && b.shape[0].kind == art::Dim::Kind::Batch &&
+              b.shape[1].kind == art::Dim::Kind::Seq,
+          "{}: output '{}' is {}; outputs come back as rows of [B, S, ...]", fn.name, out.name,
+          art::shapeToString(b.shape));
     const std::uint64_t elements = plan_.elements(out.buffer, shape.batch, shape.seq);
     const std::uint64_t rows = shape.batch * shape.seq;
     check(elements % rows == 0, "{}: output '{}' ({} elements) is not [B·S, ...]", fn.name,

@@ -128,6 +128,8 @@ protected:
 
   /// Throws unless [firstSlot, firstSlot + count) lies within maxBatch.
   void checkSlots(std::uint64_t firstSlot, std::uint64_t count, std::string_view what) const;
+  /// Throws unless |shape| is one a call could have: slots within maxBatch, 1 ≤ seq ≤ maxSeq.
+  void checkShape(const CallShape &shape, std::string_view what) const;
 
   // What a backend does in a call (Backend::call does the checks and the order).
   virtual const Memory &memory() const = 0;

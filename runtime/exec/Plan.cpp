@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -74,6 +75,40 @@ std::uint64_t Plan::bytes(art::BufferId id, std::uint64_t batch, std::uint64_t s
 
 std::uint64_t Plan::elements(art::BufferId id, std::uint64_t batch, std::uint64_t seq) const {
   return bytes(id, batch, seq) / art::dtypeSize(artifact_->buffers[id].dtype);
+}
+
+std::vector<std::uint64_t>
+Plan::ioLayout(const std::function<std::uint64_t(art::BufferId)> &bytesOf,
+               std::uint64_t alignment, std::uint64_t &total) const {
+  const std::size_t count = artifact_->buffers.size();
+  std::vector<std::uint64_t> offset(count, 0);
+  std::vector<bool> placed(count, false);
+  total = 0;
+  auto alignUp = [&](std::uint64_t x) {
+    std::uint64_t r;
+    check(!__builtin_add_overflow(x, alignment - 1, &r), "inputs and outputs: size overflows");
+    return r / alignment * alignment;
+  };
+  for (const auto &[name, pf] : functions_) {
+    // This function's buffers go after every buffer it already has a place for (a shared one
+    // placed by an earlier function), so its own are disjoint.
+    std::uint64_t end = 0;
+    for (const auto *list : {&pf.function->inputs, &pf.function->outputs})
+      for (const art::FunctionArg &arg : *list)
+        if (placed[arg.buffer])
+          end = std::max(end, offset[arg.buffer] + bytesOf(arg.buffer));
+    for (const auto *list : {&pf.function->inputs, &pf.function->outputs})
+      for (const art::FunctionArg &arg : *list) {
+        if (placed[arg.buffer])
+          continue;
+        offset[arg.buffer] = alignUp(end);
+        placed[arg.buffer] = true;
+        check(!__builtin_add_overflow(offset[arg.buffer], bytesOf(arg.buffer), &end),
+              "inputs and outputs: size overflows");
+      }
+    total = std::max(total, end);
+  }
+  return offset;
 }
 
 std::uint64_t Plan::address(const Memory &memory, art::BufferId id,
@@ -151,9 +186,10 @@ void Plan::execute(const PreparedFunction &fn, const Memory &memory, const CallS
           if (arg.kind == art::ParamKind::F32) {
             arg.real = static_cast<double>(static_cast<float>(scalars[a.scalarIndex]));
           } else {
+            // Backend::call checked the value is an integer inside the i64 range.
             const double v = scalars[a.scalarIndex];
-            check(v == static_cast<double>(static_cast<std::int64_t>(v)),
-                  "{}: scalar '{}' = {} is not an integer", ps.where,
+            check(std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 9.2e18,
+                  "{}: scalar '{}' = {} is not an i64 value", ps.where,
                   fn.function->scalars[a.scalarIndex].name, v);
             arg.integer = static_cast<std::int64_t>(v);
           }

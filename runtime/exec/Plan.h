@@ -19,6 +19,7 @@
 #include "runtime/artifact/Artifact.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -134,6 +135,13 @@ public:
   void execute(const PreparedFunction &fn, const Memory &memory, const CallShape &shape,
                std::span<const double> scalars, StepHandlers &handlers,
                StepObserver *observer = nullptr) const;
+
+  /// Byte offsets of every input and output buffer in one block the functions share (they never
+  /// run at once): within each function its buffers are disjoint; a buffer that several
+  /// functions name has one offset. |bytesOf| gives a buffer's bytes at the limits; offsets are
+  /// multiples of |alignment|. Returns the offsets by buffer id and the block's size in |total|.
+  std::vector<std::uint64_t> ioLayout(const std::function<std::uint64_t(artifact::BufferId)> &bytesOf,
+                                      std::uint64_t alignment, std::uint64_t &total) const;
 
   /// The address of buffer |id| at |shape|.
   std::uint64_t address(const Memory &memory, artifact::BufferId id, const CallShape &shape) const;

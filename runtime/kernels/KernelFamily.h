@@ -29,6 +29,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -70,11 +71,15 @@ enum class Duty : std::uint8_t {
   Zeroed,
 };
 
-/// One entry-point parameter.
+/// One entry-point parameter. A buffer parameter's elements are of a fixed type (|dtype|) or of
+/// the type a configuration field names (|dtypeField|): the kernel reads the bytes as that type,
+/// so the validator refuses a buffer of another dtype.
 struct ParamDef {
   std::string name;
   artifact::ParamKind kind = artifact::ParamKind::Buffer;
   Duty duty = Duty::None;
+  std::string dtypeField = {};                  ///< e.g. "dtype", "state_dtype"
+  std::optional<artifact::DType> dtype = {};    ///< e.g. i32 token ids, f32 workspaces
 };
 
 /// The launch geometry of one kernel.

@@ -181,6 +181,20 @@ void checkLaunch(const art::Artifact &artifact, const art::Step &step, const art
                        [&](const art::Duty &d) { return d.kind == kind && d.buffer == id; });
   };
   for (std::size_t i = 0; i < params.size(); ++i) {
+    if (params[i].kind != art::ParamKind::Buffer)
+      continue;
+    // The kernel reads the buffer's bytes as the parameter's element type.
+    const art::Buffer &b = artifact.buffers[launch.args[i].bufferId];
+    std::optional<art::DType> want = params[i].dtype;
+    if (!params[i].dtypeField.empty())
+      want = art::parseDType(cfgString(kernel.config, params[i].dtypeField));
+    check(!want || b.dtype == *want,
+          "{}: parameter '{}' of family '{}' takes {} elements{}, but buffer {} '{}' is {}", where,
+          params[i].name, family.name, want ? art::dtypeName(*want) : "?",
+          params[i].dtypeField.empty() ? ""
+                                       : fmt::format(" (configuration field '{}')",
+                                                     params[i].dtypeField),
+          b.id, b.name, art::dtypeName(b.dtype));
     if (params[i].duty == Duty::None)
       continue;
     const art::BufferId id = launch.args[i].bufferId;
@@ -231,7 +245,6 @@ void checkLaunch(const art::Artifact &artifact, const art::Step &step, const art
     check(same, "{}: attribute '{}' = {} disagrees with {}", where, c.attr, attr.dump(),
           expected);
   }
-  (void)artifact;
 }
 
 void checkFamilies(const art::Artifact &artifact) {

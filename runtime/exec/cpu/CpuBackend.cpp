@@ -184,19 +184,9 @@ void CpuBackend::allocate() {
   // The arena: every planned offset and size doubled (no element grows more than 2x).
   arenaBytes_ = mulChecked(2, a.arenaBytes.evaluate(lim.maxBatch, lim.maxSeq, "arena"), "arena");
   memory_.arenaScale = 2;
-  // Inputs and outputs: each function's laid out one after the other in one block that all
-  // functions share (they never run at the same time).
-  std::vector<std::uint64_t> ioOffset(count, 0);
-  for (const auto &[name, pf] : plan().functions()) {
-    std::uint64_t offset = 0;
-    for (const auto *list : {&pf.function->inputs, &pf.function->outputs})
-      for (const art::FunctionArg &arg : *list) {
-        ioOffset[arg.buffer] = offset;
-        offset = addChecked(offset, storageAt(arg.buffer, lim.maxBatch, lim.maxSeq), name);
-        offset = (offset + 63) / 64 * 64;
-      }
-    ioBytes_ = std::max(ioBytes_, offset);
-  }
+  // Inputs and outputs: one block that all functions share (they never run at the same time).
+  const std::vector<std::uint64_t> ioOffset = plan().ioLayout(
+      [&](art::BufferId id) { return storageAt(id, lim.maxBatch, lim.maxSeq); }, 64, ioBytes_);
   std::vector<std::uint64_t> stateOffset(count, 0), staticOffset(count, 0);
   for (const art::Buffer &b : a.buffers) {
     if (b.cls == art::BufferClass::State) {
@@ -302,6 +292,7 @@ void CpuBackend::downloadRows(const BufferRef &src, std::uint64_t firstRow, std:
 }
 
 std::vector<float> CpuBackend::readBuffer(art::BufferId id, const CallShape &shape) {
+  checkShape(shape, "readBuffer");
   const BufferRef ref = plan().resolve(memory_, id, shape);
   check(isFloat(ref.buffer->dtype), "readBuffer: '{}' is not a float buffer", ref.buffer->name);
   return std::vector<float>(at<float>(ref), at<float>(ref) + ref.elements);
@@ -309,6 +300,7 @@ std::vector<float> CpuBackend::readBuffer(art::BufferId id, const CallShape &sha
 
 void CpuBackend::writeBuffer(art::BufferId id, const CallShape &shape,
                              std::span<const float> values) {
+  checkShape(shape, "writeBuffer");
   const BufferRef ref = plan().resolve(memory_, id, shape);
   check(isFloat(ref.buffer->dtype) && values.size() == ref.elements,
         "writeBuffer: '{}' takes {} floats, got {}", ref.buffer->name, ref.elements,

@@ -172,18 +172,11 @@ void CudaBackend::allocate() {
   memory_.slotBytes.assign(count, 0);
   // Add everything up first: an out-of-memory message should say what needs the memory.
   std::uint64_t staticBytes = 0, stateBytes = 0, ioBytes = 0;
-  std::vector<std::uint64_t> ioOffset(count, 0);
-  for (const auto &[name, pf] : plan().functions()) {
-    // Each function's inputs and outputs one after the other; the functions share the block.
-    std::uint64_t offset = 0;
-    for (const auto *list : {&pf.function->inputs, &pf.function->outputs})
-      for (const art::FunctionArg &arg : *list) {
-        ioOffset[arg.buffer] = offset;
-        offset = (offset + plan().bytes(arg.buffer, maxB, maxS) + 255) / 256 * 256;
-      }
-    ioBytes = std::max(ioBytes, offset);
+  // Inputs and outputs: one block that all functions share (they never run at the same time).
+  const std::vector<std::uint64_t> ioOffset = plan().ioLayout(
+      [&](art::BufferId id) { return plan().bytes(id, maxB, maxS); }, 256, ioBytes);
+  for (const auto &[name, pf] : plan().functions())
     maxErrorFlags_ = std::max(maxErrorFlags_, pf.errorFlags.size());
-  }
   for (const art::Buffer &b : a.buffers) {
     if (art::isStaticClass(b.cls))
       staticBytes += plan().bytes(b.id, 1, 1);
@@ -257,6 +250,7 @@ void CudaBackend::uploadInput(const BufferRef &dst, std::span<const std::byte> b
 }
 
 std::vector<float> CudaBackend::readBuffer(art::BufferId id, const CallShape &shape) {
+  checkShape(shape, "readBuffer");
   device_.makeCurrent();
   stream_->synchronize();
   const BufferRef ref = plan().resolve(memory_, id, shape);
@@ -277,6 +271,7 @@ std::vector<float> CudaBackend::readBuffer(art::BufferId id, const CallShape &sh
 
 void CudaBackend::writeBuffer(art::BufferId id, const CallShape &shape,
                               std::span<const float> values) {
+  checkShape(shape, "writeBuffer");
   device_.makeCurrent();
   stream_->synchronize();
   const BufferRef ref = plan().resolve(memory_, id, shape);
@@ -284,14 +279,19 @@ void CudaBackend::writeBuffer(art::BufferId id, const CallShape &shape,
   check((dtype == art::DType::F32 || dtype == art::DType::BF16) && values.size() == ref.elements,
         "writeBuffer: '{}' takes {} f32/bf16 values, got {}", ref.buffer->name, ref.elements,
         values.size());
+  // On the compute stream and waited for: a synchronous copy from pageable memory may return
+  // before the bytes land, and the non-blocking compute stream would not wait for it.
   if (dtype == art::DType::F32) {
-    XLC_CU_CHECK(api_.cuMemcpyHtoD_v2(ref.address, values.data(), values.size() * 4));
-    return;
+    XLC_CU_CHECK(api_.cuMemcpyHtoDAsync_v2(ref.address, values.data(), values.size() * 4,
+                                           stream_->handle()));
+  } else {
+    std::vector<std::uint16_t> raw(values.size());
+    for (std::size_t i = 0; i < raw.size(); ++i)
+      raw[i] = weights::f32ToBF16(values[i]);
+    XLC_CU_CHECK(api_.cuMemcpyHtoDAsync_v2(ref.address, raw.data(), raw.size() * 2,
+                                           stream_->handle()));
   }
-  std::vector<std::uint16_t> raw(values.size());
-  for (std::size_t i = 0; i < raw.size(); ++i)
-    raw[i] = weights::f32ToBF16(values[i]);
-  XLC_CU_CHECK(api_.cuMemcpyHtoD_v2(ref.address, raw.data(), raw.size() * 2));
+  stream_->synchronize();
 }
 
 std::vector<std::int64_t> CudaBackend::execute(const PreparedFunction &fn, const CallShape &shape,
@@ -393,6 +393,10 @@ void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint
       cAddress = wide->second.address();
     }
   }
+  check(g.epilogue != art::Epilogue::Bias || shape.bias == shape.d || shape.d != art::DType::F32,
+        "{}: the bias '{}' is {} but D is f32, and only weight biases are widened at load (a "
+        "trainable one would go stale)",
+        what, c->buffer->name, art::dtypeName(shape.bias));
   check(b.buffer->dtype == shape.ab, "{}: A is {} but W is {}", what, art::dtypeName(shape.ab),
         art::dtypeName(b.buffer->dtype));
   check(g.epilogue != art::Epilogue::ResidualAdd || shape.bias == shape.d,

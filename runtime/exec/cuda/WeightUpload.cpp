@@ -85,7 +85,9 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
   for (const art::Function &fn : a.functions)
     for (const art::Step &step : fn.steps) {
       const art::GemmStep *gemm = step.gemm();
+      // Only weights: a trainable parameter's fp32 copy would go stale when a step updates it.
       if (!gemm || gemm->epilogue != art::Epilogue::Bias || widened.count(*gemm->c) ||
+          a.buffers[*gemm->c].cls != art::BufferClass::Weight ||
           a.buffers[*gemm->c].dtype == a.buffers[gemm->d].dtype ||
           a.buffers[gemm->d].dtype != art::DType::F32)
         continue;

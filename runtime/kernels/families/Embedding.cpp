@@ -38,10 +38,11 @@ const FamilyDef &embeddingFamily() {
       .attrs = {{"vocab", AttrCheck::Source::I64Arg, "vocab"}},
       .params =
           [](const Config &) {
-            return std::vector<ParamDef>{bufferParam("tokens"), bufferParam("table"),
-                                         bufferParam("out"),
-                                         bufferParam("error", Duty::ErrorFlag),
-                                         i64Param("rows"),       i64Param("vocab")};
+            return std::vector<ParamDef>{
+                bufferParam("tokens", artifact::DType::I32), bufferParam("table", "dtype"),
+                bufferParam("out", "dtype"),
+                bufferParam("error", artifact::DType::I64, Duty::ErrorFlag), i64Param("rows"),
+                i64Param("vocab")};
           },
       .configType =
           [](const Config &c) {

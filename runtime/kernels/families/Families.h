@@ -22,8 +22,13 @@ const FamilyDef &mlstmChunkStatesFamily();
 const FamilyDef &mlstmChunkOutputsFamily();
 const FamilyDef &mlstmDecodeStepFamily();
 
-inline ParamDef bufferParam(std::string name, Duty duty = Duty::None) {
-  return {std::move(name), artifact::ParamKind::Buffer, duty};
+/// A buffer of the element type configuration field |dtypeField| names.
+inline ParamDef bufferParam(std::string name, std::string dtypeField) {
+  return {std::move(name), artifact::ParamKind::Buffer, Duty::None, std::move(dtypeField)};
+}
+/// A buffer of a fixed element type.
+inline ParamDef bufferParam(std::string name, artifact::DType dtype, Duty duty = Duty::None) {
+  return {std::move(name), artifact::ParamKind::Buffer, duty, {}, dtype};
 }
 inline ParamDef i64Param(std::string name) { return {std::move(name), artifact::ParamKind::I64}; }
 inline ParamDef f32Param(std::string name) { return {std::move(name), artifact::ParamKind::F32}; }

@@ -47,7 +47,8 @@ std::string cellConfigType(const Config &c) {
 std::vector<ParamDef> viewParams() {
   std::vector<ParamDef> params;
   for (const char *name : {"q", "k", "v", "igate", "fgate"}) {
-    params.push_back(bufferParam(name));
+    const bool gate = name[0] == 'i' || name[0] == 'f';
+    params.push_back(bufferParam(name, gate ? "gate_dtype" : "dtype"));
     params.push_back(i64Param(std::string(name) + "_offset"));
     params.push_back(i64Param(std::string(name) + "_stride"));
   }
@@ -89,8 +90,10 @@ exec::cpu::MlstmCell cellOf(const CpuLaunch &l, std::int64_t seq) {
 
 std::vector<ParamDef> chunkwiseParams() {
   std::vector<ParamDef> params = viewParams();
-  for (const char *name : {"C", "n", "m", "ws_C", "ws_n", "ws_m", "h"})
-    params.push_back(bufferParam(name));
+  params.push_back(bufferParam("C", "state_dtype"));
+  for (const char *name : {"n", "m", "ws_C", "ws_n", "ws_m"})
+    params.push_back(bufferParam(name, artifact::DType::F32));
+  params.push_back(bufferParam("h", "dtype"));
   params.push_back(i64Param("batch"));
   params.push_back(i64Param("seq_len"));
   params.push_back(f32Param("eps"));

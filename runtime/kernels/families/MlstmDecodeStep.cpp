@@ -33,10 +33,11 @@ const FamilyDef &mlstmDecodeStepFamily() {
       .params =
           [](const Config &) {
             std::vector<ParamDef> params = mlstm::viewParams();
-            for (const char *name : {"C", "n", "m"})
-              params.push_back(bufferParam(name));
-            params.push_back(bufferParam("counters", Duty::Zeroed));
-            params.push_back(bufferParam("h"));
+            params.push_back(bufferParam("C", "state_dtype"));
+            params.push_back(bufferParam("n", artifact::DType::F32));
+            params.push_back(bufferParam("m", artifact::DType::F32));
+            params.push_back(bufferParam("counters", artifact::DType::I64, Duty::Zeroed));
+            params.push_back(bufferParam("h", "dtype"));
             params.push_back(i64Param("batch"));
             params.push_back(f32Param("eps"));
             params.push_back(f32Param("gate_soft_cap"));

@@ -39,10 +39,11 @@ const FamilyDef &normGateFamily() {
       .params =
           [](const Config &) {
             return std::vector<ParamDef>{
-                bufferParam("h"),   i64Param("h_offset"), i64Param("h_stride"),
-                bufferParam("weight"), bufferParam("o"),  i64Param("o_offset"),
-                i64Param("o_stride"),  bufferParam("out"), i64Param("rows"),
-                f32Param("eps")};
+                bufferParam("h", "dtype"),      i64Param("h_offset"),
+                i64Param("h_stride"),           bufferParam("weight", "dtype"),
+                bufferParam("o", "dtype"),      i64Param("o_offset"),
+                i64Param("o_stride"),           bufferParam("out", "dtype"),
+                i64Param("rows"),               f32Param("eps")};
           },
       .configType =
           [](const Config &c) {

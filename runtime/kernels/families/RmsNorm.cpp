@@ -43,11 +43,11 @@ const FamilyDef &rmsNormFamily() {
       .params =
           [](const Config &c) {
             return std::vector<ParamDef>{
-                bufferParam("x"),
+                bufferParam("x", "dtype"),
                 i64Param("x_offset"),
                 i64Param("x_stride"),
-                cfgBool(c, "has_weight") ? bufferParam("weight") : i64Param("weight_null"),
-                bufferParam("y"),
+                cfgBool(c, "has_weight") ? bufferParam("weight", "dtype") : i64Param("weight_null"),
+                bufferParam("y", "dtype"),
                 i64Param("rows"),
                 f32Param("eps")};
           },

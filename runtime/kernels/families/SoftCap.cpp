@@ -35,7 +35,8 @@ const FamilyDef &softCapFamily() {
       .attrs = {{"cap", AttrCheck::Source::F32Arg, "cap"}},
       .params =
           [](const Config &) {
-            return std::vector<ParamDef>{bufferParam("x"), i64Param("count"), f32Param("cap")};
+            return std::vector<ParamDef>{bufferParam("x", "dtype"), i64Param("count"),
+                                         f32Param("cap")};
           },
       .configType =
           [](const Config &c) {

@@ -35,10 +35,10 @@ const FamilyDef &swigluFamily() {
       .attrs = {},
       .params =
           [](const Config &) {
-            return std::vector<ParamDef>{bufferParam("gate"), i64Param("gate_offset"),
-                                         i64Param("gate_stride"), bufferParam("up"),
-                                         i64Param("up_offset"),   i64Param("up_stride"),
-                                         bufferParam("out"),      i64Param("rows")};
+            return std::vector<ParamDef>{
+                bufferParam("gate", "dtype"), i64Param("gate_offset"), i64Param("gate_stride"),
+                bufferParam("up", "dtype"),   i64Param("up_offset"),   i64Param("up_stride"),
+                bufferParam("out", "dtype"),  i64Param("rows")};
           },
       .configType =
           [](const Config &c) {

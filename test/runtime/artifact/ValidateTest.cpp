@@ -540,6 +540,11 @@ TEST(Validate, DutiesAreTypedAndChecked) {
                       "attribute 'zero_before' is a schema-1 runtime duty");
 }
 
+TEST(Validate, CopiesKeepTheDtype) {
+  expectErrorContains(parseErrorAfter([](Json &p) { p["buffers"][kRes]["dtype"] = "f32"; }),
+                      "a copy keeps the dtype");
+}
+
 TEST(Validate, ScalarsAndTrainableClasses) {
   // A scalar argument must name one of the function's scalars, of the parameter's kind.
   expectErrorContains(parseErrorAfter([](Json &p) {

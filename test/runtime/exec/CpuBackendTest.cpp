@@ -13,6 +13,7 @@
 
 #include "runtime/artifact/Serialize.h"
 #include "runtime/exec/cpu/CpuBackend.h"
+#include "runtime/kernels/KernelFamily.h"
 #include "runtime/reference/ModelForward.h"
 #include "runtime/reference/RandomCheckpoint.h"
 #include "runtime/support/Error.h"
@@ -388,6 +389,19 @@ TEST_P(CpuBackendTest, RejectsWhatItCannotRun) {
   reconfigured.kernels[kernel].config["threads"] = 64;
   expectError([&] { createCpuBackend(reconfigured, *m().checkpoint, kLimits, 1); },
               {"source", "family 'rms_norm'", "\"threads\":64"});
+  // A buffer of another element type than the configuration says the kernel reads (the GPU
+  // would read fp32 from bf16 bytes): refused, even with a consistently re-rendered kernel.
+  artifact::Artifact retyped = m().artifact;
+  {
+    kernels::Config config = retyped.kernels[kernel].config;
+    config["dtype"] = "f32";
+    artifact::Kernel k = kernels::renderKernel(*kernels::findFamily("rms_norm"), config,
+                                               retyped.kernels[kernel].tile);
+    k.name = retyped.kernels[kernel].name;
+    retyped.kernels[kernel] = k;
+  }
+  expectError([&] { createCpuBackend(retyped, *m().checkpoint, kLimits, 1); },
+              {"prefill step 1", "parameter 'x' of family 'rms_norm' takes f32 elements", "is bf16"});
   // An attribute that disagrees with the argument the GPU gets.
   artifact::Artifact attr = m().artifact;
   attr.functions[0].steps[1].attrs["eps"] = 0.5;
@@ -490,7 +504,13 @@ TEST_P(CpuBackendTest, CallObserveAndExport) {
   bad = args;
   bad.observer = nullptr;
   bad.scalars.emplace("lr", 1.0);
-  expectError([&] { backend().call("prefill", bad); }, {"1 scalar arguments given"});
+  expectError([&] { backend().call("prefill", bad); }, {"prefill", "no scalar 'lr'"});
+  // Buffers are read and written only at shapes a call could have.
+  const std::uint64_t stateC = m().artifact.findFunction("prefill")->states[0];
+  expectError([&] { backend().readBuffer(stateC, {2, 1, kLimits.maxBatch - 1}); },
+              {"readBuffer", "slots"});
+  expectError([&] { backend().readBuffer(stateC, {1, kLimits.maxSeq + 1, 0}); },
+              {"readBuffer", "tokens per sequence"});
 
   // Export: every binding without a folded norm, split into its sources, equals the checkpoint.
   const std::vector<NamedTensor> exported = backend().exportParameters(/*parametersOnly=*/false);
