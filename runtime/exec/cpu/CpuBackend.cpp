@@ -27,6 +27,8 @@
 #include <limits>
 #include <new>
 
+#include <unistd.h>
+
 namespace xlc::exec {
 namespace art = xlc::artifact;
 
@@ -70,18 +72,35 @@ std::uint64_t addChecked(std::uint64_t a, std::uint64_t b, std::string_view what
   return r;
 }
 
+/// The machine's physical memory in bytes (0 when unknown).
+std::uint64_t physicalMemory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && pageSize > 0 ? static_cast<std::uint64_t>(pages) *
+                                         static_cast<std::uint64_t>(pageSize)
+                                   : 0;
+}
+
 /// Zeroed memory of |bytes| bytes (at least 1), or an xlc::Error that names what it was for.
+/// A request beyond the machine's physical memory is refused before it is made (an allocator
+/// may hand out address space it cannot back, or abort on absurd sizes).
 std::unique_ptr<std::byte[]> allocateBytes(std::uint64_t bytes, std::string_view what,
                                            const Limits &limits) {
   const std::uint64_t n = std::max<std::uint64_t>(bytes, 1);
+  const std::uint64_t physical = physicalMemory();
+  auto refuse = [&] {
+    fail("cpu backend: cannot allocate {} for the {} at max batch {} and max sequence length {} "
+         "(the machine has {} of memory); use a smaller --max-seq or --max-batch",
+         humanBytes(n), what, limits.maxBatch, limits.maxSeq,
+         physical ? humanBytes(physical) : std::string("an unknown amount"));
+  };
+  if (n > std::numeric_limits<std::size_t>::max() || (physical != 0 && n > physical))
+    refuse();
   try {
-    check(n <= std::numeric_limits<std::size_t>::max(), "{}: size overflows", what);
     return std::make_unique<std::byte[]>(static_cast<std::size_t>(n));
   } catch (const std::bad_alloc &) {
-    fail("cpu backend: cannot allocate {} for the {} at max batch {} and max sequence length {}; "
-         "use a smaller --max-seq or --max-batch",
-         humanBytes(n), what, limits.maxBatch, limits.maxSeq);
+    refuse();
   }
+  return nullptr;
 }
 
 template <typename T> T *at(const BufferRef &ref) {
