@@ -163,13 +163,8 @@ std::string_view typeName(const Json &value) {
 }
 
 std::string describe(const Json &value) {
+  // Values worth quoting; for everything else the type says it all.
   switch (value.type()) {
-  case Json::value_t::null:
-    return "null";
-  case Json::value_t::object:
-    return "an object";
-  case Json::value_t::array:
-    return "an array";
   case Json::value_t::string:
     return fmt::format("the string {}", quoteText(value.get_ref<const std::string &>()));
   case Json::value_t::boolean:
@@ -180,12 +175,9 @@ std::string describe(const Json &value) {
     return fmt::format("the integer {}", value.get<std::uint64_t>());
   case Json::value_t::number_float:
     return fmt::format("the number {}", value.get<double>());
-  case Json::value_t::binary:
-    return "binary data";
-  case Json::value_t::discarded:
-    return "a discarded value";
+  default:
+    return std::string(typeName(value));
   }
-  return "an unknown value";
 }
 
 Loc Loc::child(std::string_view key) const {
