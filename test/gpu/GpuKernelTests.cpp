@@ -1,6 +1,6 @@
 //===- GpuKernelTests.cpp - Every kernel family on the GPU ----------------===//
 //
-// The kernels compiled by NVRTC (exactly the translation unit the compiler emits, against the
+// The kernels compiled by NVRTC (a translation unit of the form the compiler emits, against the
 // embedded headers, for the device's sm_XXa) and run on the GPU, against the float64 reference,
 // on random inputs with poisoned outputs (harness/KernelCases.h states the tolerances). Without
 // a usable driver every test is SKIPPED with the reason (a FAILURE when XLC_REQUIRE_GPU is set,
@@ -8,11 +8,14 @@
 //
 // The chunkwise cases cover several (B, S, L) including S not a multiple of L and S < L, a
 // nonzero initial state and the final state; the decode step is chained over several steps;
-// tiny-model and xLSTM 7B head shapes (NH 8, DQK 256, DV 512, chunk 64 and 128).
+// tiny-model and xLSTM 7B head shapes (NH 8, DQK 256, DV 512, chunk 64 and 128). These are
+// hand-picked variants (Variants.h); the GpuEmitted tests run exactly the configurations
+// xlc-compile emits for every model in models/ (EmittedVariants.h).
 //
 //===----------------------------------------------------------------------===//
 #include "GpuBackend.h"
 #include "GpuSkip.h"
+#include "EmittedVariants.h"
 #include "KernelCases.h"
 #include "Variants.h"
 
@@ -187,6 +190,47 @@ TEST(Gpu, Decode7BHeads) {
   expectOk(runDecode<GpuBackend, Decode7B>(be, "7B B64 x3 steps", {.batch = 64, .steps = 3, .seed = 31}));
   expectOk(runDecode<GpuBackend, Decode7B32>(be, "7B DV tile 32, B5 x4 steps", {.batch = 5, .steps = 4, .seed = 32}));
   expectOk(runDecode<GpuBackend, Bf16Decode7B>(be, "7B bf16 state, B3 x4 steps", {.batch = 3, .steps = 4, .seed = 33}));
+}
+
+// Every kernel configuration xlc-compile emits for the models in models/ (EmittedVariants.h,
+// generated from the compiled artifacts and kept current by the gpu_emitted_variants_current
+// ctest), each on a standard case against the float64 reference. The hand-picked cases above add
+// views, tails, odd sizes and variants codegen does not choose today.
+namespace em = xlc::test::emitted;
+
+TEST(GpuEmitted, RowKernels) {
+  XLC_REQUIRE_GPU(be);
+#define XLC_CASE(V, label, hasWeight)                                                          \
+  expectOk(runRmsNorm<GpuBackend, em::V>(be, label, {.rows = 7, .weight = hasWeight}));
+  XLC_EMITTED_RMS_NORM(XLC_CASE)
+#undef XLC_CASE
+#define XLC_CASE(V, label) expectOk(runNormGate<GpuBackend, em::V>(be, label, {.rows = 5}));
+  XLC_EMITTED_NORM_GATE(XLC_CASE)
+#undef XLC_CASE
+#define XLC_CASE(V, label) expectOk(runSwiglu<GpuBackend, em::V>(be, label, {.rows = 3}));
+  XLC_EMITTED_SWIGLU(XLC_CASE)
+#undef XLC_CASE
+#define XLC_CASE(V, label, count_, cap_)                                                       \
+  expectOk(runSoftCap<GpuBackend, em::V>(be, label, {.count = count_, .cap = cap_}));
+  XLC_EMITTED_SOFT_CAP(XLC_CASE)
+#undef XLC_CASE
+#define XLC_CASE(V, label, vocab_)                                                             \
+  expectOk(runEmbedding<GpuBackend, em::V>(be, label, {.rows = 9, .vocab = vocab_, .badRows = {4}}));
+  XLC_EMITTED_EMBEDDING(XLC_CASE)
+#undef XLC_CASE
+}
+
+TEST(GpuEmitted, MlstmKernels) {
+  XLC_REQUIRE_GPU(be);
+#define XLC_CASE(VA, VB, label, cap_, seq_)                                                    \
+  expectOk(runChunkwise<GpuBackend, em::VA, em::VB>(be, label,                                 \
+                                                    {.batch = 2, .seq = seq_, .cap = cap_}));
+  XLC_EMITTED_CHUNKWISE(XLC_CASE)
+#undef XLC_CASE
+#define XLC_CASE(V, label, cap_)                                                               \
+  expectOk(runDecode<GpuBackend, em::V>(be, label, {.batch = 2, .steps = 3, .cap = cap_}));
+  XLC_EMITTED_DECODE(XLC_CASE)
+#undef XLC_CASE
 }
 
 // Last (gtest runs tests in order within a file): the registers and spills of what was compiled.
