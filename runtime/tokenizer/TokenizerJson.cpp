@@ -3,6 +3,7 @@
 #include "runtime/tokenizer/TokenizerJson.h"
 
 #include "runtime/support/Error.h"
+#include "runtime/support/Json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -280,12 +281,9 @@ void readAddedTokens(const Reader &r, const json &list, TokenizerSpec &spec) {
 
 TokenizerSpec parseTokenizerJson(std::string_view text, std::string_view origin) {
   Reader r(origin);
-  json root;
-  try {
-    root = json::parse(text.begin(), text.end());
-  } catch (const json::exception &e) {
-    fail("{}: not valid JSON: {}", origin, e.what());
-  }
+  // Strict: valid UTF-8, no NUL, no key twice in one object (nlohmann alone lets the last win,
+  // which would silently change a merge rule or a vocabulary entry), bounded nesting.
+  const nlohmann::json root = ::xlc::json::parseStrictJson(text, origin, /*maxDepth=*/32);
   r.object(root, "(top level)");
 
   TokenizerSpec spec;
@@ -293,21 +291,22 @@ TokenizerSpec parseTokenizerJson(std::string_view text, std::string_view origin)
   r.requireUnset(root, "", "padding", "encode never pads; pad the ids instead");
   readModel(r, r.required(root, "", "model"), spec);
 
-  const json *normalizer = Reader::member(root, "normalizer");
-  readNormalizer(r, normalizer ? *normalizer : json(), "normalizer", spec);
+  const nlohmann::json *normalizer = Reader::member(root, "normalizer");
+  readNormalizer(r, normalizer ? *normalizer : nlohmann::json(), "normalizer", spec);
 
   int byteLevels = 0;
   readPreTokenizer(r, r.required(root, "", "pre_tokenizer"), "pre_tokenizer", spec, byteLevels);
   if (byteLevels != 1)
     r.error("pre_tokenizer", "expected exactly one ByteLevel pre-tokenizer, found {}", byteLevels);
 
-  const json *decoder = Reader::member(root, "decoder");
-  spec.byteLevelDecoder = readByteLevelOnly(r, decoder ? *decoder : json(), "decoder", "decoders");
-  const json *post = Reader::member(root, "post_processor");
-  readByteLevelOnly(r, post ? *post : json(), "post_processor", "processors");
+  const nlohmann::json *decoder = Reader::member(root, "decoder");
+  spec.byteLevelDecoder =
+      readByteLevelOnly(r, decoder ? *decoder : nlohmann::json(), "decoder", "decoders");
+  const nlohmann::json *post = Reader::member(root, "post_processor");
+  readByteLevelOnly(r, post ? *post : nlohmann::json(), "post_processor", "processors");
 
-  const json *added = Reader::member(root, "added_tokens");
-  readAddedTokens(r, added ? *added : json(), spec);
+  const nlohmann::json *added = Reader::member(root, "added_tokens");
+  readAddedTokens(r, added ? *added : nlohmann::json(), spec);
   return spec;
 }
 

@@ -380,6 +380,9 @@ std::string loadError(const nlohmann::json &j) { return loadError(j.dump()); }
 
 TEST(MalformedJson, ErrorsNameTheField) {
   EXPECT_ERROR_MENTIONS(std::string("{\"model\": "), "bad.json", "not valid JSON");
+  // A key twice in one object would let the last silently win (a merge or vocabulary entry).
+  EXPECT_ERROR_MENTIONS(std::string("{\"model\": {}, \"model\": {}}"), "bad.json",
+                        "duplicate key 'model'");
   EXPECT_ERROR_MENTIONS(std::string("[1, 2]"), "bad.json", "expected an object");
 
   auto with = [](auto edit) {
