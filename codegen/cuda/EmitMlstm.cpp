@@ -105,8 +105,14 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
     return art::ceilDiv(art::Expr{0, nh * perSlot * (2 * l - 1), 0, nh * perSlot, 1}, l);
   };
   StateBuffers s = ctx.state(op.getInitialState());
-  art::BufferId wsC = ctx.workspace(ctx.nameOf(op) + ".ws_C", art::DType::F32,
-                                    slots(static_cast<std::uint64_t>(dqk * dv) * 4));
+  // ws_C holds the chunk-start C in the cell's dtype (kernel B's tensor-core operand type).
+  const mlir::Type cellType = op.getQ().getType().getElementType();
+  const art::DType wsCType = cellType.isBF16()  ? art::DType::BF16
+                            : cellType.isF16() ? art::DType::F16
+                                               : art::DType::F32;
+  art::BufferId wsC =
+      ctx.workspace(ctx.nameOf(op) + ".ws_C", wsCType,
+                    slots(static_cast<std::uint64_t>(dqk * dv) * art::dtypeSize(wsCType)));
   art::BufferId wsN = ctx.workspace(ctx.nameOf(op) + ".ws_n", art::DType::F32,
                                     slots(static_cast<std::uint64_t>(dqk) * 4));
   art::BufferId wsM = ctx.workspace(ctx.nameOf(op) + ".ws_m", art::DType::F32, slots(4));

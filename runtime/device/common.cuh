@@ -33,10 +33,12 @@
 #if defined(__CUDACC_RTC__)
 // NVRTC ships no <cstdint>. These are the LP64 types of the device ABI (8-byte long long).
 typedef signed char int8_t;
+typedef unsigned short uint16_t;
 typedef int int32_t;
 typedef unsigned int uint32_t;
 typedef long long int64_t;
 typedef unsigned long long uint64_t;
+typedef unsigned long long uintptr_t;
 #else
 #include <cstdint>
 #endif

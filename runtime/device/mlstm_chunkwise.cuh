@@ -33,17 +33,28 @@
 // TFLA's −10 floor on the running max (§3.4) is not applied.
 //
 // ---- Precision --------------------------------------------------------------------------------
-// Tensor cores (nvcuda::wmma m16n16k16, bf16 in, fp32 accumulate) for Kᵀ(ā⊙V) in A and for
-// Q·C, Q·Kᵀ and P·V in B; everything else fp32. Roundings to bf16 happen only on the numerator's
-// path: ā⊙V and the chunk-start C (as tensor-core operands) and P = (QKᵀ ⊙ D̄)/√DQK. The
-// denominator's path stays fp32 end to end (n from the exact bf16 k and fp32 ā; q̂ᵀn and ΣP in
-// fp32), because the max(|q̂ᵀn|, e^{−m}) normaliser can be ill-conditioned (cancellation in
-// q̂ᵀn) and would amplify bf16 rounding there; the numerator's errors are not amplified by it.
+// Tensor cores (mma.sync m16n8k16 through tensor_core.cuh, bf16 in, fp32 accumulate) for
+// Kᵀ(ā⊙V) in A and for Q·C, Q·Kᵀ and P·V in B; everything else fp32. Roundings to bf16 happen
+// only on the numerator's path: ā⊙V and the chunk-start C (as tensor-core operands) and
+// P = (QKᵀ ⊙ D̄)/√DQK. The denominator's path stays fp32 end to end (n from the exact bf16 k and
+// fp32 ā; q̂ᵀn and ΣP in fp32), because the max(|q̂ᵀn|, e^{−m}) normaliser can be ill-conditioned
+// (cancellation in q̂ᵀn) and would amplify bf16 rounding there; the numerator's errors are not
+// amplified by it. Kernel A carries C in fp32 registers across the whole sequence; only the
+// published copies in ws_C are rounded (to T, the operand type B reads them as).
 //
-// ---- Workspace (caller-provided, fp32, need not be initialised) --------------------------------
-//   ws_C [B, NH, NC+1, DQK, DV],  ws_n [B, NH, NC+1, DQK],  ws_m [B, NH, NC+1]
+// ---- Workspace (caller-provided, need not be initialised) -------------------------------------
+//   ws_C [B, NH, NC+1, DQK, DV] of T,  ws_n [B, NH, NC+1, DQK] fp32,  ws_m [B, NH, NC+1] fp32
 // Slot c holds the state before chunk c: slot 0 = the initial state, slot NC = the final state.
-// Kernels A and B must use the same chunk size L (Config::kChunk).
+// ws_C is stored in T (bf16 for a bf16 model): B consumes it as a bf16 tensor-core operand, so a
+// wider copy would only double the traffic of the largest stream (per token and head DQK·DV/L
+// elements, as many as q, k and v together at L = 256). Kernels A and B must use the same chunk
+// size L (Config::kChunk).
+//
+// ---- Pipelines --------------------------------------------------------------------------------
+// A double-buffers the next chunk's k and v tiles with cp.async while it updates C. B streams
+// its operand tiles — the DQK slices of the chunk-start C, then per causal key block the DQK
+// slices of k and the v tile — through a ring of kStages shared-memory slots, kStages − 1 tiles
+// ahead of the tensor cores, one barrier per tile.
 //
 // ---- Who writes the final state ----------------------------------------------------------------
 // Every block of A reads the initial m of its (b, head), so no block of A may overwrite it. A
@@ -65,6 +76,7 @@
 
 #include "xlc/device/common.cuh"
 #include "xlc/device/mlstm_cell.cuh"
+#include "xlc/device/tensor_core.cuh"
 
 namespace xlc::device {
 
@@ -91,7 +103,7 @@ struct MlstmChunkwiseParams {
   void *C;     ///< [B, NH, DQK, DV] TState: initial state in, final state out
   float *n;    ///< [B, NH, DQK]
   float *m;    ///< [B, NH]
-  float *ws_C; ///< [B, NH, NC+1, DQK, DV]
+  void *ws_C;  ///< [B, NH, NC+1, DQK, DV] of T
   float *ws_n; ///< [B, NH, NC+1, DQK]
   float *ws_m; ///< [B, NH, NC+1]
   void *h;     ///< [B·S, NH·DV] of T, contiguous
@@ -101,10 +113,9 @@ struct MlstmChunkwiseParams {
   double gate_soft_cap; ///< 0 = no cap
 };
 
-namespace wmma = nvcuda::wmma;
-
 /// Kernel A's configuration: chunk length L, the C tile (kTileK × kTileV) of one block, threads.
-/// Warp w owns fragment rows w, w + W, ... of the tile (all fragment columns).
+/// The tile's 16-row strips are split evenly over the warps (warp w owns strips
+/// [w·kStripsPerWarp, (w+1)·kStripsPerWarp)); a strip's accumulators cover all kTileV columns.
 template <class Cell_, int kChunk_, int kTileK_, int kTileV_, int kThreads_>
 struct MlstmChunkStatesConfig {
   using Cell = Cell_;
@@ -116,33 +127,31 @@ struct MlstmChunkStatesConfig {
   static constexpr int kTilesK = ceil_div(Cell::kDQK, kTileK);
   static constexpr int kTilesV = ceil_div(Cell::kDV, kTileV);
   static constexpr int kTiles = kTilesK * kTilesV; ///< grid.x
-  static constexpr int kFragRows = kTileK / 16;
-  static constexpr int kFragCols = kTileV / 16;
-  static constexpr int kFragRowsPerWarp = kFragRows / kWarps;
+  static constexpr int kStrips = kTileK / 16;
+  static constexpr int kStripsPerWarp = kStrips / kWarps;
+  static constexpr int kColTiles = kTileV / 8; ///< n8 accumulator tiles per strip
   static constexpr int kScanPerLane = ceil_div(kChunk, 32);
-  // Shared-memory pitches (elements): +8 bf16 / +4 fp32 keeps rows 16-byte aligned and shifts
-  // consecutive rows by 4 banks.
+  // Shared-memory pitches (elements): +8 bf16 shifts consecutive rows by 16 bytes, so the eight
+  // row addresses of an ldmatrix hit distinct bank groups.
   static constexpr int kLdK = kTileK + 8;
   static constexpr int kLdV = kTileV + 8;
-  static constexpr int kLdC = kTileV + 4;
-  // Shared-memory layout (byte offsets), every region 128-byte aligned.
-  static constexpr int kOffK = 0;                                         // k   [L][kLdK] bf16
-  static constexpr int kOffV = kOffK + smem_bytes<bf16>(kChunk * kLdK);   // ā⊙v [L][kLdV] bf16
-  static constexpr int kOffC = kOffV + smem_bytes<bf16>(kChunk * kLdV);   // C   [kTileK][kLdC] f32
-  static constexpr int kOffGate = kOffC + smem_bytes<float>(kTileK * kLdC); // 3 × [L] f32
-  static constexpr int kOffN = kOffGate + smem_bytes<float>(3 * kChunk);  // n   [kTileK] f32
-  static constexpr int kOffScalar = kOffN + smem_bytes<float>(kTileK);    // m, m', d
+  // Shared-memory layout (byte offsets), every region 128-byte aligned: two stages of (k, v).
+  static constexpr int kStageBytes = smem_bytes<bf16>(kChunk * kLdK) + smem_bytes<bf16>(kChunk * kLdV);
+  static constexpr int kOffStage = 0;                                  // 2 × (k [L][kLdK], v [L][kLdV])
+  static constexpr int kOffGate = kOffStage + 2 * kStageBytes;         // 3 × [L] f32
+  static constexpr int kOffN = kOffGate + smem_bytes<float>(3 * kChunk); // n [kTileK] f32
+  static constexpr int kOffScalar = kOffN + smem_bytes<float>(kTileK);  // m, m', d
   static constexpr int kSharedBytes = kOffScalar + 128;
 
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "kThreads must be whole warps");
   static_assert(kChunk % 16 == 0 && kChunk > 0, "chunk length must be a multiple of 16");
   static_assert(kTileK % 16 == 0 && kTileV % 16 == 0, "C tile must be whole 16x16 fragments");
-  static_assert(kFragRows % kWarps == 0, "each warp must own whole fragment rows of the C tile");
+  static_assert(kStrips % kWarps == 0, "each warp must own whole 16-row strips of the C tile");
 };
 
-/// Kernel B's configuration: chunk length L (same as kernel A's), query/key block kBlockL (a
-/// divisor of L), output columns kBlockDV per block, and the DQK slice kBlockDQK staged per step.
-/// Warp w owns fragment rows w, w + W, ... of the kBlockL query rows.
+/// Kernel B's configuration: chunk length L (same as kernel A's), query block kBlockL (a divisor
+/// of L; also the key block of the causal loop), output columns kBlockDV per block, and the DQK
+/// slice kBlockDQK streamed per tile. Warp w owns query strips [w·kStripsPerWarp, ...) of 16 rows.
 template <class Cell_, int kChunk_, int kBlockL_, int kBlockDV_, int kBlockDQK_, int kThreads_>
 struct MlstmChunkOutputsConfig {
   using Cell = Cell_;
@@ -156,37 +165,61 @@ struct MlstmChunkOutputsConfig {
   static constexpr int kTilesV = ceil_div(Cell::kDV, kBlockDV); ///< grid.x
   static constexpr int kPieces = ceil_div(Cell::kDQK, kBlockDQK);
   static constexpr int kQWidth = kPieces * kBlockDQK; ///< staged q row width (zero-padded DQK)
-  static constexpr int kFragRows = kBlockL / 16;
-  static constexpr int kFragCols = kBlockDV / 16;
-  static constexpr int kFragRowsPerWarp = kFragRows / kWarps;
+  static constexpr int kStrips = kBlockL / 16;
+  static constexpr int kStripsPerWarp = kStrips / kWarps;
+  static constexpr int kColTiles = kBlockDV / 8;  ///< n8 output tiles per strip
+  static constexpr int kKeyTiles = kBlockL / 8;   ///< n8 score tiles per strip
   static constexpr int kScanPerLane = ceil_div(kChunk, 32);
-  /// Threads that share one row in the element-wise passes (a power of two ≤ 32).
+  /// Threads that share one row in the q̂ᵀn pass (a power of two ≤ 32).
   static constexpr int kRowThreads = kThreads >= kBlockL ? kThreads / kBlockL : 1;
+  static constexpr int kStages = 3; ///< operand ring depth
   static constexpr int kLdQ = kQWidth + 8;
-  static constexpr int kLdK = kBlockDQK + 8;
-  static constexpr int kLdC = kBlockDV + 8;
-  static constexpr int kLdV = kBlockDV + 8;
-  static constexpr int kLdP = kBlockL + 8;
-  static constexpr int kLdS = max_int(kBlockL, kBlockDV) + 4;
-  static constexpr int kOffQ = 0;                                            // q  [BL][kLdQ] bf16
-  static constexpr int kOffK = kOffQ + smem_bytes<bf16>(kBlockL * kLdQ);     // k  [BL][kLdK] bf16
-  static constexpr int kOffC = kOffK + smem_bytes<bf16>(kBlockL * kLdK);     // C  [BDQK][kLdC] bf16
-  static constexpr int kOffV = kOffC + smem_bytes<bf16>(kBlockDQK * kLdC);   // v  [BL][kLdV] bf16
-  static constexpr int kOffS = kOffV + smem_bytes<bf16>(kBlockL * kLdV);     // S / out [BL][kLdS] f32
-  static constexpr int kOffP = kOffS + smem_bytes<float>(kBlockL * kLdS);    // P  [BL][kLdP] bf16
-  static constexpr int kOffGate = kOffP + smem_bytes<bf16>(kBlockL * kLdP);  // b, u, pm [L] f32
+  static constexpr int kLdC = kBlockDV + 8;  ///< C slice [kBlockDQK][kLdC]
+  static constexpr int kLdK = kBlockDQK + 8; ///< k slice [kBlockL][kLdK]
+  static constexpr int kLdV = kBlockDV + 8;  ///< v tile [kBlockL][kLdV]
+  static constexpr int kSlotBytes =
+      max_int(smem_bytes<bf16>(kBlockDQK * kLdC),
+              max_int(smem_bytes<bf16>(kBlockL * kLdK), smem_bytes<bf16>(kBlockL * kLdV)));
+  static constexpr int kOffQ = 0;                                            // q [BL][kLdQ] bf16
+  static constexpr int kOffSlots = kOffQ + smem_bytes<bf16>(kBlockL * kLdQ); // kStages slots
+  static constexpr int kOffGate = kOffSlots + kStages * kSlotBytes;          // b, u, pm [L] f32
   static constexpr int kOffRow = kOffGate + smem_bytes<float>(3 * kChunk);   // M, m, β, den [BL]
-  static constexpr int kOffN = kOffRow + smem_bytes<float>(4 * kBlockL);     // n  [kQWidth] f32
+  static constexpr int kOffN = kOffRow + smem_bytes<float>(4 * kBlockL);     // n [kQWidth] f32
   static constexpr int kSharedBytes = kOffN + smem_bytes<float>(kQWidth);
 
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "kThreads must be whole warps");
   static_assert(kChunk % kBlockL == 0, "kBlockL must divide the chunk length");
   static_assert(kBlockL % 16 == 0 && kBlockDV % 16 == 0 && kBlockDQK % 16 == 0,
                 "blocks must be whole 16x16 fragments");
-  static_assert(kFragRows % kWarps == 0, "each warp must own whole fragment rows");
+  static_assert(kStrips % kWarps == 0, "each warp must own whole 16-row query strips");
   static_assert(is_pow2(kRowThreads) && kRowThreads <= 32, "threads per row: power of two <= 32");
   static_assert(kThreads % kRowThreads == 0, "rows must tile the block");
 };
+
+namespace chunkwise_detail {
+
+/// Stores the accumulator pair (v0, v1) at columns (col, col+1) of row |row| of a row-major
+/// matrix of T with row stride |ld|, inside the valid |rows| × |cols| region. A bf16 pair is one
+/// 4-byte store when both columns are valid and the address is 4-byte aligned.
+template <class T>
+__device__ __forceinline__ void store_pair(T *base, int64_t ld, int row, int col, int rows,
+                                           int cols, float v0, float v1) {
+  if (row >= rows || col >= cols)
+    return;
+  T *dst = base + row * ld + col;
+  if constexpr (sizeof(T) == 2) {
+    if (col + 1 < cols && reinterpret_cast<uintptr_t>(dst) % 4 == 0) {
+      const uint32_t packed = tc::pack_bf16(v0, v1);
+      memcpy(dst, &packed, 4);
+      return;
+    }
+  }
+  dst[0] = from_float<T>(v0);
+  if (col + 1 < cols)
+    dst[1] = from_float<T>(v1);
+}
+
+} // namespace chunkwise_detail
 
 //===--------------------------------------------------------------------===//
 // Kernel A: chunk states
@@ -199,11 +232,12 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
   using TState = typename Cell::TState;
   constexpr int kNH = Cell::kNumHeads, kDQK = Cell::kDQK, kDV = Cell::kDV;
   constexpr int L = Config::kChunk, kTileK = Config::kTileK, kTileV = Config::kTileV;
-  constexpr int kThreads = Config::kThreads, kWarps = Config::kWarps;
-  constexpr int kFC = Config::kFragCols, kRPW = Config::kFragRowsPerWarp;
-  constexpr int kLdK = Config::kLdK, kLdV = Config::kLdV, kLdC = Config::kLdC;
+  constexpr int kThreads = Config::kThreads;
+  constexpr int kSPW = Config::kStripsPerWarp, kCT = Config::kColTiles;
+  constexpr int kLdK = Config::kLdK, kLdV = Config::kLdV;
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, qd = lane % 4; // fragment row group and column pair of this lane
   const int tile = blockIdx.x;
   const int kt = tile / Config::kTilesV, vt = tile % Config::kTilesV;
   const int64_t bh = blockIdx.y;
@@ -218,9 +252,13 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
   const float cap = static_cast<float>(p.gate_soft_cap);
 
   unsigned char *smem = dynamic_smem();
-  bf16 *Ks = reinterpret_cast<bf16 *>(smem + Config::kOffK);
-  bf16 *Vs = reinterpret_cast<bf16 *>(smem + Config::kOffV);
-  float *Cs = reinterpret_cast<float *>(smem + Config::kOffC);
+  auto Ks = [&](int stage) {
+    return reinterpret_cast<bf16 *>(smem + Config::kOffStage + stage * Config::kStageBytes);
+  };
+  auto Vs = [&](int stage) {
+    return reinterpret_cast<bf16 *>(smem + Config::kOffStage + stage * Config::kStageBytes +
+                                    smem_bytes<bf16>(L * kLdK));
+  };
   float *gLf = reinterpret_cast<float *>(smem + Config::kOffGate); // lf, later a_j
   float *gIg = gLf + L;                                              // ĩ
   float *gAbar = gLf + 2 * L;                                        // suffix sums, later ā
@@ -230,7 +268,7 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
   // Global views of this (b, head, tile).
   TState *Cst = static_cast<TState *>(p.C) + bh * kDQK * kDV + r0 * kDV + c0;
   float *nst = p.n + bh * kDQK + r0;
-  float *wsC = p.ws_C + bh * (NC + 1) * kDQK * kDV + r0 * kDV + c0;
+  T *wsC = static_cast<T *>(p.ws_C) + bh * (NC + 1) * kDQK * kDV + r0 * kDV + c0;
   float *wsN = p.ws_n + bh * (NC + 1) * kDQK + r0;
   float *wsM = p.ws_m + bh * (NC + 1);
   const T *kBase = static_cast<const T *>(p.k) + b * S * p.k_stride + p.k_offset + hd * kDQK + r0;
@@ -239,38 +277,60 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
   const TGate *fBase = static_cast<const TGate *>(p.fgate) + b * S * p.f_stride + p.f_offset + hd;
   const bool vecK = view_aligned16<T>(kBase, 0, p.k_stride);
   const bool vecV = view_aligned16<T>(vBase, 0, p.v_stride);
-  const bool vecState = view_aligned16<TState>(Cst, 0, kDV);
-  const bool vecWs = view_aligned16<float>(wsC, 0, kDV);
 
-  // Initial state: C tile into shared memory (fp32, zero-padded), n rows, m.
-  load_tile_f32<kTileK, kTileV, kThreads>(Cs, kLdC, Cst, kDV, rows, cols, vecState);
-  if (vt == 0)
-    for (int r = tid; r < kTileK; r += kThreads)
-      ns[r] = r < rows ? nst[r] : 0.0f;
-  if (tid == 0)
-    scalars[0] = p.m[bh];
-  __syncthreads();
+  // Chunk c's k and v tiles into stage |stage| (an empty group past the end keeps the count).
+  auto issue = [&](int64_t c, int stage) {
+    if (c < NC) {
+      const int64_t t0 = c * L;
+      const int Lc = static_cast<int>(min(static_cast<int64_t>(L), S - t0));
+      tc::async_load_tile<L, kTileK, kThreads>(Ks(stage), kLdK, kBase + t0 * p.k_stride,
+                                               p.k_stride, Lc, rows, vecK);
+      tc::async_load_tile<L, kTileV, kThreads>(Vs(stage), kLdV, vBase + t0 * p.v_stride,
+                                               p.v_stride, Lc, cols, vecV);
+    }
+    tc::cp_async_commit();
+  };
+  issue(0, 0);
+
+  // The C tile lives in fp32 accumulators for the whole sequence: strip s of this warp, n8 tile
+  // nt, element e is row (warp·kSPW + s)·16 + g + 8·(e/2), column nt·8 + 2·qd + e%2.
+  float acc[kSPW][kCT][4];
+#pragma unroll
+  for (int s = 0; s < kSPW; ++s)
+#pragma unroll
+    for (int nt = 0; nt < kCT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = (warp * kSPW + s) * 16 + g + 8 * (e / 2), col = nt * 8 + 2 * qd + e % 2;
+        acc[s][nt][e] = row < rows && col < cols ? to_float(Cst[row * kDV + col]) : 0.0f;
+      }
   // Slot 0 of the workspace is the initial state.
-  store_tile_f32<kTileK, kTileV, kThreads>(wsC, kDV, Cs, kLdC, rows, cols, vecWs);
-  if (vt == 0)
-    for (int r = tid; r < rows; r += kThreads)
+#pragma unroll
+  for (int s = 0; s < kSPW; ++s)
+#pragma unroll
+    for (int nt = 0; nt < kCT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+        chunkwise_detail::store_pair(wsC, kDV, (warp * kSPW + s) * 16 + g + 8 * hh,
+                                     nt * 8 + 2 * qd, rows, cols, acc[s][nt][2 * hh],
+                                     acc[s][nt][2 * hh + 1]);
+  for (int r = tid; r < kTileK; r += kThreads) {
+    ns[r] = r < rows ? nst[r] : 0.0f;
+    if (vt == 0 && r < rows)
       wsN[r] = ns[r];
-  if (tile == 0 && tid == 0)
-    wsM[0] = scalars[0];
-
-  // The C tile lives in fp32 accumulator fragments for the whole sequence.
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kRPW][kFC];
-#pragma unroll
-  for (int i = 0; i < kRPW; ++i) {
-    const int fi = warp + kWarps * i;
-#pragma unroll
-    for (int fj = 0; fj < kFC; ++fj)
-      wmma::load_matrix_sync(acc[i][fj], Cs + fi * 16 * kLdC + fj * 16, kLdC, wmma::mem_row_major);
+  }
+  if (tid == 0) {
+    scalars[0] = p.m[bh];
+    if (tile == 0)
+      wsM[0] = scalars[0];
   }
 
   for (int64_t c = 0; c < NC; ++c) {
     const int64_t t0 = c * L;
     const int Lc = static_cast<int>(min(static_cast<int64_t>(L), S - t0));
+    const int stage = static_cast<int>(c & 1);
+    __syncthreads(); // everyone is done with chunk c − 1: its stage and the gate arrays are free
+    issue(c + 1, stage ^ 1);
 
     // ---- Gates of the chunk: lf_j, ĩ_j (padding positions: lf = 0, ĩ = −∞).
     for (int j = tid; j < L; j += kThreads) {
@@ -288,7 +348,7 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
     if (warp == 0) {
       // Suffix sums: gAbar[j] = Σ_{s=j..Lc−1} lf_s; g = gAbar[0].
       warp_scan_inplace<Config::kScanPerLane, false, true>(gAbar, Lc);
-      const float g = gAbar[0];
+      const float gSum = gAbar[0];
       const float mPrev = scalars[0];
       // a_j = Σ_{s=j+1..Lc−1} lf_s + ĩ_j, into gLf (lf is no longer needed).
       float aMax = -kInfinity;
@@ -298,84 +358,97 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
         aMax = fmaxf(aMax, a);
       }
       aMax = warp_max(aMax);
-      const float mNew = fmaxf(g + mPrev, aMax);
+      const float mNew = fmaxf(gSum + mPrev, aMax);
       __syncwarp(); // every lane has read gAbar before it is overwritten
       for (int j = lane; j < L; j += 32)
         gAbar[j] = j < Lc ? expf(gLf[j] - mNew) : 0.0f;
       if (lane == 0) {
         scalars[1] = mNew;
-        scalars[2] = expf(g + mPrev - mNew);
+        scalars[2] = expf(gSum + mPrev - mNew);
       }
     }
-    __syncthreads();
-
-    // ---- Stage k (exact) and ā ⊙ v (rounded to bf16: the tensor-core operand).
-    load_tile_bf16<L, kTileK, kThreads>(Ks, kLdK, kBase + t0 * p.k_stride, p.k_stride, Lc, rows,
-                                        nullptr, vecK);
-    load_tile_bf16<L, kTileV, kThreads>(Vs, kLdV, vBase + t0 * p.v_stride, p.v_stride, Lc, cols,
-                                        gAbar, vecV);
+    tc::cp_async_wait<1>(); // chunk c's tiles (the newest group, chunk c + 1, may be in flight)
     __syncthreads();
     const float decay = scalars[2];
+    const bf16 *K = Ks(stage), *V = Vs(stage);
 
     // ---- n' = d·n + Σ_j ā_j k_j in fp32 (first DV tile only; it owns these rows of n).
     if (vt == 0) {
       for (int r = tid; r < kTileK; r += kThreads) {
         float sum = 0.0f;
         for (int j = 0; j < Lc; ++j)
-          sum += gAbar[j] * to_float(Ks[j * kLdK + r]);
+          sum += gAbar[j] * to_float(K[j * kLdK + r]);
         ns[r] = decay * ns[r] + sum;
       }
     }
 
-    // ---- C' = d·C + Kᵀ (ā ⊙ V) on tensor cores. A = Kᵀ is K read column-major.
+    // ---- C' = d·C + Kᵀ (ā ⊙ V): A = Kᵀ (k read transposed), B = v scaled by ā_j in registers
+    // (rounded to bf16, as the operand it is).
 #pragma unroll
-    for (int i = 0; i < kRPW; ++i)
+    for (int s = 0; s < kSPW; ++s)
 #pragma unroll
-      for (int fj = 0; fj < kFC; ++fj)
+      for (int nt = 0; nt < kCT; ++nt)
 #pragma unroll
-        for (int e = 0; e < acc[i][fj].num_elements; ++e)
-          acc[i][fj].x[e] *= decay;
+        for (int e = 0; e < 4; ++e)
+          acc[s][nt][e] *= decay;
 #pragma unroll
     for (int kk = 0; kk < L / 16; ++kk) {
+      uint32_t a[kSPW][4];
 #pragma unroll
-      for (int i = 0; i < kRPW; ++i) {
-        const int fi = warp + kWarps * i;
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> aFrag;
-        wmma::load_matrix_sync(aFrag, Ks + kk * 16 * kLdK + fi * 16, kLdK);
+      for (int s = 0; s < kSPW; ++s)
+        tc::load_a_trans(a[s], K, kLdK, (warp * kSPW + s) * 16, kk * 16);
+      // b[0], b[2] hold keys kk·16 + 2qd, +1; b[1], b[3] keys kk·16 + 2qd + 8, +9.
+      const float s0 = gAbar[kk * 16 + 2 * qd], s1 = gAbar[kk * 16 + 2 * qd + 1];
+      const float s8 = gAbar[kk * 16 + 2 * qd + 8], s9 = gAbar[kk * 16 + 2 * qd + 9];
 #pragma unroll
-        for (int fj = 0; fj < kFC; ++fj) {
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> bFrag;
-          wmma::load_matrix_sync(bFrag, Vs + kk * 16 * kLdV + fj * 16, kLdV);
-          wmma::mma_sync(acc[i][fj], aFrag, bFrag, acc[i][fj]);
+      for (int np = 0; np < kCT / 2; ++np) {
+        uint32_t bv[4];
+        tc::load_b_rows(bv, V, kLdV, kk * 16, np * 16);
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          float lo, hi;
+          tc::unpack_bf16(bv[r], lo, hi);
+          bv[r] = r % 2 == 0 ? tc::pack_bf16(lo * s0, hi * s1) : tc::pack_bf16(lo * s8, hi * s9);
+        }
+#pragma unroll
+        for (int s = 0; s < kSPW; ++s) {
+          tc::mma_bf16(acc[s][2 * np], a[s], bv[0], bv[1]);
+          tc::mma_bf16(acc[s][2 * np + 1], a[s], bv[2], bv[3]);
         }
       }
     }
 
-    // ---- Publish the state after the chunk in workspace slot c + 1.
+    // ---- Publish the state after the chunk in workspace slot c + 1 (straight from registers).
+    T *slot = wsC + (c + 1) * kDQK * kDV;
 #pragma unroll
-    for (int i = 0; i < kRPW; ++i) {
-      const int fi = warp + kWarps * i;
+    for (int s = 0; s < kSPW; ++s)
 #pragma unroll
-      for (int fj = 0; fj < kFC; ++fj)
-        wmma::store_matrix_sync(Cs + fi * 16 * kLdC + fj * 16, acc[i][fj], kLdC,
-                                wmma::mem_row_major);
-    }
-    __syncthreads();
-    store_tile_f32<kTileK, kTileV, kThreads>(wsC + (c + 1) * kDQK * kDV, kDV, Cs, kLdC, rows, cols,
-                                             vecWs);
+      for (int nt = 0; nt < kCT; ++nt)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          chunkwise_detail::store_pair(slot, kDV, (warp * kSPW + s) * 16 + g + 8 * hh,
+                                       nt * 8 + 2 * qd, rows, cols, acc[s][nt][2 * hh],
+                                       acc[s][nt][2 * hh + 1]);
     if (vt == 0)
       for (int r = tid; r < rows; r += kThreads)
-        wsN[(c + 1) * kDQK + r] = ns[r];
+        wsN[(c + 1) * kDQK + r] = ns[r]; // the thread that updated ns[r]
     if (tid == 0) {
       if (tile == 0)
         wsM[c + 1] = scalars[1];
-      scalars[0] = scalars[1];
+      scalars[0] = scalars[1]; // read again only after the next iteration's first barrier
     }
-    __syncthreads();
   }
 
-  // ---- Final state in place: Cs holds the last published C (the initial one when NC = 0).
-  store_tile_f32<kTileK, kTileV, kThreads>(Cst, kDV, Cs, kLdC, rows, cols, vecState);
+  // ---- Final state in place, from the fp32 registers.
+#pragma unroll
+  for (int s = 0; s < kSPW; ++s)
+#pragma unroll
+    for (int nt = 0; nt < kCT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+        chunkwise_detail::store_pair(Cst, kDV, (warp * kSPW + s) * 16 + g + 8 * hh,
+                                     nt * 8 + 2 * qd, rows, cols, acc[s][nt][2 * hh],
+                                     acc[s][nt][2 * hh + 1]);
   if (vt == 0)
     for (int r = tid; r < rows; r += kThreads)
       nst[r] = ns[r];
@@ -391,16 +464,16 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
   using TGate = typename Cell::TGate;
   constexpr int kNH = Cell::kNumHeads, kDQK = Cell::kDQK, kDV = Cell::kDV;
   constexpr int L = Config::kChunk, BL = Config::kBlockL, BDV = Config::kBlockDV;
-  constexpr int BDQK = Config::kBlockDQK;
-  constexpr int kThreads = Config::kThreads, kWarps = Config::kWarps;
-  constexpr int kFL = Config::kFragRows, kFV = Config::kFragCols;
-  constexpr int kRPW = Config::kFragRowsPerWarp;
-  constexpr int kLdQ = Config::kLdQ, kLdK = Config::kLdK, kLdC = Config::kLdC;
-  constexpr int kLdV = Config::kLdV, kLdP = Config::kLdP, kLdS = Config::kLdS;
-  constexpr int kRT = Config::kRowThreads;       // threads per row in element-wise passes
+  constexpr int BDQK = Config::kBlockDQK, kPieces = Config::kPieces;
+  constexpr int kThreads = Config::kThreads, kStages = Config::kStages;
+  constexpr int kSPW = Config::kStripsPerWarp, kCT = Config::kColTiles, kKT = Config::kKeyTiles;
+  constexpr int kLdQ = Config::kLdQ, kLdC = Config::kLdC, kLdK = Config::kLdK;
+  constexpr int kLdV = Config::kLdV;
+  constexpr int kRT = Config::kRowThreads; // threads per row in the q̂ᵀn pass
   constexpr int kRowsPerPass = kThreads / kRT;
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, qd = lane % 4;
   const int vtile = blockIdx.x;
   const int64_t cq = blockIdx.y;
   const int64_t c = cq / Config::kQueryBlocks;
@@ -431,23 +504,21 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
 
   unsigned char *smem = dynamic_smem();
   bf16 *Qs = reinterpret_cast<bf16 *>(smem + Config::kOffQ);
-  bf16 *Ks = reinterpret_cast<bf16 *>(smem + Config::kOffK);
-  bf16 *Cs = reinterpret_cast<bf16 *>(smem + Config::kOffC);
-  bf16 *Vs = reinterpret_cast<bf16 *>(smem + Config::kOffV);
-  float *Ss = reinterpret_cast<float *>(smem + Config::kOffS);
-  bf16 *Ps = reinterpret_cast<bf16 *>(smem + Config::kOffP);
+  auto slotPtr = [&](int i) {
+    return reinterpret_cast<bf16 *>(smem + Config::kOffSlots + (i % kStages) * Config::kSlotBytes);
+  };
   float *gB = reinterpret_cast<float *>(smem + Config::kOffGate); // b_j (inclusive cumsum)
   float *gU = gB + L;                                               // u_j = ĩ_j − b_j
   float *gPm = gB + 2 * L;                                          // prefix max of u
   float *rowM = reinterpret_cast<float *>(smem + Config::kOffRow);  // M_t
   float *rowStab = rowM + BL;                                       // m_t = b_t + M_t
   float *rowBeta = rowM + 2 * BL;                                   // β_t
-  float *rowDen = rowM + 3 * BL;                                    // den_t
+  float *rowDen = rowM + 3 * BL;                                    // β_t q̂_tᵀn
   float *nPrev = reinterpret_cast<float *>(smem + Config::kOffN);
 
   const int64_t slot = bh * (NC + 1) + c; // state before chunk c
   const float mPrev = p.ws_m[slot];
-  const float *wsC = p.ws_C + slot * kDQK * kDV + e0;
+  const T *wsC = static_cast<const T *>(p.ws_C) + slot * kDQK * kDV + e0;
   const float *wsN = p.ws_n + slot * kDQK;
   const int64_t rowBase = b * S + t0; // global row of chunk position 0
   const T *qBase = static_cast<const T *>(p.q) + (rowBase + q0) * p.q_stride + p.q_offset +
@@ -459,16 +530,45 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
   const bool vecQ = view_aligned16<T>(qBase, 0, p.q_stride);
   const bool vecK = view_aligned16<T>(kBase, 0, p.k_stride);
   const bool vecV = view_aligned16<T>(vBase, 0, p.v_stride);
-  const bool vecC = view_aligned16<float>(wsC, 0, kDV);
+  const bool vecC = view_aligned16<T>(wsC, 0, kDV);
 
-  // ---- Gates: b_j, u_j and the per-row stabilisers M_t, m_t, β_t.
+  // ---- The operand stream: tiles 0 .. kPieces−1 are the DQK slices of the chunk-start C; then
+  // for each causal key block kb = 0..qb, kPieces slices of k followed by the v tile.
+  const int nTiles = kPieces + (qb + 1) * (kPieces + 1);
+  auto issue = [&](int i) {
+    if (i < nTiles) {
+      bf16 *dst = slotPtr(i);
+      if (i < kPieces) {
+        const int d0 = i * BDQK;
+        tc::async_load_tile<BDQK, BDV, kThreads>(dst, kLdC, wsC + d0 * kDV, kDV,
+                                                 min(BDQK, kDQK - d0), colsV, vecC);
+      } else {
+        const int j = i - kPieces, kb = j / (kPieces + 1), r = j % (kPieces + 1);
+        const int k0 = kb * BL, rowsK = min(BL, Lc - k0);
+        if (r < kPieces)
+          tc::async_load_tile<BL, BDQK, kThreads>(dst, kLdK, kBase + k0 * p.k_stride + r * BDQK,
+                                                  p.k_stride, rowsK, min(BDQK, kDQK - r * BDQK),
+                                                  vecK);
+        else
+          tc::async_load_tile<BL, BDV, kThreads>(dst, kLdV, vBase + k0 * p.v_stride, p.v_stride,
+                                                 rowsK, colsV, vecV);
+      }
+    }
+    tc::cp_async_commit();
+  };
+
+  // q rows (full, zero-padded width) join the first tile's group.
+  tc::async_load_tile<BL, Config::kQWidth, kThreads>(Qs, kLdQ, qBase, p.q_stride, rowsQ, kDQK,
+                                                     vecQ);
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i)
+    issue(i);
+
+  // ---- Gates: b_j, u_j and the per-row stabilisers M_t, m_t, β_t; the chunk-start n.
   for (int j = tid; j < nPos; j += kThreads) {
     gB[j] = mlstm_log_forget(to_float(fBase[j * p.f_stride]), cap);
     gU[j] = mlstm_log_input<Cell::kInputGate>(to_float(iBase[j * p.i_stride]), cap);
   }
-  // ---- Stage this block's q rows (full, zero-padded width) and the chunk-start n.
-  load_tile_bf16<BL, Config::kQWidth, kThreads>(Qs, kLdQ, qBase, p.q_stride, rowsQ, kDQK, nullptr,
-                                                vecQ);
   for (int d = tid; d < Config::kQWidth; d += kThreads)
     nPrev[d] = d < kDQK ? wsN[d] : 0.0f;
   __syncthreads();
@@ -493,184 +593,185 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
       }
     }
   }
-  __syncthreads();
+  // (the first tile's barrier below publishes the row stabilisers)
 
-  // ---- den_t starts with the inter-chunk term β_t q̂_tᵀn (fp32, exact bf16 q).
-  for (int t0r = 0; t0r < BL; t0r += kRowsPerPass) {
-    const int t = t0r + tid / kRT;
-    float sum = 0.0f;
-    if (t < BL)
-      for (int d = tid % kRT; d < kDQK; d += kRT)
-        sum += to_float(Qs[t * kLdQ + d]) * nPrev[d];
-    sum = group_sum<kRT>(sum);
-    if (t < BL && tid % kRT == 0)
-      rowDen[t] = scale * rowBeta[t] * sum;
+  // Accumulators of this warp's query strips: o (numerator, kCT n8 tiles over BDV), s (scores of
+  // one key block), den (fp32 denominators of rows g and g + 8 of each strip).
+  float o[kSPW][kCT][4];
+  float sc[kSPW][kKT][4];
+  uint32_t pf[kSPW][BL / 16][4]; // P of the key block as bf16 A fragments
+  float den[kSPW][2];
+#pragma unroll
+  for (int s = 0; s < kSPW; ++s) {
+#pragma unroll
+    for (int nt = 0; nt < kCT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        o[s][nt][e] = 0.0f;
+    den[s][0] = den[s][1] = 0.0f;
   }
+  auto stripRow = [&](int s, int hh) { return (warp * kSPW + s) * 16 + g + 8 * hh; };
 
-  // ---- Inter-chunk numerator: acc = Q · C[:, e0 : e0 + BDV] (C rounded to bf16 in smem).
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kRPW][kFV];
-#pragma unroll
-  for (int i = 0; i < kRPW; ++i)
-#pragma unroll
-    for (int fj = 0; fj < kFV; ++fj)
-      wmma::fill_fragment(acc[i][fj], 0.0f);
-  for (int d0 = 0; d0 < Config::kQWidth; d0 += BDQK) {
-    load_tile_bf16<BDQK, BDV, kThreads>(Cs, kLdC, wsC + d0 * kDV, kDV, min(BDQK, kDQK - d0), colsV,
-                                        nullptr, vecC);
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < BDQK / 16; ++kk) {
-#pragma unroll
-      for (int i = 0; i < kRPW; ++i) {
-        const int fi = warp + kWarps * i;
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> aFrag;
-        wmma::load_matrix_sync(aFrag, Qs + fi * 16 * kLdQ + d0 + kk * 16, kLdQ);
-#pragma unroll
-        for (int fj = 0; fj < kFV; ++fj) {
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> bFrag;
-          wmma::load_matrix_sync(bFrag, Cs + kk * 16 * kLdC + fj * 16, kLdC);
-          wmma::mma_sync(acc[i][fj], aFrag, bFrag, acc[i][fj]);
-        }
+  for (int i = 0; i < nTiles; ++i) {
+    tc::cp_async_wait<kStages - 2>();
+    __syncthreads(); // tile i landed for everyone; everyone is done with tile i − 1's slot
+    issue(i + kStages - 1);
+    const bf16 *tileBuf = slotPtr(i);
+
+    if (i == 0) {
+      // den_t starts with the inter-chunk term β_t q̂_tᵀn (fp32, exact bf16 q).
+      for (int t0r = 0; t0r < BL; t0r += kRowsPerPass) {
+        const int t = t0r + tid / kRT;
+        float sum = 0.0f;
+        if (t < BL)
+          for (int d = tid % kRT; d < kDQK; d += kRT)
+            sum += to_float(Qs[t * kLdQ + d]) * nPrev[d];
+        sum = group_sum<kRT>(sum);
+        if (t < BL && tid % kRT == 0)
+          rowDen[t] = scale * rowBeta[t] * sum;
       }
     }
-    __syncthreads();
-  }
-  // Row scale q̂ = q/√DQK and β_t: through shared memory (fragment layouts are opaque).
-#pragma unroll
-  for (int i = 0; i < kRPW; ++i) {
-    const int fi = warp + kWarps * i;
-#pragma unroll
-    for (int fj = 0; fj < kFV; ++fj)
-      wmma::store_matrix_sync(Ss + fi * 16 * kLdS + fj * 16, acc[i][fj], kLdS, wmma::mem_row_major);
-  }
-  __syncthreads();
-  for (int idx = tid; idx < BL * BDV; idx += kThreads) {
-    const int t = idx / BDV, e = idx % BDV;
-    Ss[t * kLdS + e] *= scale * rowBeta[t];
-  }
-  __syncthreads();
-#pragma unroll
-  for (int i = 0; i < kRPW; ++i) {
-    const int fi = warp + kWarps * i;
-#pragma unroll
-    for (int fj = 0; fj < kFV; ++fj)
-      wmma::load_matrix_sync(acc[i][fj], Ss + fi * 16 * kLdS + fj * 16, kLdS, wmma::mem_row_major);
-  }
-  __syncthreads(); // Ss is reused for the score tile below
 
-  // ---- Intra-chunk part: key blocks 0..qb (causal), P = (Q Kᵀ)·scale ⊙ D̄, acc += P V.
-  for (int kb = 0; kb <= qb; ++kb) {
-    const int k0 = kb * BL;
-    const int rowsK = min(BL, Lc - k0);
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> sFrag[kRPW][kFL];
-#pragma unroll
-    for (int i = 0; i < kRPW; ++i)
-#pragma unroll
-      for (int fj = 0; fj < kFL; ++fj)
-        wmma::fill_fragment(sFrag[i][fj], 0.0f);
-    for (int d0 = 0; d0 < Config::kQWidth; d0 += BDQK) {
-      load_tile_bf16<BL, BDQK, kThreads>(Ks, kLdK, kBase + k0 * p.k_stride + d0, p.k_stride, rowsK,
-                                         min(BDQK, kDQK - d0), nullptr, vecK);
-      __syncthreads();
+    if (i < kPieces) {
+      // ---- Inter-chunk numerator: o += Q[:, d0 : d0 + BDQK] · C[d0 : d0 + BDQK, e0 : e0 + BDV].
+      const int d0 = i * BDQK;
 #pragma unroll
       for (int kk = 0; kk < BDQK / 16; ++kk) {
+        uint32_t a[kSPW][4];
 #pragma unroll
-        for (int i = 0; i < kRPW; ++i) {
-          const int fi = warp + kWarps * i;
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> aFrag;
-          wmma::load_matrix_sync(aFrag, Qs + fi * 16 * kLdQ + d0 + kk * 16, kLdQ);
+        for (int s = 0; s < kSPW; ++s)
+          tc::load_a(a[s], Qs, kLdQ, (warp * kSPW + s) * 16, d0 + kk * 16);
 #pragma unroll
-          for (int fj = 0; fj < kFL; ++fj) {
-            // B = Kᵀ: element (d, j) is Ks[j][d], i.e. Ks read column-major.
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> bFrag;
-            wmma::load_matrix_sync(bFrag, Ks + fj * 16 * kLdK + kk * 16, kLdK);
-            wmma::mma_sync(sFrag[i][fj], aFrag, bFrag, sFrag[i][fj]);
+        for (int np = 0; np < kCT / 2; ++np) {
+          uint32_t bc[4];
+          tc::load_b_rows(bc, tileBuf, kLdC, kk * 16, np * 16);
+#pragma unroll
+          for (int s = 0; s < kSPW; ++s) {
+            tc::mma_bf16(o[s][2 * np], a[s], bc[0], bc[1]);
+            tc::mma_bf16(o[s][2 * np + 1], a[s], bc[2], bc[3]);
           }
         }
       }
-      __syncthreads();
-    }
+      if (i == kPieces - 1) {
+        // Row scale q̂ = q/√DQK and β_t of the inter-chunk term.
 #pragma unroll
-    for (int i = 0; i < kRPW; ++i) {
-      const int fi = warp + kWarps * i;
+        for (int s = 0; s < kSPW; ++s)
 #pragma unroll
-      for (int fj = 0; fj < kFL; ++fj)
-        wmma::store_matrix_sync(Ss + fi * 16 * kLdS + fj * 16, sFrag[i][fj], kLdS,
-                                wmma::mem_row_major);
-    }
-    load_tile_bf16<BL, BDV, kThreads>(Vs, kLdV, vBase + k0 * p.v_stride, p.v_stride, rowsK, colsV,
-                                      nullptr, vecV);
-    __syncthreads();
-
-    // P_tj = S_tj · scale · e^{u_j − M_t} for valid j ≤ t, else 0; den_t += Σ_j P_tj (fp32).
-    for (int t0r = 0; t0r < BL; t0r += kRowsPerPass) {
-      const int t = t0r + tid / kRT;
-      float rowSum = 0.0f;
-      if (t < BL) {
-        const int qPos = q0 + t;
-        const float M = rowM[t];
-        for (int j = tid % kRT; j < BL; j += kRT) {
-          const int kPos = k0 + j;
-          float pv = 0.0f;
-          if (t < rowsQ && j < rowsK && kPos <= qPos)
-            pv = Ss[t * kLdS + j] * scale * expf(gU[kPos] - M);
-          Ps[t * kLdP + j] = from_float<bf16>(pv);
-          rowSum += pv;
-        }
+          for (int hh = 0; hh < 2; ++hh) {
+            const float f = scale * rowBeta[stripRow(s, hh)];
+#pragma unroll
+            for (int nt = 0; nt < kCT; ++nt) {
+              o[s][nt][2 * hh] *= f;
+              o[s][nt][2 * hh + 1] *= f;
+            }
+          }
       }
-      rowSum = group_sum<kRT>(rowSum);
-      if (t < BL && tid % kRT == 0)
-        rowDen[t] += rowSum;
-    }
-    __syncthreads();
-
-#pragma unroll
-    for (int kk = 0; kk < BL / 16; ++kk) {
-#pragma unroll
-      for (int i = 0; i < kRPW; ++i) {
-        const int fi = warp + kWarps * i;
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> aFrag;
-        wmma::load_matrix_sync(aFrag, Ps + fi * 16 * kLdP + kk * 16, kLdP);
-#pragma unroll
-        for (int fj = 0; fj < kFV; ++fj) {
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> bFrag;
-          wmma::load_matrix_sync(bFrag, Vs + kk * 16 * kLdV + fj * 16, kLdV);
-          wmma::mma_sync(acc[i][fj], aFrag, bFrag, acc[i][fj]);
-        }
-      }
-    }
-    __syncthreads(); // Ks, Vs, Ps and Ss are restaged by the next key block
-  }
-
-  // ---- Normalise and store h (T) for the valid rows and columns.
-#pragma unroll
-  for (int i = 0; i < kRPW; ++i) {
-    const int fi = warp + kWarps * i;
-#pragma unroll
-    for (int fj = 0; fj < kFV; ++fj)
-      wmma::store_matrix_sync(Ss + fi * 16 * kLdS + fj * 16, acc[i][fj], kLdS, wmma::mem_row_major);
-  }
-  __syncthreads();
-  T *hBase = static_cast<T *>(p.h) + (rowBase + q0) * (kNH * kDV) + hd * kDV + e0;
-  const bool vecH = view_aligned16<T>(hBase, 0, kNH * kDV);
-  constexpr int kGroups = BDV / 8;
-  for (int idx = tid; idx < BL * kGroups; idx += kThreads) {
-    const int t = idx / kGroups, e = (idx % kGroups) * 8;
-    if (t >= rowsQ || e >= colsV)
       continue;
-    const float s = mlstm_output_scale<Cell::kNormalizer>(rowDen[t], rowStab[t], eps);
-    float out[8];
-#pragma unroll
-    for (int u = 0; u < 8; ++u)
-      out[u] = Ss[t * kLdS + e + u] * s;
-    T *dst = hBase + t * (kNH * kDV) + e;
-    if (e + 8 <= colsV && vecH) {
-      store_floats<8, true>(dst, out);
-    } else {
-      for (int u = 0; u < 8 && e + u < colsV; ++u)
-        dst[u] = from_float<T>(out[u]);
     }
+
+    const int j = i - kPieces, kb = j / (kPieces + 1), r = j % (kPieces + 1);
+    const int k0 = kb * BL;
+    if (r < kPieces) {
+      // ---- Scores of key block kb: s += Q[:, slice r] · K[k0 .. k0 + BL, slice r]ᵀ.
+      if (r == 0) {
+#pragma unroll
+        for (int s = 0; s < kSPW; ++s)
+#pragma unroll
+          for (int nt = 0; nt < kKT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              sc[s][nt][e] = 0.0f;
+      }
+      const int d0 = r * BDQK;
+#pragma unroll
+      for (int kk = 0; kk < BDQK / 16; ++kk) {
+        uint32_t a[kSPW][4];
+#pragma unroll
+        for (int s = 0; s < kSPW; ++s)
+          tc::load_a(a[s], Qs, kLdQ, (warp * kSPW + s) * 16, d0 + kk * 16);
+#pragma unroll
+        for (int np = 0; np < kKT / 2; ++np) {
+          uint32_t bk[4];
+          tc::load_b_cols(bk, tileBuf, kLdK, kk * 16, np * 16);
+#pragma unroll
+          for (int s = 0; s < kSPW; ++s) {
+            tc::mma_bf16(sc[s][2 * np], a[s], bk[0], bk[1]);
+            tc::mma_bf16(sc[s][2 * np + 1], a[s], bk[2], bk[3]);
+          }
+        }
+      }
+      if (r == kPieces - 1) {
+        // P_tj = S_tj · scale · e^{u_j − M_t} for keys j ≤ t (else 0), den_t += Σ_j P_tj in
+        // fp32; P rounded to bf16 as the A operand of P·V.
+#pragma unroll
+        for (int s = 0; s < kSPW; ++s) {
+          float rowSum[2] = {0.0f, 0.0f};
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int t = stripRow(s, hh);
+            const float M = rowM[t];
+            const int qPos = q0 + t;
+#pragma unroll
+            for (int nt = 0; nt < kKT; ++nt)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const int kPos = k0 + nt * 8 + 2 * qd + e;
+                float pv = 0.0f;
+                if (t < rowsQ && kPos <= qPos)
+                  pv = sc[s][nt][2 * hh + e] * scale * expf(gU[kPos] - M);
+                sc[s][nt][2 * hh + e] = pv;
+                rowSum[hh] += pv;
+              }
+          }
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            rowSum[hh] += __shfl_xor_sync(0xffffffffu, rowSum[hh], 1);
+            rowSum[hh] += __shfl_xor_sync(0xffffffffu, rowSum[hh], 2);
+            den[s][hh] += rowSum[hh];
+          }
+#pragma unroll
+          for (int kk = 0; kk < BL / 16; ++kk) {
+            pf[s][kk][0] = tc::pack_bf16(sc[s][2 * kk][0], sc[s][2 * kk][1]);
+            pf[s][kk][1] = tc::pack_bf16(sc[s][2 * kk][2], sc[s][2 * kk][3]);
+            pf[s][kk][2] = tc::pack_bf16(sc[s][2 * kk + 1][0], sc[s][2 * kk + 1][1]);
+            pf[s][kk][3] = tc::pack_bf16(sc[s][2 * kk + 1][2], sc[s][2 * kk + 1][3]);
+          }
+        }
+      }
+      continue;
+    }
+
+    // ---- o += P · V[k0 .. k0 + BL, e0 .. e0 + BDV].
+#pragma unroll
+    for (int kk = 0; kk < BL / 16; ++kk)
+#pragma unroll
+      for (int np = 0; np < kCT / 2; ++np) {
+        uint32_t bv[4];
+        tc::load_b_rows(bv, tileBuf, kLdV, kk * 16, np * 16);
+#pragma unroll
+        for (int s = 0; s < kSPW; ++s) {
+          tc::mma_bf16(o[s][2 * np], pf[s][kk], bv[0], bv[1]);
+          tc::mma_bf16(o[s][2 * np + 1], pf[s][kk], bv[2], bv[3]);
+        }
+      }
   }
+  tc::cp_async_wait<0>(); // nothing may be in flight when the block exits
+
+  // ---- Normalise and store h (T) for the valid rows and columns, straight from registers.
+  T *hBase = static_cast<T *>(p.h) + (rowBase + q0) * (kNH * kDV) + hd * kDV + e0;
+#pragma unroll
+  for (int s = 0; s < kSPW; ++s)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int t = stripRow(s, hh);
+      if (t >= rowsQ)
+        continue;
+      const float f = mlstm_output_scale<Cell::kNormalizer>(rowDen[t] + den[s][hh], rowStab[t], eps);
+#pragma unroll
+      for (int nt = 0; nt < kCT; ++nt)
+        chunkwise_detail::store_pair(hBase, kNH * kDV, t, nt * 8 + 2 * qd, rowsQ, colsV,
+                                     o[s][nt][2 * hh] * f, o[s][nt][2 * hh + 1] * f);
+    }
 }
 
 } // namespace xlc::device

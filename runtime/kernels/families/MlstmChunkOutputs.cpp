@@ -8,6 +8,8 @@
 
 #include "runtime/kernels/families/MlstmChunkwise.h"
 
+#include <algorithm>
+
 namespace xlc::kernels {
 
 namespace {
@@ -53,17 +55,17 @@ const FamilyDef &mlstmChunkOutputsFamily() {
             g.grid = {artifact::Expr::constant(u64((dv + blockDV - 1) / blockDV)),
                       artifact::ceilDiv(artifact::Expr::seq(), u64(blockL)),
                       artifact::Expr::batch(u64(cfgInt(c, "num_heads")))};
-            // MlstmChunkOutputsConfig's layout (every region 128-byte aligned).
+            // MlstmChunkOutputsConfig's layout (every region 128-byte aligned): the q rows, a
+            // ring of three operand slots (each the largest of a C slice, a k slice, a v tile),
+            // gate vectors, per-row values, n.
             const std::int64_t qWidth = (dqk + blockDQK - 1) / blockDQK * blockDQK;
-            const std::int64_t ldQ = qWidth + 8, ldK = blockDQK + 8, ldC = blockDV + 8,
-                               ldV = blockDV + 8, ldP = blockL + 8,
-                               ldS = std::max(blockL, blockDV) + 4;
             using mlstm::smemBytes;
+            const std::int64_t slot = std::max({smemBytes(blockDQK * (blockDV + 8), 2),
+                                                smemBytes(blockL * (blockDQK + 8), 2),
+                                                smemBytes(blockL * (blockDV + 8), 2)});
             g.sharedBytes = static_cast<std::uint32_t>(
-                smemBytes(blockL * ldQ, 2) + smemBytes(blockL * ldK, 2) +
-                smemBytes(blockDQK * ldC, 2) + smemBytes(blockL * ldV, 2) +
-                smemBytes(blockL * ldS, 4) + smemBytes(blockL * ldP, 2) +
-                smemBytes(3 * chunk, 4) + smemBytes(4 * blockL, 4) + smemBytes(qWidth, 4));
+                smemBytes(blockL * (qWidth + 8), 2) + 3 * slot + smemBytes(3 * chunk, 4) +
+                smemBytes(4 * blockL, 4) + smemBytes(qWidth, 4));
             g.assertSharedBytes = true;
             return g;
           },

@@ -1,7 +1,7 @@
 //===- MlstmChunkStates.cpp - Chunkwise mLSTM, kernel A -------------------===//
 //
-// The inter-chunk recurrence: the state before every chunk into the fp32 workspaces ws_C, ws_n,
-// ws_m ([B, NH, NC+1, ...], NC = ceil(S/L)), the final C and n in place
+// The inter-chunk recurrence: the state before every chunk into the workspaces ws_C (in the
+// cell's dtype), ws_n, ws_m (fp32) ([B, NH, NC+1, ...], NC = ceil(S/L)), the final C and n in place
 // (runtime/device/mlstm_chunkwise.cuh). One block per (C tile, batch·head).
 //
 //===----------------------------------------------------------------------===//
@@ -52,13 +52,13 @@ const FamilyDef &mlstmChunkStatesFamily() {
             g.grid = {artifact::Expr::constant(u64(tiles)),
                       artifact::Expr::batch(u64(cfgInt(c, "num_heads"))),
                       artifact::Expr::constant(1)};
-            // MlstmChunkStatesConfig's layout: k and ā⊙v tiles (bf16), the C tile (fp32), three
+            // MlstmChunkStatesConfig's layout: two stages of the k and v tiles (bf16), three
             // gate vectors, the n tile, scalars; every region 128-byte aligned.
-            const std::int64_t ldK = tileK + 8, ldV = tileV + 8, ldC = tileV + 4;
-            g.sharedBytes = static_cast<std::uint32_t>(
-                mlstm::smemBytes(chunk * ldK, 2) + mlstm::smemBytes(chunk * ldV, 2) +
-                mlstm::smemBytes(tileK * ldC, 4) + mlstm::smemBytes(3 * chunk, 4) +
-                mlstm::smemBytes(tileK, 4) + 128);
+            const std::int64_t ldK = tileK + 8, ldV = tileV + 8;
+            const std::int64_t stage =
+                mlstm::smemBytes(chunk * ldK, 2) + mlstm::smemBytes(chunk * ldV, 2);
+            g.sharedBytes = static_cast<std::uint32_t>(2 * stage + mlstm::smemBytes(3 * chunk, 4) +
+                                                       mlstm::smemBytes(tileK, 4) + 128);
             g.assertSharedBytes = true;
             return g;
           },

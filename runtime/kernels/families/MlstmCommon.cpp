@@ -91,7 +91,11 @@ exec::cpu::MlstmCell cellOf(const CpuLaunch &l, std::int64_t seq) {
 std::vector<ParamDef> chunkwiseParams() {
   std::vector<ParamDef> params = viewParams();
   params.push_back(bufferParam("C", "state_dtype"));
-  for (const char *name : {"n", "m", "ws_C", "ws_n", "ws_m"})
+  for (const char *name : {"n", "m"})
+    params.push_back(bufferParam(name, artifact::DType::F32));
+  // The chunk-start C is a tensor-core operand of kernel B: stored in the cell's dtype.
+  params.push_back(bufferParam("ws_C", "dtype"));
+  for (const char *name : {"ws_n", "ws_m"})
     params.push_back(bufferParam(name, artifact::DType::F32));
   params.push_back(bufferParam("h", "dtype"));
   params.push_back(i64Param("batch"));

@@ -451,7 +451,7 @@ template <class Backend, class VA, class VB> struct ChunkwiseRun {
     n = toDevice(be, state.n);
     m = toDevice(be, state.m);
     const int64_t slots = batch * NH * (chunks + 1);
-    wsC = be.alloc(slots * DQK * DV * sizeof(float));
+    wsC = be.alloc(slots * DQK * DV * sizeof(typename Cell::T)); // chunk-start C in T
     wsN = be.alloc(slots * DQK * sizeof(float));
     wsM = be.alloc(slots * sizeof(float));
     h = be.alloc(batch * seq * NH * DV * sizeof(typename Cell::T));
@@ -475,7 +475,7 @@ template <class Backend, class VA, class VB> struct ChunkwiseRun {
     p.C = C.pointer();
     p.n = static_cast<float *>(n.pointer());
     p.m = static_cast<float *>(m.pointer());
-    p.ws_C = static_cast<float *>(wsC.pointer());
+    p.ws_C = wsC.pointer();
     p.ws_n = static_cast<float *>(wsN.pointer());
     p.ws_m = static_cast<float *>(wsM.pointer());
     p.h = h.pointer();

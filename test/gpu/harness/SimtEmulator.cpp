@@ -9,6 +9,7 @@
 #include <array>
 #include <barrier>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <thread>
@@ -18,7 +19,8 @@ namespace xlc::emu {
 
 struct BlockState {
   explicit BlockState(unsigned threads)
-      : threads(threads), block(static_cast<std::ptrdiff_t>(threads)), warpSlots(threads / 32) {
+      : threads(threads), block(static_cast<std::ptrdiff_t>(threads)), warpSlots(threads / 32),
+        gatherSlots(threads / 32) {
     for (unsigned w = 0; w < threads / 32; ++w)
       warps.push_back(std::make_unique<std::barrier<>>(32));
   }
@@ -26,6 +28,7 @@ struct BlockState {
   std::barrier<> block;
   std::vector<std::unique_ptr<std::barrier<>>> warps;
   std::vector<std::array<uint64_t, 32>> warpSlots;
+  std::vector<std::array<std::array<unsigned char, 64>, 32>> gatherSlots;
   unsigned char *smem = nullptr;
 };
 
@@ -65,6 +68,20 @@ uint64_t warpExchange(uint64_t bits, unsigned srcLane) {
   const uint64_t value = slots[srcLane % 32];
   barrier.arrive_and_wait();
   return value;
+}
+
+void warpGather(const void *mine, size_t bytes, void *all) {
+  if (bytes > 64)
+    contractViolation("warpGather of more than 64 bytes per lane");
+  ThreadContext &ctx = context();
+  const unsigned warp = ctx.linear / 32, lane = ctx.linear % 32;
+  auto &slots = ctx.block->gatherSlots[warp];
+  std::barrier<> &barrier = *ctx.block->warps[warp];
+  std::memcpy(slots[lane].data(), mine, bytes);
+  barrier.arrive_and_wait();
+  for (unsigned l = 0; l < 32; ++l)
+    std::memcpy(static_cast<unsigned char *>(all) + l * bytes, slots[l].data(), bytes);
+  barrier.arrive_and_wait();
 }
 
 void launch(dim3 grid, dim3 block, size_t sharedBytes, const std::function<void()> &body) {

@@ -80,6 +80,17 @@ XLC_VARIANT(States128,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 64, 64, 128>);
 XLC_VARIANT(Outputs128,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 64, 128, 64, 128>);
+// Tiling alternatives timed by kernel_bench (wider DV tiles, longer chunks, 128-row query blocks)
+XLC_VARIANT(Outputs64W,
+            xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 128, 64, 128>);
+XLC_VARIANT(States128W,
+            xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 64, 128, 128>);
+XLC_VARIANT(Outputs128Q,
+            xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 128, 128, 64, 256>);
+XLC_VARIANT(States256,
+            xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 256, 64, 64, 128>);
+XLC_VARIANT(Outputs256,
+            xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 256, 64, 128, 64, 128>);
 // mLSTMsig (TFLA's fastest 7B variant)
 XLC_VARIANT(SigStates128,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kNone>, 128, 64, 64, 128>);

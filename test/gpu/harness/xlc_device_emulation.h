@@ -19,8 +19,11 @@
 // store_matrix_sync is performed by lane 0 only, so a missing __syncwarp/__syncthreads before other
 // threads read the result is a race here as on the GPU.
 //
+// The register-level tensor-core primitives of tensor_core.cuh (ldmatrix, mma.sync) run here
+// bit-exact in layout through warpGather; cp.async is a synchronous copy.
+//
 // Limits: full warps only (block sizes that are multiples of 32, full-mask shuffles), no
-// asynchronous copies, no clusters. Timing means nothing.
+// clusters. Timing means nothing.
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_TEST_GPU_HARNESS_XLC_DEVICE_EMULATION_H
@@ -61,6 +64,9 @@ void syncThreads();
 void syncWarp();
 /// Publishes |bits| as this lane's value and returns lane |srcLane|'s value (whole warp).
 uint64_t warpExchange(uint64_t bits, unsigned srcLane);
+/// Publishes |bytes| (≤ 64) at |mine| as this lane's value and copies all 32 lanes' values, in
+/// lane order, to |all| (32·|bytes|). Whole warp; the register exchange behind ldmatrix and mma.
+void warpGather(const void *mine, size_t bytes, void *all);
 
 /// Runs |body| as a kernel over |grid| × |block| with |sharedBytes| of dynamic shared memory.
 /// Blocks run one after another; the block's threads run concurrently.
