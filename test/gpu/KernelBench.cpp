@@ -1,6 +1,6 @@
 //===- KernelBench.cpp - Timings of the mLSTM kernels at xLSTM 7B shapes --===//
 //
-//   kernel_bench [--json FILE] [--reps N] [--warmup N] [--quick]
+//   kernel_bench [--json FILE] [--reps N] [--warmup N] [--quick] [--only VARIANT] [--shape BxS]
 //
 // 1. Chunkwise forward (mlstm_chunk_states + mlstm_chunk_outputs) at NH=8, DQK=256, DV=512 for
 //    B=8 S=8192 (prefill) and B=1 S=2048 (time to first token), for each tiling in run() and the
@@ -45,6 +45,8 @@ struct Options {
   int reps = 30;
   int warmup = 3;
   bool quick = false; ///< smaller shapes (a smoke run of the benchmark itself)
+  std::string only;   ///< run only the chunkwise variant of this name (and no decode step)
+  int64_t batch = 0, seq = 0; ///< --shape BxS: only this chunkwise shape
 };
 
 struct Stats {
@@ -288,21 +290,33 @@ int run(const Options &o) {
   struct Shape {
     int64_t batch, seq;
   };
-  const std::vector<Shape> shapes =
+  std::vector<Shape> shapes =
       o.quick ? std::vector<Shape>{{2, 1024}} : std::vector<Shape>{{8, 8192}, {1, 2048}};
+  if (o.batch > 0)
+    shapes = {{o.batch, o.seq}};
+  auto want = [&](const char *name) { return o.only.empty() || o.only == name; };
   std::vector<ChunkResult> chunk;
   for (const Shape &sh : shapes) {
     const int64_t B = sh.batch, S = sh.seq;
-    chunk.push_back(benchChunkwise<States64, Outputs64>(be, "L64", B, S, o));
-    chunk.push_back(benchChunkwise<States64, Outputs64W>(be, "L64 out DV128", B, S, o));
-    chunk.push_back(benchChunkwise<States128, Outputs128>(be, "L128", B, S, o));
-    chunk.push_back(benchChunkwise<States128W, Outputs128>(be, "L128 states DV128", B, S, o));
-    chunk.push_back(benchChunkwise<States128, Outputs128Q>(be, "L128 out Q128 8w", B, S, o));
-    chunk.push_back(benchChunkwise<States256, Outputs256>(be, "L256", B, S, o));
-    chunk.push_back(benchChunkwise<SigStates128, SigOutputs128>(be, "mLSTMsig L128", B, S, o));
+    if (want("L64"))
+      chunk.push_back(benchChunkwise<States64, Outputs64>(be, "L64", B, S, o));
+    if (want("L64 out DV128"))
+      chunk.push_back(benchChunkwise<States64, Outputs64W>(be, "L64 out DV128", B, S, o));
+    if (want("L128"))
+      chunk.push_back(benchChunkwise<States128, Outputs128>(be, "L128", B, S, o));
+    if (want("L128 states DV128"))
+      chunk.push_back(benchChunkwise<States128W, Outputs128>(be, "L128 states DV128", B, S, o));
+    if (want("L128 out Q128 8w"))
+      chunk.push_back(benchChunkwise<States128, Outputs128Q>(be, "L128 out Q128 8w", B, S, o));
+    if (want("L256"))
+      chunk.push_back(benchChunkwise<States256, Outputs256>(be, "L256", B, S, o));
+    if (want("mLSTMsig L128"))
+      chunk.push_back(benchChunkwise<SigStates128, SigOutputs128>(be, "mLSTMsig L128", B, S, o));
   }
   std::vector<DecodeResult> decode;
   for (int64_t batch : {int64_t{1}, int64_t{64}}) {
+    if (!o.only.empty())
+      break;
     decode.push_back(benchDecode<Decode7B>(be, "decode fp32 state, DV tile 64", batch, o));
     decode.push_back(benchDecode<Decode7B32>(be, "decode fp32 state, DV tile 32", batch, o));
     decode.push_back(benchDecode<Bf16Decode7B>(be, "decode bf16 state, DV tile 64", batch, o));
@@ -391,9 +405,25 @@ int main(int argc, char **argv) {
       o.warmup = std::max(0, std::stoi(value()));
     else if (arg == "--quick")
       o.quick = true;
+    else if (arg == "--only")
+      o.only = value();
+    else if (arg == "--shape") {
+      const std::string v = value();
+      const size_t x = v.find('x');
+      o.batch = x == std::string::npos ? 0 : std::stoll(v.substr(0, x));
+      o.seq = x == std::string::npos ? 0 : std::stoll(v.substr(x + 1));
+      if (o.batch <= 0 || o.seq <= 0) {
+        std::fprintf(stderr, "kernel_bench: --shape wants BxS with B, S > 0 (got %s)\n", v.c_str());
+        return 2;
+      }
+    }
     else if (arg == "--help" || arg == "-h") {
       std::printf("usage: kernel_bench [--json FILE] [--reps N (default 30)] [--warmup N (3)] "
-                  "[--quick]\n");
+                  "[--quick]\n"
+                  "                    [--only VARIANT] [--shape BxS]\n"
+                  "  --only VARIANT  time only the chunkwise tiling of that name (e.g. \"L128\"), no\n"
+                  "                  decode step (for profilers)\n"
+                  "  --shape BxS     only this chunkwise shape (default 8x8192 and 1x2048)\n");
       return 0;
     } else {
       std::fprintf(stderr, "kernel_bench: unknown argument %s (try --help)\n", arg.c_str());
