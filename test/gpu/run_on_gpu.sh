@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the runtime-only tree on the GPU machine and runs the kernel tests and benchmark there.
 #
-#   test/gpu/run_on_gpu.sh [--tests-only | --bench-only] [--quick] [--reps N]
+#   test/gpu/run_on_gpu.sh [--tests-only | --bench-only | --build-only] [--quick] [--reps N]
+#
+# --build-only stops after the build (for profiling the binaries it leaves in the build tree).
 #
 # Needs: cmake, ninja, g++, the CUDA toolkit at /usr/local/cuda (NVRTC, headers) and a driver;
 # the header-only libraries the GPU machine lacks come from .deps/ (scripts/vendor-headers.sh,
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --tests-only) run_bench=0 ;;
     --bench-only) run_tests=0 ;;
+    --build-only) run_tests=0; run_bench=0 ;;
     --quick) bench_args+=(--quick --reps 5) ;;
     --reps) bench_args+=(--reps "$2"); shift ;;
     -h|--help) sed -n '/^set -euo/q;2,$p' "$0"; exit 0 ;;
