@@ -135,13 +135,17 @@ struct MlstmChunkStatesConfig {
   // row addresses of an ldmatrix hit distinct bank groups.
   static constexpr int kLdK = kTileK + 8;
   static constexpr int kLdV = kTileV + 8;
-  // Shared-memory layout (byte offsets), every region 128-byte aligned: two stages of (k, v).
+  // Shared-memory layout (byte offsets), every region 128-byte aligned: two stages of (k, v),
+  // gates, n, scalars, and the staging tile through which C is published with 16-byte stores.
   static constexpr int kStageBytes = smem_bytes<bf16>(kChunk * kLdK) + smem_bytes<bf16>(kChunk * kLdV);
   static constexpr int kOffStage = 0;                                  // 2 × (k [L][kLdK], v [L][kLdV])
   static constexpr int kOffGate = kOffStage + 2 * kStageBytes;         // 3 × [L] f32
   static constexpr int kOffN = kOffGate + smem_bytes<float>(3 * kChunk); // n [kTileK] f32
   static constexpr int kOffScalar = kOffN + smem_bytes<float>(kTileK);  // m, m', d
-  static constexpr int kSharedBytes = kOffScalar + 128;
+  static constexpr int kLdOut = kTileV + 8;
+  static constexpr int kOffOut = kOffScalar + 128; // published C tile [kTileK][kLdOut] of T
+  static constexpr int kSharedBytes = kOffOut + smem_bytes<typename Cell::T>(kTileK * kLdOut);
+  static constexpr int kGatesPerThread = ceil_div(kChunk, kThreads);
 
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "kThreads must be whole warps");
   static_assert(kChunk % 16 == 0 && kChunk > 0, "chunk length must be a multiple of 16");
@@ -221,6 +225,47 @@ __device__ __forceinline__ void store_pair(T *base, int64_t ld, int row, int col
 
 } // namespace chunkwise_detail
 
+namespace chunkwise_detail {
+
+/// Writes the C tile held in fp32 accumulators (the layout of kernel A) to a row-major global
+/// matrix of T (row stride |ld|): through the shared staging tile |stage| (pitch kLdOut), so that
+/// global stores are whole 16-byte rows segments. Contains a barrier: call it uniformly; the
+/// caller must not rewrite |stage| before the next barrier.
+template <class Config, class T, int kSPW, int kCT>
+__device__ __forceinline__ void publish_tile(T *dst, int64_t ld, T *stage,
+                                             const float (&acc)[kSPW][kCT][4], int rows, int cols,
+                                             bool vector) {
+  constexpr int kLd = Config::kLdOut, kTileK = Config::kTileK, kTileV = Config::kTileV;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, qd = lane % 4;
+#pragma unroll
+  for (int s = 0; s < kSPW; ++s)
+#pragma unroll
+    for (int nt = 0; nt < kCT; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        T *p = stage + ((warp * kSPW + s) * 16 + g + 8 * hh) * kLd + nt * 8 + 2 * qd;
+        p[0] = from_float<T>(acc[s][nt][2 * hh]);
+        p[1] = from_float<T>(acc[s][nt][2 * hh + 1]);
+      }
+  __syncthreads();
+  constexpr int kVec = kVec16<T>, kGroups = kTileV / kVec;
+  for (int idx = threadIdx.x; idx < kTileK * kGroups; idx += Config::kThreads) {
+    const int r = idx / kGroups, c = (idx % kGroups) * kVec;
+    if (r >= rows || c >= cols)
+      continue;
+    if (vector && c + kVec <= cols) {
+      uint4 raw;
+      memcpy(&raw, stage + r * kLd + c, 16);
+      memcpy(dst + r * ld + c, &raw, 16);
+    } else {
+      for (int i = 0; i < kVec && c + i < cols; ++i)
+        dst[r * ld + c + i] = stage[r * kLd + c + i];
+    }
+  }
+}
+
+} // namespace chunkwise_detail
+
 //===--------------------------------------------------------------------===//
 // Kernel A: chunk states
 //===--------------------------------------------------------------------===//
@@ -264,6 +309,7 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
   float *gAbar = gLf + 2 * L;                                        // suffix sums, later ā
   float *ns = reinterpret_cast<float *>(smem + Config::kOffN);
   float *scalars = reinterpret_cast<float *>(smem + Config::kOffScalar); // [0] m, [1] m', [2] d
+  T *outStage = reinterpret_cast<T *>(smem + Config::kOffOut);
 
   // Global views of this (b, head, tile).
   TState *Cst = static_cast<TState *>(p.C) + bh * kDQK * kDV + r0 * kDV + c0;
@@ -277,6 +323,7 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
   const TGate *fBase = static_cast<const TGate *>(p.fgate) + b * S * p.f_stride + p.f_offset + hd;
   const bool vecK = view_aligned16<T>(kBase, 0, p.k_stride);
   const bool vecV = view_aligned16<T>(vBase, 0, p.v_stride);
+  const bool vecWs = view_aligned16<T>(wsC, 0, kDV);
 
   // Chunk c's k and v tiles into stage |stage| (an empty group past the end keeps the count).
   auto issue = [&](int64_t c, int stage) {
@@ -305,15 +352,7 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
         acc[s][nt][e] = row < rows && col < cols ? to_float(Cst[row * kDV + col]) : 0.0f;
       }
   // Slot 0 of the workspace is the initial state.
-#pragma unroll
-  for (int s = 0; s < kSPW; ++s)
-#pragma unroll
-    for (int nt = 0; nt < kCT; ++nt)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh)
-        chunkwise_detail::store_pair(wsC, kDV, (warp * kSPW + s) * 16 + g + 8 * hh,
-                                     nt * 8 + 2 * qd, rows, cols, acc[s][nt][2 * hh],
-                                     acc[s][nt][2 * hh + 1]);
+  chunkwise_detail::publish_tile<Config>(wsC, kDV, outStage, acc, rows, cols, vecWs);
   for (int r = tid; r < kTileK; r += kThreads) {
     ns[r] = r < rows ? nst[r] : 0.0f;
     if (vt == 0 && r < rows)
@@ -325,6 +364,21 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
       wsM[0] = scalars[0];
   }
 
+  // Raw gates of the next chunk, loaded one chunk ahead so that their latency is hidden.
+  constexpr int kGPT = Config::kGatesPerThread;
+  float fRaw[kGPT], iRaw[kGPT];
+  auto prefetchGates = [&](int64_t c) {
+#pragma unroll
+    for (int u = 0; u < kGPT; ++u) {
+      const int j = tid + u * kThreads;
+      const int64_t row = c * L + j;
+      const bool valid = c < NC && j < L && row < S;
+      fRaw[u] = valid ? to_float(fBase[row * p.f_stride]) : 0.0f;
+      iRaw[u] = valid ? to_float(iBase[row * p.i_stride]) : 0.0f;
+    }
+  };
+  prefetchGates(0);
+
   for (int64_t c = 0; c < NC; ++c) {
     const int64_t t0 = c * L;
     const int Lc = static_cast<int>(min(static_cast<int64_t>(L), S - t0));
@@ -333,17 +387,21 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
     issue(c + 1, stage ^ 1);
 
     // ---- Gates of the chunk: lf_j, ĩ_j (padding positions: lf = 0, ĩ = −∞).
-    for (int j = tid; j < L; j += kThreads) {
-      if (j < Lc) {
-        const int64_t row = t0 + j;
-        gLf[j] = mlstm_log_forget(to_float(fBase[row * p.f_stride]), cap);
-        gIg[j] = mlstm_log_input<Cell::kInputGate>(to_float(iBase[row * p.i_stride]), cap);
-      } else {
-        gLf[j] = 0.0f;
-        gIg[j] = -kInfinity;
+#pragma unroll
+    for (int u = 0; u < kGPT; ++u) {
+      const int j = tid + u * kThreads;
+      if (j < L) {
+        if (j < Lc) {
+          gLf[j] = mlstm_log_forget(fRaw[u], cap);
+          gIg[j] = mlstm_log_input<Cell::kInputGate>(iRaw[u], cap);
+        } else {
+          gLf[j] = 0.0f;
+          gIg[j] = -kInfinity;
+        }
+        gAbar[j] = gLf[j];
       }
-      gAbar[j] = gLf[j];
     }
+    prefetchGates(c + 1);
     __syncthreads();
     if (warp == 0) {
       // Suffix sums: gAbar[j] = Σ_{s=j..Lc−1} lf_s; g = gAbar[0].
@@ -418,17 +476,9 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
       }
     }
 
-    // ---- Publish the state after the chunk in workspace slot c + 1 (straight from registers).
-    T *slot = wsC + (c + 1) * kDQK * kDV;
-#pragma unroll
-    for (int s = 0; s < kSPW; ++s)
-#pragma unroll
-      for (int nt = 0; nt < kCT; ++nt)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh)
-          chunkwise_detail::store_pair(slot, kDV, (warp * kSPW + s) * 16 + g + 8 * hh,
-                                       nt * 8 + 2 * qd, rows, cols, acc[s][nt][2 * hh],
-                                       acc[s][nt][2 * hh + 1]);
+    // ---- Publish the state after the chunk in workspace slot c + 1.
+    chunkwise_detail::publish_tile<Config>(wsC + (c + 1) * kDQK * kDV, kDV, outStage, acc, rows,
+                                           cols, vecWs);
     if (vt == 0)
       for (int r = tid; r < rows; r += kThreads)
         wsN[(c + 1) * kDQK + r] = ns[r]; // the thread that updated ns[r]
@@ -757,21 +807,62 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
   }
   tc::cp_async_wait<0>(); // nothing may be in flight when the block exits
 
-  // ---- Normalise and store h (T) for the valid rows and columns, straight from registers.
+  // ---- Normalise and store h (T) for the valid rows and columns. bf16: staged in a ring slot
+  // (free after the barrier) so that the global stores are 16-byte row segments; fp32: straight
+  // from the registers.
   T *hBase = static_cast<T *>(p.h) + (rowBase + q0) * (kNH * kDV) + hd * kDV + e0;
+  float rowScale[kSPW][2];
 #pragma unroll
   for (int s = 0; s < kSPW; ++s)
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       const int t = stripRow(s, hh);
-      if (t >= rowsQ)
-        continue;
-      const float f = mlstm_output_scale<Cell::kNormalizer>(rowDen[t] + den[s][hh], rowStab[t], eps);
-#pragma unroll
-      for (int nt = 0; nt < kCT; ++nt)
-        chunkwise_detail::store_pair(hBase, kNH * kDV, t, nt * 8 + 2 * qd, rowsQ, colsV,
-                                     o[s][nt][2 * hh] * f, o[s][nt][2 * hh + 1] * f);
+      rowScale[s][hh] = t < rowsQ ? mlstm_output_scale<Cell::kNormalizer>(rowDen[t] + den[s][hh],
+                                                                           rowStab[t], eps)
+                                  : 0.0f;
     }
+  if constexpr (sizeof(T) == 2) {
+    static_assert(BL * kLdV * 2 <= Config::kSlotBytes, "the h staging tile must fit a ring slot");
+    T *stage = reinterpret_cast<T *>(slotPtr(0));
+    __syncthreads(); // every warp is done with the ring
+#pragma unroll
+    for (int s = 0; s < kSPW; ++s)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int nt = 0; nt < kCT; ++nt) {
+          const uint32_t packed = tc::pack_bf16(o[s][nt][2 * hh] * rowScale[s][hh],
+                                                o[s][nt][2 * hh + 1] * rowScale[s][hh]);
+          memcpy(stage + stripRow(s, hh) * kLdV + nt * 8 + 2 * qd, &packed, 4);
+        }
+    __syncthreads();
+    const bool vecH = view_aligned16<T>(hBase, 0, kNH * kDV);
+    constexpr int kGroups = BDV / 8;
+    for (int idx = tid; idx < BL * kGroups; idx += kThreads) {
+      const int t = idx / kGroups, e = (idx % kGroups) * 8;
+      if (t >= rowsQ || e >= colsV)
+        continue;
+      T *dst = hBase + t * (kNH * kDV) + e;
+      if (vecH && e + 8 <= colsV) {
+        uint4 raw;
+        memcpy(&raw, stage + t * kLdV + e, 16);
+        memcpy(dst, &raw, 16);
+      } else {
+        for (int u = 0; u < 8 && e + u < colsV; ++u)
+          dst[u] = stage[t * kLdV + e + u];
+      }
+    }
+  } else {
+#pragma unroll
+    for (int s = 0; s < kSPW; ++s)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int nt = 0; nt < kCT; ++nt)
+          chunkwise_detail::store_pair(hBase, kNH * kDV, stripRow(s, hh), nt * 8 + 2 * qd, rowsQ,
+                                       colsV, o[s][nt][2 * hh] * rowScale[s][hh],
+                                       o[s][nt][2 * hh + 1] * rowScale[s][hh]);
+  }
 }
 
 } // namespace xlc::device

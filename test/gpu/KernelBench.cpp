@@ -306,6 +306,10 @@ int run(const Options &o) {
       chunk.push_back(benchChunkwise<States128, Outputs128>(be, "L128", B, S, o));
     if (want("L128 states DV128"))
       chunk.push_back(benchChunkwise<States128W, Outputs128>(be, "L128 states DV128", B, S, o));
+    if (want("L128 states K128"))
+      chunk.push_back(benchChunkwise<States128K, Outputs128>(be, "L128 states K128", B, S, o));
+    if (want("L128 states K256"))
+      chunk.push_back(benchChunkwise<States128F, Outputs128>(be, "L128 states K256", B, S, o));
     if (want("L128 out Q128 8w"))
       chunk.push_back(benchChunkwise<States128, Outputs128Q>(be, "L128 out Q128 8w", B, S, o));
     if (want("L256"))

@@ -53,12 +53,15 @@ const FamilyDef &mlstmChunkStatesFamily() {
                       artifact::Expr::batch(u64(cfgInt(c, "num_heads"))),
                       artifact::Expr::constant(1)};
             // MlstmChunkStatesConfig's layout: two stages of the k and v tiles (bf16), three
-            // gate vectors, the n tile, scalars; every region 128-byte aligned.
+            // gate vectors, the n tile, scalars, the C staging tile (of the cell dtype); every
+            // region 128-byte aligned.
             const std::int64_t ldK = tileK + 8, ldV = tileV + 8;
             const std::int64_t stage =
                 mlstm::smemBytes(chunk * ldK, 2) + mlstm::smemBytes(chunk * ldV, 2);
-            g.sharedBytes = static_cast<std::uint32_t>(2 * stage + mlstm::smemBytes(3 * chunk, 4) +
-                                                       mlstm::smemBytes(tileK, 4) + 128);
+            const std::int64_t tSize = cfgString(c, "dtype") == "f32" ? 4 : 2;
+            g.sharedBytes = static_cast<std::uint32_t>(
+                2 * stage + mlstm::smemBytes(3 * chunk, 4) + mlstm::smemBytes(tileK, 4) + 128 +
+                mlstm::smemBytes(tileK * (tileV + 8), tSize));
             g.assertSharedBytes = true;
             return g;
           },

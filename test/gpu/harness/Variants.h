@@ -85,6 +85,10 @@ XLC_VARIANT(Outputs64W,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 128, 64, 128>);
 XLC_VARIANT(States128W,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 64, 128, 128>);
+XLC_VARIANT(States128K,
+            xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 128, 64, 256>);
+XLC_VARIANT(States128F,
+            xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 256, 64, 256>);
 XLC_VARIANT(Outputs128Q,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 128, 128, 64, 256>);
 XLC_VARIANT(States256,

@@ -62,6 +62,8 @@ const std::vector<CompileCase> &compileCases() {
       XLC_COMPILE_CASE(kChunkOutputs, Outputs128),
       XLC_COMPILE_CASE(kChunkOutputs, Outputs64W),
       XLC_COMPILE_CASE(kChunkStates, States128W),
+      XLC_COMPILE_CASE(kChunkStates, States128K),
+      XLC_COMPILE_CASE(kChunkStates, States128F),
       XLC_COMPILE_CASE(kChunkOutputs, Outputs128Q),
       XLC_COMPILE_CASE(kChunkStates, States256),
       XLC_COMPILE_CASE(kChunkOutputs, Outputs256),
