@@ -213,8 +213,7 @@ __device__ __forceinline__ void store_pair(T *base, int64_t ld, int row, int col
   T *dst = base + row * ld + col;
   if constexpr (sizeof(T) == 2) {
     if (col + 1 < cols && reinterpret_cast<uintptr_t>(dst) % 4 == 0) {
-      const uint32_t packed = tc::pack_bf16(v0, v1);
-      memcpy(dst, &packed, 4);
+      *reinterpret_cast<uint32_t *>(dst) = tc::pack_bf16(v0, v1); // a typed 4-byte store
       return;
     }
   }
@@ -254,9 +253,9 @@ __device__ __forceinline__ void publish_tile(T *dst, int64_t ld, T *stage,
     if (r >= rows || c >= cols)
       continue;
     if (vector && c + kVec <= cols) {
-      uint4 raw;
-      memcpy(&raw, stage + r * kLd + c, 16);
-      memcpy(dst + r * ld + c, &raw, 16);
+      // Typed 16-byte accesses (a memcpy here compiles to byte loads and stores).
+      *reinterpret_cast<uint4 *>(dst + r * ld + c) =
+          *reinterpret_cast<const uint4 *>(stage + r * kLd + c);
     } else {
       for (int i = 0; i < kVec && c + i < cols; ++i)
         dst[r * ld + c + i] = stage[r * kLd + c + i];
@@ -831,9 +830,9 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
       for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
         for (int nt = 0; nt < kCT; ++nt) {
-          const uint32_t packed = tc::pack_bf16(o[s][nt][2 * hh] * rowScale[s][hh],
-                                                o[s][nt][2 * hh + 1] * rowScale[s][hh]);
-          memcpy(stage + stripRow(s, hh) * kLdV + nt * 8 + 2 * qd, &packed, 4);
+          *reinterpret_cast<uint32_t *>(stage + stripRow(s, hh) * kLdV + nt * 8 + 2 * qd) =
+              tc::pack_bf16(o[s][nt][2 * hh] * rowScale[s][hh],
+                            o[s][nt][2 * hh + 1] * rowScale[s][hh]);
         }
     __syncthreads();
     const bool vecH = view_aligned16<T>(hBase, 0, kNH * kDV);
@@ -844,9 +843,7 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
         continue;
       T *dst = hBase + t * (kNH * kDV) + e;
       if (vecH && e + 8 <= colsV) {
-        uint4 raw;
-        memcpy(&raw, stage + t * kLdV + e, 16);
-        memcpy(dst, &raw, 16);
+        *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(stage + t * kLdV + e);
       } else {
         for (int u = 0; u < 8 && e + u < colsV; ++u)
           dst[u] = stage[t * kLdV + e + u];
