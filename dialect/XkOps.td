@@ -188,7 +188,8 @@ def Xk_MLSTMChunkwiseOp : Xk_MLSTMOp<"mlstm_chunkwise", "prefill"> {
     sequential kernel, then every chunk's outputs are computed in parallel. Gates are raw
     pre-activations; soft-cap, log-sigmoid and exponential gating happen in the kernel. Any
     sequence length: the last chunk may be partial. The tile names `chunk` (L), `block_q`,
-    `block_kv`, `block_dqk`, `block_dv` and `warps`.
+    `block_kv`, `block_dqk`, `block_dv` (the output kernel's DV tile), optionally `state_dv`
+    (the state kernel's C-tile columns; block_dv when absent) and `warps`.
 
     ```mlir
     %h, %s1 = xk.mlstm_chunkwise %q, %k, %v, %i, %f, %s0 {num_heads = 8 : i64, eps = 1.0e-06 : f64,

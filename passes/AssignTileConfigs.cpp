@@ -58,11 +58,15 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
       if (auto cell = dyn_cast<xk::MLSTMChunkwiseOp>(op)) {
         auto state = cast<xlstm::StateType>(cell.getInitialState().getType());
         int64_t dqk = state.getQkHeadDim(), dv = state.getVHeadDim();
+        // Kernel B's DV tile (block_dv) is wider than kernel A's C tile (state_dv): B recomputes
+        // Q·Kᵀ once per DV tile, while A's register accumulators grow with its tile; each choice
+        // was the faster one at the 7B head on the H100 (docs/benchmarks/chunkwise-h100-2026-12-06.md).
         tile = xk::TileAttr::get(ctx, {{"chunk", chunk},
                                        {"block_q", std::min<int64_t>(64, chunk)},
                                        {"block_kv", std::min<int64_t>(64, chunk)},
                                        {"block_dqk", tileFor(dqk, 64)},
-                                       {"block_dv", tileFor(dv, 64)},
+                                       {"block_dv", tileFor(dv, 128)},
+                                       {"state_dv", tileFor(dv, 64)},
                                        {"warps", 4}});
       } else if (auto step = dyn_cast<xk::MLSTMDecodeStepOp>(op)) {
         auto state = cast<xlstm::StateType>(step.getInitialState().getType());

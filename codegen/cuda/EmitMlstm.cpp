@@ -84,7 +84,10 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
   kernels::Config a = cellConfig(op);
   a["chunk"] = *chunk;
   a["tile_k"] = fragTile(*blockDQK);
-  a["tile_v"] = fragTile(*blockDV);
+  // Kernel A's C tile columns: the tile's state_dv, else block_dv (tiles written before state_dv).
+  auto tileAttr = op->getAttrOfType<xk::TileAttr>("tile");
+  const int64_t stateDV = tileAttr.get("state_dv").value_or(*blockDV);
+  a["tile_v"] = fragTile(stateDV);
   a["threads"] = 32 * warpsFor(fragTile(*blockDQK) / 16, *warps);
   // Kernel B: outputs. One block per (DV tile, query block of the sequence, batch·head).
   kernels::Config b = cellConfig(op);

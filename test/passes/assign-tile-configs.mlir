@@ -8,7 +8,7 @@
 // CHECK: xk.soft_cap {{.+}} tile = #xk.tile<threads = 7>
 // CHECK: xk.gemm
 // CHECK-NOT: tile
-// CHECK: xk.mlstm_chunkwise {{.+}} tile = #xk.tile<block_dqk = 8, block_dv = 16, block_kv = 64, block_q = 64, chunk = 128, warps = 4>
+// CHECK: xk.mlstm_chunkwise {{.+}} tile = #xk.tile<block_dqk = 8, block_dv = 16, block_kv = 64, block_q = 64, chunk = 128, state_dv = 16, warps = 4>
 // CHECK: xk.mlstm_decode_step {{.+}} tile = #xk.tile<block_dv = 16, warps = 4>
 module attributes {xlstm.chunk_size = 128 : i64} {
   func.func @tiles(%x: tensor<?x?x4096xbf16>, %g: tensor<?x?x24xbf16>, %l: tensor<?x?x100xf32>,

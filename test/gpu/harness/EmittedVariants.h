@@ -28,7 +28,7 @@ XLC_VARIANT(Emitted_xlstm_125m_swiglu_5,
 XLC_VARIANT(Emitted_xlstm_1_4b_embedding_0,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 2048, 256>);
 XLC_VARIANT(Emitted_xlstm_1_4b_mlstm_chunk_outputs_3,
-            xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 64, 64, 128>);
+            xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 128, 64, 128>);
 XLC_VARIANT(Emitted_xlstm_1_4b_mlstm_chunk_states_2,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 64, 128>);
 XLC_VARIANT(Emitted_xlstm_1_4b_mlstm_decode_step_7,
@@ -44,7 +44,7 @@ XLC_VARIANT(Emitted_xlstm_1_4b_swiglu_5,
 XLC_VARIANT(Emitted_xlstm_7b_embedding_0,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 4096, 256>);
 XLC_VARIANT(Emitted_xlstm_7b_mlstm_chunk_outputs_3,
-            xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 64, 64, 128>);
+            xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 128, 64, 128>);
 XLC_VARIANT(Emitted_xlstm_7b_mlstm_chunk_states_2,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 64, 128>);
 XLC_VARIANT(Emitted_xlstm_7b_mlstm_decode_step_7,
