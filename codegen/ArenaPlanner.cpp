@@ -30,6 +30,26 @@ static Expr coefficientMax(const Expr &a, const Expr &b) {
   return Expr{std::max(a.c, b.c), std::max(a.b, b.b), std::max(a.s, b.s), std::max(a.bs, b.bs), 1};
 }
 
+/// a ≤ b for every B, S ≥ 1 (divisor-free expressions): b − a = Δc + Δb·B + Δs·S + Δbs·B·S is
+/// non-decreasing in B (Δb + Δbs·S ≥ 0 for all S ≥ 1) and in S, and non-negative at (1, 1).
+static bool lessEqualEverywhere(const Expr &a, const Expr &b) {
+  using Wide = __int128;
+  const Wide dc = Wide(b.c) - Wide(a.c), db = Wide(b.b) - Wide(a.b), ds = Wide(b.s) - Wide(a.s),
+             dbs = Wide(b.bs) - Wide(a.bs);
+  return dbs >= 0 && db + dbs >= 0 && ds + dbs >= 0 && dc + db + ds + dbs >= 0;
+}
+
+/// An expression ≥ both for every B, S ≥ 1: the larger one when one always is (say, the end of a
+/// function planned by the batch alone, such as the decode step's, below the prefill's), else the
+/// coefficient-wise maximum.
+static Expr upperBound(const Expr &a, const Expr &b) {
+  if (lessEqualEverywhere(b, a))
+    return a;
+  if (lessEqualEverywhere(a, b))
+    return b;
+  return coefficientMax(a, b);
+}
+
 void planArena(artifact::Artifact &artifact) {
   const std::size_t count = artifact.buffers.size();
   std::vector<Expr> sizes(count);
@@ -82,7 +102,7 @@ void planArena(artifact::Artifact &artifact) {
       }
       artifact.buffers[id].offset = offset;
       placed[id] = true;
-      arenaEnd = coefficientMax(arenaEnd, offset + sizes[id]);
+      arenaEnd = upperBound(arenaEnd, offset + sizes[id]);
       done.push_back(id);
     }
   }

@@ -8,7 +8,10 @@
 // never overlap whatever the sizes at run time; buffers dead by the time a new one starts do not
 // push it up, which is where the reuse comes from. Coefficients are rounded up to 256 bytes so
 // every offset is 256-aligned for every B and S. Liveness is per function (functions never run
-// concurrently), so prefill and decode_step share the arena.
+// concurrently), so prefill, decode_step and score share the arena. Its size bounds every
+// buffer's end for every B, S ≥ 1: the larger of two ends where one always is (the decode step's
+// buffers, sized by the batch alone, end below the prefill's), else their coefficient-wise
+// maximum.
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_CODEGEN_ARENAPLANNER_H

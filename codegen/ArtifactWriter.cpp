@@ -85,6 +85,8 @@ private:
   art::Function *function_ = nullptr;
   std::string functionName_;
   llvm::DenseMap<Value, BufferView> views_;
+  /// xlstm.last_position results: the view of the [B, S, F] value they select from.
+  llvm::DenseMap<Value, BufferView> lastPositions_;
   llvm::DenseMap<Value, StateBuffers> states_;
   llvm::StringMap<art::BufferId> weights_;
   std::map<unsigned, StateBuffers> stateByArg_;
@@ -189,10 +191,21 @@ FailureOr<art::BufferId> Writer::weightBuffer(xlstm::ParamOp read) {
 }
 
 LogicalResult Writer::writeGemm(xk::GemmOp gemm) {
-  BufferView a = view(gemm.getA());
   RankedTensorType at = gemm.getA().getType();
+  // A GEMM reading xlstm.last_position reads the producer's buffer in place, one row per
+  // sequence (a_rows = last_position).
+  auto lastPosition = lastPositions_.find(gemm.getA());
+  const bool lastRows = lastPosition != lastPositions_.end();
+  BufferView a = lastRows ? lastPosition->second : view(gemm.getA());
   if (a.offset != 0 || a.stride != at.getShape().back())
     return gemm.emitError() << "GEMM operand A must be a contiguous buffer";
+  if (lastRows) {
+    const art::Shape &shape = artifact_.buffers[a.id].shape;
+    if (shape.size() != 3 || shape[0] != art::Dim::batch() || shape[1] != art::Dim::seq())
+      return gemm.emitError() << "the last positions must be read from a [B, S, features] "
+                                 "buffer, got "
+                              << art::shapeToString(shape);
+  }
   auto weight = gemm.getWeight().getDefiningOp<xlstm::ParamOp>();
   if (!weight)
     return gemm.emitError() << "GEMM weights must be parameters";
@@ -201,13 +214,16 @@ LogicalResult Writer::writeGemm(xk::GemmOp gemm) {
     return failure();
   art::GemmStep step;
   step.a = a.id;
+  if (lastRows)
+    step.aRows = art::GemmRows::LastPosition;
   step.b = *b;
   step.d = output(gemm.getResult());
   int64_t n = gemm.getWeight().getType().getDimSize(0);
   int64_t k = gemm.getWeight().getType().getDimSize(1);
   step.n = art::Expr::constant(static_cast<std::uint64_t>(n));
   step.k = art::Expr::constant(static_cast<std::uint64_t>(k));
-  // Rows: the product of the leading dimensions (B·S for activations).
+  // Rows: the product of the leading dimensions (B·S for activations, B for the last
+  // positions [B, 1, k]).
   FailureOr<art::Shape> shape = shapeOf(at, gemm);
   if (failed(shape))
     return failure();
@@ -335,6 +351,15 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
         views_[slice] = BufferView{parent.id, column, parent.stride};
         column += cast<RankedTensorType>(slice.getType()).getShape().back();
       }
+    } else if (auto last = dyn_cast<xlstm::LastPositionOp>(op)) {
+      // A view, like a split: the GEMMs that read it take their rows in place.
+      for (OpOperand &use : last->getUses()) {
+        auto gemm = dyn_cast<xk::GemmOp>(use.getOwner());
+        if (!gemm || use.getOperandNumber() != 0)
+          return use.getOwner()->emitError()
+                 << "reads an xlstm.last_position; only the A operand of an xk.gemm can";
+      }
+      lastPositions_[last.getResult()] = view(last.getInput());
     } else if (auto gemm = dyn_cast<xk::GemmOp>(op)) {
       if (failed(writeGemm(gemm)))
         return failure();
@@ -406,8 +431,11 @@ FailureOr<art::Artifact> Writer::build() {
   artifact_.deviceHeadersHash = deviceHeadersHash();
   if (failed(fillModelInfo()))
     return failure();
-  for (StringRef name : {"prefill", "decode_step"}) {
+  // @score (the prefill with logits at every position) is optional.
+  for (StringRef name : {"prefill", "decode_step", "score"}) {
     auto func = module_.lookupSymbol<func::FuncOp>(name);
+    if (!func && name == "score")
+      continue;
     if (!func)
       return module_.emitError() << "the module has no @" << name;
     if (failed(writeFunction(func)))

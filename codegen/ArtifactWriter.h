@@ -1,8 +1,9 @@
 //===- ArtifactWriter.h - Kernel-level IR to an artifact --------*- C++ -*-===//
 //
-// Turns a module after xlc-inference-pipeline (functions @prefill and @decode_step of xk ops)
-// into an artifact::Artifact: weight buffers with their bindings to checkpoint tensors (fused and
-// folded weights say how they are assembled), persistent state buffers shared by both functions,
+// Turns a module after xlc-inference-pipeline (functions @prefill, @decode_step and, when
+// present, @score, of xk ops) into an artifact::Artifact: weight buffers with their bindings to
+// checkpoint tensors (fused and folded weights say how they are assembled), persistent state
+// buffers shared by all functions,
 // activation and workspace buffers placed in one arena by liveness (ArenaPlanner), kernels emitted
 // per family and deduplicated, and every function as ordered steps that also name the op they
 // compute, so the CPU backend can run the same plan.

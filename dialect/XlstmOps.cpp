@@ -162,6 +162,24 @@ LogicalResult SplitOp::verify() {
   return success();
 }
 
+LogicalResult LastPositionOp::verify() {
+  RankedTensorType in = getInput().getType(), out = getResult().getType();
+  if (in.getRank() != 3)
+    return emitOpError() << "input must be [batch, seq, features], got " << in;
+  if (out.getRank() != 3 || out.getDimSize(1) != 1)
+    return emitOpError() << "result must be [batch, 1, features], got " << out;
+  if (out.getElementType() != in.getElementType())
+    return emitOpError() << "result element type " << out.getElementType()
+                         << " differs from the input's " << in.getElementType();
+  if (!dimsCompatible(in.getDimSize(0), out.getDimSize(0)))
+    return emitOpError() << "result batch " << out.getDimSize(0) << " differs from the input's "
+                         << in.getDimSize(0);
+  if (ShapedType::isDynamic(in.getDimSize(2)) || out.getDimSize(2) != in.getDimSize(2))
+    return emitOpError() << "result features " << out.getDimSize(2)
+                         << " must equal the input's static " << in.getDimSize(2);
+  return success();
+}
+
 LogicalResult SoftCapOp::verify() {
   return verifySoftCapValue([&] { return emitOpError(); }, "cap", getCap().convertToDouble());
 }

@@ -170,6 +170,25 @@ def Xlstm_SplitOp : Xlstm_Op<"split", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Xlstm_LastPositionOp : Xlstm_Op<"last_position", [Pure]> {
+  let summary = "Selects the last position of every sequence.";
+  let description = [{
+    `result[b, 0, :] = input[b, S - 1, :]` for an input `[B, S, F]`: the rows a generation
+    prefill needs logits for. Kernel formation puts it in front of the LM head of `@prefill`, so
+    the head's GEMM and soft-cap run on B rows instead of B·S. The GEMM reads the selected rows
+    in place (a row stride of S·F, the artifact's `a_rows = last_position`), so the selection
+    costs nothing at run time; any other consumer is refused by `xlc-verify-kernel-form`.
+
+    ```mlir
+    %last = xlstm.last_position %x : tensor<?x?x4096xbf16> -> tensor<?x1x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 def Xlstm_SoftCapOp : Xlstm_Op<"soft_cap", [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "Soft-caps values to (-cap, cap) with cap * tanh(x / cap).";
   let description = [{

@@ -130,7 +130,7 @@ LogicalResult lowerOp(Operation *op, CellForm form) {
     return op->emitError() << "composite op reached kernel formation; run xlc-decompose-blocks "
                               "first";
   } else {
-    return success(); // xlstm.param, xlstm.split, func.return: unchanged
+    return success(); // xlstm.param, xlstm.split, xlstm.last_position, func.return: unchanged
   }
   op->getResult(0).replaceAllUsesWith(replacement);
   if (stateReplacement)
@@ -139,6 +139,61 @@ LogicalResult lowerOp(Operation *op, CellForm form) {
   if (absorbed)
     absorbed->erase();
   return success();
+}
+
+/// Makes |func| return the logits of each sequence's last position only: every LM head reads
+/// xlstm.last_position of its input, so its GEMM and soft-cap run on B rows instead of B·S, and
+/// its result (and the function's) becomes [B, 1, V]. The logits must go straight to the return.
+LogicalResult selectLastPositions(func::FuncOp func) {
+  SmallVector<xlstm::LMHeadOp> heads;
+  func.walk([&](xlstm::LMHeadOp head) { heads.push_back(head); });
+  for (xlstm::LMHeadOp head : heads) {
+    RankedTensorType in = head.getInput().getType(), out = head.getResult().getType();
+    if (in.getRank() != 3 || out.getRank() != 3)
+      return head.emitError() << "the LM head must map [batch, seq, features] to [batch, seq, "
+                                 "vocab] to select the last positions, got "
+                              << in << " -> " << out;
+    for (Operation *user : head->getUsers())
+      if (!isa<func::ReturnOp>(user))
+        return user->emitError() << "reads the logits of every position, but @" << func.getSymName()
+                                 << " computes only the last one per sequence";
+    OpBuilder b(head);
+    auto lastType =
+        RankedTensorType::get({in.getDimSize(0), 1, in.getDimSize(2)}, in.getElementType());
+    Value last = b.create<xlstm::LastPositionOp>(head.getLoc(), lastType, head.getInput());
+    head.getInputMutable().assign(last);
+    head.getResult().setType(
+        RankedTensorType::get({out.getDimSize(0), 1, out.getDimSize(2)}, out.getElementType()));
+  }
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  func.setType(FunctionType::get(func.getContext(), func.getArgumentTypes(),
+                                 ret.getOperandTypes()));
+  return success();
+}
+
+/// Makes |func| take one token per sequence: every [batch, seq, ...] tensor of the function
+/// (arguments and results of every op) gets seq = 1, so its buffers and logits are sized by the
+/// batch alone and do not grow with the prompt length the prefill is planned for.
+void specializeOneToken(func::FuncOp func) {
+  auto refine = [](Type type) -> Type {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!tensor || tensor.getRank() < 2 || !ShapedType::isDynamic(tensor.getDimSize(0)) ||
+        !ShapedType::isDynamic(tensor.getDimSize(1)))
+      return type;
+    SmallVector<int64_t> shape(tensor.getShape());
+    shape[1] = 1;
+    return RankedTensorType::get(shape, tensor.getElementType(), tensor.getEncoding());
+  };
+  for (BlockArgument arg : func.getBody().front().getArguments())
+    arg.setType(refine(arg.getType()));
+  func.getBody().walk([&](Operation *op) {
+    for (Value result : op->getResults())
+      result.setType(refine(result.getType()));
+  });
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  func.setType(FunctionType::get(func.getContext(),
+                                 func.getBody().front().getArgumentTypes(),
+                                 ret.getOperandTypes()));
 }
 
 LogicalResult lowerFunction(func::FuncOp func, CellForm form) {
@@ -164,14 +219,21 @@ struct LowerToKernelsPass : public xlc::impl::LowerToKernelsBase<LowerToKernelsP
       module.emitError() << "the model has no @forward function to compile";
       return signalPassFailure();
     }
+    // @prefill feeds prompts for generation and returns the logits of the last position only;
+    // @score is the same prefill with the logits of every position (scoring, parity).
     OpBuilder b(forward);
     auto prefill = cast<func::FuncOp>(b.clone(*forward));
     prefill.setSymName("prefill");
     auto decode = cast<func::FuncOp>(b.clone(*forward));
     decode.setSymName("decode_step");
+    auto score = cast<func::FuncOp>(b.clone(*forward));
+    score.setSymName("score");
     forward.erase();
-    if (failed(lowerFunction(prefill, CellForm::Chunkwise)) ||
-        failed(lowerFunction(decode, CellForm::DecodeStep)))
+    specializeOneToken(decode);
+    if (failed(selectLastPositions(prefill)) ||
+        failed(lowerFunction(prefill, CellForm::Chunkwise)) ||
+        failed(lowerFunction(decode, CellForm::DecodeStep)) ||
+        failed(lowerFunction(score, CellForm::Chunkwise)))
       return signalPassFailure();
   }
 };

@@ -105,18 +105,28 @@ def FuseCellGates : Pass<"xlc-fuse-cell-gates", "::mlir::ModuleOp"> {
 }
 
 def LowerToKernels : Pass<"xlc-lower-to-kernels", "::mlir::ModuleOp"> {
-  let summary = "Forms kernels: lowers fused xlstm IR of @forward to xk ops in @prefill and @decode_step.";
+  let summary = "Forms kernels: lowers fused xlstm IR of @forward to xk ops in @prefill, @decode_step and @score.";
   let description = [{
-    Specialises `@forward` into `@prefill` (mLSTM cells become `xk.mlstm_chunkwise`) and
-    `@decode_step` (cells become `xk.mlstm_decode_step`, one token per sequence), then forms the
-    kernels of both, fusing elementwise chains into their producers as it goes:
+    Specialises `@forward` into three functions:
+    - `@prefill`, the prompt prefill of generation: mLSTM cells become `xk.mlstm_chunkwise`,
+      and the LM head reads `xlstm.last_position` of its input, so the head's GEMM and soft-cap
+      run on one row per sequence and the logits are `[B, 1, V]` (for 8 prompts of 8192
+      tokens and V = 50304: 1.5 MiB of fp32 logits instead of 12.3 GiB);
+    - `@score`, the same prefill with the logits of every position `[B, S, V]` (scoring,
+      parity with other implementations, tests);
+    - `@decode_step`: cells become `xk.mlstm_decode_step`; it takes one token per sequence,
+      so every `[batch, seq, ...]` tensor of it becomes `[batch, 1, ...]` (its buffers and
+      logits do not grow with the prompt length the prefill is planned for).
+    It then forms the kernels of all three, fusing elementwise chains into their producers as
+    it goes:
     - `xlstm.linear` becomes `xk.gemm` (bias in the epilogue); an `xlstm.add` of a projection's
       only use and another value becomes that GEMM's `residual_add` epilogue;
     - `xlstm.multihead_layer_norm` whose only user is `xlstm.output_gate` becomes one
       `xk.norm_gate`;
     - `xlstm.swiglu` becomes `xk.swiglu` (silu·mul in one pass over the fused gate|up buffer);
     - `xlstm.lm_head` becomes an fp32 `xk.gemm` and, with a cap, `xk.soft_cap` on the logits;
-    - `xlstm.embedding`, `xlstm.rms_norm` map one to one; `xlstm.split` and `xlstm.param` stay.
+    - `xlstm.embedding`, `xlstm.rms_norm` map one to one; `xlstm.split`, `xlstm.param` and
+      `xlstm.last_position` stay (views the kernels read in place).
     An op with no kernel form (a lone `xlstm.add`, a multi-head norm without its output gate, a
     cell without an initial state) is an error naming the op.
 
@@ -128,6 +138,12 @@ def LowerToKernels : Pass<"xlc-lower-to-kernels", "::mlir::ModuleOp"> {
     After:
     ```mlir
     %r = xk.gemm %g, %wout residual %x {epilogue = #xk.epilogue<residual_add>} : ...
+    ```
+    and the LM head of `@prefill`:
+    ```mlir
+    %last = xlstm.last_position %xn : tensor<?x?x4096xbf16> -> tensor<?x1x4096xbf16>
+    %l = xk.gemm %last, %wh {epilogue = #xk.epilogue<none>} : ... -> tensor<?x1x50304xf32>
+    %c = xk.soft_cap %l {cap = 3.000000e+01 : f64} : tensor<?x1x50304xf32>
     ```
   }];
   let dependentDialects = ["::xlc::xk::XkDialect", "::mlir::func::FuncDialect"];
@@ -156,8 +172,9 @@ def VerifyKernelForm : Pass<"xlc-verify-kernel-form", "::mlir::ModuleOp"> {
   let summary = "Checks that a module is in kernel form, ready for code generation.";
   let description = [{
     The seam between the kernel pipeline and codegen: the module has `@prefill` and
-    `@decode_step` and no `@forward`; their bodies hold only xk kernel ops, `xlstm.param`,
-    `xlstm.split` and `func.return`; every kernel op other than `xk.gemm` carries a `tile`.
+    `@decode_step` (and optionally `@score`) and no `@forward`; their bodies hold only xk kernel
+    ops, `xlstm.param`, `xlstm.split`, `xlstm.last_position` read only as the A operand of
+    `xk.gemm`, and `func.return`; every kernel op other than `xk.gemm` carries a `tile`.
     Anything else is an error naming the op. Changes nothing.
 
     Before and after (unchanged):

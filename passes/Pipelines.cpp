@@ -49,7 +49,7 @@ void registerXlcPipelines() {
       buildFusionPipeline);
   mlir::PassPipelineRegistration<>(
       "xlc-kernel-pipeline",
-      "Forms kernels for @prefill and @decode_step and assigns their tile configurations.",
+      "Forms kernels for @prefill, @decode_step and @score and assigns their tile configurations.",
       buildKernelPipeline);
   mlir::PassPipelineRegistration<>(
       "xlc-inference-pipeline",

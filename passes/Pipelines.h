@@ -9,7 +9,7 @@ namespace xlc {
 /// Model-level fusions: decompose blocks, fuse projections, fold norm weights, fuse cell gates.
 void buildFusionPipeline(mlir::OpPassManager &pm);
 
-/// Kernel formation (@prefill, @decode_step) and tile configuration.
+/// Kernel formation (@prefill, @decode_step, @score) and tile configuration.
 void buildKernelPipeline(mlir::OpPassManager &pm);
 
 /// Fusion, then kernel formation: model-level IR to kernel-level IR.

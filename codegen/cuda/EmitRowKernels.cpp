@@ -1,6 +1,7 @@
 //===- EmitRowKernels.cpp - rms_norm, norm_gate, swiglu, soft_cap ---------===//
 //
-// The row-wise kernel families: one block per token row (rows = B·S), the feature loop inside.
+// The row-wise kernel families: one block per row (rows = the product of the leading dimensions
+// of the op's type: B·S for activations, B for the last positions), the feature loop inside.
 // Each emitter derives the family's configuration from the op's types and tile and lets the
 // registry (runtime/kernels) render the kernel; it then adds the launch with its arguments.
 //
@@ -34,7 +35,7 @@ LogicalResult emitRmsNorm(xk::RMSNormOp op, EmitContext &ctx) {
   args.push_back(op.getWeight() ? art::Arg::buffer(ctx.view(op.getWeight()).id)
                                 : art::Arg::i64(0));
   args.push_back(art::Arg::buffer(ctx.output(op.getResult())));
-  args.push_back(art::Arg::symbol(art::Symbol::BS));
+  args.push_back(rowsArg(type));
   args.push_back(art::Arg::f32(static_cast<float>(op.getEps().convertToDouble())));
   ctx.step(art::Step::makeLaunch(
       "rms_norm", {{"eps", op.getEps().convertToDouble()}, {"has_weight", bool(op.getWeight())}},
@@ -62,7 +63,7 @@ LogicalResult emitNormGate(xk::NormGateOp op, EmitContext &ctx) {
       art::Arg::i64(h.stride),       art::Arg::buffer(ctx.view(op.getWeight()).id),
       art::Arg::buffer(o.id),        art::Arg::i64(o.offset),
       art::Arg::i64(o.stride),       art::Arg::buffer(ctx.output(op.getResult())),
-      art::Arg::symbol(art::Symbol::BS),
+      rowsArg(type),
       art::Arg::f32(static_cast<float>(op.getEps().convertToDouble()))};
   ctx.step(art::Step::makeLaunch(
       "norm_gate", {{"eps", op.getEps().convertToDouble()}, {"num_heads", numHeads}}, *kernel,
@@ -87,7 +88,7 @@ LogicalResult emitSwiGLU(xk::SwiGLUOp op, EmitContext &ctx) {
                                 art::Arg::i64(g.stride), art::Arg::buffer(u.id),
                                 art::Arg::i64(u.offset), art::Arg::i64(u.stride),
                                 art::Arg::buffer(ctx.output(op.getResult())),
-                                art::Arg::symbol(art::Symbol::BS)};
+                                rowsArg(type)};
   ctx.step(art::Step::makeLaunch("swiglu", nlohmann::json::object(), *kernel, std::move(args)));
   return success();
 }
@@ -107,9 +108,10 @@ LogicalResult emitSoftCap(xk::SoftCapOp op, EmitContext &ctx) {
   if (failed(kernel))
     return failure();
   ctx.alias(op.getResult(), x.id);
-  // count = rows·V elements, evaluated by the runtime at the call's B and S.
+  // count = rows·V elements, evaluated by the runtime at the call's B and S (B·S·V for the
+  // logits of every position, B·V for the last positions).
   std::vector<art::Arg> args = {
-      art::Arg::buffer(x.id), art::Arg::expr(art::Expr::batchSeq(static_cast<std::uint64_t>(width))),
+      art::Arg::buffer(x.id), art::Arg::expr(rowsExpr(type, static_cast<std::uint64_t>(width))),
       art::Arg::f32(static_cast<float>(op.getCap().convertToDouble()))};
   ctx.step(art::Step::makeLaunch("soft_cap", {{"cap", op.getCap().convertToDouble()}}, *kernel,
                                  std::move(args)));

@@ -41,6 +41,39 @@ inline std::string dtypeText(mlir::Type type) {
   return "f32";
 }
 
+/// The product of the leading dimensions of a [..., F] tensor (its rows; the first dynamic
+/// dimension is the batch B, the second the sequence S, as the artifact writer maps them) times
+/// |factor|: B·S for activations, B for the last positions [B, 1, F].
+inline artifact::Expr rowsExpr(mlir::RankedTensorType type, std::uint64_t factor = 1) {
+  std::uint64_t constant = factor;
+  int dynamic = 0;
+  for (int64_t d : type.getShape().drop_back()) {
+    if (mlir::ShapedType::isDynamic(d))
+      ++dynamic;
+    else
+      constant *= static_cast<std::uint64_t>(d);
+  }
+  if (dynamic == 0)
+    return artifact::Expr::constant(constant);
+  if (dynamic == 1)
+    return mlir::ShapedType::isDynamic(type.getDimSize(0)) ? artifact::Expr::batch(constant)
+                                                             : artifact::Expr::seq(constant);
+  return artifact::Expr::batchSeq(constant);
+}
+
+/// The rows of a [..., F] tensor as a launch argument: the symbol B, S or BS when it is one of
+/// them, else the expression.
+inline artifact::Arg rowsArg(mlir::RankedTensorType type) {
+  const artifact::Expr rows = rowsExpr(type);
+  if (rows == artifact::Expr::batchSeq())
+    return artifact::Arg::symbol(artifact::Symbol::BS);
+  if (rows == artifact::Expr::batch())
+    return artifact::Arg::symbol(artifact::Symbol::B);
+  if (rows == artifact::Expr::seq())
+    return artifact::Arg::symbol(artifact::Symbol::S);
+  return artifact::Arg::expr(rows);
+}
+
 /// The kernel the registry renders for family |family| and |config|, added to the artifact (or
 /// found, when an identical one exists); a configuration the family refuses is a diagnostic.
 inline mlir::FailureOr<artifact::KernelIndex> emitFamilyKernel(mlir::Operation *op,

@@ -48,6 +48,9 @@ constexpr std::pair<ParamKind, std::string_view> kParamKinds[] = {
 constexpr std::pair<Epilogue, std::string_view> kEpilogues[] = {
     {Epilogue::None, "none"}, {Epilogue::ResidualAdd, "residual_add"}, {Epilogue::Bias, "bias"}};
 
+constexpr std::pair<GemmRows, std::string_view> kGemmRows[] = {
+    {GemmRows::All, "all"}, {GemmRows::LastPosition, "last_position"}};
+
 } // namespace
 
 std::string_view dtypeName(DType dtype) { return nameIn(kDTypes, dtype); }
@@ -94,6 +97,8 @@ std::optional<ParamKind> parseParamKind(std::string_view name) {
 
 std::string_view epilogueName(Epilogue epilogue) { return nameIn(kEpilogues, epilogue); }
 std::optional<Epilogue> parseEpilogue(std::string_view name) { return parseIn(kEpilogues, name); }
+std::string_view gemmRowsName(GemmRows rows) { return nameIn(kGemmRows, rows); }
+std::optional<GemmRows> parseGemmRows(std::string_view name) { return parseIn(kGemmRows, name); }
 
 std::string_view stepKindName(StepKind kind) {
   switch (kind) {

@@ -87,6 +87,13 @@ enum class Epilogue : std::uint8_t { None, ResidualAdd, Bias };
 std::string_view epilogueName(Epilogue epilogue); ///< "none", "residual_add", "bias"
 std::optional<Epilogue> parseEpilogue(std::string_view name);
 
+/// Which rows of operand A a GEMM reads: every row of its matrix view, or, for an A of shape
+/// [B, S, k], the last position of each sequence (row b of op(A) is A[b, S-1, :]; m = B): the
+/// generation prefill's LM head, which needs no logits for the other positions.
+enum class GemmRows : std::uint8_t { All, LastPosition };
+std::string_view gemmRowsName(GemmRows rows); ///< "all", "last_position"
+std::optional<GemmRows> parseGemmRows(std::string_view name);
+
 //===----------------------------------------------------------------------===//
 // Shapes
 //===----------------------------------------------------------------------===//
@@ -230,7 +237,9 @@ struct LaunchStep {
 /// or [k, m] when transA; B is [k, n], or [n, k] when transB (the default: a weight in the
 /// checkpoint's [out, in] layout, so the forward product is A·Bᵀ). The backward needs the other
 /// forms: dX = dY·W (transB false), dW += dYᵀ·X (transA, accumulate). A matrix's rows are the
-/// product of its buffer's leading dimensions, its columns the last one.
+/// product of its buffer's leading dimensions, its columns the last one. With |aRows| =
+/// LastPosition, A is a [B, S, k] buffer read in place with a row stride of S·k from row S-1:
+/// op(A) holds the last position of each sequence (m = B, no transA).
 struct GemmStep {
   BufferId a = 0, b = 0, d = 0;
   std::optional<BufferId> c; ///< present exactly when epilogue != None
@@ -239,6 +248,7 @@ struct GemmStep {
   bool transA = false;
   bool transB = true;
   bool accumulate = false;
+  GemmRows aRows = GemmRows::All;
   friend bool operator==(const GemmStep &, const GemmStep &) = default;
 };
 

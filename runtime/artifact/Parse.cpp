@@ -2,7 +2,7 @@
 //
 // Reads the payload field by field with the checked accessors of Json.h: every field the
 // schema names must be present with its JSON type (optional: an expression's keys, "offset",
-// "scale_columns_by", "attrs"), enum strings must be known, and a field the schema does not name
+// "scale_columns_by", "attrs", a GEMM's "a_rows"), enum strings must be known, and a field the schema does not name
 // is an error (a misspelt "scale_column_by" must not silently drop a folded norm). Cross-item
 // rules (references, shapes, arguments against parameters, ...) are validateStructure's.
 //
@@ -286,6 +286,10 @@ Step parseStep(const Json &value, const Loc &loc) {
     gemm.transA = asBool(r.get("trans_a"), r.field("trans_a"));
     gemm.transB = asBool(r.get("trans_b"), r.field("trans_b"));
     gemm.accumulate = asBool(r.get("accumulate"), r.field("accumulate"));
+    // Optional: artifacts written before it existed read every row.
+    if (const Json *rows = r.find("a_rows"))
+      gemm.aRows = parseEnum<GemmRows>(asString(*rows, r.field("a_rows")), parseGemmRows,
+                                       r.field("a_rows"), "all, last_position");
     step.body = gemm;
   } else if (kind == "copy") {
     CopyStep copy;

@@ -154,6 +154,7 @@ Json stepJson(const Step &step) {
     j["trans_a"] = gemm->transA;
     j["trans_b"] = gemm->transB;
     j["accumulate"] = gemm->accumulate;
+    j["a_rows"] = gemmRowsName(gemm->aRows);
   } else if (const CopyStep *copy = step.copy()) {
     j["src"] = copy->src;
     j["dst"] = copy->dst;

@@ -135,7 +135,10 @@ private:
       else if (g->epilogue == Epilogue::Bias)
         epilogue = fmt::format(" + bias {}", g->c ? ref(*g->c) : "?");
       return fmt::format("gemm   {}{}  {} {} {}{} x {}{}{}  [m={}, n={}, k={}]", step.op, attrs,
-                         ref(g->d), g->accumulate ? "+=" : "=", ref(g->a), g->transA ? "^T" : "",
+                         ref(g->d), g->accumulate ? "+=" : "=", ref(g->a),
+                         g->aRows == GemmRows::LastPosition ? "[:, S-1]"
+                         : g->transA                        ? "^T"
+                                                            : "",
                          ref(g->b), g->transB ? "^T" : "", epilogue, g->m.toString(),
                          g->n.toString(), g->k.toString());
     }
@@ -254,6 +257,16 @@ private:
     row("states", classTotal(BufferClass::State));
     row("inputs", classTotal(BufferClass::Input));
     row("outputs", classTotal(BufferClass::Output));
+    // What a backend that runs only this function allocates for its arguments and results.
+    for (const Function &f : a_.functions)
+      row(fmt::format("inputs+outputs ({})", f.name), [&](Point p) {
+        std::optional<std::uint64_t> total = 0;
+        for (const auto *list : {&f.inputs, &f.outputs})
+          for (const FunctionArg &arg : *list)
+            if (const Buffer *b = a_.findBuffer(arg.buffer))
+              total = addBytes(total, bytesAt(*b, p));
+        return total;
+      });
   }
 
   void weights() {

@@ -399,10 +399,24 @@ private:
               bufferLabel(id), shapeToString(a_.buffers[id].shape), partName, part.toString(),
               extentName, extent.toString());
     };
-    // A is [m, k] (or [k, m] transposed), B [k, n] (or [n, k]), D [m, n].
+    // A is [m, k] (or [k, m] transposed), B [k, n] (or [n, k]), D [m, n]. Reading the last
+    // position of each sequence, A is [B, S, k] and m = B.
     auto [aRows, aCols] = matrixView(g.a);
+    if (g.aRows == GemmRows::LastPosition && g.transA)
+      error("{}: a_rows last_position reads A's rows in place and takes no trans_a", label);
     expect(aCols, "last dimension", "operand a", g.a, g.transA ? m : k, g.transA ? "m" : "k");
-    expect(aRows, "row count", "operand a", g.a, g.transA ? k : m, g.transA ? "k" : "m");
+    if (g.aRows == GemmRows::All) {
+      expect(aRows, "row count", "operand a", g.a, g.transA ? k : m, g.transA ? "k" : "m");
+    } else {
+      const Shape &aShape = a_.buffers[g.a].shape;
+      if (aShape.size() != 3 || aShape[0].kind != Dim::Kind::Batch ||
+          aShape[1].kind != Dim::Kind::Seq || !aShape[2].isConstant())
+        error("{}: a_rows last_position needs operand a of shape [B, S, k], but {} is {}", label,
+              bufferLabel(g.a), shapeToString(aShape));
+      if (m != Expr::batch())
+        error("{}: a_rows last_position reads one row per sequence, so m must be B, not {}",
+              label, m.toString());
+    }
     auto [bRows, bCols] = matrixView(g.b);
     expect(bCols, "last dimension", "operand b", g.b, g.transB ? k : n, g.transB ? "k" : "n");
     expect(bRows, "row count", "operand b", g.b, g.transB ? n : k, g.transB ? "n" : "k");

@@ -4,6 +4,8 @@
 
 #include "runtime/support/Error.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,7 +19,16 @@ Backend::Backend(const art::Artifact &artifact, Limits limits)
                    limits.maxBatch, limits.maxSeq),
              artifact),
             limits.maxBatch, limits.maxSeq),
-      limits_(limits) {}
+      limits_(std::move(limits)) {
+  for (const std::string &name : limits_.functions)
+    plan_.function(name); // throws naming the functions there are
+}
+
+bool Backend::prepared(std::string_view function) const {
+  return limits_.functions.empty() ||
+         std::find(limits_.functions.begin(), limits_.functions.end(), function) !=
+             limits_.functions.end();
+}
 
 void Backend::checkSlots(std::uint64_t firstSlot, std::uint64_t count,
                          std::string_view what) const {
@@ -37,6 +48,10 @@ void Backend::call(std::string_view function, const CallArgs &args) {
   const PreparedFunction &pf = plan_.function(function);
   const art::Function &fn = *pf.function;
   const art::Artifact &a = artifact();
+  check(prepared(fn.name),
+        "{}: this backend was created for the functions {} only (its inputs and outputs are "
+        "allocated for those); create it with '{}' among Limits::functions",
+        fn.name, fmt::join(limits_.functions, ", "), fn.name);
   checkShape({args.batch, args.seq, args.firstSlot}, fn.name);
   check(fn.name != "decode_step" || args.seq == 1,
         "decode_step: takes one token per sequence, got {}", args.seq);
@@ -76,11 +91,13 @@ void Backend::call(std::string_view function, const CallArgs &args) {
           it->second.size(), bytes, art::dtypeName(a.buffers[in.buffer].dtype),
           art::shapeToString(a.buffers[in.buffer].shape), shape.batch, shape.seq);
   }
-  // Outputs: float buffers [B·S rows, row elements]; the span holds the rows asked for.
+  // Outputs: float buffers of B·S rows (every position, [B, S, ...]) or B rows (the last
+  // position of each sequence, [B, 1, ...]); the span holds the rows asked for.
   struct Fetch {
     BufferRef ref;
     const OutputRequest *request;
     std::uint64_t rowElements;
+    bool everyPosition; ///< the buffer holds B·S rows
   };
   std::vector<Fetch> fetches;
   for (const art::FunctionArg &out : fn.outputs) {
@@ -91,21 +108,28 @@ void Backend::call(std::string_view function, const CallArgs &args) {
     check(b.dtype == art::DType::F32 || b.dtype == art::DType::BF16,
           "{}: output '{}' is {}; only f32 and bf16 outputs come back (as fp32)", fn.name,
           out.name, art::dtypeName(b.dtype));
-    check(b.shape.size() >= 2 && b.shape[0].kind == art::Dim::Kind::Batch &&
-              b.shape[1].kind == art::Dim::Kind::Seq,
-          "{}: output '{}' is {}; outputs come back as rows of [B, S, ...]", fn.name, out.name,
-          art::shapeToString(b.shape));
+    const bool everyPosition = b.shape.size() >= 2 && b.shape[1].kind == art::Dim::Kind::Seq;
+    const bool lastPosition = b.shape.size() >= 2 && b.shape[1] == art::Dim(1);
+    check(b.shape[0].kind == art::Dim::Kind::Batch && (everyPosition || lastPosition),
+          "{}: output '{}' is {}; outputs come back as rows of [B, S, ...] (every position) or "
+          "[B, 1, ...] (the last position of each sequence)",
+          fn.name, out.name, art::shapeToString(b.shape));
+    check(everyPosition || it->second.rows == Logits::LastPosition || shape.seq == 1,
+          "{}: output '{}' ({}) holds only the last position of each sequence, but every "
+          "position of {} tokens was asked for; call a function that returns every position "
+          "(the artifact's 'score')",
+          fn.name, out.name, art::shapeToString(b.shape), shape.seq);
     const std::uint64_t elements = plan_.elements(out.buffer, shape.batch, shape.seq);
-    const std::uint64_t rows = shape.batch * shape.seq;
-    check(elements % rows == 0, "{}: output '{}' ({} elements) is not [B·S, ...]", fn.name,
-          out.name, elements);
+    const std::uint64_t rows = everyPosition ? shape.batch * shape.seq : shape.batch;
+    check(elements % rows == 0, "{}: output '{}' ({} elements) is not [{}, ...]", fn.name,
+          out.name, elements, everyPosition ? "B·S" : "B");
     const std::uint64_t rowElements = elements / rows;
     const std::uint64_t wanted =
         (it->second.rows == Logits::AllPositions ? rows : shape.batch) * rowElements;
     check(it->second.data.size() == wanted,
           "{}: the span for output '{}' holds {} floats, expected {} ({} rows x {})", fn.name,
           out.name, it->second.data.size(), wanted, wanted / rowElements, rowElements);
-    fetches.push_back({BufferRef{}, &it->second, rowElements});
+    fetches.push_back({BufferRef{}, &it->second, rowElements, everyPosition});
     fetches.back().ref.id = out.buffer;
   }
 
@@ -117,9 +141,11 @@ void Backend::call(std::string_view function, const CallArgs &args) {
   for (Fetch &f : fetches) {
     f.ref = plan_.resolve(mem, f.ref.id, shape);
     float *out = f.request->data.data();
-    // With one token per sequence the last positions are all rows: one transfer.
-    if (f.request->rows == Logits::AllPositions || shape.seq == 1) {
-      downloadRows(f.ref, 0, shape.batch * shape.seq, f.rowElements, out);
+    // With one token per sequence, or an output of the last positions only, the rows asked
+    // for are all rows: one transfer.
+    if (f.request->rows == Logits::AllPositions || shape.seq == 1 || !f.everyPosition) {
+      downloadRows(f.ref, 0, f.everyPosition ? shape.batch * shape.seq : shape.batch,
+                   f.rowElements, out);
     } else {
       for (std::uint64_t b = 0; b < shape.batch; ++b)
         downloadRows(f.ref, b * shape.seq + shape.seq - 1, 1, f.rowElements,

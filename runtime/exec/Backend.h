@@ -10,8 +10,10 @@
 //
 // The generic entry is call(function, named host buffers): inputs by the function's input
 // names (bytes in the artifact's dtype), float outputs by name (returned as fp32, every row or
-// the last position of each sequence), scalars by name. prefill/decode_step keep a thin wrapper,
-// run(), for the generator: token ids in, logits out.
+// the last position of each sequence), scalars by name. The model functions keep a thin
+// wrapper, run(), for the generator: token ids in, logits out. `prefill` (generation) returns
+// the logits of the last position of each sequence only, `score` those of every position,
+// `decode_step` those of its one token (docs/artifact.md).
 //
 // Sequences live in *slots*. A backend is created for at most `maxBatch` slots and at most
 // `maxSeq` tokens per sequence per call (the arena is planned at those limits). A call runs one
@@ -40,13 +42,20 @@ class Checkpoint;
 
 namespace xlc::exec {
 
-/// The sizes a backend is prepared for.
+/// The sizes and functions a backend is prepared for.
 struct Limits {
   std::uint64_t maxBatch = 1; ///< sequence slots
   std::uint64_t maxSeq = 1;   ///< tokens per sequence in one call
+  /// The functions the backend may call. Only their inputs and outputs are allocated (at
+  /// maxBatch, maxSeq), so a generator that names "prefill" and "decode_step" holds B·V logits,
+  /// not the B·S·V of "score". Empty: every function of the artifact.
+  std::vector<std::string> functions = {};
 };
 
-/// Which rows of an output [B, S, ...] a call returns.
+/// Which rows of an output a call returns: of an output [B, S, ...] (every position) the last
+/// position of each sequence or all rows; an output [B, 1, ...] (the last position only, as
+/// `prefill` returns its logits) has one row per sequence, which is what LastPosition asks for
+/// (AllPositions only when S = 1).
 enum class Logits : std::uint8_t { LastPosition, AllPositions };
 
 /// A float output the caller wants back as fp32.
@@ -84,6 +93,8 @@ public:
   const Plan &plan() const { return plan_; }
   const artifact::Artifact &artifact() const { return plan_.artifact(); }
   const Limits &limits() const { return limits_; }
+  /// Whether |function| is one this backend was created to call (Limits::functions).
+  bool prepared(std::string_view function) const;
   std::uint64_t vocabSize() const { return artifact().model.vocabSize; }
 
   /// Runs |function| on slots [firstSlot, firstSlot + batch): every input of the function must
@@ -93,9 +104,10 @@ public:
   /// the slots is then unspecified; reset them).
   void call(std::string_view function, const CallArgs &args);
 
-  /// The generator's entry: |function| ("prefill" or "decode_step"; decode_step needs
+  /// The generator's entry: |function| ("prefill", "decode_step" or "score"; decode_step needs
   /// seq == 1) from token ids [batch, seq] to logits (batch·V floats for LastPosition,
-  /// batch·seq·V for AllPositions). Token ids outside [0, V) are refused before anything runs.
+  /// batch·seq·V for AllPositions, which needs a function that returns every position:
+  /// "score"). Token ids outside [0, V) are refused before anything runs.
   void run(std::string_view function, std::uint64_t firstSlot, std::uint64_t batch,
            std::uint64_t seq, std::span<const std::int32_t> tokens, std::span<float> logits,
            Logits which = Logits::LastPosition);

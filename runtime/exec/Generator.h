@@ -12,7 +12,8 @@
 //      but the last a multiple of the artifact's chunk size. The recurrent state carries across
 //      calls exactly, so the result equals one prefill of the whole prompt.
 //   3. Generated token 0 of each sequence is drawn from the last-position logits of the prefill
-//      call in which its prompt ends. Then `decode_step` calls feed every sequence its latest
+//      call in which its prompt ends (the artifact's `prefill` computes the LM head for the last
+//      position of each sequence only; its logits are [B, 1, V]). Then `decode_step` calls feed every sequence its latest
 //      token and draw the next one, until each sequence has maxNewTokens tokens or (unless
 //      ignoreEos) has produced the EOS id. A finished sequence inside the batch keeps being fed
 //      its last token (its slots sit between live ones; its outputs are ignored); finished

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -79,7 +80,8 @@ std::uint64_t Plan::elements(art::BufferId id, std::uint64_t batch, std::uint64_
 
 std::vector<std::uint64_t>
 Plan::ioLayout(const std::function<std::uint64_t(art::BufferId)> &bytesOf,
-               std::uint64_t alignment, std::uint64_t &total) const {
+               std::uint64_t alignment, std::uint64_t &total,
+               std::span<const std::string> functions) const {
   const std::size_t count = artifact_->buffers.size();
   std::vector<std::uint64_t> offset(count, 0);
   std::vector<bool> placed(count, false);
@@ -90,6 +92,9 @@ Plan::ioLayout(const std::function<std::uint64_t(art::BufferId)> &bytesOf,
     return r / alignment * alignment;
   };
   for (const auto &[name, pf] : functions_) {
+    if (!functions.empty() &&
+        std::find(functions.begin(), functions.end(), name) == functions.end())
+      continue;
     // This function's buffers go after every buffer it already has a place for (a shared one
     // placed by an earlier function), so its own are disjoint.
     std::uint64_t end = 0;

@@ -139,9 +139,12 @@ public:
   /// Byte offsets of every input and output buffer in one block the functions share (they never
   /// run at once): within each function its buffers are disjoint; a buffer that several
   /// functions name has one offset. |bytesOf| gives a buffer's bytes at the limits; offsets are
-  /// multiples of |alignment|. Returns the offsets by buffer id and the block's size in |total|.
+  /// multiples of |alignment|. Only the functions named in |functions| are laid out (all when it
+  /// is empty); the other functions' buffers get offset 0 and must not be used. Returns the
+  /// offsets by buffer id and the block's size in |total|.
   std::vector<std::uint64_t> ioLayout(const std::function<std::uint64_t(artifact::BufferId)> &bytesOf,
-                                      std::uint64_t alignment, std::uint64_t &total) const;
+                                      std::uint64_t alignment, std::uint64_t &total,
+                                      std::span<const std::string> functions = {}) const;
 
   /// The address of buffer |id| at |shape|.
   std::uint64_t address(const Memory &memory, artifact::BufferId id, const CallShape &shape) const;

@@ -292,3 +292,39 @@ func.func @f(%x: tensor<?x?x64xbf16>) {
   %a, %b = xlstm.split %x : tensor<?x?x64xbf16> -> tensor<?x?x32xbf16>, tensor<?x?x16xbf16>
   return
 }
+
+// -----
+
+// Tests that the last positions of a [batch, seq, features] tensor are [batch, 1, features].
+func.func @f(%x: tensor<?x?x64xbf16>) {
+  // expected-error @+1 {{result must be [batch, 1, features], got 'tensor<?x2x64xbf16>'}}
+  %l = xlstm.last_position %x : tensor<?x?x64xbf16> -> tensor<?x2x64xbf16>
+  return
+}
+
+// -----
+
+// Tests that selecting the last positions keeps the features.
+func.func @f(%x: tensor<?x?x64xbf16>) {
+  // expected-error @+1 {{result features 32 must equal the input's static 64}}
+  %l = xlstm.last_position %x : tensor<?x?x64xbf16> -> tensor<?x1x32xbf16>
+  return
+}
+
+// -----
+
+// Tests that the last positions are selected from a [batch, seq, features] tensor.
+func.func @f(%x: tensor<?x64xbf16>) {
+  // expected-error @+1 {{input must be [batch, seq, features], got 'tensor<?x64xbf16>'}}
+  %l = xlstm.last_position %x : tensor<?x64xbf16> -> tensor<?x1x64xbf16>
+  return
+}
+
+// -----
+
+// Tests that selecting the last positions keeps the batch.
+func.func @f(%x: tensor<4x?x64xbf16>) {
+  // expected-error @+1 {{result batch 2 differs from the input's 4}}
+  %l = xlstm.last_position %x : tensor<4x?x64xbf16> -> tensor<2x1x64xbf16>
+  return
+}

@@ -81,6 +81,18 @@ func.func @ffn_head(%x: tensor<?x?x64xbf16>, %wg: tensor<192x64xbf16>, %wd: tens
 
 // -----
 
+// Tests the selection of each sequence's last position (the generation prefill's LM head input).
+// CHECK-LABEL: func.func @last_position
+// CHECK: %[[L:.+]] = xlstm.last_position %{{.+}} : tensor<?x?x64xbf16> -> tensor<?x1x64xbf16>
+// CHECK: xlstm.lm_head %[[L]], %{{.+}} : tensor<?x1x64xbf16>, tensor<100x64xbf16> -> tensor<?x1x100xf32>
+func.func @last_position(%x: tensor<?x?x64xbf16>, %wl: tensor<100x64xbf16>) -> tensor<?x1x100xf32> {
+  %last = xlstm.last_position %x : tensor<?x?x64xbf16> -> tensor<?x1x64xbf16>
+  %l = xlstm.lm_head %last, %wl : tensor<?x1x64xbf16>, tensor<100x64xbf16> -> tensor<?x1x100xf32>
+  return %l : tensor<?x1x100xf32>
+}
+
+// -----
+
 // Tests the composite blocks.
 // CHECK-LABEL: func.func @blocks
 // CHECK: %[[Y:.+]], %[[S:.+]] = xlstm.mlstm_block %{{.+}} init %{{.+}} : !xlstm.state<2x16x32xf32> {gate_soft_cap = 1.500000e+01 : f64, num_heads = 2 : i64} : tensor<?x?x64xbf16>, tensor<64xbf16>, tensor<32x64xbf16>, tensor<64x64xbf16>, tensor<2x64xbf16>, tensor<2xbf16>, tensor<64xbf16>, tensor<64x64xbf16> -> !xlstm.state<2x16x32xf32>

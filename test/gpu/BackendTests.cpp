@@ -3,7 +3,9 @@
 // Whole-model checks of the CUDA backend (NVRTC kernels, cuBLASLt GEMMs, the planned arena, CUDA
 // graphs) on the GPU, with the CPU backend (fp32, itself checked against the float64 reference in
 // CI) as the oracle, on the same random weights:
-//   - prefill logits (all positions) for lengths that are and are not multiples of the chunk;
+//   - score logits (all positions) for lengths that are and are not multiples of the chunk, and
+//     prefill's (the LM head on the last positions only, read in place with a row stride of
+//     S·d) against score's last rows;
 //   - decode steps after a prefill (graph-captured), and the recurrent state they leave;
 //   - a batch of sequences in neighbouring slots, and slot isolation;
 //   - graph replay gives the same numbers as eager launches;
@@ -145,16 +147,39 @@ protected:
   Model model_;
 };
 
-TEST_P(BackendTest, PrefillMatchesCpuAtEveryPosition) {
+TEST_P(BackendTest, ScoreMatchesCpuAtEveryPosition) {
   for (std::uint64_t seq : {1, 17, 64, 100, 320}) {
     model_.cpu->resetStates(0, 1);
     model_.gpu->resetStates(0, 1);
     const double err =
-        compare("prefill", 0, 1, seq, randomTokens(seq, seq), Logits::AllPositions);
-    std::printf("[gpu] %s prefill S=%llu: rel L2 %.3g\n", GetParam().c_str(),
+        compare("score", 0, 1, seq, randomTokens(seq, seq), Logits::AllPositions);
+    std::printf("[gpu] %s score S=%llu: rel L2 %.3g\n", GetParam().c_str(),
                 static_cast<unsigned long long>(seq), err);
     EXPECT_LT(err, tolerance()) << "S=" << seq;
     EXPECT_LT(stateError(0), tolerance()) << "state after S=" << seq;
+  }
+}
+
+// prefill runs the LM head on the last position of each sequence only (cuBLASLt reads those rows
+// in place: the pointer at row S-1, a row stride of S·d): its logits are score's last rows, up to
+// the GEMM's choice of algorithm for B rows instead of B·S (fp32 accumulation either way).
+TEST_P(BackendTest, PrefillLogitsAreTheLastRowsOfScore) {
+  const std::uint64_t v = model_.artifact.model.vocabSize;
+  for (auto [batch, seq] : {std::pair<std::uint64_t, std::uint64_t>{3, 33}, {2, 100}, {3, 1}}) {
+    const auto tokens = randomTokens(batch * seq, 40 + seq);
+    std::vector<float> all(batch * seq * v), last(batch * v), expected;
+    model_.gpu->resetStates(0, batch);
+    model_.gpu->run("score", 0, batch, seq, tokens, all, Logits::AllPositions);
+    model_.gpu->resetStates(0, batch);
+    model_.gpu->run("prefill", 0, batch, seq, tokens, last, Logits::LastPosition);
+    for (std::uint64_t b = 0; b < batch; ++b)
+      expected.insert(expected.end(), all.begin() + ((b + 1) * seq - 1) * v,
+                      all.begin() + (b + 1) * seq * v);
+    const double err = relativeL2(last, expected);
+    std::printf("[gpu] %s prefill B=%llu S=%llu vs score's last rows: rel L2 %.3g\n",
+                GetParam().c_str(), static_cast<unsigned long long>(batch),
+                static_cast<unsigned long long>(seq), err);
+    EXPECT_LT(err, 1e-4) << "B=" << batch << " S=" << seq;
   }
 }
 
@@ -312,7 +337,7 @@ TEST_P(BackendTest, EveryKernelMatchesItsCpuImplementationOnTheSameInputs) {
   const std::uint64_t batch = 2;
   std::map<std::string, double> worstByKernel;
   for (const auto &[function, seq] : {std::pair<std::string, std::uint64_t>{"prefill", 37},
-                                      {"decode_step", 1}}) {
+                                      {"score", 37}, {"decode_step", 1}}) {
     // A nonzero state first (unobserved), then the observed call.
     model_.cpu->resetStates(0, batch);
     model_.gpu->resetStates(0, batch);

@@ -4,7 +4,7 @@
 //   xlc-compile <input> --compile-to=<phase>      print the IR (or plan) after a phase
 //
 // Phases, in order: model (imported or parsed IR), fused (xlc-fusion-pipeline), kernels
-// (xlc-kernel-pipeline: @prefill and @decode_step as xk kernels with tiles), artifact (the
+// (xlc-kernel-pipeline: @prefill, @decode_step and @score as xk kernels with tiles), artifact (the
 // default: buffers, arena plan, CUDA per kernel, written with the runtime's serializer).
 //
 //===----------------------------------------------------------------------===//

@@ -4,12 +4,18 @@
 //           [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cpu|cuda]
 //   xlc-run ... --batch-file prompts.txt          (one prompt per line, generated as one batch)
 //   xlc-run ... --prompt-ids ids.txt [--force-tokens forced.txt] [--dump-logits out.npy]
+//   xlc-run ... --score [--dump-logits out.npy]   (log-likelihood of the prompts, no generation)
 //
 // Steps: parse and check the options; read the prompts (text through the tokenizer, or token
 // ids); load and validate the artifact at (number of sequences, --max-seq); open the checkpoint
 // and check it against every weight binding (so a mismatched checkpoint fails before any
 // allocation, listing every problem); create the CPU or CUDA backend; generate
 // (runtime/exec/Generator.h); print.
+//
+// Functions. Generation runs the artifact's `prefill` (the LM head on each prompt's last
+// position only) and `decode_step`; the backend is created for those two, so it holds B·V
+// logits, not B·S·V. --score runs `score` instead (the logits of every prompt position) and
+// reports the log-probability of every prompt token given the ones before it.
 //
 // Output. One sequence: the completion streams to stdout as it is generated (whole UTF-8
 // characters only). Several: each completion is printed, labelled, when its sequence finishes.
@@ -47,9 +53,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -69,6 +77,7 @@ struct Options {
   unsigned threads = 0;
   exec::SamplingOptions sampling;
   bool bos = false, ignoreEos = false, noStream = false, verbose = false, json = false;
+  bool score = false;
 };
 
 /// An error in how the tool was called: exit status 2.
@@ -173,6 +182,133 @@ std::string idsText(std::span<const std::int32_t> ids) {
   return text;
 }
 
+/// --score: every prompt through `score` (in the generator's prefill calls: batched, pieces of at
+/// most max-seq tokens), the log-probability of each prompt token after the first given the ones
+/// before it (log-softmax of the previous position's logits, in double), their sum and the
+/// perplexity; with --dump-logits the logits of every position as [sequences, longest, V].
+int scorePrompts(const Options &options, exec::Backend &backend, const std::string &weights,
+                 const exec::Limits &limits, const std::vector<std::vector<std::int32_t>> &prompts,
+                 const std::vector<std::string> &promptTexts,
+                 const std::optional<Tokenizer> &tokenizer, Clock::time_point start) {
+  const artifact::Artifact &artifact = backend.artifact();
+  const std::uint64_t n = prompts.size(), vocab = backend.vocabSize();
+  std::vector<std::uint64_t> lengths;
+  std::uint64_t longest = 0, promptTokens = 0;
+  for (const auto &prompt : prompts) {
+    lengths.push_back(prompt.size());
+    longest = std::max<std::uint64_t>(longest, prompt.size());
+    promptTokens += prompt.size();
+  }
+  std::optional<run::NpyWriter> npy;
+  if (!options.dumpLogits.empty())
+    npy.emplace(options.dumpLogits, n, longest, vocab);
+
+  const Clock::time_point scoreStart = Clock::now();
+  std::vector<std::vector<double>> logprobs(n);
+  std::vector<std::int32_t> tokens;
+  std::vector<float> logits;
+  std::uint64_t calls = 0;
+  backend.resetStates(0, n);
+  for (const exec::PrefillCall &call :
+       exec::planPrefill(lengths, limits.maxSeq, artifact.model.chunkSize)) {
+    tokens.clear();
+    for (std::uint64_t b = 0; b < call.batch; ++b) {
+      const std::vector<std::int32_t> &prompt = prompts[call.firstSlot + b];
+      tokens.insert(tokens.end(), prompt.begin() + static_cast<std::ptrdiff_t>(call.offset),
+                    prompt.begin() + static_cast<std::ptrdiff_t>(call.offset + call.seq));
+    }
+    logits.resize(call.batch * call.seq * vocab);
+    backend.run("score", call.firstSlot, call.batch, call.seq, tokens, logits,
+                exec::Logits::AllPositions);
+    ++calls;
+    for (std::uint64_t b = 0; b < call.batch; ++b) {
+      const std::size_t i = call.firstSlot + b;
+      for (std::uint64_t t = 0; t < call.seq; ++t) {
+        const std::uint64_t position = call.offset + t;
+        std::span<const float> row(logits.data() + (b * call.seq + t) * vocab, vocab);
+        if (npy)
+          npy->write(i, position, row);
+        if (position + 1 >= lengths[i])
+          continue;
+        double top = -std::numeric_limits<double>::infinity(), sum = 0;
+        for (float x : row)
+          top = std::max(top, static_cast<double>(x));
+        for (float x : row)
+          sum += std::exp(static_cast<double>(x) - top);
+        check(std::isfinite(top) && std::isfinite(sum),
+              "--score: the logits of sequence {} at position {} are not finite", i, position);
+        logprobs[i].push_back(static_cast<double>(row[prompts[i][position + 1]]) - top -
+                              std::log(sum));
+      }
+    }
+  }
+  const double scoreMs = msSince(scoreStart);
+  if (npy) {
+    const std::vector<float> nan(vocab, std::numeric_limits<float>::quiet_NaN());
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::uint64_t position = lengths[i]; position < longest; ++position)
+        npy->write(i, position, nan);
+    npy->commit();
+  }
+
+  auto sum = [](const std::vector<double> &v) {
+    double total = 0;
+    for (double x : v)
+      total += x;
+    return total;
+  };
+  std::fprintf(stderr,
+               "xlc-run: scored %llu prompt tokens (%llu sequences) in %llu calls, %.1f ms; total "
+               "%.1f ms; device: %s\n",
+               static_cast<unsigned long long>(promptTokens), static_cast<unsigned long long>(n),
+               static_cast<unsigned long long>(calls), scoreMs, msSince(start),
+               backend.description().c_str());
+  if (!options.json) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const double ll = sum(logprobs[i]);
+      std::printf("sequence %zu: %zu tokens scored, log-likelihood %.6f%s\n", i,
+                  logprobs[i].size(), ll,
+                  logprobs[i].empty()
+                      ? ""
+                      : fmt::format(", perplexity {:.6f}",
+                                    std::exp(-ll / static_cast<double>(logprobs[i].size())))
+                            .c_str());
+    }
+    return 0;
+  }
+  Json sequences = Json::array();
+  for (std::size_t i = 0; i < n; ++i) {
+    Json entry;
+    entry["index"] = i;
+    entry["prompt"] = promptTexts.empty() ? Json(nullptr) : Json(promptTexts[i]);
+    entry["prompt_ids"] = idsJson(prompts[i]);
+    entry["token_logprobs"] = logprobs[i];
+    const double ll = sum(logprobs[i]);
+    entry["log_likelihood"] = ll;
+    entry["perplexity"] = logprobs[i].empty()
+                              ? Json(nullptr)
+                              : Json(std::exp(-ll / static_cast<double>(logprobs[i].size())));
+    sequences.push_back(std::move(entry));
+  }
+  (void)tokenizer;
+  Json document;
+  document["model"] = artifact.model.name;
+  document["artifact"] = options.model;
+  document["weights"] = weights;
+  document["device"] = {{"kind", std::string(backend.kind())},
+                        {"description", backend.description()}};
+  document["max_seq"] = limits.maxSeq;
+  document["sequences"] = std::move(sequences);
+  document["stats"] = {{"sequences", n},
+                       {"prompt_tokens", promptTokens},
+                       {"score_calls", calls},
+                       {"score_ms", scoreMs},
+                       {"total_ms", msSince(start)}};
+  document["logits_file"] = options.dumpLogits.empty() ? Json(nullptr) : Json(options.dumpLogits);
+  std::cout << document.dump(2, ' ', false, Json::error_handler_t::replace) << '\n';
+  return 0;
+}
+
 int runGeneration(const Options &options) {
   const Clock::time_point start = Clock::now();
   const bool textPrompts = options.promptIds.empty();
@@ -222,9 +358,20 @@ int runGeneration(const Options &options) {
   std::uint64_t longest = 0;
   for (const auto &prompt : prompts)
     longest = std::max<std::uint64_t>(longest, prompt.size());
+  // Generation calls prefill (logits of each prompt's last position only) and decode_step:
+  // only their logits are allocated, B·V floats, whatever the prompt length. Scoring calls
+  // score, whose logits are B·S·V floats.
+  if (options.score)
+    check(artifact.findFunction("score") != nullptr,
+          "--score: {} has no 'score' function (the logits of every position); recompile the "
+          "model with this release's xlc-compile",
+          options.model);
   const exec::Limits limits{
-      n, options.maxSeq ? options.maxSeq
-                        : roundUp(std::min<std::uint64_t>(longest, 2048), model.chunkSize)};
+      n,
+      options.maxSeq ? options.maxSeq
+                     : roundUp(std::min<std::uint64_t>(longest, 2048), model.chunkSize),
+      options.score ? std::vector<std::string>{"score"}
+                    : std::vector<std::string>{"prefill", "decode_step"}};
   const std::string device = chooseDevice(options);
 
   artifact::validate(artifact, limits.maxBatch, limits.maxSeq);
@@ -243,6 +390,9 @@ int runGeneration(const Options &options) {
       createBackend(options, device, artifact, checkpoint, limits);
   note(options, fmt::format("backend ready in {:.0f} ms: {}", msSince(backendStart),
                             backend->description()));
+  if (options.score)
+    return scorePrompts(options, *backend, checkpoint.path(), limits, prompts, promptTexts,
+                        tokenizer, start);
   note(options, fmt::format("sampling: {}", exec::describeSamplingOptions(options.sampling)));
 
   // Output while generating.
@@ -436,8 +586,16 @@ int main(int argc, char **argv) {
       ->type_name("<file>");
   app.add_option("--dump-logits", options.dumpLogits,
                  "Write the logits as a float32 .npy [max-tokens, sequences, vocabulary]: row i "
-                 "holds the logits generated token i was drawn from (implies --ignore-eos)")
+                 "holds the logits generated token i was drawn from (implies --ignore-eos). "
+                 "With --score: [sequences, longest prompt, vocabulary], the logits at every "
+                 "prompt position (NaN past the end of a shorter prompt)")
       ->type_name("<out.npy>");
+  CLI::Option *score =
+      app.add_flag("--score", options.score,
+                   "Score the prompts instead of generating: run the model's 'score' function "
+                   "(the logits of every prompt position; generation computes them for the last "
+                   "position only) and print per sequence the log-likelihood of its tokens after "
+                   "the first and the perplexity (--json: also every token's log-probability)");
   app.footer("Exit status: 0 on success, 1 on errors (the message names the file, option or "
              "value), 2 on usage errors.");
 
@@ -449,6 +607,14 @@ int main(int argc, char **argv) {
   }
 
   try {
+    if (score->count() > 0)
+      for (const char *generationOnly : {"--force-tokens", "--max-tokens", "--temperature",
+                                         "--top-k", "--top-p", "--seed", "--ignore-eos",
+                                         "--no-stream"})
+        if (app.get_option(generationOnly)->count() > 0)
+          throw UsageError(fmt::format("--score scores the prompts and generates nothing; {} "
+                                       "applies to generation only",
+                                       generationOnly));
     if (prompt->count() == 0 && batch->count() == 0 && ids->count() == 0)
       throw UsageError("give a prompt: --prompt TEXT, --batch-file FILE or --prompt-ids FILE");
     try {

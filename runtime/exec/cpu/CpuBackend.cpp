@@ -205,7 +205,8 @@ void CpuBackend::allocate() {
   memory_.arenaScale = 2;
   // Inputs and outputs: one block that all functions share (they never run at the same time).
   const std::vector<std::uint64_t> ioOffset = plan().ioLayout(
-      [&](art::BufferId id) { return storageAt(id, lim.maxBatch, lim.maxSeq); }, 64, ioBytes_);
+      [&](art::BufferId id) { return storageAt(id, lim.maxBatch, lim.maxSeq); }, 64, ioBytes_,
+      lim.functions);
   std::vector<std::uint64_t> stateOffset(count, 0), staticOffset(count, 0);
   for (const art::Buffer &b : a.buffers) {
     if (b.cls == art::BufferClass::State) {
@@ -373,7 +374,23 @@ void CpuBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint6
                       const BufferRef &dRef) {
   const std::uint64_t mk = mulChecked(m, k, ps.where), nk = mulChecked(n, k, ps.where),
                       mn = mulChecked(m, n, ps.where);
-  const float *a = floatOperand(ps, aRef, mk, "GEMM operand A", shape_);
+  const float *a = nullptr;
+  std::vector<float> aLast;
+  if (g.aRows == art::GemmRows::LastPosition) {
+    // A is [B, S, k] and the product reads the last position of each sequence (m = B): gather
+    // those rows first, as the GPU's row stride of S·k does.
+    const std::uint64_t seq = shape_.seq;
+    check(!g.transA && m == shape_.batch, "{}: a_rows last_position needs m = B = {}, got m = {}",
+          ps.where, shape_.batch, m);
+    const float *all =
+        floatOperand(ps, aRef, mulChecked(mk, seq, ps.where), "GEMM operand A", shape_);
+    aLast.resize(mk);
+    for (std::uint64_t r = 0; r < m; ++r)
+      std::copy_n(all + ((r + 1) * seq - 1) * k, k, aLast.data() + r * k);
+    a = aLast.data();
+  } else {
+    a = floatOperand(ps, aRef, mk, "GEMM operand A", shape_);
+  }
   const float *b = floatOperand(ps, bRef, nk, "GEMM operand B", shape_);
   float *d = floatOperand(ps, dRef, mn, "GEMM result D", shape_);
   cpu::GemmEpilogue epilogue = cpu::GemmEpilogue::None;

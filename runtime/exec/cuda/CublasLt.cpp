@@ -139,7 +139,8 @@ CublasLt::Plan &CublasLt::plan(const GemmShape &shape, const std::string &what) 
     checkStatus(api_.cublasLtMatrixLayoutCreate(&p->a, ab, m, k, static_cast<int64_t>(m)),
                 "cublasLtMatrixLayoutCreate(A)", what);
   else
-    checkStatus(api_.cublasLtMatrixLayoutCreate(&p->a, ab, k, m, static_cast<int64_t>(k)),
+    checkStatus(api_.cublasLtMatrixLayoutCreate(&p->a, ab, k, m,
+                                                static_cast<int64_t>(shape.lda ? shape.lda : k)),
                 "cublasLtMatrixLayoutCreate(A)", what);
   checkStatus(api_.cublasLtMatrixLayoutCreate(&p->c, d, n, m, static_cast<int64_t>(n)),
               "cublasLtMatrixLayoutCreate(C)", what);
@@ -159,6 +160,11 @@ CublasLt::Plan &CublasLt::plan(const GemmShape &shape, const std::string &what) 
                                                         CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                         &workspaceBytes, sizeof(workspaceBytes)),
               "cublasLtMatmulPreferenceSetAttribute", what);
+  if (shape.aAlignment != 0) // cuBLASLt's second operand is the artifact's A
+    checkStatus(api_.cublasLtMatmulPreferenceSetAttribute(
+                    preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &shape.aAlignment,
+                    sizeof(shape.aAlignment)),
+                "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT_B_BYTES)", what);
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   checkStatus(api_.cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->w, p->a, p->c, p->d,

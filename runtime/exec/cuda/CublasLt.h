@@ -9,8 +9,9 @@
 // [k, m], accumulate). cuBLASLt is column-major, and a row-major [r, c] matrix is the
 // column-major [c, r] matrix, so we ask it for Dᵀ = op(B)ᵀ · op(A)ᵀ: its "A" operand is B's
 // buffer (column-major [k, n] with op T, ld k, when transB; [n, k] with op N, ld n otherwise),
-// its "B" operand is A's buffer (column-major [k, m], op N, ld k; or [m, k], op T, ld m when
-// transA), and D (and the residual C) are column-major [n, m] (ld n).
+// its "B" operand is A's buffer (column-major [k, m], op N, ld k -- or the row stride lda when
+// A's rows are read in place from a larger buffer; or [m, k], op T, ld m when transA), and D
+// (and the residual C) are column-major [n, m] (ld n).
 // The bias of the BIAS epilogue runs along the rows of that Dᵀ, i.e. over n, as the artifact's
 // bias does. Accumulation and scaling are fp32 (CUBLAS_COMPUTE_32F).
 //
@@ -67,8 +68,14 @@ struct GemmShape {
   bool transA = false;     ///< A stored [k, m] (row-major) instead of [m, k]
   bool transB = true;      ///< B stored [n, k] (the forward form, a weight) instead of [k, n]
   bool accumulate = false; ///< D += op(A)·op(B)
+  /// A's row stride in elements when it is not the dense k (rows read in place from a larger
+  /// buffer: the last position of each sequence, stride S·k); 0 = dense. Not with transA.
+  std::uint64_t lda = 0;
+  /// The alignment in bytes A's pointer is guaranteed to have when it is less than the 256 the
+  /// heuristic otherwise assumes (a row inside a buffer); 0 = 256.
+  std::uint32_t aAlignment = 0;
   auto key() const {
-    return std::tie(m, n, k, ab, d, bias, epilogue, transA, transB, accumulate);
+    return std::tie(m, n, k, ab, d, bias, epilogue, transA, transB, accumulate, lda, aAlignment);
   }
   friend bool operator<(const GemmShape &x, const GemmShape &y) { return x.key() < y.key(); }
 };

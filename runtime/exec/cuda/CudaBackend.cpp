@@ -100,6 +100,7 @@ private:
   std::map<art::BufferId, cuda::DeviceBuffer> widenedBiases_;
   cuda::DeviceBuffer arena_, io_;
   Memory memory_;
+  CallShape call_; ///< of the call in progress (a GEMM reading the last positions needs S)
   /// Error flags of the call in progress, copied out of the arena right after their step.
   cuda::DeviceBuffer errorFlags_;
   std::size_t maxErrorFlags_ = 0;
@@ -174,7 +175,8 @@ void CudaBackend::allocate() {
   std::uint64_t staticBytes = 0, stateBytes = 0, ioBytes = 0;
   // Inputs and outputs: one block that all functions share (they never run at the same time).
   const std::vector<std::uint64_t> ioOffset = plan().ioLayout(
-      [&](art::BufferId id) { return plan().bytes(id, maxB, maxS); }, 256, ioBytes);
+      [&](art::BufferId id) { return plan().bytes(id, maxB, maxS); }, 256, ioBytes,
+      limits().functions);
   for (const auto &[name, pf] : plan().functions())
     maxErrorFlags_ = std::max(maxErrorFlags_, pf.errorFlags.size());
   for (const art::Buffer &b : a.buffers) {
@@ -234,9 +236,9 @@ void CudaBackend::warmUp() {
   const std::uint64_t seq = std::min<std::uint64_t>(limits().maxSeq, a.model.chunkSize);
   std::vector<std::int32_t> tokens(seq, static_cast<std::int32_t>(a.model.bosTokenId));
   std::vector<float> logits(vocabSize());
-  if (a.findFunction("prefill"))
+  if (a.findFunction("prefill") && prepared("prefill"))
     run("prefill", 0, 1, seq, tokens, logits, Logits::LastPosition);
-  if (a.findFunction("decode_step"))
+  if (a.findFunction("decode_step") && prepared("decode_step"))
     run("decode_step", 0, 1, 1, std::span(tokens).first(1), logits, Logits::LastPosition);
 }
 
@@ -299,6 +301,7 @@ std::vector<std::int64_t> CudaBackend::execute(const PreparedFunction &fn, const
                                                StepObserver *observer) {
   device_.makeCurrent();
   const CUstream stream = stream_->handle();
+  call_ = shape;
   auto enqueue = [&] { plan().execute(fn, memory_, shape, scalars, *this, observer); };
   // Graphs bake in every argument: only for functions without scalars (decode steps), and not
   // while an observer looks at every step.
@@ -367,11 +370,17 @@ void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint
                        std::uint64_t n, std::uint64_t k, const BufferRef &a, const BufferRef &b,
                        const std::optional<BufferRef> &c, const BufferRef &d) {
   const std::string &what = ps.where;
-  std::uint64_t mk = 0, nk = 0, mn = 0;
+  // Reading the last position of each sequence, A is [B, S, k] and row r of op(A) starts at
+  // element ((r + 1)·S − 1)·k: the pointer moves to row S − 1 and the row stride is S·k.
+  const bool lastRows = g.aRows == art::GemmRows::LastPosition;
+  const std::uint64_t seq = lastRows ? call_.seq : 1;
+  std::uint64_t mk = 0, nk = 0, mn = 0, aNeeded = 0;
   check(!__builtin_mul_overflow(m, k, &mk) && !__builtin_mul_overflow(n, k, &nk) &&
-            !__builtin_mul_overflow(m, n, &mn) && a.elements >= mk && b.elements >= nk &&
-            d.elements >= mn,
+            !__builtin_mul_overflow(m, n, &mn) && !__builtin_mul_overflow(mk, seq, &aNeeded) &&
+            a.elements >= aNeeded && b.elements >= nk && d.elements >= mn,
         "{}: GEMM operands are smaller than m = {}, n = {}, k = {} need", what, m, n, k);
+  check(!lastRows || (!g.transA && m == call_.batch),
+        "{}: a_rows last_position needs m = B = {}, got m = {}", what, call_.batch, m);
   GemmShape shape;
   shape.m = m;
   shape.n = n;
@@ -402,7 +411,17 @@ void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint
   check(g.epilogue != art::Epilogue::ResidualAdd || shape.bias == shape.d,
         "{}: the residual is {} but D is {} (cuBLASLt reads C in D's type)", what,
         art::dtypeName(shape.bias), art::dtypeName(shape.d));
-  blas_->gemm(shape, a.address, b.address, cAddress, d.address, stream_->handle(), what);
+  CUdeviceptr aAddress = a.address;
+  if (lastRows && seq > 1) {
+    const std::uint64_t rowBytes = k * art::dtypeSize(shape.ab);
+    aAddress += (seq - 1) * rowBytes;
+    shape.lda = seq * k;
+    // The lowest set bit of the address is its alignment; the heuristic assumes 256.
+    const std::uint64_t alignment = aAddress & (~aAddress + 1);
+    if (alignment < 256)
+      shape.aAlignment = static_cast<std::uint32_t>(alignment);
+  }
+  blas_->gemm(shape, aAddress, b.address, cAddress, d.address, stream_->handle(), what);
 }
 
 void CudaBackend::copy(const PreparedStep &ps, const BufferRef &src, const BufferRef &dst,

@@ -83,6 +83,7 @@ TEST(RoundTrip, CanonicalSpellingOfExpressionsAndOptionals) {
   EXPECT_TRUE(gemm["c"].is_null());
   EXPECT_EQ(gemm["m"], Json::parse(R"({"BS": 1})"));
   EXPECT_EQ(gemm["n"], 96);
+  EXPECT_EQ(gemm["a_rows"], "all"); // always written
   const Json &copy = payload["functions"][1]["steps"][1];
   EXPECT_EQ(copy["attrs"], Json::object());
   EXPECT_EQ(payload["functions"][0]["steps"][1]["args"][4]["f32"].dump(), "1e-06");
@@ -93,6 +94,7 @@ TEST(RoundTrip, ReaderAcceptsNonCanonicalSpellingsAndRewritesThem) {
   payload["buffers"][kX]["offset"] = Json::parse(R"({"c": 0, "B": 0, "div": 1})");
   payload["functions"][0]["steps"][2]["n"] = Json::parse(R"({"c": 96})");
   payload["functions"][1]["steps"][1].erase("attrs");
+  payload["functions"][0]["steps"][2].erase("a_rows"); // optional: every row
   Artifact a = parseArtifact(rewrap(payload), kSource);
   EXPECT_EQ(a, makeTestArtifact());
   EXPECT_EQ(serialize(a), serialize(makeTestArtifact()));

@@ -58,6 +58,10 @@ TEST(Summary, ListsFunctionsKernelsBuffersMemoryAndWeights) {
                           "20.5 MiB\n"));
   EXPECT_TRUE(contains(s, "  states                               1.1 KiB         1.1 KiB         "
                           "8.6 KiB\n"));
+  // What a backend that runs only prefill allocates for its arguments: tokens (4·B·S bytes) and
+  // logits (256·B·S).
+  EXPECT_TRUE(contains(s, "  inputs+outputs (prefill)               260 B         4.1 KiB        "
+                          "16.2 MiB\n"));
   // Weight assembly.
   EXPECT_TRUE(contains(s, "  %3 'blocks.0.w_qkvo' bf16 [96, 32] = concat along axis 0 of 4 tensors "
                           "(fused), columns scaled by 'backbone.blocks.0.norm_mlstm.weight' "
@@ -65,6 +69,20 @@ TEST(Summary, ListsFunctionsKernelsBuffersMemoryAndWeights) {
   EXPECT_TRUE(contains(s, "      'backbone.blocks.0.mlstm_layer.v.weight' [32, 32]"));
   EXPECT_TRUE(
       contains(s, "  %2 'embedding' bf16 [64, 32] <- 'backbone.embeddings.weight' [64, 32]"));
+}
+
+// A GEMM that reads the last position of each sequence shows it on its A operand.
+TEST(Summary, ShowsTheLastPositionRows) {
+  Artifact a = makeTestArtifact();
+  a.buffers[kLogits].shape = {Dim::batch(), 1, 64};
+  GemmStep &head = std::get<GemmStep>(a.functions[0].steps[6].body);
+  head.aRows = GemmRows::LastPosition;
+  head.m = Expr::batch();
+  std::string s = summaryOf(a);
+  EXPECT_TRUE(contains(s, "    [  6] gemm   linear  %1 'logits' = %12 'yn'[:, S-1] x %5 "
+                          "'lm_head'^T  [m=B, n=64, k=32]"));
+  EXPECT_TRUE(contains(s, "  inputs+outputs (prefill)               260 B           320 B       "
+                          "258.0 KiB\n"));
 }
 
 TEST(Summary, NeverCrashesOnAnInvalidArtifact) {

@@ -203,6 +203,55 @@ TEST(Validate, GemmOperandsMatchMNK) {
             "<no error>");
 }
 
+// The LM head of a generation prefill reads the last position of each sequence in place:
+// a_rows last_position, A [B, S, k], m = B, and D of one row per sequence.
+TEST(Validate, GemmReadsTheLastPositions) {
+  auto lastPositions = [](Json &p) {
+    p["buffers"][kLogits]["shape"] = Json::parse(R"(["B", 1, 64])");
+    for (auto [function, index] : {std::pair{0, 6}, std::pair{1, 7}}) {
+      step(p, function, index)["a_rows"] = "last_position";
+      step(p, function, index)["m"] = {{"B", 1}};
+    }
+  };
+  EXPECT_EQ(parseErrorAfter(lastPositions), "<no error>");
+  EXPECT_EQ(limitErrorAfter(lastPositions), "<no error>");
+  Json payload = toJson(makeTestArtifact());
+  lastPositions(payload);
+  const Artifact a = parseArtifact(rewrap(payload), kSource);
+  EXPECT_EQ(a.functions[0].steps[6].gemm()->aRows, GemmRows::LastPosition);
+  EXPECT_EQ(a.functions[0].steps[2].gemm()->aRows, GemmRows::All);
+  EXPECT_EQ(toJson(a), payload);
+
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              lastPositions(p);
+              step(p, 0, 6)["m"] = {{"BS", 1}};
+            }),
+            "test.xlca: step 6 of function 'prefill': a_rows last_position reads one row per "
+            "sequence, so m must be B, not B*S");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              lastPositions(p);
+              step(p, 0, 6)["trans_a"] = true;
+            }),
+            "test.xlca: step 6 of function 'prefill': a_rows last_position reads A's rows in "
+            "place and takes no trans_a");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              lastPositions(p);
+              step(p, 0, 6)["a"] = kEmbedding;
+            }),
+            "test.xlca: step 6 of function 'prefill': a_rows last_position needs operand a of "
+            "shape [B, S, k], but buffer 2 'embedding' is [64, 32]");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) { step(p, 0, 6)["a_rows"] = "first_position"; }),
+            "test.xlca: step 6 of function 'prefill': a_rows: unknown value 'first_position' "
+            "(expected one of all, last_position)");
+  // Without it, the product reads every row: [B, 1, 64] logits are not B·S rows.
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              lastPositions(p);
+              step(p, 0, 6).erase("a_rows");
+            }),
+            "test.xlca: step 6 of function 'prefill': operand a buffer 12 'yn' is [B, S, 32], so "
+            "its row count is B*S, but the GEMM's m is B");
+}
+
 TEST(Validate, EpilogueAndOperandCAgree) {
   EXPECT_EQ(parseErrorAfter([](Json &p) { step(p, 0, 4)["c"] = nullptr; }),
             "test.xlca: step 4 of function 'prefill': epilogue residual_add needs an operand c");

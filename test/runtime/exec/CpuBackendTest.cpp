@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/artifact/Serialize.h"
+#include "runtime/exec/Generator.h"
 #include "runtime/exec/cpu/CpuBackend.h"
 #include "runtime/kernels/KernelFamily.h"
 #include "runtime/reference/ModelForward.h"
@@ -52,7 +53,7 @@ constexpr bool kAddressSanitizer = false;
 #else
 constexpr bool kAddressSanitizer = false;
 #endif
-constexpr Limits kLimits{3, 48}; // 3 slots, up to 48 tokens per call
+const Limits kLimits{3, 48}; // 3 slots, up to 48 tokens per call
 constexpr unsigned kThreads = 2;
 
 /// One compiled model with random weights on disk and a CPU backend over them.
@@ -165,7 +166,7 @@ TEST_P(CpuBackendTest, Describes) {
   EXPECT_EQ(backend().vocabSize(), static_cast<std::uint64_t>(m().vocab()));
 }
 
-TEST_P(CpuBackendTest, PrefillMatchesReferenceAtAllPositions) {
+TEST_P(CpuBackendTest, ScoreMatchesReferenceAtAllPositions) {
   std::mt19937 rng(1);
   const std::pair<std::int64_t, std::int64_t> shapes[] = {{1, 1}, {2, 1}, {2, 17}, {2, 40},
                                                           {1, 48}, {3, 5}};
@@ -173,23 +174,116 @@ TEST_P(CpuBackendTest, PrefillMatchesReferenceAtAllPositions) {
     const auto tokens = randomTokens(rng, static_cast<std::size_t>(batch * seq), m().vocab());
     std::vector<float> logits(static_cast<std::size_t>(batch * seq * m().vocab()), NAN);
     backend().resetStates(0, static_cast<std::uint64_t>(batch));
-    backend().run("prefill", 0, batch, seq, tokens, logits, Logits::AllPositions);
+    backend().run("score", 0, batch, seq, tokens, logits, Logits::AllPositions);
     const ref::Tensor expected = reference(m(), tokens, batch, seq);
     const double err = ref::relativeError(toTensor(logits, {batch, seq, m().vocab()}), expected);
-    report(fmt::format("{} prefill B={} S={} all positions", GetParam(), batch, seq), err);
+    report(fmt::format("{} score B={} S={} all positions", GetParam(), batch, seq), err);
     EXPECT_LT(err, kTolerance) << "B=" << batch << " S=" << seq;
 
-    // The last positions only: the same numbers.
+    // prefill computes the LM head for the last positions only: the same numbers up to the
+    // summation order of the LM head's GEMM (the CPU GEMM takes dot products for a few rows and
+    // its blocked micro-kernel for many, so B rows and B·S rows round differently in fp32).
     std::vector<float> last(static_cast<std::size_t>(batch * m().vocab()), NAN);
     backend().resetStates(0, static_cast<std::uint64_t>(batch));
     backend().run("prefill", 0, batch, seq, tokens, last, Logits::LastPosition);
-    for (std::int64_t b = 0; b < batch; ++b)
-      EXPECT_EQ(std::memcmp(last.data() + b * m().vocab(),
-                            logits.data() + (b * seq + seq - 1) * m().vocab(),
-                            static_cast<std::size_t>(m().vocab()) * sizeof(float)),
-                0)
-          << "sequence " << b;
+    const double lastErr = ref::relativeError(toTensor(last, {batch, 1, m().vocab()}),
+                                              positions(toTensor(logits, {batch, seq, m().vocab()}),
+                                                        seq - 1, seq));
+    report(fmt::format("{} prefill B={} S={} vs score's last positions", GetParam(), batch, seq),
+           lastErr);
+    EXPECT_LE(lastErr, 1e-6) << "B=" << batch << " S=" << seq;
   }
+}
+
+// Generation computes the LM head only for the last prompt position of each sequence
+// (prefill's logits are [B, 1, V]); its first-token logits must be the last rows of score's
+// [B, S, V]. Several sequences, prompts of lengths that are no multiple of the chunk (16 for
+// tiny, 32 for sig-tied), equal and different lengths (the generator's prefill plan then makes
+// several calls). A backend created for the generation functions only holds B·V logits.
+TEST_P(CpuBackendTest, GenerationLogitsAreTheLastRowsOfScore) {
+  std::mt19937 rng(11);
+  const std::int64_t v = m().vocab();
+  const std::uint64_t chunk = m().artifact.model.chunkSize;
+  Limits lean{3, 48, {"prefill", "decode_step"}};
+  std::unique_ptr<Backend> generation =
+      createCpuBackend(m().artifact, *m().checkpoint, lean, kThreads);
+  for (const std::vector<std::int64_t> &lengths :
+       {std::vector<std::int64_t>{37, 37, 37}, std::vector<std::int64_t>{37, 21, 45}}) {
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (std::int64_t length : lengths) {
+      ASSERT_NE(static_cast<std::uint64_t>(length) % chunk, 0u);
+      prompts.push_back(randomTokens(rng, static_cast<std::size_t>(length), v));
+    }
+    // What generation draws its first tokens from.
+    std::vector<std::vector<float>> first(prompts.size());
+    GenerateOptions options;
+    options.maxNewTokens = 1;
+    GenerateCallbacks callbacks;
+    callbacks.onLogits = [&](std::size_t sequence, std::uint64_t step,
+                             std::span<const float> logits) {
+      ASSERT_EQ(step, 0u);
+      first[sequence].assign(logits.begin(), logits.end());
+    };
+    Generator(*generation).generate(prompts, options, callbacks);
+
+    // score through the same calls (the generator's prefill plan): the same arithmetic up to
+    // the LM head, which it runs on every position.
+    std::vector<std::uint64_t> ulengths(lengths.begin(), lengths.end());
+    std::vector<std::vector<float>> expected(prompts.size());
+    backend().resetStates(0, prompts.size());
+    for (const PrefillCall &call : planPrefill(ulengths, kLimits.maxSeq, chunk)) {
+      std::vector<std::int32_t> tokens;
+      for (std::uint64_t b = 0; b < call.batch; ++b) {
+        const auto &prompt = prompts[call.firstSlot + b];
+        tokens.insert(tokens.end(), prompt.begin() + static_cast<std::ptrdiff_t>(call.offset),
+                      prompt.begin() + static_cast<std::ptrdiff_t>(call.offset + call.seq));
+      }
+      std::vector<float> all(call.batch * call.seq * static_cast<std::uint64_t>(v), NAN);
+      backend().run("score", call.firstSlot, call.batch, call.seq, tokens, all,
+                    Logits::AllPositions);
+      for (std::uint64_t b = 0; b < call.batch; ++b)
+        if (call.offset + call.seq == ulengths[call.firstSlot + b]) {
+          const auto row = all.begin() + static_cast<std::ptrdiff_t>(
+                                             ((b + 1) * call.seq - 1) * static_cast<std::uint64_t>(v));
+          expected[call.firstSlot + b].assign(row, row + v);
+        }
+    }
+
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      const std::int64_t seq = lengths[i];
+      ASSERT_EQ(first[i].size(), static_cast<std::size_t>(v)) << "sequence " << i;
+      ASSERT_EQ(expected[i].size(), static_cast<std::size_t>(v)) << "sequence " << i;
+      const std::vector<float> &lastRow = expected[i];
+      double diff = 0, norm = 0;
+      for (std::int64_t j = 0; j < v; ++j) {
+        diff += std::pow(double(first[i][j]) - double(lastRow[j]), 2);
+        norm += std::pow(double(lastRow[j]), 2);
+      }
+      const double err = std::sqrt(diff / norm);
+      report(fmt::format("{} generation logits of sequence {} (prompt {}) vs score's last row",
+                         GetParam(), i, seq),
+             err);
+      // Equal up to the summation order of the LM head's GEMM (B rows against S rows).
+      EXPECT_LE(err, 1e-6) << "sequence " << i << ", prompt of " << seq;
+    }
+  }
+
+  // The generation backend's inputs and outputs hold the prefill's [B, 1, V] logits (and the
+  // decode step's), not score's [B, S, V]; it refuses score.
+  const std::string lean_ = generation->description(), full = backend().description();
+  const auto ioOf = [](const std::string &d) { return d.substr(d.find("inputs and outputs")); };
+  // prefill's: the tokens [3, 48] (576 bytes, a multiple of the 64-byte alignment), then the
+  // logits [3, 1, V] in fp32; decode_step's are smaller and share the block.
+  EXPECT_EQ(ioOf(lean_),
+            fmt::format("inputs and outputs {:.1f} KiB", (3 * 48 * 4 + 3 * v * 4) / 1024.0))
+      << lean_;
+  EXPECT_NE(ioOf(full), ioOf(lean_)) << full;
+  std::vector<std::int32_t> tokens(4, 1);
+  std::vector<float> logits(static_cast<std::size_t>(4 * v));
+  expectError([&] { generation->run("score", 0, 1, 4, tokens, logits, Logits::AllPositions); },
+              {"score", "created for the functions prefill, decode_step only"});
+  expectError([&] { createCpuBackend(m().artifact, *m().checkpoint, {1, 4, {"prefil"}}, 1); },
+              {"no function 'prefil'", "decode_step, prefill, score"});
 }
 
 TEST_P(CpuBackendTest, PrefillInPiecesCarriesTheState) {
@@ -201,7 +295,7 @@ TEST_P(CpuBackendTest, PrefillInPiecesCarriesTheState) {
   // One call of 32.
   std::vector<float> whole(static_cast<std::size_t>(batch * seq * v));
   backend().resetStates(0, 2);
-  backend().run("prefill", 0, batch, seq, tokens, whole, Logits::AllPositions);
+  backend().run("score", 0, batch, seq, tokens, whole, Logits::AllPositions);
   std::vector<std::vector<float>> wholeStates;
   for (std::size_t i = 0; i < m().artifact.functions[0].states.size(); ++i)
     wholeStates.push_back(backend().readState(1, i));
@@ -212,17 +306,17 @@ TEST_P(CpuBackendTest, PrefillInPiecesCarriesTheState) {
   for (std::int64_t len : {7, 16, 9}) {
     const auto piece = columns(tokens, batch, seq, t0, t0 + len);
     std::vector<float> logits(static_cast<std::size_t>(batch * len * v), NAN);
-    backend().run("prefill", 0, batch, len, piece, logits, Logits::AllPositions);
+    backend().run("score", 0, batch, len, piece, logits, Logits::AllPositions);
     const double err =
         ref::relativeError(toTensor(logits, {batch, len, v}), positions(expected, t0, t0 + len));
-    report(fmt::format("{} prefill piece [{}, {}) of 32", GetParam(), t0, t0 + len), err);
+    report(fmt::format("{} score piece [{}, {}) of 32", GetParam(), t0, t0 + len), err);
     EXPECT_LT(err, kTolerance) << "piece at " << t0;
     // Against the single call: the same arithmetic token by token (the recurrent state is
     // stored in the fp32 it is computed in), so at most GEMM summation-order differences.
     const double vsWhole = ref::relativeError(
         toTensor(logits, {batch, len, v}),
         positions(toTensor(whole, {batch, seq, v}), t0, t0 + len));
-    report(fmt::format("{} prefill piece [{}, {}) vs one call of 32", GetParam(), t0, t0 + len),
+    report(fmt::format("{} score piece [{}, {}) vs one call of 32", GetParam(), t0, t0 + len),
            vsWhole);
     EXPECT_LT(vsWhole, 1e-6) << "piece at " << t0;
     t0 += len;
@@ -263,7 +357,7 @@ TEST_P(CpuBackendTest, SlotsAreIndependentAndStatesMatchTheReference) {
   const std::int64_t seq = 20, v = m().vocab();
   std::vector<float> logits(static_cast<std::size_t>(2 * seq * v));
   backend().resetStates(0, 3);
-  backend().run("prefill", 0, 2, seq, randomTokens(rng, 2 * seq, v), logits,
+  backend().run("score", 0, 2, seq, randomTokens(rng, 2 * seq, v), logits,
                 Logits::AllPositions);
   const std::size_t numStates = m().artifact.functions[0].states.size();
   ASSERT_EQ(numStates, static_cast<std::size_t>(3 * m().config.numBlocks));
@@ -275,7 +369,7 @@ TEST_P(CpuBackendTest, SlotsAreIndependentAndStatesMatchTheReference) {
   // Slot 2 alone: slots 0 and 1 stay bit for bit.
   const auto tokens = randomTokens(rng, seq, v);
   std::vector<float> one(static_cast<std::size_t>(seq * v));
-  backend().run("prefill", 2, 1, seq, tokens, one, Logits::AllPositions);
+  backend().run("score", 2, 1, seq, tokens, one, Logits::AllPositions);
   std::size_t k = 0;
   for (std::uint64_t slot : {0, 1})
     for (std::size_t i = 0; i < numStates; ++i, ++k)
@@ -285,7 +379,7 @@ TEST_P(CpuBackendTest, SlotsAreIndependentAndStatesMatchTheReference) {
   ref::ModelState state = ref::ModelState::zeros(m().config, 1);
   const ref::Tensor expected = reference(m(), tokens, 1, seq, state);
   double err = ref::relativeError(toTensor(one, {1, seq, v}), expected);
-  report(fmt::format("{} prefill on slot 2 of 3", GetParam()), err);
+  report(fmt::format("{} score on slot 2 of 3", GetParam()), err);
   EXPECT_LT(err, kTolerance);
   for (std::size_t block = 0; block < state.blocks.size(); ++block) {
     const ref::MlstmStates &s = state.blocks[block];
@@ -306,7 +400,7 @@ TEST_P(CpuBackendTest, SlotsAreIndependentAndStatesMatchTheReference) {
     for (float x : backend().readState(2, i))
       ASSERT_EQ(x, 0.0f);
   std::vector<float> again(one.size());
-  backend().run("prefill", 2, 1, seq, tokens, again, Logits::AllPositions);
+  backend().run("score", 2, 1, seq, tokens, again, Logits::AllPositions);
   EXPECT_EQ(std::memcmp(again.data(), one.data(), one.size() * sizeof(float)), 0);
 }
 
@@ -316,9 +410,9 @@ TEST_P(CpuBackendTest, ResultsDoNotDependOnTheThreadCount) {
   const auto tokens = randomTokens(rng, static_cast<std::size_t>(batch * seq), v);
   std::unique_ptr<Backend> single = createCpuBackend(m().artifact, *m().checkpoint, {2, 19}, 1);
   std::vector<float> a(static_cast<std::size_t>(batch * seq * v)), b(a.size());
-  single->run("prefill", 0, batch, seq, tokens, a, Logits::AllPositions);
+  single->run("score", 0, batch, seq, tokens, a, Logits::AllPositions);
   backend().resetStates(0, 2);
-  backend().run("prefill", 0, batch, seq, tokens, b, Logits::AllPositions);
+  backend().run("score", 0, batch, seq, tokens, b, Logits::AllPositions);
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
 }
 
@@ -353,10 +447,14 @@ TEST_P(CpuBackendTest, RejectsBadCalls) {
   expectError([&] { backend().run("prefill", 0, 1, 49, longTokens, longLogits, Logits::AllPositions); },
               {"49 tokens", "[1, 48]"});
   expectError([&] {
-    backend().run("prefill", 0, 2, 4, tokens, std::span(logits).subspan(1), Logits::AllPositions);
+    backend().run("score", 0, 2, 4, tokens, std::span(logits).subspan(1), Logits::AllPositions);
   }, {"span for output 'logits'", fmt::format("expected {}", 8 * v)});
   expectError([&] { backend().run("prefill", 0, 2, 4, tokens, logits, Logits::LastPosition); },
               {"span for output 'logits'"});
+  // prefill has logits for the last positions only.
+  expectError([&] { backend().run("prefill", 0, 2, 4, tokens, logits, Logits::AllPositions); },
+              {"prefill", "output 'logits' ([B, 1, ", "holds only the last position",
+               "every position of 4 tokens", "'score'"});
   expectError([&] { backend().run("decode_step", 0, 2, 4, tokens, logits, Logits::AllPositions); },
               {"decode_step", "one token"});
   expectError([&] { backend().run("train_step", 0, 1, 1, std::span(tokens).subspan(0, 1),
@@ -592,10 +690,10 @@ TEST_P(CpuBackendTest, Bf16CheckpointMatchesItsReference) {
   std::mt19937 rng(6);
   const auto tokens = randomTokens(rng, 24, m().vocab());
   std::vector<float> logits(static_cast<std::size_t>(24 * m().vocab()));
-  backend->run("prefill", 0, 1, 24, tokens, logits, Logits::AllPositions);
+  backend->run("score", 0, 1, 24, tokens, logits, Logits::AllPositions);
   const double err =
       ref::relativeError(toTensor(logits, {1, 24, m().vocab()}), reference(bf16, tokens, 1, 24));
-  report(fmt::format("{} prefill S=24 from a bf16 checkpoint (7B-style gate init)", GetParam()),
+  report(fmt::format("{} score S=24 from a bf16 checkpoint (7B-style gate init)", GetParam()),
          err);
   EXPECT_LT(err, kTolerance);
   std::error_code ec;
