@@ -8,6 +8,7 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <string>
 
 namespace xlc::exec {
@@ -35,7 +36,93 @@ bool sameShape(std::span<const std::int64_t> actual, std::span<const std::uint64
   return true;
 }
 
+bool isGemmWeight(const art::Artifact &artifact, art::BufferId id) {
+  for (const art::Function &f : artifact.functions)
+    for (const art::Step &step : f.steps)
+      if (const art::GemmStep *gemm = step.gemm(); gemm && gemm->b == id)
+        return true;
+  return false;
+}
+
+/// Whether buffer |id| is the table of an embedding launch: one buffer for the lookup and the
+/// tied head, which cannot take a distinct lm_head.weight.
+bool isEmbeddingTable(const art::Artifact &artifact, art::BufferId id) {
+  for (const art::Function &f : artifact.functions)
+    for (const art::Step &step : f.steps) {
+      const art::LaunchStep *launch = step.launch();
+      if (!launch || launch->kernel >= artifact.kernels.size() ||
+          artifact.kernels[launch->kernel].family != "embedding")
+        continue;
+      for (const art::Arg &arg : launch->args)
+        if (arg.kind == art::ArgKind::Buffer && arg.bufferId == id)
+          return true;
+    }
+  return false;
+}
+
+/// Whether two tensors of |checkpoint| hold the same values (bit for bit when stored alike).
+bool sameValues(const weights::Checkpoint &checkpoint, const weights::TensorInfo &x,
+                const weights::TensorInfo &y) {
+  if (x.shape != y.shape)
+    return false;
+  if (x.dtype == y.dtype) {
+    std::span<const std::uint8_t> a = checkpoint.rawData(x), b = checkpoint.rawData(y);
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+  }
+  return checkpoint.readF32(x.name) == checkpoint.readF32(y.name);
+}
+
 } // namespace
+
+bool isTiedLmHead(const art::Artifact &artifact, const art::WeightBinding &binding) {
+  return binding.sources.size() == 1 && binding.sources[0] == kEmbeddingTensor &&
+         isGemmWeight(artifact, binding.buffer);
+}
+
+std::vector<std::string> bindingSources(const art::Artifact &artifact,
+                                        const art::WeightBinding &binding,
+                                        const weights::Checkpoint &checkpoint) {
+  // The one place that decides (WeightAssembly.h, "Tied embeddings and the LM head").
+  if (isTiedLmHead(artifact, binding) && checkpoint.find(kLmHeadTensor) != nullptr &&
+      !isEmbeddingTable(artifact, binding.buffer))
+    return {std::string(kLmHeadTensor)};
+  return binding.sources;
+}
+
+std::vector<std::string> describeLmHead(const art::Artifact &artifact,
+                                        const weights::Checkpoint &checkpoint) {
+  std::vector<std::string> lines;
+  const bool stored = checkpoint.find(kLmHeadTensor) != nullptr;
+  for (const art::WeightBinding &binding : artifact.weights) {
+    const art::Buffer *buffer = artifact.findBuffer(binding.buffer);
+    if (!buffer || !isGemmWeight(artifact, binding.buffer))
+      continue;
+    const std::string name = buffer->name;
+    const bool untied = binding.sources.size() == 1 && binding.sources[0] == kLmHeadTensor;
+    if (untied) {
+      lines.push_back(fmt::format("LM head '{}' from tensor '{}' (untied embeddings)", name,
+                                  kLmHeadTensor));
+    } else if (isTiedLmHead(artifact, binding)) {
+      const std::string source = bindingSources(artifact, binding, checkpoint)[0];
+      if (source == kLmHeadTensor)
+        lines.push_back(fmt::format(
+            "LM head '{}' from tensor '{}': tie_word_embeddings is true, but the checkpoint "
+            "stores its own LM head, which transformers uses too (the input embedding stays "
+            "'{}')",
+            name, kLmHeadTensor, kEmbeddingTensor));
+      else if (stored)
+        lines.push_back(fmt::format(
+            "LM head '{}' from tensor '{}' (tied embeddings; this artifact uses one buffer for "
+            "the lookup and the head, and the checkpoint's '{}' equals it)",
+            name, kEmbeddingTensor, kLmHeadTensor));
+      else
+        lines.push_back(fmt::format("LM head '{}' from tensor '{}' (tied embeddings; the "
+                                    "checkpoint has no '{}')",
+                                    name, kEmbeddingTensor, kLmHeadTensor));
+    }
+  }
+  return lines;
+}
 
 void checkWeights(const art::Artifact &artifact, const weights::Checkpoint &checkpoint) {
   std::vector<std::string> problems;
@@ -53,12 +140,48 @@ void checkWeights(const art::Artifact &artifact, const weights::Checkpoint &chec
       problems.push_back(fmt::format("tensor '{}' has shape {}, the artifact expects [{}]", name,
                                      dimsString(t->shape), fmt::join(shape, ", ")));
   };
+  // A tied LM head read from lm_head.weight: the tensor is not the one the artifact names, so
+  // its problems say which file holds it and why it is read.
+  auto checkTiedHead = [&](std::span<const std::uint64_t> shape, const std::string &buffer) {
+    const weights::TensorInfo &t = checkpoint.get(kLmHeadTensor);
+    const std::string why = fmt::format(
+        "tie_word_embeddings is true, but a stored {} is the LM head transformers uses, so xlc "
+        "uses it too",
+        kLmHeadTensor);
+    if (!weights::isConvertibleFloat(t.dtype))
+      problems.push_back(fmt::format("tensor '{}' in {} has dtype {}, expected F32, BF16 or F16 "
+                                     "for the LM head '{}' ({})",
+                                     kLmHeadTensor, checkpoint.fileOf(t),
+                                     weights::dtypeName(t.dtype), buffer, why));
+    if (!sameShape(t.shape, shape))
+      problems.push_back(fmt::format("tensor '{}' in {} has shape {}, but the LM head '{}' "
+                                     "needs [{}], the shape of '{}' ({})",
+                                     kLmHeadTensor, checkpoint.fileOf(t), dimsString(t.shape),
+                                     buffer, fmt::join(shape, ", "), kEmbeddingTensor, why));
+  };
   for (const art::WeightBinding &binding : artifact.weights) {
     const art::Buffer *buffer = artifact.findBuffer(binding.buffer);
     check(buffer != nullptr, "{}: weight binding names missing buffer {}", artifact.label(),
           binding.buffer);
-    for (std::size_t i = 0; i < binding.sources.size(); ++i)
-      checkTensor(binding.sources[i], binding.sourceShapes[i], buffer->name);
+    const std::vector<std::string> sources = bindingSources(artifact, binding, checkpoint);
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      if (sources[i] != binding.sources[i])
+        checkTiedHead(binding.sourceShapes[i], buffer->name);
+      else
+        checkTensor(sources[i], binding.sourceShapes[i], buffer->name);
+    }
+    // One buffer for the lookup and the tied head holds one tensor: a stored lm_head.weight
+    // must be that tensor.
+    const weights::TensorInfo *head = checkpoint.find(kLmHeadTensor);
+    const weights::TensorInfo *embedding = checkpoint.find(kEmbeddingTensor);
+    if (head && embedding && isTiedLmHead(artifact, binding) &&
+        isEmbeddingTable(artifact, binding.buffer) && !sameValues(checkpoint, *head, *embedding))
+      problems.push_back(fmt::format(
+          "tensor '{}' in {} differs from '{}', but this artifact reads the tied LM head from "
+          "the embedding lookup's own buffer '{}', which cannot hold both (transformers would "
+          "use '{}' as the head); compile the model with tie_word_embeddings false to use it",
+          kLmHeadTensor, checkpoint.fileOf(*head), kEmbeddingTensor, buffer->name,
+          kLmHeadTensor));
     if (binding.scaleColumnsBy) {
       std::vector<std::uint64_t> dims = bufferDims(*buffer);
       std::vector<std::uint64_t> vec{dims.empty() ? 0 : dims.back()};
@@ -95,8 +218,9 @@ std::vector<float> assembleWeight(const art::Artifact &artifact, const art::Weig
   const std::uint64_t rowOut = dims.empty() ? 1 : dims[axis] * inner;
   std::uint64_t column = 0;
   std::vector<float> source;
-  for (std::size_t s = 0; s < binding.sources.size(); ++s) {
-    const std::string &name = binding.sources[s];
+  const std::vector<std::string> sources = bindingSources(artifact, binding, checkpoint);
+  for (std::size_t s = 0; s < sources.size(); ++s) {
+    const std::string &name = sources[s];
     const std::uint64_t run =
         (binding.sourceShapes[s].empty() ? 1 : binding.sourceShapes[s][axis]) * inner;
     source.resize(outer * run);

@@ -96,6 +96,9 @@ void validateWeights(const ModelConfig &config, const ModelWeights &weights) {
           shapeString(shape));
     checkShape(tensor, shape, fmt::format("model weights: {}", name));
   });
+  if (config.tieWordEmbeddings && !weights.lmHead.isEmpty()) // a stored head, used when tied
+    checkShape(weights.lmHead, Shape{config.vocabSize, config.embeddingDim},
+               "model weights: lm_head.weight");
 }
 
 ModelWeights randomWeights(const ModelConfig &config, std::uint64_t seed) {

@@ -40,7 +40,7 @@ struct ModelConfig {
   InputGate inputGate = InputGate::Exp;
   Normalizer normalizer = Normalizer::MaxAbs;
   bool addOutNorm = true;           ///< final RMSNorm before the LM head (add_out_norm)
-  bool tieWordEmbeddings = false;   ///< LM head reuses the embedding table (no lm_head tensor)
+  bool tieWordEmbeddings = false;   ///< LM head reuses the embedding table unless lmHead is set
 
   std::int64_t qkHeadDim() const { return qkDim / numHeads; } ///< DQK
   std::int64_t vHeadDim() const { return vDim / numHeads; }   ///< DV
@@ -76,7 +76,9 @@ struct ModelWeights {
   Tensor embedding;                ///< backbone.embeddings.weight [V, d]
   std::vector<BlockWeights> blocks;
   Tensor outNorm;                  ///< backbone.out_norm.weight [d] (only if addOutNorm)
-  Tensor lmHead;                   ///< lm_head.weight [V, d] (empty if tieWordEmbeddings)
+  /// lm_head.weight [V, d]. With tieWordEmbeddings: empty = the embedding is the head; set = a
+  /// stored lm_head.weight, the head transformers 5 uses even when tied.
+  Tensor lmHead;
 };
 
 /// One weight tensor as the config expects it: checkpoint key, shape, and where it lives.

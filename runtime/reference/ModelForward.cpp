@@ -70,7 +70,10 @@ Tensor modelForward(const ModelConfig &config, const ModelWeights &weights,
   }
   if (config.addOutNorm)
     x = rmsNorm(x, weights.outNorm, config.normEps);
-  const Tensor &head = config.tieWordEmbeddings ? weights.embedding : weights.lmHead;
+  // Tied: the embedding, unless the checkpoint stored its own lm_head.weight, which transformers
+  // 5 writes and uses (runtime/exec/WeightAssembly.h, "Tied embeddings and the LM head").
+  const Tensor &head =
+      config.tieWordEmbeddings && weights.lmHead.isEmpty() ? weights.embedding : weights.lmHead;
   return lmHead(x, head, config.outputLogitSoftCap);
 }
 

@@ -39,7 +39,8 @@ Tensor ffnBlock(const Tensor &x, const BlockWeights &weights, const ModelConfig 
 
 /// Whole model (§2.1): tokens [batch, seq] (row-major ids in [0, V)) → logits [batch, seq, V].
 ///   x = Embedding(tokens); for each block: x = ffnBlock(mlstmBlock(x));
-///   x = RMSNorm_out(x) if addOutNorm; logits = x W_lmᵀ (W_lm = embedding if tied);
+///   x = RMSNorm_out(x) if addOutNorm; logits = x W_lmᵀ (W_lm = lm_head; if tied, the
+///   embedding unless weights.lmHead holds a stored lm_head.weight);
 ///   logits ← cap·tanh(logits/cap) if outputLogitSoftCap.
 /// |state| holds one MlstmStates per block for this batch (ModelState::zeros to start) and is
 /// updated in place. Validates the config, the weights and the state shapes first.

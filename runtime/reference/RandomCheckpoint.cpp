@@ -84,7 +84,8 @@ CheckpointSummary writeCheckpoint(const ModelConfig &config, const ModelWeights 
   ModelWeights &source = const_cast<ModelWeights &>(weights);
   std::vector<WeightSlot> slots = weightSlots(config, source);
   if (config.tieWordEmbeddings) // save_pretrained stores the tied head anyway
-    slots.push_back({"lm_head.weight", weights.embedding.shape, &source.embedding});
+    slots.push_back({"lm_head.weight", weights.embedding.shape,
+                     source.lmHead.isEmpty() ? &source.embedding : &source.lmHead});
 
   const std::size_t elementSize = weights::dtypeSize(dtype);
   std::vector<std::vector<std::uint8_t>> data(slots.size());
@@ -128,6 +129,17 @@ ModelWeights readCheckpointWeights(const ModelConfig &config,
     std::vector<float> values(static_cast<std::size_t>(numElements(slot.shape)));
     checkpoint.readF32(info, values);
     *slot.tensor = Tensor(slot.shape, std::vector<double>(values.begin(), values.end()));
+  }
+  // Tied, but a stored lm_head.weight is the head transformers 5 uses: the reference too.
+  if (const weights::TensorInfo *head = config.tieWordEmbeddings
+                                           ? checkpoint.find("lm_head.weight")
+                                           : nullptr) {
+    const Shape shape{config.vocabSize, config.embeddingDim};
+    check(head->shape == shapeOf(shape), "{}: tensor 'lm_head.weight' has shape [{}], expected {}",
+          checkpoint.fileOf(*head), fmt::join(head->shape, ", "), shapeString(shape));
+    std::vector<float> values(static_cast<std::size_t>(numElements(shape)));
+    checkpoint.readF32(*head, values);
+    weights.lmHead = Tensor(shape, std::vector<double>(values.begin(), values.end()));
   }
   validateWeights(config, weights);
   return weights;

@@ -58,14 +58,16 @@ struct CheckpointSummary {
   weights::DType dtype = weights::DType::F32;
 };
 
-/// Writes every tensor of |config| from |weights| (plus lm_head.weight = embedding when tied)
+/// Writes every tensor of |config| from |weights| (plus, when tied, lm_head.weight: weights.lmHead
+/// if set, else the embedding)
 /// into <directory>/model.safetensors, atomically, as |dtype| (F32, or BF16 rounded to nearest
 /// even), with metadata {"format": "pt"}. Creates the directory if needed.
 CheckpointSummary writeCheckpoint(const ModelConfig &config, const ModelWeights &weights,
                                   const std::string &directory, weights::DType dtype);
 
 /// The tensors of |config| read back from |checkpoint| as float64 (exact: every F32, BF16 and
-/// F16 value is a double). The result passes validateWeights.
+/// F16 value is a double); when tied, a stored lm_head.weight too (it is the head, as in
+/// transformers 5). The result passes validateWeights.
 ModelWeights readCheckpointWeights(const ModelConfig &config, const weights::Checkpoint &checkpoint);
 
 struct RandomCheckpointOptions {

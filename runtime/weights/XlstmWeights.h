@@ -15,10 +15,14 @@
 //   backbone.blocks.{i}.ffn.proj_up_gate.weight         [ffn, d]     (proj_up likewise)
 //   backbone.blocks.{i}.ffn.proj_down.weight            [d, ffn]
 //   backbone.out_norm.weight                            [d]
-//   lm_head.weight                                      [vocab, d]   (not stored when tied)
+//   lm_head.weight                                      [vocab, d]   (optional when tied)
 //
 // The widths (qk, v, ffn) and every config.json rule live in runtime/config/ModelConfig.h: the
 // weight checks read config.json with the same reader as the importer and the reference.
+//
+// With tie_word_embeddings, transformers 5 still stores lm_head.weight and uses it as the LM
+// head, so a stored one is checked like any other tensor and is the head the runtime reads
+// (runtime/exec/WeightAssembly.h); only its absence makes the embedding the head.
 //
 // use_bias adds a bias to every linear layer and norm of a block; weight_mode "fused" stores
 // q|k|v|ogate as `qkv_opreact`, i|f gates as `ifgate_preact` and the FFN up projections as

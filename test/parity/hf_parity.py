@@ -2,15 +2,17 @@
 """Hugging Face parity check of the xlc runtime: xlc-run's logits against transformers' xLSTM.
 
     python3 test/parity/hf_parity.py --xlc-run build-parity/tools/xlc-run/xlc-run \\
-        [--configs tiny,7b] [--tiny-artifact .parity/xlstm-tiny.xlca] \\
-        [--7b-artifact .parity/xlstm-7b.xlca] [--out $OUT/parity.json] [--work /tmp/xlc-parity]
+        [--configs tiny,7b,125m] [--tiny-artifact .parity/xlstm-tiny.xlca] \\
+        [--7b-artifact .parity/xlstm-7b.xlca] [--125m-artifact .parity/xlstm-125m.xlca] \\
+        [--out $OUT/parity.json] [--work /tmp/xlc-parity]
 
 Runs on the GPU machine (torch, transformers >= 5 with xLSTMForCausalLM, safetensors, numpy), from
 the repository root. test/parity/run_parity.sh builds xlc-run and calls this script once per config.
 
 Method
 ------
-For each config (tiny = models/xlstm-tiny/config.json, 7b = models/xlstm-7b/config.json):
+For each config (tiny = models/xlstm-tiny/config.json, 7b = models/xlstm-7b/config.json,
+125m = models/xlstm-125m/config.json, the one with tied embeddings):
 
 1. Checkpoint. An xLSTMForCausalLM is built from the config with from_config (on the GPU, in the
    dtype it is saved in), then EVERY parameter is overwritten with seeded noise (one generator per
@@ -42,10 +44,16 @@ For each config (tiny = models/xlstm-tiny/config.json, 7b = models/xlstm-7b/conf
    the input gate takes over after some hundred tokens in the fast-forgetting heads and after
    thousands in the slow ones, so the short cases test the exp(-m) lower bound of the
    denominator and the long ones the regime where the input gate sets m. Nothing is constant.
-   It is saved with save_pretrained (safetensors): tiny in float32, 7b in bfloat16 (13.7 GB, in
-   5 GB shards with an index, as the hub checkpoint is laid out) under --work. A checkpoint
-   that this script already wrote with the same config, seed and dtype is reused (--rebuild
-   makes a new one).
+   It is saved with save_pretrained (safetensors): tiny and 125m in float32, 7b in bfloat16
+   (13.7 GB, in 5 GB shards with an index, as the hub checkpoint is laid out) under --work. A
+   checkpoint that this script already wrote with the same config, seed and dtype is reused
+   (--rebuild makes a new one).
+   Tied embeddings (125m): transformers 5 stores lm_head.weight even when tie_word_embeddings is
+   true, and uses it as the LM head (issue 10); the randomisation above gives it values of its
+   own. The "tied head" row records what the checkpoint stores (lm_head.weight, equal to the
+   embedding or not) and which tensor the loaded HF model multiplies by; it FAILs when HF's head
+   is not the tensor xlc reads (lm_head.weight when stored, else the embedding), and the logit
+   rows then show the consequence.
 2. Oracle. The saved directory is loaded back with from_pretrained (and, when it was just built,
    compared tensor by tensor with the built model: the oracle and xlc read the same weights).
    The model is run with native PyTorch kernels only (mode="inference",
@@ -122,8 +130,10 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT_VERSION = 3
 
-CONFIG_PATHS = {"tiny": "models/xlstm-tiny/config.json", "7b": "models/xlstm-7b/config.json"}
-DEFAULT_ARTIFACTS = {"tiny": ".parity/xlstm-tiny.xlca", "7b": ".parity/xlstm-7b.xlca"}
+CONFIG_PATHS = {"tiny": "models/xlstm-tiny/config.json", "7b": "models/xlstm-7b/config.json",
+                "125m": "models/xlstm-125m/config.json"}
+DEFAULT_ARTIFACTS = {"tiny": ".parity/xlstm-tiny.xlca", "7b": ".parity/xlstm-7b.xlca",
+                     "125m": ".parity/xlstm-125m.xlca"}
 SPECS = {
     "tiny": {"lengths": [1, 17, 64, 1000, 2048, 8192], "save_dtype": "float32",
              "devices": ["cuda", "cpu"], "batch_below": 2048, "greedy": True, "shard": None},
@@ -136,6 +146,9 @@ SPECS = {
            # own bf16 vs fp32 differ by ~0.9 at every position; init_sensitivity.py, H200,
            # 2026-11-30), with sqrt(2/(5d)) by ~0.17.
            "gate_preact_std": math.sqrt(2.0 / 5.0)},
+    # Tied embeddings, 12 blocks: the LM head read from the stored lm_head.weight (issue 10).
+    "125m": {"lengths": [1, 17, 64, 1000], "save_dtype": "float32", "devices": ["cuda", "cpu"],
+             "batch_below": 1000, "greedy": False, "shard": None, "cpu_lengths": [1, 17, 64]},
 }
 
 # The HF kernel choice: native PyTorch only (Triton crashes on the GPU machine, build-notes.md).
@@ -851,6 +864,40 @@ def check_forced(call, forced):
 # One config
 # ---------------------------------------------------------------------------------------------
 
+def tied_head_facts(ckpt, model):
+    """For a config with tie_word_embeddings: what the checkpoint in |ckpt| stores and which
+    tensor the loaded HF |model| uses as its LM head (issue 10), as a dict for the JSON."""
+    import torch
+    from safetensors import safe_open
+    wanted = ("lm_head.weight", "backbone.embeddings.weight")
+    stored = {}
+    for f in sorted(os.listdir(ckpt)):
+        if f.endswith(".safetensors"):
+            with safe_open(os.path.join(ckpt, f), "pt") as st:
+                for key in wanted:
+                    if key in st.keys():
+                        stored[key] = st.get_tensor(key)
+    head, emb = stored.get(wanted[0]), stored.get(wanted[1])
+    head_module = getattr(model, "lm_head", None) or model.get_output_embeddings()
+    embedding_module = (getattr(getattr(model, "backbone", None), "embeddings", None)
+                        or model.get_input_embeddings())
+    used = head_module.weight.detach()
+    facts = {"stored_lm_head": head is not None,
+             "hf_head_shares_embedding_storage":
+                 used.data_ptr() == embedding_module.weight.data_ptr()}
+    if head is not None and emb is not None:
+        facts["stored_lm_head_equals_embedding"] = bool(torch.equal(head, emb))
+    if head is not None:
+        facts["hf_head_is_stored_lm_head"] = bool(torch.equal(used.cpu().to(head.dtype), head))
+    if emb is not None:
+        facts["hf_head_is_embedding"] = bool(torch.equal(used.cpu().to(emb.dtype), emb))
+    # xlc's rule (runtime/exec/WeightAssembly.h): a stored lm_head.weight, else the embedding.
+    facts["xlc_head"] = wanted[0] if head is not None else wanted[1]
+    facts["agree"] = bool(facts.get("hf_head_is_stored_lm_head") if head is not None
+                          else facts.get("hf_head_is_embedding"))
+    return facts
+
+
 def run_config(args, results, name):
     torch = torch_setup()
     from transformers import xLSTMConfig
@@ -944,6 +991,20 @@ def run_config(args, results, name):
     fields = hf_fields(model.config)
     cfg_record["hf_config"] = fields
     log(f"{name}: HF config used: {json.dumps(fields)}")
+    if getattr(model.config, "tie_word_embeddings", False):
+        facts = tied_head_facts(ckpt, model)
+        cfg_record["tied_head"] = facts
+        log(f"{name}: tied embeddings: {json.dumps(facts)}")
+        distinct = facts["stored_lm_head"] and not facts.get("stored_lm_head_equals_embedding")
+        note = (("checkpoint stores lm_head.weight, " + ("distinct from" if distinct else "equal to")
+                 + " the embedding" if facts["stored_lm_head"] else "no lm_head.weight stored")
+                + "; HF's head is " + ("lm_head.weight" if facts.get("hf_head_is_stored_lm_head")
+                                       else "the embedding" if facts.get("hf_head_is_embedding")
+                                       else "neither")
+                + f"; xlc reads {facts['xlc_head']}"
+                + ("" if distinct else " (issue 10's case, a distinct head, is not exercised)"))
+        results.add_case({"config": name, "case": f"{name} tied head", "device": "hf",
+                          "status": "PASS" if facts["agree"] else "FAIL", "note": note})
     vocab = int(model.config.vocab_size)
     prompts = {L: make_tokens(args.seed, 1, L, vocab) for L in lengths}
     forced = {L: make_tokens(args.seed, 2, n_rows, vocab) for L in lengths}
@@ -1155,14 +1216,17 @@ def main():
     out_default = os.path.join(os.environ.get("OUT", "."), "parity.json")
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="tiny,7b", help="comma list of tiny, 7b")
+    parser.add_argument("--configs", default="tiny,7b", help="comma list of tiny, 7b, 125m")
     parser.add_argument("--devices", default="cuda,cpu",
-                        help="xlc-run devices to test (cpu applies to tiny only)")
+                        help="xlc-run devices to test (cpu: every length of tiny, the short "
+                             "ones of 7b and 125m)")
     parser.add_argument("--xlc-run", default=os.environ.get(
         "XLC_RUN", os.path.join(REPO, "build-parity/tools/xlc-run/xlc-run")),
         help="the xlc-run binary (default $XLC_RUN or build-parity/tools/xlc-run/xlc-run)")
     parser.add_argument("--tiny-artifact", default=DEFAULT_ARTIFACTS["tiny"])
     parser.add_argument("--7b-artifact", dest="b7_artifact", default=DEFAULT_ARTIFACTS["7b"])
+    parser.add_argument("--125m-artifact", dest="m125_artifact",
+                        default=DEFAULT_ARTIFACTS["125m"])
     parser.add_argument("--work", default=os.environ.get("PARITY_WORK", "/tmp/xlc-parity"),
                         help="checkpoints and xlc-run inputs/outputs (default $PARITY_WORK or "
                              "/tmp/xlc-parity; the 7b needs ~14 GB)")
@@ -1180,6 +1244,8 @@ def main():
                         help="override the tiny prompt lengths (comma list)")
     parser.add_argument("--7b-lengths", dest="b7_lengths", default=None,
                         help="override the 7b prompt lengths (comma list)")
+    parser.add_argument("--125m-lengths", dest="m125_lengths", default=None,
+                        help="override the 125m prompt lengths (comma list)")
     parser.add_argument("--7b-batched", dest="b7_batched", action="store_true",
                         help="run the 7b lengths as one batch in one xlc-run call instead of "
                              "one call per length")
@@ -1200,10 +1266,12 @@ def main():
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     for c in configs:
         if c not in SPECS:
-            parser.error(f"unknown config {c!r} (tiny, 7b)")
+            parser.error(f"unknown config {c!r} (tiny, 7b, 125m)")
     args.devices = [d.strip() for d in args.devices.split(",") if d.strip()]
-    args.artifact = {"tiny": args.tiny_artifact, "7b": args.b7_artifact}
-    args.lengths = {"tiny": parse_lengths(args.tiny_lengths), "7b": parse_lengths(args.b7_lengths)}
+    args.artifact = {"tiny": args.tiny_artifact, "7b": args.b7_artifact,
+                     "125m": args.m125_artifact}
+    args.lengths = {"tiny": parse_lengths(args.tiny_lengths), "7b": parse_lengths(args.b7_lengths),
+                    "125m": parse_lengths(args.m125_lengths)}
     args.work = os.path.abspath(args.work)
     args.out = os.path.abspath(args.out)
     args.xlc_log = os.path.abspath(args.xlc_log or os.path.join(os.path.dirname(args.out),

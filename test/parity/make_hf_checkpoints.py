@@ -13,7 +13,11 @@ and norms to one), saves it with `save_pretrained`, and then:
      the `safetensors` package, so the key names transformers writes are on record;
   2. compares the stored names and shapes with the list xlc derives from config.json
      (runtime/weights/XlstmWeights.cpp, mirrored in `xlc_expected_tensors` below);
-  3. if --xlc-dump is given, runs `xlc-dump --weights DIR --json --check-values` on the directory.
+  3. if --xlc-dump is given, runs `xlc-dump --weights DIR --json --check-values` on the directory;
+  4. for tied embeddings (odd-bf16): whether lm_head.weight is stored, whether it equals the
+     embedding, and which of the two transformers uses as the LM head after from_pretrained. xlc
+     reads a stored lm_head.weight as the head, the embedding only when there is none (issue 10:
+     transformers 5 stores and uses it); a transformers that does otherwise is a PROBLEM.
 
 Variants:
   fp32          hidden 128, 4 heads, 2 blocks, vocab 512, chunk 16, saved in float32
@@ -139,6 +143,33 @@ def stored_tensors(directory):
     return out
 
 
+def tied_head(directory):
+    """For a checkpoint with tie_word_embeddings: what is stored, and which tensor transformers
+    uses as the LM head once it has loaded the directory (issue 10)."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+    stored = {}
+    for f in sorted(os.listdir(directory)):
+        if f.endswith(".safetensors"):
+            with safe_open(os.path.join(directory, f), framework="pt") as handle:
+                for key in ("lm_head.weight", "backbone.embeddings.weight"):
+                    if key in handle.keys():
+                        stored[key] = handle.get_tensor(key).float()
+    head, emb = stored.get("lm_head.weight"), stored.get("backbone.embeddings.weight")
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    used = (getattr(model, "lm_head", None) or model.get_output_embeddings()).weight.detach().float()
+    out = {"stored_lm_head": head is not None,
+           "stored_lm_head_equals_embedding": None if head is None or emb is None
+           else bool(torch.equal(head, emb)),
+           "hf_head": "lm_head.weight" if head is not None and torch.equal(used, head)
+           else "backbone.embeddings.weight" if emb is not None and torch.equal(used, emb)
+           else "neither"}
+    # xlc's rule (runtime/exec/WeightAssembly.h).
+    out["xlc_head"] = "lm_head.weight" if head is not None else "backbone.embeddings.weight"
+    return out
+
+
 def build_model(config_kwargs, seed):
     import torch
     from transformers import AutoModelForCausalLM, xLSTMConfig
@@ -205,6 +236,16 @@ def check_variant(name, directory, xlc_dump, expect_index=False):
     present_optional = [k for k, (_, opt) in expected.items() if opt and k in stored]
     if absent_optional or present_optional:
         print(f"optional tensors: stored {present_optional}, absent {absent_optional}")
+
+    if cfg.get("tie_word_embeddings", False):
+        tied = tied_head(directory)
+        result["tied_head"] = tied
+        print(f"tied embeddings: lm_head.weight stored: {tied['stored_lm_head']}, equal to the "
+              f"embedding: {tied['stored_lm_head_equals_embedding']}; transformers' LM head: "
+              f"{tied['hf_head']}; xlc's: {tied['xlc_head']}")
+        if tied["hf_head"] != tied["xlc_head"]:
+            result["problems"].append(f"tied embeddings: transformers uses {tied['hf_head']} as "
+                                      f"the LM head, xlc reads {tied['xlc_head']}")
 
     if xlc_dump:
         cmd = [xlc_dump, "--weights", directory, "--json", "--check-values"]

@@ -2,8 +2,9 @@
 # Hugging Face parity check of xlc-run on the GPU machine: builds xlc-run in the runtime-only tree
 # and runs test/parity/hf_parity.py (xlc-run's logits against transformers' xLSTM, random weights).
 #
-#   bash test/parity/run_parity.sh [--configs tiny,7b] [--skip-build] [--xlc-run PATH]
-#        [--tiny-artifact PATH] [--7b-artifact PATH] [-- more hf_parity.py arguments]
+#   bash test/parity/run_parity.sh [--configs tiny,7b,125m] [--skip-build] [--xlc-run PATH]
+#        [--tiny-artifact PATH] [--7b-artifact PATH] [--125m-artifact PATH]
+#        [-- more hf_parity.py arguments]
 #
 # Run from anywhere; relative paths (artifacts, --xlc-run) are taken from the repository root.
 # Needs:
@@ -17,6 +18,7 @@
 #     scripts/gpu-bundle.sh and test/gpu/run_bundle.sh, which pass its artifacts here:
 #       build/tools/xlc-compile/xlc-compile models/xlstm-tiny/config.json -o .parity/xlstm-tiny.xlca
 #       build/tools/xlc-compile/xlc-compile models/xlstm-7b/config.json -o .parity/xlstm-7b.xlca
+#       build/tools/xlc-compile/xlc-compile models/xlstm-125m/config.json -o .parity/xlstm-125m.xlca
 #   - Python 3 ($PYTHON, default python3) with torch (CUDA), transformers (xLSTM), safetensors,
 #     numpy; disk for the checkpoints under $PARITY_WORK (default /tmp/xlc-parity; 7b: 13.7 GB).
 #
@@ -26,6 +28,11 @@
 #                                                      xlc-run-tiny.log
 #   3. hf_parity.py --configs 7b                    -> parity-7b.log, parity-7b.json,
 #                                                      xlc-run-7b.log
+#      hf_parity.py --configs 125m (tied embeddings, only when asked for: --configs 125m; a
+#      stored lm_head.weight is the LM head, issue 10)
+#                                                   -> parity-125m.log, parity-125m.json,
+#                                                      xlc-run-125m.log (give it an OUT of its
+#                                                      own to keep within 8 files)
 #   4. a summary (steps, then the parity tables), printed last -> summary.txt
 # Provenance: summary.txt, build.log and parity-<cfg>.log begin with the provenance block, and
 # hf_parity.py puts it into parity-<cfg>.json ("provenance") and its table: the git commit, clean
@@ -35,7 +42,7 @@
 # Exit status: 0 if every check passed, 1 if a parity check failed or a step timed out, 2 if the
 # build or the setup (artifact, xlc-run, Python packages) is missing.
 # Time limits per step, seconds (env): XLC_BUILD_TIMEOUT (600), XLC_PARITY_TINY_TIMEOUT (480),
-# XLC_PARITY_7B_TIMEOUT (540). On its limit hf_parity.py gets SIGTERM and still writes its JSON
+# XLC_PARITY_7B_TIMEOUT (540), XLC_PARITY_125M_TIMEOUT (480). On its limit hf_parity.py gets SIGTERM and still writes its JSON
 # and table (partial).
 set -euo pipefail
 
@@ -50,6 +57,7 @@ skip_build=0
 xlc_run=""
 tiny_artifact=".parity/xlstm-tiny.xlca"
 b7_artifact=".parity/xlstm-7b.xlca"
+m125_artifact=".parity/xlstm-125m.xlca"
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,6 +66,7 @@ while [ $# -gt 0 ]; do
     --xlc-run) xlc_run="$2"; skip_build=1; shift ;;
     --tiny-artifact) tiny_artifact="$2"; shift ;;
     --7b-artifact) b7_artifact="$2"; shift ;;
+    --125m-artifact) m125_artifact="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) sed -n '/^set -euo/q;2,$p' "$0"; exit 0 ;;
     *) echo "run_parity.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -66,8 +75,8 @@ while [ $# -gt 0 ]; do
 done
 for c in ${configs//,/ }; do
   case "$c" in
-    tiny|7b) ;;
-    *) echo "run_parity.sh: unknown config $c (tiny, 7b)" >&2; exit 2 ;;
+    tiny|7b|125m) ;;
+    *) echo "run_parity.sh: unknown config $c (tiny, 7b, 125m)" >&2; exit 2 ;;
   esac
 done
 export PYTHONUNBUFFERED=1
@@ -237,6 +246,7 @@ for c in ${configs//,/ }; do
   case "$c" in
     tiny) run_parity tiny --tiny-artifact "$tiny_artifact" "${XLC_PARITY_TINY_TIMEOUT:-480}" ;;
     7b) run_parity 7b --7b-artifact "$b7_artifact" "${XLC_PARITY_7B_TIMEOUT:-540}" ;;
+    125m) run_parity 125m --125m-artifact "$m125_artifact" "${XLC_PARITY_125M_TIMEOUT:-480}" ;;
   esac
 done
 

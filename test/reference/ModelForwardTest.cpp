@@ -199,6 +199,13 @@ TEST(ModelForward, TiedEmbeddingsAndOutNormSwitches) {
   Tensor b = modelForward(config, untiedCopy, tokens, 1, 7, s2);
   EXPECT_EQ(relativeError(a, b), 0.0);
 
+  // Tied with a stored lm_head.weight (transformers 5 writes and uses it): that is the head.
+  ModelState s3 = ModelState::zeros(config, 1), s4 = ModelState::zeros(config, 1);
+  Tensor storedHead = modelForward(tied, weights, tokens, 1, 7, s3);
+  Tensor untied = modelForward(config, weights, tokens, 1, 7, s4);
+  EXPECT_EQ(relativeError(storedHead, untied), 0.0);
+  EXPECT_GT(relativeError(storedHead, a), 0.1); // the two heads differ, so the test can fail
+
   // No blocks, no out norm, no cap: logits = embedding[token] · W_lmᵀ exactly.
   ModelConfig bare = config;
   bare.numBlocks = 0;

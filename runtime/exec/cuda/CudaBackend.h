@@ -31,7 +31,8 @@ struct CudaBackendOptions {
   std::string cacheDir;
   /// Capture decode steps into CUDA graphs (replayed on later calls of the same shape).
   bool useGraphs = true;
-  /// Progress and timing lines on stderr (kernel compilation, weight upload).
+  /// Progress and timing lines on stderr (kernel compilation, weight upload, the checkpoint
+  /// tensor the LM head was read from).
   bool verbose = false;
 };
 

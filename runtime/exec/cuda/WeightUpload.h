@@ -22,7 +22,8 @@ class Checkpoint;
 namespace xlc::exec {
 
 /// Fills buffers[binding.buffer] (allocated, in the artifact dtype) for every binding, and
-/// returns the widened fp32 biases by buffer id. |verbose| prints progress and the time.
+/// returns the widened fp32 biases by buffer id. |verbose| prints progress, the time and which
+/// checkpoint tensor each LM head was read from (describeLmHead in WeightAssembly.h).
 std::map<artifact::BufferId, cuda::DeviceBuffer>
 uploadWeights(const artifact::Artifact &artifact, const weights::Checkpoint &checkpoint,
               std::vector<cuda::DeviceBuffer> &buffers, bool verbose);
