@@ -3,17 +3,23 @@
 # scripts/gpu-bundle.sh (.gpu/bin: binaries, .gpu/artifacts: compiled models), so no device time
 # goes to building. From the repository root, carrying .gpu:
 #
-#   bash test/gpu/run_bundle.sh [--steps tests,parity-tiny,parity-7b,bench-7b]
+#   bash test/gpu/run_bundle.sh [--steps tests,parity-tiny,parity-125m,parity-7b,bench-7b]
+#   bash test/gpu/run_bundle.sh --steps sanitizers
 #
 # Steps (logs under $OUT, else ./gpu-out/; folders keep within the 8-file limit per folder):
 #   tests        gpu_backend_tests: the CUDA backend against the CPU backend on whole models
 #                (tiny, sigmoid/tied variant, 125M), graphs, errors, the kernel cache
 #   parity-tiny  test/parity/run_parity.sh --configs tiny with the bundled xlc-run
+#   parity-125m  the same for the 125M model, which has tied embeddings: transformers 5 stores
+#                lm_head.weight anyway and uses it as the LM head, and so must xlc (issue 10)
 #   parity-7b    the same for xLSTM 7B (writes and then reuses a 13.7 GB random checkpoint in
 #                $PARITY_WORK, default /tmp/xlc-parity)
 #   bench-7b     xlc-run on that 7B checkpoint: time to first token for 2048- and 16384-token
 #                prompts, decode tokens/s at batch 1 and 64, prefill of 8 x 8192 tokens
 #                (XLC_BENCH_CASES=b1-p2048,b1-p16384,b64-p128,b8-p8192 picks cases)
+#   sanitizers   test/gpu/run_sanitizers.sh: compute-sanitizer memcheck, initcheck, racecheck and
+#                synccheck over xlc-run on the tiny model and a few small gpu_kernel_tests cases
+#                (not in the default steps: several minutes; logs in sanitizers/)
 # A summary table is printed last, headed by the provenance of the bundle (.gpu/PROVENANCE: git
 # commit, dirty or not, device-header hash; test/gpu/provenance.sh), which also heads every log
 # and goes into every JSON record (key "provenance"; hf_parity.py reads $XLC_PROVENANCE).
@@ -28,7 +34,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="${OUT:-$here/gpu-out}"
-steps="tests,parity-tiny,parity-7b,bench-7b"
+steps="tests,parity-tiny,parity-125m,parity-7b,bench-7b"
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps="$2"; shift ;;
@@ -40,8 +46,9 @@ done
 has() { [[ ",$steps," == *",$1,"* ]]; }
 for s in ${steps//,/ }; do
   case "$s" in
-    tests|parity-tiny|parity-7b|bench-7b) ;;
-    *) echo "run_bundle.sh: unknown step $s (tests, parity-tiny, parity-7b, bench-7b)" >&2; exit 2 ;;
+    tests|parity-tiny|parity-125m|parity-7b|bench-7b|sanitizers) ;;
+    *) echo "run_bundle.sh: unknown step $s (tests, parity-tiny, parity-125m, parity-7b," \
+         "bench-7b, sanitizers)" >&2; exit 2 ;;
   esac
 done
 
@@ -65,6 +72,13 @@ if has tests; then
   needed+=(xlstm-tiny xlstm-sig-tied xlstm-125m) # test/gpu/BackendTests.cpp's models
 fi
 has parity-tiny && needed+=(xlstm-tiny)
+has parity-125m && needed+=(xlstm-125m)
+if has sanitizers; then
+  for b in gpu_kernel_tests xlc-random-weights; do
+    [ -x "$bin/$b" ] || bundle_error "no $bin/$b"
+  done
+  needed+=(xlstm-tiny)
+fi
 if has parity-7b || has bench-7b; then needed+=(xlstm-7b); fi
 missing=()
 for m in "${needed[@]}"; do
@@ -119,7 +133,7 @@ if has tests; then
   fi
 fi
 
-for c in tiny 7b; do
+for c in tiny 125m 7b; do
   has "parity-$c" || continue
   t=$SECONDS
   # The 7B lengths go into one xlc-run call (one weight load instead of five).
@@ -128,12 +142,28 @@ for c in tiny 7b; do
   head_log "$out/parity-$c.console.log"
   OUT="$out/parity-$c" bash "$here/test/parity/run_parity.sh" --configs "$c" \
     --xlc-run "$bin/xlc-run" --tiny-artifact "$arts/xlstm-tiny.xlca" \
-    --7b-artifact "$arts/xlstm-7b.xlca" "${extra[@]}" >> "$out/parity-$c.console.log" 2>&1
+    --7b-artifact "$arts/xlstm-7b.xlca" --125m-artifact "$arts/xlstm-125m.xlca" "${extra[@]}" \
+    >> "$out/parity-$c.console.log" 2>&1
   rc=$?
   tail -n 40 "$out/parity-$c.console.log"
   record "parity-$c" "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" "rc $rc, $((SECONDS - t)) s"
   [ "$rc" -eq 0 ] || status=1
 done
+
+if has sanitizers; then
+  t=$SECONDS
+  # Its own folder (at most 8 files): a log per tool, summary.txt, provenance.txt, console.log.
+  mkdir -p "$out/sanitizers"
+  OUT="$out/sanitizers" bash "$here/test/gpu/run_sanitizers.sh" --bin "$bin" --artifacts "$arts" \
+    > "$out/sanitizers/console.log" 2>&1
+  rc=$?
+  tail -n 12 "$out/sanitizers/console.log"
+  errors="$(grep -h 'errors found' "$out/sanitizers/summary.txt" 2>/dev/null |
+            awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $5}')"
+  record sanitizers "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" \
+    "errors found: ${errors:-none reported}; rc $rc, $((SECONDS - t)) s"
+  [ "$rc" -eq 0 ] || status=1
+fi
 
 if has bench-7b; then
   ckpt="$PARITY_WORK/hf-7b"

@@ -121,7 +121,7 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   blas_ = std::make_unique<CublasLt>();
   widenedBiases_ = uploadWeights(artifact, checkpoint, buffers_, options_.verbose);
   warmUp();
-  resetStates(0, limits.maxBatch);
+  resetStates(0, 1); // the warm-up's slot; allocate() zeroed every slot
   std::size_t freeBytes = 0, totalBytes = 0;
   XLC_CU_CHECK(api_.cuMemGetInfo_v2(&freeBytes, &totalBytes));
   description_ = fmt::format("cuda: {}; {}; {} in use, ready in {:.2f} s", device_.summary(),
@@ -210,6 +210,13 @@ void CudaBackend::allocate() {
       } else if (b.cls == art::BufferClass::State) {
         memory_.slotBytes[b.id] = plan().bytes(b.id, 1, 1);
         buffers_[b.id] = cuda::DeviceBuffer(memory_.slotBytes[b.id] * maxB);
+        // Zero (the state before the first token) now, once: the warm-up's prefill reads the
+        // initial C, n, m of slot 0 (chunkwise kernel A) before anything has written them,
+        // which compute-sanitizer's initcheck reports (issue 10). The other buffers a function
+        // reads are written before: inputs by the upload, arena buffers by an earlier step of
+        // the same call, counters and error flags by their step's zero duty, weights at load.
+        // Nothing is zeroed per call; test/gpu/run_sanitizers.sh checks the whole run.
+        buffers_[b.id].fill(0);
       }
       if (buffers_[b.id].bytes() > 0)
         memory_.base[b.id] = buffers_[b.id].address();
@@ -222,6 +229,9 @@ void CudaBackend::allocate() {
       if (b.cls == art::BufferClass::Input || b.cls == art::BufferClass::Output)
         memory_.base[b.id] = io_.address() + ioOffset[b.id];
     errorFlags_ = cuda::DeviceBuffer(std::max<std::size_t>(maxErrorFlags_, 1) * 8);
+    // The fills above run on the legacy stream, which the non-blocking compute stream does not
+    // wait for: finish them before the warm-up reads the state.
+    device_.synchronize();
   } catch (const Error &e) {
     fail("allocating GPU memory for {} failed ({}); it needs {}", a.label(), e.what(), budget);
   }
@@ -230,7 +240,9 @@ void CudaBackend::allocate() {
 /// Runs every function that takes token ids once on slot 0 (one chunk of prefill, one decode
 /// step), so that what a first call would otherwise pay for -- the driver's lazy module loading,
 /// cuBLASLt's algorithm choice, the capture of the batch-1 decode graph -- is paid at start, not
-/// in the time to the first token. The caller resets the state afterwards.
+/// in the time to the first token. It reads defined data only -- BOS tokens, the weights, the
+/// state that allocate() zeroed -- so that compute-sanitizer's initcheck has nothing to report
+/// (test/gpu/run_sanitizers.sh). The caller resets slot 0 afterwards.
 void CudaBackend::warmUp() {
   const art::Artifact &a = artifact();
   const std::uint64_t seq = std::min<std::uint64_t>(limits().maxSeq, a.model.chunkSize);
