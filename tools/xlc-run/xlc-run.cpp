@@ -384,6 +384,9 @@ int runGeneration(const Options &options) {
   note(options,
        fmt::format("weights {}: {} tensors, {} bytes; they match the artifact", checkpoint.path(),
                    checkpoint.tensors().size(), checkpoint.totalBytes()));
+  // Which tensor the LM head comes from (tied embeddings: runtime/exec/WeightAssembly.h).
+  for (const std::string &line : exec::describeLmHead(artifact, checkpoint))
+    note(options, line);
 
   Clock::time_point backendStart = Clock::now();
   std::unique_ptr<exec::Backend> backend =

@@ -103,9 +103,6 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
     fmt::print(stderr, "[xlc] {:.2f} GiB of weights assembled and uploaded in {:.1f} s\n",
                static_cast<double>(weightBytes(a)) / (1ull << 30),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    // Which tensor the LM head came from (tied embeddings: WeightAssembly.h).
-    for (const std::string &line : describeLmHead(a, checkpoint))
-      fmt::print(stderr, "[xlc] {}\n", line);
   }
   return widened;
 }
