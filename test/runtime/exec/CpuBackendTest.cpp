@@ -82,9 +82,16 @@ Model &model(const std::string &name) {
   std::unique_ptr<Model> &slot = models[name];
   if (slot)
     return *slot;
-  const std::string artifactPath =
-      name == "xlstm-tiny" ? XLC_TEST_TINY_ARTIFACT : XLC_TEST_SIG_ARTIFACT;
-  const std::string configPath = name == "xlstm-tiny" ? XLC_TEST_TINY_CONFIG : XLC_TEST_SIG_CONFIG;
+  // The shipped tiny and sig/tied models, and the variants of test/runtime/exec/variants/.
+  std::string artifactPath = std::string(XLC_TEST_VARIANT_DIR) + "/" + name + ".xlca";
+  std::string configPath = std::string(XLC_TEST_VARIANT_CONFIG_DIR) + "/" + name + ".json";
+  if (name == "xlstm-tiny") {
+    artifactPath = XLC_TEST_TINY_ARTIFACT;
+    configPath = XLC_TEST_TINY_CONFIG;
+  } else if (name == "xlstm-sig-tied") {
+    artifactPath = XLC_TEST_SIG_ARTIFACT;
+    configPath = XLC_TEST_SIG_CONFIG;
+  }
   auto m = std::make_unique<Model>();
   m->name = name;
   m->artifact = artifact::loadArtifact(artifactPath);
@@ -192,6 +199,25 @@ TEST_P(CpuBackendTest, ScoreMatchesReferenceAtAllPositions) {
     report(fmt::format("{} prefill B={} S={} vs score's last positions", GetParam(), batch, seq),
            lastErr);
     EXPECT_LE(lastErr, 1e-6) << "B=" << batch << " S=" << seq;
+  }
+}
+
+// Prompts longer than the chunk, with a partial last chunk (chunk 16, 32, 64 or 128 by model):
+// the chunkwise cell's inter-chunk recurrence against the float64 reference at every position.
+TEST_P(CpuBackendTest, ScoreAcrossChunkBoundaries) {
+  std::unique_ptr<Backend> backend = createCpuBackend(m().artifact, *m().checkpoint, {2, 160},
+                                                      kThreads);
+  std::mt19937 rng(11);
+  const std::pair<std::int64_t, std::int64_t> shapes[] = {{1, 150}, {2, 131}};
+  for (auto [batch, seq] : shapes) {
+    const auto tokens = randomTokens(rng, static_cast<std::size_t>(batch * seq), m().vocab());
+    std::vector<float> logits(static_cast<std::size_t>(batch * seq * m().vocab()), NAN);
+    backend->resetStates(0, static_cast<std::uint64_t>(batch)); // a fresh state per case
+    backend->run("score", 0, batch, seq, tokens, logits, Logits::AllPositions);
+    const double err = ref::relativeError(toTensor(logits, {batch, seq, m().vocab()}),
+                                          reference(m(), tokens, batch, seq));
+    report(fmt::format("{} score B={} S={} (several chunks)", GetParam(), batch, seq), err);
+    EXPECT_LT(err, kTolerance) << "B=" << batch << " S=" << seq;
   }
 }
 
@@ -701,7 +727,9 @@ TEST_P(CpuBackendTest, Bf16CheckpointMatchesItsReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, CpuBackendTest,
-                         ::testing::Values(std::string("xlstm-tiny"), std::string("xlstm-sig-tied")),
+                         ::testing::Values(std::string("xlstm-tiny"), std::string("xlstm-sig-tied"),
+                                           std::string("xlstm-3heads"),
+                                           std::string("xlstm-chunk128")),
                          [](const ::testing::TestParamInfo<std::string> &info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '-', '_');
