@@ -11,14 +11,20 @@
 #                    every artifact's device_headers_hash), when and where it was made. The GPU
 #                    machine has no .git; run_bundle.sh heads every record with these lines.
 #
-#   scripts/gpu-bundle.sh [model ...]     (default: xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-7b)
+#   scripts/gpu-bundle.sh [model ...]     (default: xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-7b
+#                                          xlstm-3heads xlstm-chunk128)
+# A model is models/<model>/config.json or a test variant, test/runtime/exec/variants/<model>.json.
 #
 # Then, on the GPU machine: bash test/gpu/run_bundle.sh (see there).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="$(nproc)"
 models=("$@")
-[ ${#models[@]} -eq 0 ] && models=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-7b)
+[ ${#models[@]} -eq 0 ] && models=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-7b xlstm-3heads xlstm-chunk128)
+config_of() {
+  if [ -f "$here/models/$1/config.json" ]; then echo "$here/models/$1/config.json"
+  else echo "$here/test/runtime/exec/variants/$1.json"; fi
+}
 
 "$here/scripts/setup.sh" "$here/build"
 echo "[bundle] building xlc-compile"
@@ -42,7 +48,7 @@ for t in "${targets[@]}"; do
   strip "$here/.gpu/bin/$t"
 done
 for m in "${models[@]}"; do
-  "$here/build/tools/xlc-compile/xlc-compile" "$here/models/$m/config.json" \
+  "$here/build/tools/xlc-compile/xlc-compile" "$(config_of "$m")" \
     -o "$here/.gpu/artifacts/$m.xlca"
 done
 

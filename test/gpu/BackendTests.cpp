@@ -101,8 +101,12 @@ protected:
     model_.artifact = artifact::loadArtifact(path.string());
     model_.work = fs::temp_directory_path() / ("xlc-gpu-backend-" + GetParam());
     fs::remove_all(model_.work);
+    // models/<model>/config.json, or a test variant (test/runtime/exec/variants/<model>.json).
+    fs::path config = repoDir() / "models" / GetParam() / "config.json";
+    if (!fs::exists(config))
+      config = repoDir() / "test" / "runtime" / "exec" / "variants" / (GetParam() + ".json");
     ref::writeRandomCheckpoint(
-        (repoDir() / "models" / GetParam() / "config.json").string(),
+        config.string(),
         (model_.work / "weights").string(), {.seed = 7, .dtype = weights::DType::BF16});
     model_.checkpoint = std::make_unique<weights::Checkpoint>(
         weights::Checkpoint::open((model_.work / "weights").string()));
@@ -424,7 +428,8 @@ TEST(BackwardGemms, CudaMatchesCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, BackendTest,
-                         ::testing::Values("xlstm-tiny", "xlstm-sig-tied", "xlstm-125m"),
+                         ::testing::Values("xlstm-tiny", "xlstm-sig-tied", "xlstm-125m",
+                                           "xlstm-3heads", "xlstm-chunk128"),
                          [](const auto &info) {
                            std::string name = info.param;
                            for (char &c : name)

@@ -69,7 +69,7 @@ bundle_error() {
 needed=()
 if has tests; then
   [ -x "$bin/gpu_backend_tests" ] || bundle_error "no $bin/gpu_backend_tests"
-  needed+=(xlstm-tiny xlstm-sig-tied xlstm-125m) # test/gpu/BackendTests.cpp's models
+  needed+=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-3heads xlstm-chunk128) # BackendTests.cpp's models
 fi
 has parity-tiny && needed+=(xlstm-tiny)
 has parity-125m && needed+=(xlstm-125m)
