@@ -26,7 +26,7 @@
 namespace xlc::device {
 
 /// Compile-time description of one mLSTM cell (one layer's cell op).
-///   T       dtype of q, k, v and h (bf16 in practice; fp32 works too)
+///   T       dtype of q, k, v and h (bf16; the chunkwise kernels require it)
 ///   TGate   dtype of the raw gate pre-activations (fp32 or bf16)
 ///   TState  dtype of the state C (fp32 or bf16; n and m are always fp32)
 template <class T_, class TGate_, class TState_, int kNumHeads_, int kDQK_, int kDV_,

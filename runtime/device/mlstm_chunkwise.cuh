@@ -151,6 +151,7 @@ struct MlstmChunkStatesConfig {
   static_assert(kChunk % 16 == 0 && kChunk > 0, "chunk length must be a multiple of 16");
   static_assert(kTileK % 16 == 0 && kTileV % 16 == 0, "C tile must be whole 16x16 fragments");
   static_assert(kStrips % kWarps == 0, "each warp must own whole 16-row strips of the C tile");
+  static_assert(sizeof(typename Cell::T) == 2, "the chunkwise kernels take bf16 q, k, v: their tensor-core operands and the exact denominator path (n from the staged k, q^T n from the staged q, sum P from bf16 products) assume it");
 };
 
 /// Kernel B's configuration: chunk length L (same as kernel A's), query block kBlockL (a divisor
@@ -196,6 +197,7 @@ struct MlstmChunkOutputsConfig {
   static_assert(kBlockL % 16 == 0 && kBlockDV % 16 == 0 && kBlockDQK % 16 == 0,
                 "blocks must be whole 16x16 fragments");
   static_assert(kStrips % kWarps == 0, "each warp must own whole 16-row query strips");
+  static_assert(sizeof(typename Cell::T) == 2, "the chunkwise kernels take bf16 q, k, v: their tensor-core operands and the exact denominator path (n from the staged k, q^T n from the staged q, sum P from bf16 products) assume it");
   static_assert(is_pow2(kRowThreads) && kRowThreads <= 32, "threads per row: power of two <= 32");
   static_assert(kThreads % kRowThreads == 0, "rows must tile the block");
 };
