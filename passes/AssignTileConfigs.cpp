@@ -8,10 +8,14 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "runtime/kernels/families/MlstmChunkwise.h"
 
 #include "mlir/IR/Builders.h"
 
 #include <algorithm>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #define DEBUG_TYPE "xlc-assign-tile-configs"
 
@@ -41,6 +45,23 @@ int64_t rowThreads(int64_t features) {
   return std::clamp<int64_t>(threads, 32, 256);
 }
 
+/// The key split of the fused chunkwise kernel at (chunk, DQK, DV tile), or nothing when the
+/// fused form does not fit (shared memory beyond the H100's 227 KB per block, more than 1024
+/// threads, fewer threads than DQK rows to update n). Two warps per 16-row query strip when both
+/// the chunk's keys and the padded DQK halve into whole 16-wide steps, else one.
+std::optional<int64_t> fusedKeySplit(int64_t chunk, int64_t dqk, int64_t tileV) {
+  constexpr int64_t kMaxSharedBytes = 227 * 1024;
+  if (chunk % 16 != 0 || tileV % 16 != 0)
+    return std::nullopt;
+  const int64_t qw = (dqk + 15) / 16 * 16;
+  const int64_t split = (chunk / 2) % 16 == 0 && (qw / 2) % 16 == 0 ? 2 : 1;
+  const int64_t threads = 32 * (chunk / 16) * split;
+  if (threads > 1024 || threads < qw ||
+      xlc::kernels::mlstm::fusedSharedBytes(chunk, dqk, tileV, split) > kMaxSharedBytes)
+    return std::nullopt;
+  return split;
+}
+
 int64_t lastDim(Value v) { return cast<RankedTensorType>(v.getType()).getShape().back(); }
 
 struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTileConfigsPass> {
@@ -61,13 +82,21 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
         // Kernel B's DV tile (block_dv) is wider than kernel A's C tile (state_dv): B recomputes
         // Q·Kᵀ once per DV tile, while A's register accumulators grow with its tile; each choice
         // was the faster one at the 7B head on the H100 (docs/benchmarks/chunkwise-h100-2026-12-06.md).
-        tile = xk::TileAttr::get(ctx, {{"chunk", chunk},
-                                       {"block_q", std::min<int64_t>(64, chunk)},
-                                       {"block_kv", std::min<int64_t>(64, chunk)},
-                                       {"block_dqk", tileFor(dqk, 64)},
-                                       {"block_dv", tileFor(dv, 128)},
-                                       {"state_dv", tileFor(dv, 64)},
-                                       {"warps", 4}});
+        std::vector<std::pair<llvm::StringRef, int64_t>> entries = {
+            {"chunk", chunk},
+            {"block_q", std::min<int64_t>(64, chunk)},
+            {"block_kv", std::min<int64_t>(64, chunk)},
+            {"block_dqk", tileFor(dqk, 64)},
+            {"block_dv", tileFor(dv, 128)},
+            {"state_dv", tileFor(dv, 64)},
+            {"warps", 4}};
+        // The fused form (one kernel, state on chip: mlstm_chunk_fused.cuh) wherever its
+        // shared memory fits: two warps per query strip when the chunk and DQK split evenly.
+        if (std::optional<int64_t> split = fusedKeySplit(chunk, dqk, tileFor(dv, 64))) {
+          entries.push_back({"fused", 1});
+          entries.push_back({"key_split", *split});
+        }
+        tile = xk::TileAttr::get(ctx, entries);
       } else if (auto step = dyn_cast<xk::MLSTMDecodeStepOp>(op)) {
         auto state = cast<xlstm::StateType>(step.getInitialState().getType());
         // DV tiles of 64 and 32 measured the same at batch 1 and 64 slightly faster at batch 64

@@ -1,8 +1,9 @@
 //===- EmitMlstm.cpp - Chunkwise and decode-step mLSTM kernels ------------===//
 //
-// xk.mlstm_chunkwise becomes two launches sharing one parameter struct (runtime/device/
-// mlstm_chunkwise.cuh): kernel A materialises the chunk-start states in a workspace, kernel B
-// computes all chunk outputs in parallel. xk.mlstm_decode_step becomes one fused launch
+// xk.mlstm_chunkwise becomes one fused launch when its tile says "fused" (runtime/device/
+// mlstm_chunk_fused.cuh: state on chip for the whole sequence), else two launches sharing one
+// parameter struct (runtime/device/mlstm_chunkwise.cuh): kernel A materialises the chunk-start
+// states in a workspace, kernel B computes all chunk outputs in parallel. xk.mlstm_decode_step becomes one fused launch
 // (mlstm_decode_step.cuh). Both update the state buffers in place.
 //
 //===----------------------------------------------------------------------===//
@@ -66,6 +67,38 @@ int64_t warpsFor(int64_t fragmentRows, int64_t warps) {
 
 } // namespace
 
+/// The fused form: one launch, state on chip, no chunk-state workspace; per-(b, head) counters
+/// (zeroed before the launch) let the last reader of the initial n, m write the final ones.
+LogicalResult emitMlstmChunkFused(xk::MLSTMChunkwiseOp op, EmitContext &ctx, int64_t chunk,
+                                  int64_t tileV, int64_t keySplit) {
+  auto state = cast<xlstm::StateType>(op.getInitialState().getType());
+  kernels::Config config = cellConfig(op);
+  config["chunk"] = chunk;
+  config["tile_v"] = std::max<int64_t>(16, tileV);
+  config["key_split"] = keySplit;
+  FailureOr<art::KernelIndex> kernel = emitFamilyKernel(op, ctx, "mlstm_chunk_fused", config);
+  if (failed(kernel))
+    return failure();
+  StateBuffers s = ctx.state(op.getInitialState());
+  art::BufferId counters =
+      ctx.workspace(ctx.nameOf(op) + ".counters", art::DType::I64,
+                    art::Expr::batch(static_cast<std::uint64_t>(state.getNumHeads()) * 8));
+  std::vector<art::Arg> args = viewArgs(op, ctx);
+  for (art::BufferId id : {s.C, s.n, s.m, counters, ctx.output(op.getH())})
+    args.push_back(art::Arg::buffer(id));
+  args.push_back(art::Arg::symbol(art::Symbol::B));
+  args.push_back(art::Arg::symbol(art::Symbol::S));
+  args.push_back(art::Arg::f32(static_cast<float>(op.getEps().convertToDouble())));
+  args.push_back(art::Arg::f32(static_cast<float>(capOf(op.getGateSoftCap()))));
+  nlohmann::json attrs = cellAttrs(op);
+  attrs["chunk"] = chunk;
+  attrs["phase"] = "fused";
+  art::Step step = art::Step::makeLaunch("mlstm_chunkwise", attrs, *kernel, std::move(args));
+  step.duties = {{art::DutyKind::Zero, counters}};
+  ctx.step(std::move(step));
+  return success();
+}
+
 LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
   FailureOr<int64_t> chunk = tileEntry(op, "chunk"), blockQ = tileEntry(op, "block_q"),
                      blockDQK = tileEntry(op, "block_dqk"), blockDV = tileEntry(op, "block_dv"),
@@ -79,14 +112,20 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
                           << *blockQ << ", itself a multiple of 16";
   // Tiles of C are whole 16x16 fragments: round head dims below 16 up (zero-padded in the kernel).
   auto fragTile = [](int64_t tile) { return std::max<int64_t>(16, tile); };
+  auto tileAttr = op->getAttrOfType<xk::TileAttr>("tile");
+  const int64_t stateDV = tileAttr.get("state_dv").value_or(*blockDV);
+  if (tileAttr.get("fused").value_or(0) != 0) {
+    FailureOr<int64_t> keySplit = tileEntry(op, "key_split");
+    if (failed(keySplit))
+      return failure();
+    return emitMlstmChunkFused(op, ctx, *chunk, stateDV, *keySplit);
+  }
 
   // Kernel A: chunk-start states. One block per (C tile, batch·head).
   kernels::Config a = cellConfig(op);
   a["chunk"] = *chunk;
   a["tile_k"] = fragTile(*blockDQK);
   // Kernel A's C tile columns: the tile's state_dv, else block_dv (tiles written before state_dv).
-  auto tileAttr = op->getAttrOfType<xk::TileAttr>("tile");
-  const int64_t stateDV = tileAttr.get("state_dv").value_or(*blockDV);
   a["tile_v"] = fragTile(stateDV);
   a["threads"] = 32 * warpsFor(fragTile(*blockDQK) / 16, *warps);
   // Kernel B: outputs. One block per (DV tile, query block of the sequence, batch·head).

@@ -19,7 +19,7 @@ std::span<const FamilyDef *const> families() {
   static const FamilyDef *const all[] = {
       &embeddingFamily(),         &rmsNormFamily(),          &normGateFamily(),
       &swigluFamily(),            &softCapFamily(),          &mlstmChunkStatesFamily(),
-      &mlstmChunkOutputsFamily(), &mlstmDecodeStepFamily(),
+      &mlstmChunkOutputsFamily(), &mlstmChunkFusedFamily(),   &mlstmDecodeStepFamily(),
   };
   return all;
 }

@@ -172,6 +172,34 @@ TEST(Gpu, Chunkwise7BHeads) {
       be, "7B bf16 state L64 B1 S130", {.batch = 1, .seq = 130, .seed = 27}));
 }
 
+TEST(Gpu, ChunkFused) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runChunkFused<GpuBackend, TinyFused16>(
+      be, "fused L16 B2 S37 (partial last chunk)", {.batch = 2, .seq = 37}));
+  expectOk(runChunkFused<GpuBackend, TinyFused16>(
+      be, "fused L16 B4 S1000", {.batch = 4, .seq = 1000, .seed = 11}));
+  expectOk(runChunkFused<GpuBackend, TinyFused32>(
+      be, "fused L32 two strips, B2 S50", {.batch = 2, .seq = 50, .seed = 12}));
+  expectOk(runChunkFused<GpuBackend, TinySigFused16>(
+      be, "fused sigmoid gate, no normaliser, B2 S40", {.batch = 2, .seq = 40, .seed = 15}));
+  expectOk(runChunkFused<GpuBackend, TinyBf16Fused16>(
+      be, "fused bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 16}));
+  expectOk(runChunkFused<GpuBackend, SmallFused32>(
+      be, "fused key split 2, DV 48 in tiles of 32, B2 S75", {.batch = 2, .seq = 75, .seed = 18}));
+  expectOk(runChunkFused<GpuBackend, Fused64>(
+      be, "7B fused L64 B2 S200 (partial last chunk)", {.batch = 2, .seq = 200, .seed = 21}));
+  expectOk(runChunkFused<GpuBackend, Fused64>(
+      be, "7B fused L64 B2 S50 (S < L)", {.batch = 2, .seq = 50, .seed = 22}));
+  expectOk(runChunkFused<GpuBackend, Fused64>(
+      be, "7B fused L64 B1 S256 zero initial state", {.batch = 1, .seq = 256, .initialState = false, .seed = 23}));
+  expectOk(runChunkFused<GpuBackend, Fused64T32>(
+      be, "7B fused L64 DV tile 32, B1 S300", {.batch = 1, .seq = 300, .seed = 24}));
+  expectOk(runChunkFused<GpuBackend, SigFused64>(
+      be, "7B fused mLSTMsig L64 B1 S260", {.batch = 1, .seq = 260, .seed = 26}));
+  expectOk(runChunkFused<GpuBackend, Bf16Fused64>(
+      be, "7B fused bf16 state L64 B1 S130", {.batch = 1, .seq = 130, .seed = 27}));
+}
+
 TEST(Gpu, DecodeTiny) {
   XLC_REQUIRE_GPU(be);
   expectOk(runDecode<GpuBackend, TinyDecode>(be, "one tile per head, B2 x5 steps",
@@ -226,6 +254,10 @@ TEST(GpuEmitted, MlstmKernels) {
   expectOk(runChunkwise<GpuBackend, em::VA, em::VB>(be, label,                                 \
                                                     {.batch = 2, .seq = seq_, .cap = cap_}));
   XLC_EMITTED_CHUNKWISE(XLC_CASE)
+#undef XLC_CASE
+#define XLC_CASE(V, label, cap_, seq_)                                                         \
+  expectOk(runChunkFused<GpuBackend, em::V>(be, label, {.batch = 2, .seq = seq_, .cap = cap_}));
+  XLC_EMITTED_CHUNK_FUSED(XLC_CASE)
 #undef XLC_CASE
 #define XLC_CASE(V, label, cap_)                                                               \
   expectOk(runDecode<GpuBackend, em::V>(be, label, {.batch = 2, .steps = 3, .cap = cap_}));

@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -100,10 +101,19 @@ struct DecodeResult {
   double stateGBps = 0;
 };
 
-template <class VA, class VB>
-ChunkResult benchChunkwise(GpuBackend &be, const std::string &name, int64_t B, int64_t S,
-                           const Options &o) {
-  using Run = ChunkwiseRun<GpuBackend, VA, VB>;
+/// One kernel launch of a timed chunkwise forward.
+struct ChunkLaunch {
+  const xlc::cuda::Kernel *kernel;
+  LaunchDims dims;
+};
+
+/// Checks and times one chunkwise forward: |Run| is ChunkwiseRun (two launches: the "states"
+/// and "outputs" columns split at the event between them) or ChunkFusedRun (one launch: all of
+/// it is "states"). |launches| resolves the run's kernels.
+template <class Run>
+ChunkResult benchChunk(GpuBackend &be, const std::string &name, int64_t B, int64_t S,
+                       const Options &o,
+                       const std::function<std::vector<ChunkLaunch>(const Run &)> &launches) {
   using Cell = typename Run::Cell;
   constexpr int64_t NH = Run::NH, DQK = Run::DQK, DV = Run::DV, L = Run::L;
   const double cap = 15.0, eps = 1e-6;
@@ -189,18 +199,17 @@ ChunkResult benchChunkwise(GpuBackend &be, const std::string &name, int64_t B, i
   xlc::cuda::Stream stream;
   xlc::cuda::Event start, mid, stop;
   // Resolve the kernels once: the timed loop only calls cuLaunchKernel.
-  const xlc::cuda::Kernel &kernelA = be.kernel(kChunkStates, VA::kConfig);
-  const xlc::cuda::Kernel &kernelB = be.kernel(kChunkOutputs, VB::kConfig);
-  kernelA.setMaxDynamicSharedMemory(static_cast<int>(run.dimsA.sharedBytes));
-  kernelB.setMaxDynamicSharedMemory(static_cast<int>(run.dimsB.sharedBytes));
-  auto launch = [&](const xlc::cuda::Kernel &k, const LaunchDims &d) {
-    k.launch({d.grid[0], d.grid[1], d.grid[2]}, {d.block, 1, 1}, d.sharedBytes, stream.handle(),
-             run.params);
-  };
+  const std::vector<ChunkLaunch> kernels = launches(run);
+  for (const ChunkLaunch &l : kernels)
+    l.kernel->setMaxDynamicSharedMemory(static_cast<int>(l.dims.sharedBytes));
   auto once = [&] {
-    launch(kernelA, run.dimsA);
-    mid.record(stream.handle());
-    launch(kernelB, run.dimsB);
+    for (std::size_t i = 0; i < kernels.size(); ++i) {
+      const LaunchDims &d = kernels[i].dims;
+      kernels[i].kernel->launch({d.grid[0], d.grid[1], d.grid[2]}, {d.block, 1, 1},
+                                d.sharedBytes, stream.handle(), run.params);
+      if (i == 0)
+        mid.record(stream.handle());
+    }
   };
   for (int i = 0; i < o.warmup; ++i)
     once();
@@ -224,9 +233,31 @@ ChunkResult benchChunkwise(GpuBackend &be, const std::string &name, int64_t B, i
   // intra-chunk causal QKᵀ and PV ≈ 2·(L/2)·(DQK + DV).
   const double flops = tokens * NH * (4.0 * DQK * DV + 2.0 * (L / 2.0) * (DQK + DV));
   res.usefulTflops = flops / (res.total.median * 1e-3) / 1e12;
-  res.workspaceGB =
-      static_cast<double>(B * NH * (run.chunks + 1) * DQK * DV * sizeof(typename Cell::T)) / 1e9;
+  // The two-kernel form's chunk-state workspace; the fused form has none.
+  res.workspaceGB = kernels.size() > 1 ? static_cast<double>(B * NH * (run.chunks + 1) * DQK * DV *
+                                                             sizeof(typename Cell::T)) /
+                                             1e9
+                                       : 0.0;
   return res;
+}
+
+template <class VA, class VB>
+ChunkResult benchChunkwise(GpuBackend &be, const std::string &name, int64_t B, int64_t S,
+                           const Options &o) {
+  using Run = ChunkwiseRun<GpuBackend, VA, VB>;
+  return benchChunk<Run>(be, name, B, S, o, [&](const Run &r) {
+    return std::vector<ChunkLaunch>{{&be.kernel(kChunkStates, VA::kConfig), r.dimsA},
+                                    {&be.kernel(kChunkOutputs, VB::kConfig), r.dimsB}};
+  });
+}
+
+template <class V>
+ChunkResult benchChunkFused(GpuBackend &be, const std::string &name, int64_t B, int64_t S,
+                            const Options &o) {
+  using Run = ChunkFusedRun<GpuBackend, V>;
+  return benchChunk<Run>(be, name, B, S, o, [&](const Run &r) {
+    return std::vector<ChunkLaunch>{{&be.kernel(kChunkFused, V::kConfig), r.dims}};
+  });
 }
 
 template <class V>
@@ -298,6 +329,12 @@ int run(const Options &o) {
   std::vector<ChunkResult> chunk;
   for (const Shape &sh : shapes) {
     const int64_t B = sh.batch, S = sh.seq;
+    if (want("fused L64"))
+      chunk.push_back(benchChunkFused<Fused64>(be, "fused L64", B, S, o));
+    if (want("fused L64 DV32"))
+      chunk.push_back(benchChunkFused<Fused64T32>(be, "fused L64 DV32", B, S, o));
+    if (want("fused mLSTMsig L64"))
+      chunk.push_back(benchChunkFused<SigFused64>(be, "fused mLSTMsig L64", B, S, o));
     if (want("L64"))
       chunk.push_back(benchChunkwise<States64, Outputs64>(be, "L64", B, S, o));
     if (want("L64 out DV128"))

@@ -39,7 +39,7 @@ def main():
     out, artifacts = sys.argv[1], sys.argv[2:]
     variants = {}  # config text -> variant name (identical kernels of several models test once)
     cases = {k: [] for k in ("RMS_NORM", "NORM_GATE", "SWIGLU", "SOFT_CAP", "EMBEDDING",
-                             "CHUNKWISE", "DECODE")}
+                             "CHUNKWISE", "CHUNK_FUSED", "DECODE")}
     seen = set()
 
     def variant(model, kernel):
@@ -70,6 +70,11 @@ def main():
                     entry = f'X({name}, {variant(model, out_k)}, "{label} + {out_k["name"]}", {cap}, {seq})'
                 elif fam == "mlstm_chunk_outputs":
                     continue
+                elif fam == "mlstm_chunk_fused":
+                    key = ("CHUNK_FUSED", name)
+                    cap = step["attrs"].get("gate_soft_cap", 0.0)
+                    entry = f'X({name}, "{label}", {cap}, {2 * cfg["chunk"] + 5})'
+
                 elif fam == "mlstm_decode_step":
                     key = ("DECODE", name)
                     entry = f'X({name}, "{label}", {step["attrs"].get("gate_soft_cap", 0.0)})'

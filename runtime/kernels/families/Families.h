@@ -20,6 +20,7 @@ const FamilyDef &swigluFamily();
 const FamilyDef &softCapFamily();
 const FamilyDef &mlstmChunkStatesFamily();
 const FamilyDef &mlstmChunkOutputsFamily();
+const FamilyDef &mlstmChunkFusedFamily();
 const FamilyDef &mlstmDecodeStepFamily();
 
 /// A buffer of the element type configuration field |dtypeField| names.

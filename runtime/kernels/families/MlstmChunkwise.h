@@ -22,6 +22,12 @@ inline std::int64_t smemBytes(std::int64_t elements, std::int64_t size) {
   return (elements * size + 127) / 128 * 128;
 }
 
+/// Dynamic shared memory of the fused kernel (MlstmChunkFusedConfig::kSharedBytes) for chunk
+/// |chunk|, head dim |dqk|, DV tile |tileV| and |keySplit| warps per query strip. The compiler
+/// picks the fused form only where this fits the device's limit.
+std::int64_t fusedSharedBytes(std::int64_t chunk, std::int64_t dqk, std::int64_t tileV,
+                              std::int64_t keySplit);
+
 } // namespace xlc::kernels::mlstm
 
 #endif // XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCHUNKWISE_H

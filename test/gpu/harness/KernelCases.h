@@ -508,6 +508,66 @@ template <class Backend, class VA, class VB> struct ChunkwiseRun {
   }
 };
 
+/// The device buffers and launch geometry of one fused chunkwise forward (mlstm_chunk_fused:
+/// one launch, no workspace; also used by the benchmark).
+template <class Backend, class V> struct ChunkFusedRun {
+  using Config = typename V::Config;
+  using Cell = typename Config::Cell;
+  static constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  static constexpr int64_t L = Config::kChunk;
+
+  int64_t batch, seq, chunks;
+  typename Backend::Buffer qkvo, gates, C, n, m, counters, h;
+  device::MlstmChunkFusedParams params{};
+  LaunchDims dims;
+
+  ChunkFusedRun(Backend &be, const MlstmInputs &in, const MlstmStateArrays &state, int64_t batch,
+                int64_t seq, double cap, double eps)
+      : batch(batch), seq(seq), chunks((seq + L - 1) / L) {
+    qkvo = toDevice(be, in.qkvo);
+    gates = toDevice(be, in.gates);
+    C = toDevice(be, state.C);
+    n = toDevice(be, state.n);
+    m = toDevice(be, state.m);
+    counters = toDevice(be, HostArray(DType::I64, batch * NH)); // zero, as the runtime's duty
+    h = be.alloc(batch * seq * NH * DV * sizeof(typename Cell::T));
+    be.fill(h, 0xFF); // NaN bytes in everything the kernel writes
+    auto &p = params;
+    p.q = qkvo.pointer();
+    p.q_offset = in.qOffset;
+    p.q_stride = in.width;
+    p.k = qkvo.pointer();
+    p.k_offset = in.kOffset;
+    p.k_stride = in.width;
+    p.v = qkvo.pointer();
+    p.v_offset = in.vOffset;
+    p.v_stride = in.width;
+    p.igate = gates.pointer();
+    p.i_offset = 0;
+    p.i_stride = 2 * NH;
+    p.fgate = gates.pointer();
+    p.f_offset = NH;
+    p.f_stride = 2 * NH;
+    p.C = C.pointer();
+    p.n = static_cast<float *>(n.pointer());
+    p.m = static_cast<float *>(m.pointer());
+    p.counters = static_cast<int64_t *>(counters.pointer());
+    p.h = h.pointer();
+    p.batch = batch;
+    p.seq_len = seq;
+    p.eps = eps;
+    p.gate_soft_cap = cap;
+    dims.grid[0] = Config::kTilesV;
+    dims.grid[1] = static_cast<unsigned>(batch * NH);
+    dims.block = Config::kThreads;
+    dims.sharedBytes = Config::kSharedBytes;
+  }
+
+  void launch(Backend &be) {
+    be.launch(kChunkFused, V::kConfig, &device::mlstm_chunk_fused<Config>, dims, params);
+  }
+};
+
 /// Per-head reference results of the recurrent form (the definition).
 struct MlstmReference {
   std::vector<double> h, C, n, m;
@@ -576,9 +636,10 @@ std::vector<std::string> worstTokens(const MlstmInputs &in, const MlstmStateArra
   return notes;
 }
 
-template <class Backend, class VA, class VB>
-CaseReport runChunkwise(Backend &be, const std::string &name, const ChunkwiseCase &c) {
-  using Run = ChunkwiseRun<Backend, VA, VB>;
+/// Runs one chunkwise forward (either form: |Run| is ChunkwiseRun or ChunkFusedRun) and checks
+/// h and the final state against the float64 recurrent form.
+template <class Run, class Backend>
+CaseReport runChunkwiseWith(Backend &be, const std::string &name, const ChunkwiseCase &c) {
   using Cell = typename Run::Cell;
   constexpr bool kBf16State = std::is_same_v<typename Cell::TState, __nv_bfloat16>;
   ref::Random rng(c.seed);
@@ -602,6 +663,16 @@ CaseReport runChunkwise(Backend &be, const std::string &name, const ChunkwiseCas
   if (!report.ok())
     report.notes = worstTokens<Cell>(in, state, hv, r.h, c.batch, c.seq, c.cap, c.eps);
   return report;
+}
+
+template <class Backend, class VA, class VB>
+CaseReport runChunkwise(Backend &be, const std::string &name, const ChunkwiseCase &c) {
+  return runChunkwiseWith<ChunkwiseRun<Backend, VA, VB>>(be, name, c);
+}
+
+template <class Backend, class V>
+CaseReport runChunkFused(Backend &be, const std::string &name, const ChunkwiseCase &c) {
+  return runChunkwiseWith<ChunkFusedRun<Backend, V>>(be, name, c);
 }
 
 //===--------------------------------------------------------------------===//

@@ -18,6 +18,7 @@
 #include "KernelSource.h"
 
 #include "xlc/device/embedding.cuh"
+#include "xlc/device/mlstm_chunk_fused.cuh"
 #include "xlc/device/mlstm_chunkwise.cuh"
 #include "xlc/device/mlstm_decode_step.cuh"
 #include "xlc/device/norm_gate.cuh"

@@ -37,6 +37,9 @@ inline constexpr Family kChunkStates{"xlc/device/mlstm_chunkwise.cuh",
 inline constexpr Family kChunkOutputs{"xlc/device/mlstm_chunkwise.cuh",
                                       "xlc::device::MlstmChunkwiseParams",
                                       "xlc::device::mlstm_chunk_outputs"};
+inline constexpr Family kChunkFused{"xlc/device/mlstm_chunk_fused.cuh",
+                                    "xlc::device::MlstmChunkFusedParams",
+                                    "xlc::device::mlstm_chunk_fused"};
 inline constexpr Family kDecodeStep{"xlc/device/mlstm_decode_step.cuh",
                                     "xlc::device::MlstmDecodeParams",
                                     "xlc::device::mlstm_decode_step"};

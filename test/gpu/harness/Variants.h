@@ -52,6 +52,18 @@ XLC_VARIANT(TinyBf16States16,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16, 16, 32>);
 XLC_VARIANT(TinyBf16Outputs16,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16, 16, 16, 32>);
+// fused form (state on chip, one launch): one warp per 16-row query strip
+XLC_VARIANT(TinyFused16,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16, 1>);
+XLC_VARIANT(TinyFused32,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 32, 16, 1>);
+XLC_VARIANT(TinySigFused16,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kNone>, 16, 16, 1>);
+XLC_VARIANT(TinyBf16Fused16,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16, 1>);
+// fused form with two warps per strip (split keys and DQK rows), DV 48 in tiles of 32 (partial)
+XLC_VARIANT(SmallFused32,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 2, 32, 48, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 32, 32, 2>);
 // decode: one block per (b, head)
 XLC_VARIANT(TinyDecode,
             xlc::device::MlstmDecodeConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 32>);
@@ -105,6 +117,15 @@ XLC_VARIANT(Bf16States64,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 64, 128>);
 XLC_VARIANT(Bf16Outputs64,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 64, 64, 128>);
+// fused form at the 7B head: chunk 64, DV tiles of 64 (the default) or 32 (twice the blocks)
+XLC_VARIANT(Fused64,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
+XLC_VARIANT(Fused64T32,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 32, 2>);
+XLC_VARIANT(SigFused64,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kNone>, 64, 64, 2>);
+XLC_VARIANT(Bf16Fused64,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
 XLC_VARIANT(Decode7B,
             xlc::device::MlstmDecodeConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 256>);
 XLC_VARIANT(Decode7B32,

@@ -87,6 +87,29 @@ TEST(Emulated, ChunkwiseTiny) {
       be, "no gate soft-cap, B1 S40", {.batch = 1, .seq = 40, .cap = 0.0, .seed = 17}));
 }
 
+TEST(Emulated, ChunkFusedTiny) {
+  EmuBackend be;
+  expectOk(runChunkFused<EmuBackend, TinyFused16>(
+      be, "fused L16 B2 S37 (partial last chunk)", {.batch = 2, .seq = 37}));
+  expectOk(runChunkFused<EmuBackend, TinyFused16>(
+      be, "fused L16 B3 S5 (S < L)", {.batch = 3, .seq = 5, .seed = 8}));
+  expectOk(runChunkFused<EmuBackend, TinyFused16>(
+      be, "fused L16 B1 S32 zero initial state", {.batch = 1, .seq = 32, .initialState = false, .seed = 9}));
+  expectOk(runChunkFused<EmuBackend, TinyFused16>(be, "fused L16 B1 S1", {.batch = 1, .seq = 1, .seed = 10}));
+  expectOk(runChunkFused<EmuBackend, TinyFused32>(
+      be, "fused L32 two strips, B2 S50", {.batch = 2, .seq = 50, .seed = 12}));
+  expectOk(runChunkFused<EmuBackend, TinySigFused16>(
+      be, "fused sigmoid gate, no normaliser, B2 S40", {.batch = 2, .seq = 40, .seed = 15}));
+  expectOk(runChunkFused<EmuBackend, TinyBf16Fused16>(
+      be, "fused bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 16}));
+  expectOk(runChunkFused<EmuBackend, TinyFused16>(
+      be, "fused no gate soft-cap, B1 S40", {.batch = 1, .seq = 40, .cap = 0.0, .seed = 17}));
+  expectOk(runChunkFused<EmuBackend, SmallFused32>(
+      be, "fused key split 2, DV 48 in tiles of 32, B2 S75", {.batch = 2, .seq = 75, .seed = 18}));
+  expectOk(runChunkFused<EmuBackend, SmallFused32>(
+      be, "fused key split 2, S < L, B1 S9", {.batch = 1, .seq = 9, .seed = 19}));
+}
+
 // Whether this binary is built with AddressSanitizer (GCC's macro, clang's feature test).
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kSanitized = true;
