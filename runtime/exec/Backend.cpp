@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 namespace xlc::exec {
 namespace art = xlc::artifact;
@@ -43,6 +44,38 @@ void Backend::checkShape(const CallShape &shape, std::string_view what) const {
         "{}: {} tokens per sequence is outside [1, {}] (the backend's maximum sequence length)",
         what, shape.seq, limits_.maxSeq);
 }
+
+namespace {
+
+/// The rows of a float output at a call: [B, S, ...] holds B·S rows (every position),
+/// [B, 1, ...] B rows (the last position of each sequence).
+struct OutputRows {
+  std::uint64_t rows = 0, rowElements = 0;
+  bool everyPosition = false;
+};
+
+OutputRows outputRows(const Plan &plan, const art::Function &fn, const art::FunctionArg &out,
+                      const CallShape &shape) {
+  const art::Buffer &b = plan.artifact().buffers[out.buffer];
+  check(b.dtype == art::DType::F32 || b.dtype == art::DType::BF16,
+        "{}: output '{}' is {}; only f32 and bf16 outputs come back (as fp32)", fn.name,
+        out.name, art::dtypeName(b.dtype));
+  OutputRows r;
+  r.everyPosition = b.shape.size() >= 2 && b.shape[1].kind == art::Dim::Kind::Seq;
+  const bool lastPosition = b.shape.size() >= 2 && b.shape[1] == art::Dim(1);
+  check(b.shape[0].kind == art::Dim::Kind::Batch && (r.everyPosition || lastPosition),
+        "{}: output '{}' is {}; outputs come back as rows of [B, S, ...] (every position) or "
+        "[B, 1, ...] (the last position of each sequence)",
+        fn.name, out.name, art::shapeToString(b.shape));
+  const std::uint64_t elements = plan.elements(out.buffer, shape.batch, shape.seq);
+  r.rows = r.everyPosition ? shape.batch * shape.seq : shape.batch;
+  check(elements % r.rows == 0, "{}: output '{}' ({} elements) is not [{}, ...]", fn.name,
+        out.name, elements, r.everyPosition ? "B·S" : "B");
+  r.rowElements = elements / r.rows;
+  return r;
+}
+
+} // namespace
 
 void Backend::call(std::string_view function, const CallArgs &args) {
   const PreparedFunction &pf = plan_.function(function);
@@ -104,38 +137,48 @@ void Backend::call(std::string_view function, const CallArgs &args) {
     auto it = args.outputs.find(out.name);
     if (it == args.outputs.end())
       continue;
-    const art::Buffer &b = a.buffers[out.buffer];
-    check(b.dtype == art::DType::F32 || b.dtype == art::DType::BF16,
-          "{}: output '{}' is {}; only f32 and bf16 outputs come back (as fp32)", fn.name,
-          out.name, art::dtypeName(b.dtype));
-    const bool everyPosition = b.shape.size() >= 2 && b.shape[1].kind == art::Dim::Kind::Seq;
-    const bool lastPosition = b.shape.size() >= 2 && b.shape[1] == art::Dim(1);
-    check(b.shape[0].kind == art::Dim::Kind::Batch && (everyPosition || lastPosition),
-          "{}: output '{}' is {}; outputs come back as rows of [B, S, ...] (every position) or "
-          "[B, 1, ...] (the last position of each sequence)",
-          fn.name, out.name, art::shapeToString(b.shape));
-    check(everyPosition || it->second.rows == Logits::LastPosition || shape.seq == 1,
+    const OutputRows r = outputRows(plan_, fn, out, shape);
+    check(r.everyPosition || it->second.rows == Logits::LastPosition || shape.seq == 1,
           "{}: output '{}' ({}) holds only the last position of each sequence, but every "
           "position of {} tokens was asked for; call a function that returns every position "
           "(the artifact's 'score')",
-          fn.name, out.name, art::shapeToString(b.shape), shape.seq);
-    const std::uint64_t elements = plan_.elements(out.buffer, shape.batch, shape.seq);
-    const std::uint64_t rows = everyPosition ? shape.batch * shape.seq : shape.batch;
-    check(elements % rows == 0, "{}: output '{}' ({} elements) is not [{}, ...]", fn.name,
-          out.name, elements, everyPosition ? "B·S" : "B");
-    const std::uint64_t rowElements = elements / rows;
+          fn.name, out.name, art::shapeToString(a.buffers[out.buffer].shape), shape.seq);
     const std::uint64_t wanted =
-        (it->second.rows == Logits::AllPositions ? rows : shape.batch) * rowElements;
+        (it->second.rows == Logits::AllPositions ? r.rows : shape.batch) * r.rowElements;
     check(it->second.data.size() == wanted,
           "{}: the span for output '{}' holds {} floats, expected {} ({} rows x {})", fn.name,
-          out.name, it->second.data.size(), wanted, wanted / rowElements, rowElements);
-    fetches.push_back({BufferRef{}, &it->second, rowElements, everyPosition});
+          out.name, it->second.data.size(), wanted, wanted / r.rowElements, r.rowElements);
+    fetches.push_back({BufferRef{}, &it->second, r.rowElements, r.everyPosition});
     fetches.back().ref.id = out.buffer;
+  }
+  // The draw reads the last position of each sequence of the first output (the logits).
+  std::optional<DrawSource> drawSource;
+  if (args.draw != nullptr) {
+    const DrawRequest &draw = *args.draw;
+    check(!fn.outputs.empty(), "{}: a draw needs logits, but the function has no output",
+          fn.name);
+    check(draw.rows.size() == shape.batch && draw.results.size() == shape.batch,
+          "{}: the draw has {} rows and room for {} results, the call has {} sequences", fn.name,
+          draw.rows.size(), draw.results.size(), shape.batch);
+    validateSamplingOptions(draw.options);
+    const OutputRows r = outputRows(plan_, fn, fn.outputs[0], shape);
+    check(r.rowElements == vocabSize(),
+          "{}: a draw reads rows of the vocabulary's {} logits, but output '{}' has rows of {}",
+          fn.name, vocabSize(), fn.outputs[0].name, r.rowElements);
+    drawSource.emplace();
+    drawSource->buffer.id = fn.outputs[0].buffer;
+    drawSource->elements = r.rowElements;
+    drawSource->first = r.everyPosition ? (shape.seq - 1) * r.rowElements : 0;
+    drawSource->stride = r.everyPosition ? shape.seq * r.rowElements : r.rowElements;
   }
 
   const Memory &mem = memory();
   for (const art::FunctionArg &in : fn.inputs)
     uploadInput(plan_.resolve(mem, in.buffer, shape), args.inputs.find(in.name)->second);
+  if (drawSource) {
+    drawSource->buffer = plan_.resolve(mem, drawSource->buffer.id, shape);
+    prepareDraw(*drawSource, shape, *args.draw);
+  }
   const std::vector<std::int64_t> flags = execute(pf, shape, scalars, args.observer);
   plan_.checkErrorFlags(pf, flags, shape);
   for (Fetch &f : fetches) {
@@ -152,11 +195,37 @@ void Backend::call(std::string_view function, const CallArgs &args) {
                      out + b * f.rowElements);
     }
   }
+  if (drawSource)
+    finishDraw(*drawSource, shape, *args.draw);
+}
+
+void Backend::prepareDraw(const DrawSource &, const CallShape &, const DrawRequest &) {}
+
+void Backend::finishDraw(const DrawSource &source, const CallShape &shape,
+                         const DrawRequest &draw) {
+  // The logits come to the host (one transfer when the rows are contiguous) and Sampler draws.
+  const std::uint64_t v = source.elements;
+  drawRows_.resize(shape.batch * v);
+  if (source.stride == v) {
+    downloadRows(source.buffer, source.first / v, shape.batch, v, drawRows_.data());
+  } else {
+    for (std::uint64_t b = 0; b < shape.batch; ++b)
+      downloadRows(source.buffer, (source.first + b * source.stride) / v, 1, v,
+                   drawRows_.data() + b * v);
+  }
+  Sampler sampler(draw.options);
+  for (std::uint64_t b = 0; b < shape.batch; ++b) {
+    const DrawRow &row = draw.rows[b];
+    draw.results[b] =
+        row.active ? sampler.draw(std::span<const float>(drawRows_).subspan(b * v, v),
+                                  row.stream, row.step)
+                   : Draw{};
+  }
 }
 
 void Backend::run(std::string_view function, std::uint64_t firstSlot, std::uint64_t batch,
                   std::uint64_t seq, std::span<const std::int32_t> tokens,
-                  std::span<float> logits, Logits which) {
+                  std::span<float> logits, Logits which, const DrawRequest *draw) {
   const art::Function &fn = *plan_.function(function).function;
   check(fn.inputs.size() == 1 && fn.outputs.size() >= 1,
         "{}: function '{}' must take one token input and return logits first (has {} inputs, {} "
@@ -179,7 +248,10 @@ void Backend::run(std::string_view function, std::uint64_t firstSlot, std::uint6
   args.batch = batch;
   args.seq = seq;
   args.inputs.emplace(fn.inputs[0].name, std::as_bytes(tokens));
-  args.outputs.emplace(fn.outputs[0].name, OutputRequest{logits, which});
+  // The logits come back only when asked for (a span to fill).
+  if (!logits.empty())
+    args.outputs.emplace(fn.outputs[0].name, OutputRequest{logits, which});
+  args.draw = draw;
   call(function, args);
 }
 

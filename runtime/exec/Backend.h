@@ -15,6 +15,13 @@
 // the logits of the last position of each sequence only, `score` those of every position,
 // `decode_step` those of its one token (docs/artifact.md).
 //
+// Generation draws its tokens through the same call (CallArgs::draw, run()'s last argument):
+// one token per active sequence from the last-position logits, with the host sampler's exact
+// rules (Sampler.h). Only the draws come back; the logits are downloaded only when the call also
+// asks for them. By default a backend downloads the rows and draws on the host (prepareDraw /
+// finishDraw); the CUDA backend draws on the GPU (cuda/DeviceSampler.h), so a decode step copies
+// 16 bytes per sequence back instead of V floats.
+//
 // Sequences live in *slots*. A backend is created for at most `maxBatch` slots and at most
 // `maxSeq` tokens per sequence per call (the arena is planned at those limits). A call runs one
 // function on the contiguous slots [firstSlot, firstSlot + batch), each fed `seq` tokens; the
@@ -26,6 +33,7 @@
 
 #include "runtime/artifact/Artifact.h"
 #include "runtime/exec/Plan.h"
+#include "runtime/exec/Sampler.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -64,6 +72,21 @@ struct OutputRequest {
   Logits rows = Logits::AllPositions;
 };
 
+/// One sequence's draw in a call.
+struct DrawRow {
+  std::uint64_t stream = 0; ///< the sampler's stream (uniformDraw)
+  std::uint64_t step = 0;   ///< which generated token of the sequence this is
+  bool active = false;      ///< false: nothing is drawn for this sequence (its Draw stays empty)
+};
+
+/// Generation's draw in a call: one token per active sequence from the last-position row of the
+/// function's first output (the logits), with |options| (validated by the call).
+struct DrawRequest {
+  SamplingOptions options;
+  std::span<const DrawRow> rows; ///< one per sequence of the call
+  std::span<Draw> results;       ///< out: one per sequence (inactive ones: Draw{})
+};
+
 /// One call's arguments, by the function's names.
 struct CallArgs {
   std::uint64_t firstSlot = 0, batch = 1, seq = 1;
@@ -72,6 +95,8 @@ struct CallArgs {
   std::map<std::string, double, std::less<>> scalars;
   /// Sees every step (tests); the call then runs eagerly.
   StepObserver *observer = nullptr;
+  /// Draws a token per active sequence after the function ran (generation).
+  const DrawRequest *draw = nullptr;
 };
 
 /// A tensor in the checkpoint's layout, fp32.
@@ -107,10 +132,11 @@ public:
   /// The generator's entry: |function| ("prefill", "decode_step" or "score"; decode_step needs
   /// seq == 1) from token ids [batch, seq] to logits (batch·V floats for LastPosition,
   /// batch·seq·V for AllPositions, which needs a function that returns every position:
-  /// "score"). Token ids outside [0, V) are refused before anything runs.
+  /// "score"; an empty span: the logits are not returned), and with |draw| a token drawn per
+  /// active sequence. Token ids outside [0, V) are refused before anything runs.
   void run(std::string_view function, std::uint64_t firstSlot, std::uint64_t batch,
            std::uint64_t seq, std::span<const std::int32_t> tokens, std::span<float> logits,
-           Logits which = Logits::LastPosition);
+           Logits which = Logits::LastPosition, const DrawRequest *draw = nullptr);
 
   /// Sets the state of slots [firstSlot, firstSlot + count) to the state before the first token
   /// (C = 0, n = 0, m = 0). Throws xlc::Error when the range exceeds maxBatch.
@@ -157,10 +183,26 @@ protected:
   virtual void downloadRows(const BufferRef &src, std::uint64_t firstRow, std::uint64_t rows,
                             std::uint64_t rowElements, float *out) = 0;
 
+  /// Where a draw reads: row b of the call (b < batch) is the |elements| values (V) starting at
+  /// element first + b·stride of |buffer| (the function's first output, resolved for the call).
+  struct DrawSource {
+    BufferRef buffer;
+    std::uint64_t first = 0, stride = 0, elements = 0;
+  };
+  /// A call with a draw (CallArgs::draw): prepareDraw() runs before execute(), finishDraw() after
+  /// it, the error flags and the outputs; finishDraw() fills draw.results. The defaults download
+  /// the rows and draw on the host with Sampler; a backend that draws where the logits are
+  /// overrides both.
+  virtual void prepareDraw(const DrawSource &source, const CallShape &shape,
+                           const DrawRequest &draw);
+  virtual void finishDraw(const DrawSource &source, const CallShape &shape,
+                          const DrawRequest &draw);
+
   Plan plan_;
 
 private:
   Limits limits_;
+  std::vector<float> drawRows_; ///< the default finishDraw's host copy of the logits
 };
 
 } // namespace xlc::exec

@@ -128,7 +128,7 @@ GenerateResult Generator::generate(const std::vector<std::vector<std::int32_t>> 
   check(options.rngStreams.empty() || options.rngStreams.size() == n,
         "generate: RNG streams are given for {} sequences, but there are {} prompts",
         options.rngStreams.size(), n);
-  Sampler sampler(options.sampling);
+  validateSamplingOptions(options.sampling);
   const std::int64_t eos = options.eosTokenId
                                ? static_cast<std::int64_t>(*options.eosTokenId)
                                : static_cast<std::int64_t>(backend_.artifact().model.eosTokenId);
@@ -141,13 +141,17 @@ GenerateResult Generator::generate(const std::vector<std::vector<std::int32_t>> 
     stats.promptTokens += length;
 
   std::vector<bool> finished(n, options.maxNewTokens == 0);
-  // Appends generated token |step| of sequence |i| drawn from |row| (or forced), and reports it.
-  auto emit = [&](std::size_t i, std::uint64_t step, std::span<const float> row) {
+  auto streamOf = [&](std::size_t i) -> std::uint64_t {
+    return options.rngStreams.empty() ? i : options.rngStreams[i];
+  };
+  // Appends generated token |step| of sequence |i| -- |draw|, made by the backend from |row|
+  // (given only to onLogits), or forced -- and reports it.
+  auto emit = [&](std::size_t i, std::uint64_t step, const Draw &draw,
+                  std::span<const float> row) {
     if (callbacks.onLogits)
       callbacks.onLogits(i, step, row);
-    const std::uint64_t stream = options.rngStreams.empty() ? i : options.rngStreams[i];
-    // Sampled even when forced: the sampler also rejects NaN logits, which forcing must not hide.
-    std::int32_t token = sampler.sample(row, stream, step);
+    // Drawn even when forced: the draw also rejects NaN logits, which forcing must not hide.
+    std::int32_t token = drawnToken(draw, vocab, streamOf(i), step);
     if (!options.forcedTokens.empty() && step < options.forcedTokens[i].size())
       token = options.forcedTokens[i][step];
     SequenceResult &sequence = result.sequences[i];
@@ -168,29 +172,46 @@ GenerateResult Generator::generate(const std::vector<std::vector<std::int32_t>> 
 
   backend_.resetStates(0, n);
 
-  // Prefill. A sequence's first token is drawn as soon as the call holding its prompt's last
-  // token returns (its last-position row of that call).
+  // Every call draws the tokens of its active sequences on the backend (DrawRequest): only
+  // the draws come back, and the logits too only when onLogits wants them.
+  const bool wantLogits = static_cast<bool>(callbacks.onLogits);
   std::vector<std::int32_t> tokens;
   std::vector<float> logits;
+  std::vector<DrawRow> drawRows;
+  std::vector<Draw> draws;
+  DrawRequest request{options.sampling, {}, {}};
+  auto rowOf = [&](std::uint64_t b) {
+    return wantLogits ? std::span<const float>(logits).subspan(b * vocab, vocab)
+                      : std::span<const float>();
+  };
+
+  // Prefill. A sequence's first token is drawn from the call holding its prompt's last token
+  // (its last-position row of that call).
   for (const PrefillCall &call :
        planPrefill(lengths, limits.maxSeq, backend_.artifact().model.chunkSize)) {
     tokens.resize(call.batch * call.seq);
-    for (std::uint64_t b = 0; b < call.batch; ++b) {
-      const std::vector<std::int32_t> &prompt = prompts[call.firstSlot + b];
-      std::copy_n(prompt.begin() + static_cast<std::ptrdiff_t>(call.offset), call.seq,
-                  tokens.begin() + static_cast<std::ptrdiff_t>(b * call.seq));
-    }
-    logits.resize(call.batch * vocab);
-    backend_.run("prefill", call.firstSlot, call.batch, call.seq, tokens, logits,
-                 Logits::LastPosition);
-    ++stats.prefillCalls;
-    if (options.maxNewTokens == 0)
-      continue;
+    drawRows.assign(call.batch, DrawRow{});
+    bool drawing = false;
     for (std::uint64_t b = 0; b < call.batch; ++b) {
       const std::size_t i = call.firstSlot + b;
-      if (call.offset + call.seq == lengths[i])
-        emit(i, 0, std::span<const float>(logits).subspan(b * vocab, vocab));
+      const std::vector<std::int32_t> &prompt = prompts[i];
+      std::copy_n(prompt.begin() + static_cast<std::ptrdiff_t>(call.offset), call.seq,
+                  tokens.begin() + static_cast<std::ptrdiff_t>(b * call.seq));
+      if (options.maxNewTokens != 0 && call.offset + call.seq == lengths[i]) {
+        drawRows[b] = {streamOf(i), 0, true};
+        drawing = true;
+      }
     }
+    draws.assign(call.batch, Draw{});
+    request.rows = drawRows;
+    request.results = draws;
+    logits.resize(wantLogits && drawing ? call.batch * vocab : 0);
+    backend_.run("prefill", call.firstSlot, call.batch, call.seq, tokens, logits,
+                 Logits::LastPosition, drawing ? &request : nullptr);
+    ++stats.prefillCalls;
+    for (std::uint64_t b = 0; b < call.batch; ++b)
+      if (drawRows[b].active)
+        emit(call.firstSlot + b, 0, draws[b], rowOf(b));
   }
   if (options.maxNewTokens == 0 && callbacks.onFinish)
     for (std::size_t i = 0; i < n; ++i)
@@ -211,14 +232,20 @@ GenerateResult Generator::generate(const std::vector<std::vector<std::int32_t>> 
       --hi;
     const std::uint64_t batch = hi - lo;
     tokens.resize(batch);
-    for (std::uint64_t b = 0; b < batch; ++b)
+    drawRows.resize(batch);
+    for (std::uint64_t b = 0; b < batch; ++b) {
       tokens[b] = result.sequences[lo + b].tokens.back();
-    logits.resize(batch * vocab);
-    backend_.run("decode_step", lo, batch, 1, tokens, logits, Logits::LastPosition);
+      drawRows[b] = {streamOf(lo + b), step, !finished[lo + b]};
+    }
+    draws.assign(batch, Draw{});
+    request.rows = drawRows;
+    request.results = draws;
+    logits.resize(wantLogits ? batch * vocab : 0);
+    backend_.run("decode_step", lo, batch, 1, tokens, logits, Logits::LastPosition, &request);
     ++stats.decodeCalls;
     for (std::uint64_t b = 0; b < batch; ++b)
-      if (!finished[lo + b])
-        emit(lo + b, step, std::span<const float>(logits).subspan(b * vocab, vocab));
+      if (drawRows[b].active)
+        emit(lo + b, step, draws[b], rowOf(b));
   }
 
   const Clock::time_point end = Clock::now();

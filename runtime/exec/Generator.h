@@ -19,6 +19,11 @@
 //      its last token (its slots sit between live ones; its outputs are ignored); finished
 //      sequences at either end of the slot range are left out of the call.
 //
+// The draws happen on the backend, in the same call (Backend::run with a DrawRequest): the CUDA
+// backend draws on the GPU and copies back only the drawn ids, the CPU backend (and a CUDA backend
+// created with host sampling) downloads the rows and uses Sampler; both give the same tokens
+// (runtime/device/sampling.cuh says how exactly). The logits come to the host only for onLogits.
+//
 // Invariant (checked by the tests with a recording fake backend): after generate(), the tokens
 // fed to slot i are exactly prompt_i followed by generated_i without its last token, and each
 // generated token j was drawn from the logits of that history.
@@ -97,7 +102,9 @@ struct GenerateCallbacks {
   /// |sequence| finished (called once per sequence, after its last onToken).
   std::function<void(std::size_t sequence, StopReason reason)> onFinish;
   /// The logits generated token |step| of |sequence| is drawn from (step 0: the prefill's last
-  /// position), before the draw. Valid during the call only. Not called for finished sequences.
+  /// position), before the token is taken (a NaN row is reported here before it fails the
+  /// draw). Valid during the call only. Not called for finished sequences. Setting it makes
+  /// every call also copy its logits to the host.
   std::function<void(std::size_t sequence, std::uint64_t step, std::span<const float> logits)>
       onLogits;
 };

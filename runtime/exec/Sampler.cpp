@@ -61,12 +61,27 @@ double uniformDraw(std::uint64_t seed, std::uint64_t stream, std::uint64_t step)
   return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
+std::int32_t drawnToken(const Draw &draw, std::uint64_t vocab, std::uint64_t stream,
+                        std::uint64_t step) {
+  check(draw.nanCount == 0,
+        "sampling: sequence {}, step {}: {} of {} logits are NaN (first at token {}); the model "
+        "or a kernel produced invalid values",
+        stream, step, draw.nanCount, vocab, draw.firstNan);
+  check(draw.token >= 0 || draw.kept != 0,
+        "sampling: sequence {}, step {}: every one of the {} logits is -inf", stream, step, vocab);
+  check(draw.token >= 0 && static_cast<std::uint64_t>(draw.token) < vocab,
+        "sampling: sequence {}, step {}: the device sampler returned token {} (kept {}) for a "
+        "vocabulary of {}; this is a bug in xlc (run with host sampling to compare)",
+        stream, step, draw.token, draw.kept, vocab);
+  return draw.token;
+}
+
 Sampler::Sampler(const SamplingOptions &options) : options_(options) {
   validateSamplingOptions(options_);
 }
 
 double Sampler::keptTokens(std::span<const float> logits, std::uint64_t stream,
-                           std::uint64_t step) {
+                           std::uint64_t step, Draw &status) {
   check(!logits.empty(), "sampling: sequence {}, step {}: empty logits row", stream, step);
   const std::size_t vocab = logits.size();
   check(vocab <= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()),
@@ -91,15 +106,14 @@ double Sampler::keptTokens(std::span<const float> logits, std::uint64_t stream,
       argmax = i;
     }
   }
-  check(nanCount == 0,
-        "sampling: sequence {}, step {}: {} of {} logits are NaN (first at token {}); the model "
-        "or a kernel produced invalid values",
-        stream, step, nanCount, vocab, firstNan);
-  check(possible > 0, "sampling: sequence {}, step {}: every one of the {} logits is -inf", stream,
-        step, vocab);
-
   candidates_.clear();
   weights_.clear();
+  if (nanCount != 0 || possible == 0) {
+    status.nanCount = static_cast<std::uint32_t>(nanCount);
+    status.firstNan = static_cast<std::uint32_t>(firstNan);
+    status.kept = 0;
+    return 0.0;
+  }
   if (options_.isGreedy()) {
     candidates_.push_back(static_cast<std::int32_t>(argmax));
     weights_.push_back(1.0);
@@ -180,9 +194,19 @@ double Sampler::keptTokens(std::span<const float> logits, std::uint64_t stream,
 
 std::int32_t Sampler::sample(std::span<const float> logits, std::uint64_t stream,
                              std::uint64_t step) {
-  double total = keptTokens(logits, stream, step);
-  if (candidates_.size() == 1)
-    return candidates_.front();
+  return drawnToken(draw(logits, stream, step), logits.size(), stream, step);
+}
+
+Draw Sampler::draw(std::span<const float> logits, std::uint64_t stream, std::uint64_t step) {
+  Draw result;
+  const double total = keptTokens(logits, stream, step, result);
+  if (candidates_.empty())
+    return result;
+  result.kept = static_cast<std::int32_t>(candidates_.size());
+  if (candidates_.size() == 1) {
+    result.token = candidates_.front();
+    return result;
+  }
   // Inverse CDF over the kept tokens in their (deterministic) order. The running sum ends at
   // exactly |total| (same additions in the same order), so u < total always finds a token except
   // when u·total rounds up to total: then the last token with non-zero weight.
@@ -194,15 +218,21 @@ std::int32_t Sampler::sample(std::span<const float> logits, std::uint64_t stream
       continue;
     cumulative += weights_[i];
     lastPositive = i;
-    if (u < cumulative)
-      return candidates_[i];
+    if (u < cumulative) {
+      result.token = candidates_[i];
+      return result;
+    }
   }
-  return candidates_[lastPositive];
+  result.token = candidates_[lastPositive];
+  return result;
 }
 
 std::vector<std::pair<std::int32_t, double>>
 Sampler::distribution(std::span<const float> logits, std::uint64_t stream, std::uint64_t step) {
-  double total = keptTokens(logits, stream, step);
+  Draw status;
+  const double total = keptTokens(logits, stream, step, status);
+  if (candidates_.empty())
+    drawnToken(status, logits.size(), stream, step); // throws the row's error
   std::vector<std::pair<std::int32_t, double>> result;
   for (std::size_t i = 0; i < candidates_.size(); ++i)
     result.emplace_back(candidates_[i], weights_[i] / total);

@@ -54,7 +54,26 @@ void validateSamplingOptions(const SamplingOptions &options);
 std::string describeSamplingOptions(const SamplingOptions &options);
 
 /// The uniform number in [0, 1) of draw (seed, stream, step): a multiple of 2^-53.
+/// runtime/device/sampling.cuh has the same function for the GPU, bit for bit.
 double uniformDraw(std::uint64_t seed, std::uint64_t stream, std::uint64_t step);
+
+/// The outcome of one draw from one row of logits, on the host (Sampler::draw) or on the GPU
+/// (runtime/exec/cuda/DeviceSampler.h): the token, or the facts that make the row unusable.
+struct Draw {
+  std::int32_t token = -1;    ///< the drawn id; -1 when there is none
+  std::uint32_t nanCount = 0; ///< NaN logits in the row (token -1)
+  std::uint32_t firstNan = 0; ///< the first NaN's id, when nanCount > 0
+  /// How many tokens the draw chose among (the size of Sampler::distribution(); 1 when greedy).
+  /// With token -1 and no NaN: 0 = every logit is -inf; -1 = the device sampler found no token
+  /// (an internal error).
+  std::int32_t kept = 0;
+  friend bool operator==(const Draw &, const Draw &) = default;
+};
+
+/// The token of |draw|, or throws the error its row stands for (xlc::Error naming the sequence
+/// |stream| and |step|: NaN logits, every logit -inf). |vocab| is the row's length.
+std::int32_t drawnToken(const Draw &draw, std::uint64_t vocab, std::uint64_t stream,
+                        std::uint64_t step);
 
 class Sampler {
 public:
@@ -69,6 +88,10 @@ public:
   /// use one Sampler per thread.
   std::int32_t sample(std::span<const float> logits, std::uint64_t stream, std::uint64_t step);
 
+  /// The same draw, with an unusable row (NaN, every logit -inf) reported in the result instead
+  /// of thrown (drawnToken() turns it into sample()'s error). An empty row still throws.
+  Draw draw(std::span<const float> logits, std::uint64_t stream, std::uint64_t step);
+
   /// The distribution sample() draws from, for tests: (token, probability) pairs of the tokens
   /// that survive top-k and top-p, most likely first, probabilities summing to 1. For greedy
   /// options, the argmax with probability 1.
@@ -77,8 +100,10 @@ public:
 
 private:
   /// Fills candidates_ with the kept tokens, most likely first, and weights_ with their
-  /// unnormalized probabilities; returns their sum.
-  double keptTokens(std::span<const float> logits, std::uint64_t stream, std::uint64_t step);
+  /// unnormalized probabilities; returns their sum. For an unusable row, leaves candidates_
+  /// empty and records why in |status|.
+  double keptTokens(std::span<const float> logits, std::uint64_t stream, std::uint64_t step,
+                    Draw &status);
 
   SamplingOptions options_;
   std::vector<std::int32_t> candidates_;

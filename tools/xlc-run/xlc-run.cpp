@@ -2,6 +2,7 @@
 //
 //   xlc-run --model model.xlca --weights <hf-dir> --prompt "text" [--max-tokens N]
 //           [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device auto|cpu|cuda]
+//           [--host-sampling]
 //   xlc-run ... --batch-file prompts.txt          (one prompt per line, generated as one batch)
 //   xlc-run ... --prompt-ids ids.txt [--force-tokens forced.txt] [--dump-logits out.npy]
 //   xlc-run ... --score [--dump-logits out.npy]   (log-likelihood of the prompts, no generation)
@@ -77,7 +78,7 @@ struct Options {
   unsigned threads = 0;
   exec::SamplingOptions sampling;
   bool bos = false, ignoreEos = false, noStream = false, verbose = false, json = false;
-  bool score = false;
+  bool score = false, hostSampling = false;
 };
 
 /// An error in how the tool was called: exit status 2.
@@ -157,6 +158,7 @@ std::unique_ptr<exec::Backend> createBackend(const Options &options, const std::
     exec::CudaBackendOptions cudaOptions;
     cudaOptions.cacheDir = options.kernelCache;
     cudaOptions.verbose = options.verbose;
+    cudaOptions.deviceSampling = !options.hostSampling;
     return exec::createCudaBackend(artifact, checkpoint, limits, cudaOptions);
   }
 #endif
@@ -490,7 +492,10 @@ int runGeneration(const Options &options) {
                             {"top_k", options.sampling.topK},
                             {"top_p", options.sampling.topP},
                             {"seed", options.sampling.seed},
-                            {"greedy", options.sampling.isGreedy()}};
+                            {"greedy", options.sampling.isGreedy()},
+                            {"drawn_on", backend->kind() == "cuda" && !options.hostSampling
+                                             ? "gpu"
+                                             : "host"}};
     document["max_tokens"] = options.maxTokens;
     document["ignore_eos"] = generate.ignoreEos;
     document["eos_token_id"] = model.eosTokenId;
@@ -557,6 +562,10 @@ int main(int argc, char **argv) {
   app.add_option("--seed", options.sampling.seed,
                  "Seed of the sampler (the same seed gives the same tokens on every platform)")
       ->capture_default_str();
+  app.add_flag("--host-sampling", options.hostSampling,
+               "CUDA: copy every step's logits to the host and draw there, instead of drawing "
+               "on the GPU and copying back only the token ids (the same tokens; for comparing "
+               "the two). The CPU backend always draws on the host");
   app.add_option("--device", options.device,
                  "auto: the GPU if this build has the CUDA backend and a GPU is usable, else "
                  "the CPU")
@@ -613,7 +622,7 @@ int main(int argc, char **argv) {
     if (score->count() > 0)
       for (const char *generationOnly : {"--force-tokens", "--max-tokens", "--temperature",
                                          "--top-k", "--top-p", "--seed", "--ignore-eos",
-                                         "--no-stream"})
+                                         "--no-stream", "--host-sampling"})
         if (app.get_option(generationOnly)->count() > 0)
           throw UsageError(fmt::format("--score scores the prompts and generates nothing; {} "
                                        "applies to generation only",

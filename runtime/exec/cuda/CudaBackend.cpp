@@ -14,6 +14,7 @@
 #include "runtime/cuda/DriverApi.h"
 #include "runtime/exec/WeightAssembly.h"
 #include "runtime/exec/cuda/CublasLt.h"
+#include "runtime/exec/cuda/DeviceSampler.h"
 #include "runtime/exec/cuda/GraphCache.h"
 #include "runtime/exec/cuda/KernelCache.h"
 #include "runtime/exec/cuda/Preflight.h"
@@ -73,6 +74,10 @@ private:
                                     StepObserver *observer) override;
   void downloadRows(const BufferRef &src, std::uint64_t firstRow, std::uint64_t rows,
                     std::uint64_t rowElements, float *out) override;
+  void prepareDraw(const DrawSource &source, const CallShape &shape,
+                   const DrawRequest &draw) override;
+  void finishDraw(const DrawSource &source, const CallShape &shape,
+                  const DrawRequest &draw) override;
 
   // StepHandlers: enqueue on the stream.
   void zero(const BufferRef &buffer, const PreparedStep &step) override;
@@ -104,7 +109,8 @@ private:
   /// Error flags of the call in progress, copied out of the arena right after their step.
   cuda::DeviceBuffer errorFlags_;
   std::size_t maxErrorFlags_ = 0;
-  GraphCache graphs_;
+  std::unique_ptr<DeviceSampler> sampler_; ///< null: draws on the host (deviceSampling off)
+  GraphCache graphs_; // after sampler_: graphs that launch its kernel go first
   std::vector<std::uint64_t> slots_; ///< a launch's parameter slots (reused)
   std::string description_;
 };
@@ -124,9 +130,9 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   resetStates(0, 1); // the warm-up's slot; allocate() zeroed every slot
   std::size_t freeBytes = 0, totalBytes = 0;
   XLC_CU_CHECK(api_.cuMemGetInfo_v2(&freeBytes, &totalBytes));
-  description_ = fmt::format("cuda: {}; {}; {} in use, ready in {:.2f} s", device_.summary(),
-                             blas_->description(), gib(totalBytes - freeBytes),
-                             secondsSince(start));
+  description_ = fmt::format("cuda: {}; {}; {} in use, ready in {:.2f} s; tokens drawn on the {}",
+                             device_.summary(), blas_->description(), gib(totalBytes - freeBytes),
+                             secondsSince(start), sampler_ ? "GPU" : "host");
 }
 
 void CudaBackend::compileKernels(const CudaBackendOptions &options) {
@@ -142,6 +148,11 @@ void CudaBackend::compileKernels(const CudaBackendOptions &options) {
   for (const art::Kernel &kernel : a.kernels)
     jobs.push_back(std::async(std::launch::async,
                               [&cache, &kernel, &a] { return cache.get(kernel, a.targetArch); }));
+  std::future<DeviceSampler::Cubins> samplerJob; // the runtime's own sampling kernel, alongside
+  if (options.deviceSampling)
+    samplerJob = std::async(std::launch::async, [&cache, &a] {
+      return DeviceSampler::compile(cache, a.targetArch, DeviceSampler::logitDtypes(a));
+    });
   std::size_t hits = 0;
   double compileSeconds = 0;
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -158,6 +169,9 @@ void CudaBackend::compileKernels(const CudaBackendOptions &options) {
       kernels_.back().setMaxDynamicSharedMemory(static_cast<int>(kernel.sharedBytes));
     }
   }
+  if (samplerJob.valid())
+    sampler_ = std::make_unique<DeviceSampler>(samplerJob.get(), limits().maxBatch, vocabSize(),
+                                               stream_->handle());
   if (options.verbose)
     fmt::print(stderr, "[xlc] {} kernels ready in {:.2f} s: {} from the cache{}, {} compiled "
                        "({:.1f} s of NVRTC)\n",
@@ -314,13 +328,24 @@ std::vector<std::int64_t> CudaBackend::execute(const PreparedFunction &fn, const
   device_.makeCurrent();
   const CUstream stream = stream_->handle();
   call_ = shape;
-  auto enqueue = [&] { plan().execute(fn, memory_, shape, scalars, *this, observer); };
+  // A staged draw runs right after the function, in its graph (its options and rows are in
+  // device memory, so the graph of a shape serves every step), and its results come back
+  // before the one synchronisation below.
+  const std::optional<DeviceSampler::Launch> draw = sampler_ ? sampler_->take() : std::nullopt;
+  auto enqueue = [&] {
+    plan().execute(fn, memory_, shape, scalars, *this, observer);
+    if (draw)
+      sampler_->enqueue(*draw, stream);
+  };
   // Graphs bake in every argument: only for functions without scalars (decode steps), and not
   // while an observer looks at every step.
   if (fn.function->name == "decode_step" && options_.useGraphs && scalars.empty() && !observer)
-    graphs_.launch(fn.function->name, shape.firstSlot, shape.batch, stream, enqueue);
+    graphs_.launch(draw ? fn.function->name + "+draw" : fn.function->name, shape.firstSlot,
+                   shape.batch, stream, enqueue);
   else
     enqueue();
+  if (draw)
+    sampler_->enqueueDownload(*draw, stream);
   stream_->synchronize();
   std::vector<std::int64_t> flags(fn.errorFlags.size(), 0);
   if (!flags.empty())
@@ -343,6 +368,25 @@ void CudaBackend::downloadRows(const BufferRef &src, std::uint64_t firstRow, std
   }
   std::vector<float> values = downloadAsF32(io_, dtype, count, offset);
   std::memcpy(out, values.data(), count * 4);
+}
+
+void CudaBackend::prepareDraw(const DrawSource &source, const CallShape &shape,
+                              const DrawRequest &draw) {
+  if (!sampler_)
+    return Backend::prepareDraw(source, shape, draw);
+  device_.makeCurrent();
+  const art::DType dtype = source.buffer.buffer->dtype;
+  sampler_->stage(draw.options, draw.rows,
+                  {source.buffer.address + source.first * art::dtypeSize(dtype), dtype,
+                   source.stride, shape.batch},
+                  source.elements, stream_->handle());
+}
+
+void CudaBackend::finishDraw(const DrawSource &source, const CallShape &shape,
+                             const DrawRequest &draw) {
+  if (!sampler_)
+    return Backend::finishDraw(source, shape, draw);
+  sampler_->results(draw.results);
 }
 
 void CudaBackend::zero(const BufferRef &buffer, const PreparedStep &) {

@@ -6,7 +6,8 @@
 // and workspace buffers live in one device arena planned by the compiler (sized at the backend's
 // limits). Weights are assembled from the checkpoint on the host (WeightAssembly.h) and uploaded
 // once in their artifact dtypes. Each decode_step call shape (first slot, batch) is captured
-// once into a CUDA graph and replayed.
+// once into a CUDA graph and replayed. Generation's draws run on the GPU (DeviceSampler.h),
+// inside the decode step's graph.
 //
 // Errors, each an xlc::Error with a message that says what to do: no driver or no GPU, a driver
 // older than the NVRTC that compiles the kernels, an artifact built for another architecture,
@@ -31,6 +32,9 @@ struct CudaBackendOptions {
   std::string cacheDir;
   /// Capture decode steps into CUDA graphs (replayed on later calls of the same shape).
   bool useGraphs = true;
+  /// Draw generation's tokens on the GPU (DeviceSampler.h: only the ids come back); false:
+  /// download the logits and draw on the host with Sampler, as before (for comparison).
+  bool deviceSampling = true;
   /// Progress and timing lines on stderr (kernel compilation, weight upload, the checkpoint
   /// tensor the LM head was read from).
   bool verbose = false;

@@ -129,6 +129,27 @@ template <class T> T __shfl_down_sync(unsigned mask, T value, unsigned delta, in
   return xlc::emu::detail::shuffle(mask, value, src);
 }
 
+/// The warp's predicates as a bit mask (bit l = lane l), in every lane.
+inline unsigned __ballot_sync(unsigned mask, int predicate) {
+  if (mask != 0xffffffffu)
+    xlc::emu::contractViolation("__ballot_sync with a partial mask");
+  const unsigned char mine = predicate != 0;
+  unsigned char all[32];
+  xlc::emu::warpGather(&mine, 1, all);
+  unsigned bits = 0;
+  for (unsigned l = 0; l < 32; ++l)
+    bits |= static_cast<unsigned>(all[l]) << l;
+  return bits;
+}
+/// 1 + the index of the lowest set bit; 0 for 0.
+inline int __ffs(unsigned x) { return x == 0 ? 0 : __builtin_ctz(x) + 1; }
+
+inline unsigned atomicAdd(unsigned *address, unsigned value) {
+  return std::atomic_ref<unsigned>(*address).fetch_add(value);
+}
+inline unsigned long long atomicXor(unsigned long long *address, unsigned long long value) {
+  return std::atomic_ref<unsigned long long>(*address).fetch_xor(value);
+}
 inline unsigned long long atomicAdd(unsigned long long *address, unsigned long long value) {
   return std::atomic_ref<unsigned long long>(*address).fetch_add(value);
 }
