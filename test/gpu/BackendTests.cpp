@@ -10,7 +10,8 @@
 //   - a batch of sequences in neighbouring slots, and slot isolation;
 //   - graph replay gives the same numbers as eager launches;
 //   - errors: bad token ids, an artifact for another architecture, mismatched weights;
-//   - the kernel cache: a second backend loads every kernel from disk.
+//   - the kernel cache: a second backend loads every kernel from disk;
+//   - generation draws the same tokens on the GPU (DeviceSampler) as on the host (Sampler).
 //
 // Artifacts come from the compiler, which the GPU machine lacks: they are compiled on the
 // development machine and found in $XLC_GPU_ARTIFACTS (default <repository>/.artifacts), as
@@ -31,7 +32,9 @@
 #include "runtime/artifact/Serialize.h"
 #include "runtime/cuda/DriverApi.h"
 #include "runtime/exec/cpu/CpuBackend.h"
+#include "runtime/exec/Generator.h"
 #include "runtime/exec/cuda/CudaBackend.h"
+#include "runtime/exec/cuda/DeviceSampler.h"
 #include "runtime/reference/RandomCheckpoint.h"
 #include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
@@ -240,6 +243,72 @@ TEST_P(BackendTest, GraphReplayEqualsEagerLaunches) {
   }
 }
 
+// Generation draws its tokens on the GPU (DeviceSampler: only the ids come back); a CUDA backend
+// created with host sampling downloads the logits and draws with Sampler, as before. On the same
+// logits (the same kernels, deterministic) both must give the same tokens -- greedy, sampling
+// without and with top-k/top-p cuts -- for a batch of prompts of different lengths, with forced
+// tokens and an EOS that finishes a sequence inside the batch (its row is then not drawn), and
+// with onLogits set (then the logits come back too, and must be the host path's).
+TEST_P(BackendTest, GenerationDrawsOnTheGpuAsOnTheHost) {
+  CudaBackendOptions hostOptions;
+  hostOptions.deviceSampling = false;
+  hostOptions.cacheDir = (model_.work / "cache").string();
+  auto host = createCudaBackend(model_.artifact, *model_.checkpoint, limits_, hostOptions);
+  EXPECT_NE(model_.gpu->description().find("tokens drawn on the GPU"), std::string::npos)
+      << model_.gpu->description();
+  EXPECT_NE(host->description().find("tokens drawn on the host"), std::string::npos)
+      << host->description();
+  const std::vector<std::vector<std::int32_t>> prompts = {randomTokens(5, 21),
+                                                          randomTokens(23, 22),
+                                                          randomTokens(40, 23)};
+  auto sampling = [](double t, std::uint64_t k, double p, std::uint64_t seed) {
+    SamplingOptions o;
+    o.temperature = t;
+    o.topK = k;
+    o.topP = p;
+    o.seed = seed;
+    return o;
+  };
+  for (const SamplingOptions &o :
+       {sampling(0, 0, 1, 0), sampling(1.0, 0, 1, 1), sampling(0.8, 40, 0.95, 2),
+        sampling(1.5, 0, 0.9, 3), sampling(0.7, 5, 1, 4)}) {
+    const std::string what = describeSamplingOptions(o);
+    GenerateOptions g;
+    g.maxNewTokens = 24;
+    g.ignoreEos = true;
+    g.sampling = o;
+    const GenerateResult onGpu = Generator(*model_.gpu).generate(prompts, g);
+    const GenerateResult onHost = Generator(*host).generate(prompts, g);
+    for (std::size_t i = 0; i < prompts.size(); ++i)
+      EXPECT_EQ(onGpu.sequences[i].tokens, onHost.sequences[i].tokens)
+          << what << ", sequence " << i;
+
+    // Sequence 1 stops at its 6th token (made the EOS) inside the batch, sequence 0 is forced.
+    g.ignoreEos = false;
+    g.eosTokenId = onHost.sequences[1].tokens[5];
+    g.forcedTokens = {{onHost.sequences[0].tokens[1], 3, 5}, {}, {}};
+    std::map<std::pair<std::size_t, std::uint64_t>, std::vector<float>> gpuRows, hostRows;
+    auto keep = [](auto &rows) {
+      GenerateCallbacks c;
+      c.onLogits = [&rows](std::size_t s, std::uint64_t step, std::span<const float> row) {
+        rows[{s, step}].assign(row.begin(), row.end());
+      };
+      return c;
+    };
+    const GenerateResult a = Generator(*model_.gpu).generate(prompts, g, keep(gpuRows));
+    const GenerateResult b = Generator(*host).generate(prompts, g, keep(hostRows));
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      EXPECT_EQ(a.sequences[i].tokens, b.sequences[i].tokens) << what << ", EOS, sequence " << i;
+      EXPECT_EQ(a.sequences[i].stop, b.sequences[i].stop) << what << ", sequence " << i;
+    }
+    EXPECT_LE(a.sequences[1].tokens.size(), 6u) << what;
+    ASSERT_EQ(gpuRows.size(), hostRows.size()) << what;
+    for (const auto &[key, row] : gpuRows)
+      EXPECT_LT(relativeL2(row, hostRows.at(key)), 1e-6)
+          << what << ": onLogits row of sequence " << key.first << ", step " << key.second;
+  }
+}
+
 TEST_P(BackendTest, ReportsBadInput) {
   const std::uint64_t v = model_.artifact.model.vocabSize;
   std::vector<float> logits(v);
@@ -268,11 +337,17 @@ TEST_P(BackendTest, ReportsBadInput) {
 }
 
 TEST_P(BackendTest, SecondStartLoadsKernelsFromTheCache) {
-  // SetUp compiled every kernel into work/cache; one file per distinct kernel.
-  std::size_t files = 0;
-  for (const auto &entry : fs::directory_iterator(model_.work / "cache"))
-    files += entry.path().extension() == ".cubin";
+  // SetUp compiled every kernel into work/cache; one file per distinct kernel, and one per
+  // logits dtype for the runtime's sampling kernel (DeviceSampler.h).
+  std::size_t files = 0, sampling = 0;
+  for (const auto &entry : fs::directory_iterator(model_.work / "cache")) {
+    const bool cubin = entry.path().extension() == ".cubin";
+    const bool sampler = entry.path().filename().string().rfind("sampling-", 0) == 0;
+    files += cubin && !sampler;
+    sampling += cubin && sampler;
+  }
   EXPECT_EQ(files, model_.artifact.kernels.size());
+  EXPECT_EQ(sampling, DeviceSampler::logitDtypes(model_.artifact).size());
   CudaBackendOptions options;
   options.cacheDir = (model_.work / "cache").string();
   options.verbose = true;

@@ -113,6 +113,16 @@ public:
   /// NaN logits for this slot once its history reaches poisonAfter tokens.
   std::optional<std::uint64_t> poisonSlot;
   std::size_t poisonAfter = 0;
+  /// Draw as a GPU backend does: from the logits where they are, without downloadRows.
+  bool drawsInPlace = false;
+  std::size_t downloads = 0; ///< downloadRows calls
+  /// Every draw request's rows, in call order, with the call's function and first slot.
+  struct SeenDraw {
+    std::string function;
+    std::uint64_t firstSlot;
+    std::vector<DrawRow> rows;
+  };
+  std::vector<SeenDraw> draws;
 
 private:
   const Memory &memory() const override { return memory_; }
@@ -123,6 +133,8 @@ private:
                                     std::span<const double>, StepObserver *) override {
     const std::uint64_t firstSlot = shape.firstSlot, batch = shape.batch, seq = shape.seq;
     calls.push_back({fn.function->name, firstSlot, batch, seq});
+    if (!draws.empty() && draws.back().function.empty())
+      draws.back().function = fn.function->name;
     for (std::uint64_t b = 0; b < batch; ++b) {
       std::vector<std::int32_t> &history = histories[firstSlot + b];
       for (std::uint64_t t = 0; t < seq; ++t) {
@@ -136,7 +148,27 @@ private:
   }
   void downloadRows(const BufferRef &, std::uint64_t firstRow, std::uint64_t rows,
                     std::uint64_t rowElements, float *out) override {
+    ++downloads;
     std::memcpy(out, logits_.data() + firstRow * rowElements, rows * rowElements * 4);
+  }
+  void prepareDraw(const DrawSource &source, const CallShape &shape,
+                   const DrawRequest &draw) override {
+    draws.push_back({"", shape.firstSlot,
+                     std::vector<DrawRow>(draw.rows.begin(), draw.rows.end())});
+    Backend::prepareDraw(source, shape, draw);
+  }
+  void finishDraw(const DrawSource &source, const CallShape &shape,
+                  const DrawRequest &draw) override {
+    if (!drawsInPlace)
+      return Backend::finishDraw(source, shape, draw);
+    Sampler sampler(draw.options);
+    for (std::uint64_t b = 0; b < shape.batch; ++b)
+      draw.results[b] =
+          draw.rows[b].active
+              ? sampler.draw(std::span<const float>(logits_).subspan(
+                                 (source.first + b * source.stride), source.elements),
+                             draw.rows[b].stream, draw.rows[b].step)
+              : Draw{};
   }
 
   std::vector<std::int32_t> tokens_;
@@ -466,6 +498,63 @@ TEST(GeneratorTest, BatchedAndUnbatchedSampleTheSame) {
   }
   // Sampling really happened (the greedy result differs).
   EXPECT_NE(all.sequences[0].tokens, simulateGreedy(prompts[0], 12));
+}
+
+TEST(GeneratorTest, DrawsOnTheBackendAndLogitsComeBackOnlyForOnLogits) {
+  std::vector<std::vector<std::int32_t>> prompts = {iotaPrompt(4, 7), iotaPrompt(9, 8),
+                                                    iotaPrompt(5, 9)};
+  GenerateOptions options;
+  options.maxNewTokens = 7;
+  options.sampling.temperature = 1.0;
+  options.sampling.topK = 20;
+  options.sampling.seed = 5;
+  options.rngStreams = {10, 11, 12};
+  // Sequence 1 stops after 3 tokens inside the batch.
+  options.forcedTokens = {{}, {1, 1, kEos}, {}};
+  Fixture host({3, 64});
+  const GenerateResult expected = Generator(host.backend).generate(prompts, options);
+  EXPECT_GT(host.backend.downloads, 0u); // the default draw downloads the rows
+
+  Fixture device({3, 64});
+  device.backend.drawsInPlace = true;
+  const GenerateResult result = Generator(device.backend).generate(prompts, options);
+  for (std::size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(result.sequences[i].tokens, expected.sequences[i].tokens) << "sequence " << i;
+  EXPECT_EQ(device.backend.downloads, 0u) << "no onLogits: no logits may come back";
+
+  // What was asked of the backend: prefill draws only for the sequences whose prompt ends in the
+  // call (step 0), decode draws for the live sequences (step = their token count), streams as
+  // given, sequence 1's row inactive once it has produced its EOS.
+  std::vector<std::uint64_t> drawn(3, 0);
+  for (const FakeBackend::SeenDraw &d : device.backend.draws) {
+    for (std::size_t b = 0; b < d.rows.size(); ++b) {
+      const std::size_t i = d.firstSlot + b;
+      const DrawRow &row = d.rows[b];
+      if (!row.active)
+        continue;
+      EXPECT_EQ(row.stream, options.rngStreams[i]);
+      EXPECT_EQ(row.step, drawn[i]) << d.function << " sequence " << i;
+      if (d.function == "prefill")
+        EXPECT_EQ(row.step, 0u);
+      ++drawn[i];
+    }
+  }
+  EXPECT_EQ(drawn, (std::vector<std::uint64_t>{7, 3, 7}));
+
+  // onLogits needs the rows: then they come back too.
+  Fixture withLogits({3, 64});
+  withLogits.backend.drawsInPlace = true;
+  GenerateCallbacks callbacks;
+  std::size_t rows = 0;
+  callbacks.onLogits = [&](std::size_t, std::uint64_t, std::span<const float> row) {
+    EXPECT_EQ(row.size(), kVocab);
+    ++rows;
+  };
+  const GenerateResult again = Generator(withLogits.backend).generate(prompts, options, callbacks);
+  EXPECT_EQ(rows, 7u + 3 + 7);
+  EXPECT_GT(withLogits.backend.downloads, 0u);
+  for (std::size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(again.sequences[i].tokens, expected.sequences[i].tokens) << "sequence " << i;
 }
 
 TEST(GeneratorTest, Errors) {

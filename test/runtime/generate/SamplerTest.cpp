@@ -301,6 +301,41 @@ TEST(SamplerTest, BadLogitsNameSequenceAndStep) {
   }
 }
 
+TEST(SamplerTest, DrawReportsWhatSampleThrows) {
+  // draw() is sample() with an unusable row reported instead of thrown (the form the GPU's
+  // draws take too); drawnToken() turns the report into sample()'s error.
+  SamplingOptions options;
+  options.temperature = 0.9;
+  options.topK = 7;
+  options.topP = 0.8;
+  options.seed = 3;
+  Sampler sampler(options);
+  std::vector<float> logits = pseudoRandomLogits(300, 4);
+  for (std::uint64_t step = 0; step < 20; ++step) {
+    const Draw d = sampler.draw(logits, 2, step);
+    EXPECT_EQ(d.token, sampler.sample(logits, 2, step));
+    EXPECT_EQ(d.kept, static_cast<std::int32_t>(sampler.distribution(logits, 2, step).size()));
+    EXPECT_EQ(d.nanCount, 0u);
+    EXPECT_EQ(drawnToken(d, logits.size(), 2, step), d.token);
+  }
+  logits[5] = std::nanf("");
+  logits[9] = std::nanf("");
+  EXPECT_EQ(sampler.draw(logits, 1, 1), (Draw{-1, 2, 5, 0}));
+  EXPECT_EQ(errorOf([&] { drawnToken(sampler.draw(logits, 1, 1), logits.size(), 1, 1); }),
+            errorOf([&] { sampler.sample(logits, 1, 1); }));
+  const std::vector<float> none(4, -kInf);
+  EXPECT_EQ(sampler.draw(none, 0, 0), (Draw{-1, 0, 0, 0}));
+  EXPECT_NE(errorOf([&] { drawnToken(sampler.draw(none, 0, 0), 4, 0, 0); })
+                .find("every one of the 4 logits is -inf"),
+            std::string::npos);
+  // A draw without a token that is neither (the device sampler's internal failure) or a token
+  // outside the vocabulary is a bug, reported as one.
+  EXPECT_NE(errorOf([] { drawnToken(Draw{-1, 0, 0, -1}, 10, 3, 4); }).find("bug in xlc"),
+            std::string::npos);
+  EXPECT_NE(errorOf([] { drawnToken(Draw{10, 0, 0, 1}, 10, 3, 4); }).find("returned token 10"),
+            std::string::npos);
+}
+
 TEST(SamplerTest, BadOptions) {
   auto error = [](SamplingOptions options) { return errorOf([&] { Sampler sampler(options); }); };
   SamplingOptions o;
