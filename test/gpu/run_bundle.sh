@@ -3,7 +3,7 @@
 # scripts/gpu-bundle.sh (.gpu/bin: binaries, .gpu/artifacts: compiled models), so no device time
 # goes to building. From the repository root, carrying .gpu:
 #
-#   bash test/gpu/run_bundle.sh [--steps tests,parity-tiny,parity-125m,parity-7b,bench-7b]
+#   bash test/gpu/run_bundle.sh [--steps tests,sampling,parity-tiny,parity-125m,parity-7b,bench-7b]
 #   bash test/gpu/run_bundle.sh --steps sanitizers
 #
 # Steps (logs under $OUT, else ./gpu-out/; folders keep within the 8-file limit per folder):
@@ -13,6 +13,9 @@
 #                oracle of the CUDA backend, step by step under a bound derived from bf16 rounding
 #                and end to end, and a 10 % error planted in each kernel in turn must fail the
 #                step check (several minutes, ~30 GB of host memory; not in the default steps)
+#   sampling     gpu_sampling_tests (the sampling kernel and the runtime's DeviceSampler against
+#                the host sampler) and sampling_bench (per decode step: drawing on the GPU vs.
+#                copying the logits and drawing on the host, batch 1-256, V = 50304); in sampling/
 #   parity-tiny  test/parity/run_parity.sh --configs tiny with the bundled xlc-run
 #   parity-125m  the same for the 125M model, which has tied embeddings: transformers 5 stores
 #                lm_head.weight anyway and uses it as the LM head, and so must xlc (issue 10)
@@ -20,7 +23,11 @@
 #                $PARITY_WORK, default /tmp/xlc-parity)
 #   bench-7b     xlc-run on that 7B checkpoint: time to first token for 2048- and 16384-token
 #                prompts, decode tokens/s at batch 1 and 64, prefill of 8 x 8192 tokens
-#                (XLC_BENCH_CASES=b1-p2048,b1-p16384,b64-p128,b8-p8192 picks cases)
+#                (XLC_BENCH_CASES=b1-p2048,b1-p16384,b64-p128,b8-p8192 picks cases). Decode
+#                after 128-token prompts at batch B in 1, 8, 64, 256: gB-p128 greedy, sB-p128
+#                sampled (temperature 0.8, top-k 50, top-p 0.95), each also as gB-p128-host,
+#                sB-p128-host with --host-sampling (logits copied, drawn on the host, as before);
+#                XLC_BENCH_CASES=sampling runs all sixteen
 #   sanitizers   test/gpu/run_sanitizers.sh: compute-sanitizer memcheck, initcheck, racecheck and
 #                synccheck over xlc-run on the tiny model and a few small gpu_kernel_tests cases
 #                (not in the default steps: several minutes; logs in sanitizers/)
@@ -38,7 +45,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="${OUT:-$here/gpu-out}"
-steps="tests,parity-tiny,parity-125m,parity-7b,bench-7b"
+steps="tests,sampling,parity-tiny,parity-125m,parity-7b,bench-7b"
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps="$2"; shift ;;
@@ -50,9 +57,9 @@ done
 has() { [[ ",$steps," == *",$1,"* ]]; }
 for s in ${steps//,/ }; do
   case "$s" in
-    tests|cpu-vs-cuda-7b|parity-tiny|parity-125m|parity-7b|bench-7b|sanitizers) ;;
-    *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, parity-tiny, parity-125m," \
-         "parity-7b, bench-7b, sanitizers)" >&2; exit 2 ;;
+    tests|cpu-vs-cuda-7b|sampling|parity-tiny|parity-125m|parity-7b|bench-7b|sanitizers) ;;
+    *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, sampling, parity-tiny," \
+         "parity-125m, parity-7b, bench-7b, sanitizers)" >&2; exit 2 ;;
   esac
 done
 
@@ -74,6 +81,11 @@ needed=()
 if has tests; then
   [ -x "$bin/gpu_backend_tests" ] || bundle_error "no $bin/gpu_backend_tests"
   needed+=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-3heads xlstm-chunk128) # BackendTests.cpp's models
+fi
+if has sampling; then
+  for b in gpu_sampling_tests sampling_bench; do
+    [ -x "$bin/$b" ] || bundle_error "no $bin/$b"
+  done
 fi
 has parity-tiny && needed+=(xlstm-tiny)
 has parity-125m && needed+=(xlstm-125m)
@@ -145,6 +157,30 @@ has tests && backend_tests tests gpu_backend_tests 300 '-SevenB/*'
 has cpu-vs-cuda-7b && backend_tests cpu-vs-cuda-7b cpu_vs_cuda_7b 570 \
   'SevenB/*ScoreMatches*:SevenB/*DecodeSteps*:SevenB/*EveryKernel*:SevenB/*Planted*'
 
+if has sampling; then
+  t=$SECONDS
+  mkdir -p "$out/sampling"
+  head_log "$out/sampling/gpu_sampling_tests.log"
+  timeout 300 "$bin/gpu_sampling_tests" --gtest_output="json:$out/sampling/gpu_sampling_tests.json" \
+    >> "$out/sampling/gpu_sampling_tests.log" 2>&1
+  rc=$?
+  grep -E '^\[ *(OK|FAILED|SKIPPED) *\]' "$out/sampling/gpu_sampling_tests.log"
+  stamp_json "$out/sampling/gpu_sampling_tests.json"
+  counts="$(gtest_counts "$out/sampling/gpu_sampling_tests.log")"
+  head_log "$out/sampling/sampling_bench.log"
+  timeout 300 "$bin/sampling_bench" --json "$out/sampling/sampling_bench.json" 2>&1 |
+    tee -a "$out/sampling/sampling_bench.log"
+  brc=${PIPESTATUS[0]}
+  stamp_json "$out/sampling/sampling_bench.json"
+  if [ "$rc" -eq 0 ] && [ "$brc" -eq 0 ] && [[ "$counts" == *", 0 skipped" ]] &&
+     [[ "$counts" != "0 passed,"* ]]; then
+    record sampling ok "tests: $counts; sampling_bench rc $brc; $((SECONDS - t)) s"
+  else
+    record sampling FAIL "tests: $counts, rc $rc; sampling_bench rc $brc; $((SECONDS - t)) s"
+    status=1
+  fi
+fi
+
 for c in tiny 125m 7b; do
   has "parity-$c" || continue
   t=$SECONDS
@@ -191,13 +227,14 @@ if has bench-7b; then
     # Each case runs XLC_BENCH_REPS times (default 1), each time a fresh process with a warm
     # kernel cache; the table lists every run (take the median).
     bench_case() {
-      local name="$1" count="$2" length="$3" tokens="$4" rep
+      local name="$1" count="$2" length="$3" tokens="$4" rep greedy=(--temperature 0)
       shift 4
+      [[ " $* " == *" --temperature "* ]] && greedy=()
       ids "$bench/$name.ids" "$count" "$length" 1
       for rep in $(seq 1 "${XLC_BENCH_REPS:-1}"); do
       head_log "$bench/$name.err"
       timeout 300 "$bin/xlc-run" --model "$arts/xlstm-7b.xlca" --weights "$ckpt" \
-        --prompt-ids "$bench/$name.ids" --max-tokens "$tokens" --ignore-eos --temperature 0 \
+        --prompt-ids "$bench/$name.ids" --max-tokens "$tokens" --ignore-eos "${greedy[@]}" \
         --device cuda --json --verbose "$@" > "$bench/$name.json" 2>> "$bench/$name.err"
       local rc=$?
       stamp_json "$bench/$name.json"
@@ -222,6 +259,20 @@ PY
     [[ ",$cases," == *",b1-p16384,"* ]] && bench_case b1-p16384 1 16384 32 --max-seq 16384
     [[ ",$cases," == *",b64-p128,"* ]] && bench_case b64-p128 64 128 64
     [[ ",$cases," == *",b8-p8192,"* ]] && bench_case b8-p8192 8 8192 2 --max-seq 8192
+    # Decode with the tokens drawn on the GPU (the default) or on the host (-host), greedy (g)
+    # or sampled (s), after 128-token prompts; "sampling" stands for all sixteen.
+    for b in 1 8 64 256; do
+      for kind in g s; do
+        for where in "" -host; do
+          name="$kind$b-p128$where"
+          [[ ",$cases," == *",$name,"* || ",$cases," == *",sampling,"* ]] || continue
+          args=()
+          [ "$kind" = s ] && args+=(--temperature 0.8 --top-k 50 --top-p 0.95 --seed 1)
+          [ "$where" = -host ] && args+=(--host-sampling)
+          bench_case "$name" "$b" 128 64 "${args[@]}"
+        done
+      done
+    done
     record bench-7b done "$((SECONDS - t)) s"
   fi
 fi

@@ -16,6 +16,8 @@
 #   2. cuda_runtime_tests (driver, NVRTC)     -> cuda_runtime_tests.log
 #   3. gpu_kernel_tests (every family vs. the float64 reference)
 #                                             -> gpu_kernel_tests.log, gpu_kernel_tests.json
+#      gpu_sampling_tests (the sampling kernel and DeviceSampler vs. the host sampler)
+#                                             -> gpu_sampling_tests.log
 #   4. kernel_bench (7B chunkwise forward, decode step)
 #                                             -> kernel_bench.log, kernel_bench.json
 #   5. a summary table, printed last          -> summary.txt
@@ -122,7 +124,7 @@ else
 fi
 
 t0=$SECONDS
-targets=(cuda_runtime_tests gpu_kernel_tests kernel_bench)
+targets=(cuda_runtime_tests gpu_kernel_tests gpu_sampling_tests kernel_bench)
 log "configuring $build (runtime only) and building ${targets[*]} with $jobs jobs"
 if ! { cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
          -DXLC_BUILD_COMPILER=OFF -DCMAKE_PREFIX_PATH="$prefix" \
@@ -191,6 +193,8 @@ if [ "$run_tests" -eq 1 ]; then
   run_step gpu_kernel_tests "${XLC_TESTS_TIMEOUT:-240}" "$out/gpu_kernel_tests.log" \
     "$bin/gpu/gpu_kernel_tests" --gtest_output="json:$out/gpu_kernel_tests.json"
   bash "$here/test/gpu/provenance.sh" --stamp "$provenance" "$out/gpu_kernel_tests.json"
+  run_step gpu_sampling_tests "${XLC_TESTS_TIMEOUT:-240}" "$out/gpu_sampling_tests.log" \
+    "$bin/gpu/gpu_sampling_tests"
 fi
 
 # ---- 4. Benchmark --------------------------------------------------------------------------------
