@@ -256,7 +256,8 @@ void CudaBackend::allocate() {
 /// cuBLASLt's algorithm choice, the capture of the batch-1 decode graph -- is paid at start, not
 /// in the time to the first token. It reads defined data only -- BOS tokens, the weights, the
 /// state that allocate() zeroed -- so that compute-sanitizer's initcheck has nothing to report
-/// (test/gpu/run_sanitizers.sh). The caller resets slot 0 afterwards.
+/// (test/gpu/run_sanitizers.sh). The caller resets slot 0 afterwards. The decode step draws a
+/// token, as generation calls it, so the graph captured here is the one generation replays.
 void CudaBackend::warmUp() {
   const art::Artifact &a = artifact();
   const std::uint64_t seq = std::min<std::uint64_t>(limits().maxSeq, a.model.chunkSize);
@@ -264,8 +265,12 @@ void CudaBackend::warmUp() {
   std::vector<float> logits(vocabSize());
   if (a.findFunction("prefill") && prepared("prefill"))
     run("prefill", 0, 1, seq, tokens, logits, Logits::LastPosition);
-  if (a.findFunction("decode_step") && prepared("decode_step"))
-    run("decode_step", 0, 1, 1, std::span(tokens).first(1), logits, Logits::LastPosition);
+  if (a.findFunction("decode_step") && prepared("decode_step")) {
+    const DrawRow row{0, 0, true};
+    Draw drawn;
+    const DrawRequest draw{SamplingOptions{}, std::span(&row, 1), std::span(&drawn, 1)};
+    run("decode_step", 0, 1, 1, std::span(tokens).first(1), {}, Logits::LastPosition, &draw);
+  }
 }
 
 void CudaBackend::uploadInput(const BufferRef &dst, std::span<const std::byte> bytes) {
