@@ -22,8 +22,8 @@
 // The register-level tensor-core primitives of tensor_core.cuh (ldmatrix, mma.sync) run here
 // bit-exact in layout through warpGather; cp.async is a synchronous copy.
 //
-// Limits: full warps only (block sizes that are multiples of 32, full-mask shuffles), no
-// clusters. Timing means nothing.
+// Limits: full warps only (block sizes that are multiples of 32, full-mask shuffles and
+// ballots), no clusters. Timing means nothing.
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_TEST_GPU_HARNESS_XLC_DEVICE_EMULATION_H
