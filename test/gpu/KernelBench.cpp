@@ -64,22 +64,6 @@ Stats stats(std::vector<double> v) {
   return s;
 }
 
-/// Fast deterministic fill for the big tensors: uniform on [−√3, √3) (unit variance), per row.
-void fillUniform(HostArray &a, int64_t rows, int64_t width, uint64_t seed) {
-  parallelFor(rows, [&](int64_t r) {
-    uint64_t x = seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(r + 1));
-    for (int64_t i = 0; i < width; ++i) {
-      x += 0x9E3779B97F4A7C15ull; // splitmix64
-      uint64_t z = x;
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-      z ^= z >> 31;
-      const double u = static_cast<double>(z >> 11) * 0x1.0p-53;
-      a.set(r * width + i, (2.0 * u - 1.0) * 1.7320508075688772);
-    }
-  });
-}
-
 std::string jsonNumber(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
 
 struct ChunkResult {

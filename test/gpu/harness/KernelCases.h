@@ -56,6 +56,10 @@ template <class T> constexpr double outputTolerance() {
 /// Runs fn(i) for i in [0, n) on all cores.
 void parallelFor(int64_t n, const std::function<void(int64_t)> &fn);
 
+/// Fills |a| ([rows, width]) with uniform values on [−√3, √3) (unit variance) from a
+/// counter-based generator (splitmix64), rows in parallel: fast enough for the 7B's tensors.
+void fillUniform(HostArray &a, int64_t rows, int64_t width, uint64_t seed);
+
 /// Raw gate pre-activations by head, deterministic in |rng|: input gates cycle through the 7B
 /// init (bias −10), moderate N(0, 2), soft-cap extremes U(−40, 40) and N(−3, 4); forget gates
 /// are linspace(3, 6) over heads plus N(0, 1.5) noise, every 16th token an extreme U(−40, 40),

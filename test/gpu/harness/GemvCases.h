@@ -1,0 +1,191 @@
+//===- GemvCases.h - The decode GEMV against the float64 reference -*- C++ -*-===//
+//
+// runtime/device/gemv.cuh on a backend of KernelHarness.h (the SIMT emulator in CI, the GPU
+// through NVRTC): D = A·Wᵀ (+ bias | + C) on random bf16 A and W (rounded first, so the float64
+// reference sees exactly the kernel's inputs), every epilogue, bias and residual element types,
+// the residual read from D itself, A rows read in place with a row stride above k, split-K over
+// several blocks. Besides the value, every case checks what the contract promises:
+//  * only D[0, m·n) is written (D is followed by poisoned elements that must stay poisoned);
+//  * the split-K counters are zero again after the launch;
+//  * a second launch on the same inputs gives the same bits (the reduction order is fixed; no
+//    float atomics), unless the residual is D itself.
+//
+// Tolerance (‖D − ref‖ / ‖ref‖): the products of bf16 operands are exact in fp32; the tensor
+// cores add each 16-term product into the fp32 accumulator with one error of at most 2⁻²³ of its
+// magnitude (truncation on Hopper), so at most k/16 + kWarps + S such errors reach an output:
+// tolF32 = 2⁻²³·(k/16 + 48), about 1e-5 at k = 4096 (a wrong index, row or epilogue is O(1)).
+// A bf16 output adds one rounding, ≤ 2⁻⁹ relative: KernelCases.h's kTolBf16Out.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_TEST_GPU_HARNESS_GEMVCASES_H
+#define XLC_TEST_GPU_HARNESS_GEMVCASES_H
+
+#include "KernelCases.h"
+
+#include "xlc/device/gemv.cuh"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace xlc::test {
+
+inline constexpr Family kGemv{"xlc/device/gemv.cuh", "xlc::device::GemvParams",
+                              "xlc::device::gemv"};
+
+namespace variants {
+// The tilings the runtime instantiates (runtime/exec/cuda/Gemv.cpp gemvTilings(), checked by
+// EmulatedGemv.RuntimeAbiAndTilingsAreTheTestedOnes), for bf16 and fp32 outputs:
+// <TOut, 16-row tiles per block, warps per block, κ steps in flight per warp>.
+XLC_VARIANT(GemvBf16R1W4U2, xlc::device::GemvConfig<__nv_bfloat16, 1, 4, 2>);
+XLC_VARIANT(GemvBf16R1W4U4, xlc::device::GemvConfig<__nv_bfloat16, 1, 4, 4>);
+XLC_VARIANT(GemvBf16R2W4U4, xlc::device::GemvConfig<__nv_bfloat16, 2, 4, 4>);
+XLC_VARIANT(GemvBf16R2W8U2, xlc::device::GemvConfig<__nv_bfloat16, 2, 8, 2>);
+XLC_VARIANT(GemvBf16R4W4U2, xlc::device::GemvConfig<__nv_bfloat16, 4, 4, 2>);
+XLC_VARIANT(GemvBf16R1W8U4, xlc::device::GemvConfig<__nv_bfloat16, 1, 8, 4>);
+XLC_VARIANT(GemvF32R1W4U2, xlc::device::GemvConfig<float, 1, 4, 2>);
+XLC_VARIANT(GemvF32R1W4U4, xlc::device::GemvConfig<float, 1, 4, 4>);
+XLC_VARIANT(GemvF32R2W4U4, xlc::device::GemvConfig<float, 2, 4, 4>);
+XLC_VARIANT(GemvF32R2W8U2, xlc::device::GemvConfig<float, 2, 8, 2>);
+XLC_VARIANT(GemvF32R4W4U2, xlc::device::GemvConfig<float, 4, 4, 2>);
+XLC_VARIANT(GemvF32R1W8U4, xlc::device::GemvConfig<float, 1, 8, 4>);
+} // namespace variants
+
+/// Calls f.template operator()<V>() for each variant V of the runtime's list, bf16 then fp32.
+template <class F> void forEachGemvVariant(F &&f) {
+  using namespace variants;
+  f.template operator()<GemvBf16R1W4U2>();
+  f.template operator()<GemvBf16R1W4U4>();
+  f.template operator()<GemvBf16R2W4U4>();
+  f.template operator()<GemvBf16R2W8U2>();
+  f.template operator()<GemvBf16R4W4U2>();
+  f.template operator()<GemvBf16R1W8U4>();
+  f.template operator()<GemvF32R1W4U2>();
+  f.template operator()<GemvF32R1W4U4>();
+  f.template operator()<GemvF32R2W4U4>();
+  f.template operator()<GemvF32R2W8U2>();
+  f.template operator()<GemvF32R4W4U2>();
+  f.template operator()<GemvF32R1W8U4>();
+}
+
+struct GemvCase {
+  int64_t m = 1, n = 37, k = 96;
+  int64_t lda = 0;  ///< row stride of A in elements (0: k); above k reads rows in place
+  int64_t split = 1; ///< split-K wish: k_split = 32·⌈⌈k / split⌉ / 32⌉, grid.y = ⌈k / k_split⌉
+  device::GemvEpilogue epilogue = device::GemvEpilogue::kNone;
+  bool cF32 = false;   ///< bias element type fp32 (else bf16); a residual always has TOut's
+  bool inPlace = false; ///< the residual is D itself
+  uint64_t seed = 11;
+};
+
+/// The tolerance of a GEMV output of TOut at reduction length k (see the file comment).
+template <class TOut> double gemvTolerance(int64_t k) {
+  const double f32 = std::ldexp(1.0, -23) * (static_cast<double>(k) / 16.0 + 48.0);
+  return std::is_same_v<TOut, float> ? f32 : kTolBf16Out + f32;
+}
+
+template <class Backend, class V>
+CaseReport runGemv(Backend &be, const std::string &name, const GemvCase &c) {
+  using Config = typename V::Config;
+  using TOut = typename Config::TOut;
+  using device::GemvEpilogue;
+  const int64_t m = c.m, n = c.n, k = c.k, lda = c.lda > 0 ? c.lda : k;
+  const int64_t kSplit = ((k + c.split - 1) / c.split + 31) / 32 * 32;
+  const int64_t gridY = (k + kSplit - 1) / kSplit;
+  const int64_t gridX = (n + Config::kRows - 1) / Config::kRows;
+  constexpr int64_t kGuard = 40; // poisoned elements after D
+  const bool residual = c.epilogue == GemvEpilogue::kResidual;
+  const bool cF32 = residual ? std::is_same_v<TOut, float> : c.cF32;
+
+  HostArray a(DType::BF16, (m - 1) * lda + k), w(DType::BF16, n * k);
+  fillUniform(a, 1, static_cast<int64_t>(a.size()), c.seed);
+  fillUniform(w, n, k, c.seed + 1);
+  // The epilogue operand at the scale of the products (√k), so that a wrong one shows.
+  const int64_t cCount = residual ? m * n : n;
+  HostArray cv(cF32 ? DType::F32 : DType::BF16, cCount);
+  fillUniform(cv, 1, cCount, c.seed + 2);
+  for (int64_t i = 0; i < cCount; ++i)
+    cv.set(i, cv.get(i) * std::sqrt(static_cast<double>(k)));
+
+  auto ab = toDevice(be, a), wb = toDevice(be, w);
+  auto cb = toDevice(be, cv);
+  // D with a poisoned guard; the in-place residual starts as C.
+  HostArray dInit(dtypeOf<TOut>(), m * n + kGuard);
+  std::memset(dInit.data(), 0xFF, dInit.bytes());
+  if (c.inPlace)
+    std::memcpy(dInit.data(), cv.data(), cv.bytes());
+  auto db = toDevice(be, dInit);
+  auto partials = be.alloc(static_cast<size_t>(gridY * m * n) * 4);
+  be.fill(partials, 0xFF);
+  HostArray counterInit(DType::I64, gridX);
+  auto counters = toDevice(be, counterInit);
+
+  device::GemvParams p{};
+  p.a = ab.pointer();
+  p.lda = lda;
+  p.w = wb.pointer();
+  p.c = c.epilogue == GemvEpilogue::kNone ? nullptr : (c.inPlace ? db.pointer() : cb.pointer());
+  p.d = db.pointer();
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.k_split = kSplit;
+  p.epilogue = static_cast<int64_t>(c.epilogue);
+  p.c_is_f32 = cF32 ? 1 : 0;
+  p.partials = partials.pointer();
+  p.counters = counters.pointer();
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(gridX);
+  dims.grid[1] = static_cast<unsigned>(gridY);
+  dims.block = Config::kThreads;
+  dims.sharedBytes = Config::kSharedBytes;
+  be.launch(kGemv, V::kConfig, &device::gemv<Config>, dims, p);
+  HostArray d = fromDevice(be, db, dtypeOf<TOut>(), m * n + kGuard);
+  HostArray countersAfter = fromDevice(be, counters, DType::I64, gridX);
+
+  // float64 reference on the rounded inputs.
+  std::vector<double> ref(m * n), out(m * n);
+  parallelFor(n, [&](int64_t j) {
+    for (int64_t i = 0; i < m; ++i) {
+      double sum = 0.0;
+      for (int64_t x = 0; x < k; ++x)
+        sum += a.get(i * lda + x) * w.get(j * k + x);
+      if (c.epilogue == GemvEpilogue::kBias)
+        sum += cv.get(j);
+      else if (residual)
+        sum += cv.get(i * n + j);
+      ref[i * n + j] = sum;
+    }
+  });
+  for (int64_t i = 0; i < m * n; ++i)
+    out[i] = d.get(i);
+
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("D rel err", relativeError(out, ref), gemvTolerance<TOut>(k));
+  int64_t guardWritten = 0;
+  for (int64_t i = m * n; i < m * n + kGuard; ++i)
+    guardWritten += std::memcmp(static_cast<const unsigned char *>(d.data()) + i * sizeof(TOut),
+                                static_cast<const unsigned char *>(dInit.data()) + i * sizeof(TOut),
+                                sizeof(TOut)) != 0;
+  report.add("elements written past D", static_cast<double>(guardWritten), 0.0);
+  double countersLeft = 0;
+  for (int64_t x = 0; x < gridX; ++x)
+    countersLeft += countersAfter.get(x) != 0.0;
+  report.add("split-K counters left nonzero", countersLeft, 0.0);
+  if (!c.inPlace) {
+    be.launch(kGemv, V::kConfig, &device::gemv<Config>, dims, p);
+    HostArray again = fromDevice(be, db, dtypeOf<TOut>(), m * n);
+    report.add("bits differing in a second launch",
+               static_cast<double>(std::memcmp(again.data(), d.data(), again.bytes()) != 0), 0.0);
+  }
+  report.notes.push_back(fmt::format("m {} n {} k {} lda {} grid {}x{} k_split {}", m, n, k, lda,
+                                     gridX, gridY, kSplit));
+  return report;
+}
+
+} // namespace xlc::test
+
+#endif // XLC_TEST_GPU_HARNESS_GEMVCASES_H
