@@ -35,6 +35,7 @@
 #include "runtime/exec/Generator.h"
 #include "runtime/exec/cuda/CudaBackend.h"
 #include "runtime/exec/cuda/DeviceSampler.h"
+#include "runtime/exec/cuda/Gemv.h"
 #include "runtime/reference/RandomCheckpoint.h"
 #include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
@@ -337,17 +338,21 @@ TEST_P(BackendTest, ReportsBadInput) {
 }
 
 TEST_P(BackendTest, SecondStartLoadsKernelsFromTheCache) {
-  // SetUp compiled every kernel into work/cache; one file per distinct kernel, and one per
-  // logits dtype for the runtime's sampling kernel (DeviceSampler.h).
-  std::size_t files = 0, sampling = 0;
+  // SetUp compiled every kernel into work/cache; one file per distinct kernel, one per logits
+  // dtype for the runtime's sampling kernel (DeviceSampler.h) and, unless XLC_GEMV=off, one per
+  // output dtype for the runtime's GEMV kernels (Gemv.h).
+  std::size_t files = 0, sampling = 0, gemv = 0;
   for (const auto &entry : fs::directory_iterator(model_.work / "cache")) {
     const bool cubin = entry.path().extension() == ".cubin";
-    const bool sampler = entry.path().filename().string().rfind("sampling-", 0) == 0;
-    files += cubin && !sampler;
+    const std::string name = entry.path().filename().string();
+    const bool sampler = name.rfind("sampling-", 0) == 0, ours = name.rfind("gemv-", 0) == 0;
+    files += cubin && !sampler && !ours;
     sampling += cubin && sampler;
+    gemv += cubin && ours;
   }
   EXPECT_EQ(files, model_.artifact.kernels.size());
   EXPECT_EQ(sampling, DeviceSampler::logitDtypes(model_.artifact).size());
+  EXPECT_EQ(gemv, Gemv::modeFromEnvironment() == Gemv::Mode::Off ? 0u : 2u);
   CudaBackendOptions options;
   options.cacheDir = (model_.work / "cache").string();
   options.verbose = true;

@@ -15,6 +15,7 @@
 #include "runtime/exec/WeightAssembly.h"
 #include "runtime/exec/cuda/CublasLt.h"
 #include "runtime/exec/cuda/DeviceSampler.h"
+#include "runtime/exec/cuda/Gemv.h"
 #include "runtime/exec/cuda/GraphCache.h"
 #include "runtime/exec/cuda/KernelCache.h"
 #include "runtime/exec/cuda/Preflight.h"
@@ -26,8 +27,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <optional>
+#include <set>
+#include <tuple>
 
 namespace xlc::exec {
 namespace art = xlc::artifact;
@@ -49,6 +53,35 @@ std::uint64_t f64Bits(double v) {
   std::memcpy(&bits, &v, sizeof bits);
   return bits;
 }
+
+/// Step handlers that see only the GEMM steps (a dry run of a function's plan): the backend
+/// decides every GEMM of a call with them before it enqueues the call (Gemv.h).
+class GemmVisitor final : public StepHandlers {
+public:
+  using Visit = std::function<void(const PreparedStep &, const art::GemmStep &, std::uint64_t,
+                                   std::uint64_t, std::uint64_t, const BufferRef &,
+                                   const BufferRef &, const std::optional<BufferRef> &,
+                                   const BufferRef &)>;
+  explicit GemmVisitor(Visit visit) : visit_(std::move(visit)) {}
+  void zero(const BufferRef &, const PreparedStep &) override {}
+  void launch(const PreparedStep &, std::span<const LaunchArg>, const CallShape &) override {}
+  void gemm(const PreparedStep &step, const art::GemmStep &gemm, std::uint64_t m, std::uint64_t n,
+            std::uint64_t k, const BufferRef &a, const BufferRef &b,
+            const std::optional<BufferRef> &c, const BufferRef &d) override {
+    visit_(step, gemm, m, n, k, a, b, c, d);
+  }
+  void copy(const PreparedStep &, const BufferRef &, const BufferRef &, std::uint64_t) override {}
+  void keepErrorFlag(std::size_t, const BufferRef &) override {}
+
+private:
+  Visit visit_;
+};
+
+/// One GEMM step as the backend runs it: the shape and the operands' addresses.
+struct GemmCall {
+  GemmShape shape;
+  CUdeviceptr a = 0, w = 0, c = 0, d = 0;
+};
 
 class CudaBackend final : public Backend, private StepHandlers {
 public:
@@ -90,6 +123,15 @@ private:
             std::uint64_t bytes) override;
   void keepErrorFlag(std::size_t index, const BufferRef &flag) override;
 
+  /// Checks a GEMM step's operands and says how it runs (shape, addresses).
+  GemmCall gemmCall(const PreparedStep &step, const art::GemmStep &gemm, std::uint64_t m,
+                    std::uint64_t n, std::uint64_t k, const BufferRef &a, const BufferRef &b,
+                    const std::optional<BufferRef> &c, const BufferRef &d) const;
+  /// Decides (Gemv::prepare) every GEMM of |fn| at |shape| that is not decided yet, outside any
+  /// graph capture: a dry run of the plan, once per (function, B, S).
+  void decideGemms(const PreparedFunction &fn, const CallShape &shape,
+                   std::span<const double> scalars);
+
   void compileKernels(const CudaBackendOptions &options);
   void allocate();
   void warmUp();
@@ -110,6 +152,10 @@ private:
   cuda::DeviceBuffer errorFlags_;
   std::size_t maxErrorFlags_ = 0;
   std::unique_ptr<DeviceSampler> sampler_; ///< null: draws on the host (deviceSampling off)
+  std::unique_ptr<Gemv> gemv_; ///< the small-m GEMMs' own kernel; null when XLC_GEMV=off
+  /// (function, B, S) whose GEMMs decideGemms() has seen (cleared beyond kMaxDecidedCalls).
+  std::set<std::tuple<std::string, std::uint64_t, std::uint64_t>> gemmsDecided_;
+  static constexpr std::size_t kMaxDecidedCalls = 4096;
   GraphCache graphs_; // after sampler_: graphs that launch its kernel go first
   std::vector<std::uint64_t> slots_; ///< a launch's parameter slots (reused)
   std::string description_;
@@ -130,9 +176,11 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   resetStates(0, 1); // the warm-up's slot; allocate() zeroed every slot
   std::size_t freeBytes = 0, totalBytes = 0;
   XLC_CU_CHECK(api_.cuMemGetInfo_v2(&freeBytes, &totalBytes));
-  description_ = fmt::format("cuda: {}; {}; {} in use, ready in {:.2f} s; tokens drawn on the {}",
-                             device_.summary(), blas_->description(), gib(totalBytes - freeBytes),
-                             secondsSince(start), sampler_ ? "GPU" : "host");
+  description_ = fmt::format(
+      "cuda: {}; {}; small-m GEMMs {}; {} in use, ready in {:.2f} s; tokens drawn on the {}",
+      device_.summary(), blas_->description(),
+      gemv_ ? fmt::format("GEMV {}", Gemv::modeName(gemv_->mode())) : std::string("cuBLASLt"),
+      gib(totalBytes - freeBytes), secondsSince(start), sampler_ ? "GPU" : "host");
 }
 
 void CudaBackend::compileKernels(const CudaBackendOptions &options) {
@@ -148,6 +196,15 @@ void CudaBackend::compileKernels(const CudaBackendOptions &options) {
   for (const art::Kernel &kernel : a.kernels)
     jobs.push_back(std::async(std::launch::async,
                               [&cache, &kernel, &a] { return cache.get(kernel, a.targetArch); }));
+  // The runtime's own GEMV kernels (Gemv.h), alongside, unless the mode is off (a bad mode
+  // fails here, before anything is compiled).
+  const Gemv::Mode gemvMode = options.gemv.empty()
+                                  ? Gemv::modeFromEnvironment()
+                                  : Gemv::parseMode(options.gemv, "the CUDA backend's GEMV mode");
+  std::future<Gemv::Cubins> gemvJob;
+  if (gemvMode != Gemv::Mode::Off)
+    gemvJob = std::async(std::launch::async,
+                         [&cache, &a] { return Gemv::compile(cache, a.targetArch); });
   std::future<DeviceSampler::Cubins> samplerJob; // the runtime's own sampling kernel, alongside
   if (options.deviceSampling)
     samplerJob = std::async(std::launch::async, [&cache, &a] {
@@ -169,6 +226,8 @@ void CudaBackend::compileKernels(const CudaBackendOptions &options) {
       kernels_.back().setMaxDynamicSharedMemory(static_cast<int>(kernel.sharedBytes));
     }
   }
+  if (gemvJob.valid())
+    gemv_ = std::make_unique<Gemv>(gemvJob.get(), device_, gemvMode, options.verbose);
   if (samplerJob.valid())
     sampler_ = std::make_unique<DeviceSampler>(samplerJob.get(), limits().maxBatch, vocabSize(),
                                                stream_->handle());
@@ -333,6 +392,10 @@ std::vector<std::int64_t> CudaBackend::execute(const PreparedFunction &fn, const
   device_.makeCurrent();
   const CUstream stream = stream_->handle();
   call_ = shape;
+  // Every GEMM's kernel is chosen by measurement before anything of the call is enqueued: a
+  // graph capture cannot time, and an eager call should not stall halfway.
+  if (gemv_)
+    decideGemms(fn, shape, scalars);
   // A staged draw runs right after the function, in its graph (its options and rows are in
   // device memory, so the graph of a shape serves every step), and its results come back
   // before the one synchronisation below.
@@ -427,9 +490,10 @@ void CudaBackend::launch(const PreparedStep &ps, std::span<const LaunchArg> args
       stream_->handle(), slots_);
 }
 
-void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint64_t m,
-                       std::uint64_t n, std::uint64_t k, const BufferRef &a, const BufferRef &b,
-                       const std::optional<BufferRef> &c, const BufferRef &d) {
+GemmCall CudaBackend::gemmCall(const PreparedStep &ps, const art::GemmStep &g, std::uint64_t m,
+                               std::uint64_t n, std::uint64_t k, const BufferRef &a,
+                               const BufferRef &b, const std::optional<BufferRef> &c,
+                               const BufferRef &d) const {
   const std::string &what = ps.where;
   // Reading the last position of each sequence, A is [B, S, k] and row r of op(A) starts at
   // element ((r + 1)·S − 1)·k: the pointer moves to row S − 1 and the row stride is S·k.
@@ -482,7 +546,35 @@ void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint
     if (alignment < 256)
       shape.aAlignment = static_cast<std::uint32_t>(alignment);
   }
-  blas_->gemm(shape, aAddress, b.address, cAddress, d.address, stream_->handle(), what);
+  return {shape, aAddress, b.address, cAddress, d.address};
+}
+
+void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint64_t m,
+                       std::uint64_t n, std::uint64_t k, const BufferRef &a, const BufferRef &b,
+                       const std::optional<BufferRef> &c, const BufferRef &d) {
+  const GemmCall call = gemmCall(ps, g, m, n, k, a, b, c, d);
+  const CUstream stream = stream_->handle();
+  if (gemv_ && gemv_->run(call.shape, call.a, call.w, call.c, call.d, stream, *blas_, ps.where))
+    return;
+  blas_->gemm(call.shape, call.a, call.w, call.c, call.d, stream, ps.where);
+}
+
+void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape,
+                              std::span<const double> scalars) {
+  auto key = std::make_tuple(fn.function->name, shape.batch, shape.seq);
+  if (gemmsDecided_.count(key))
+    return;
+  if (gemmsDecided_.size() >= kMaxDecidedCalls)
+    gemmsDecided_.clear(); // re-walking a call's plan is cheap; deciding a shape happens once
+  GemmVisitor visitor([&](const PreparedStep &ps, const art::GemmStep &g, std::uint64_t m,
+                          std::uint64_t n, std::uint64_t k, const BufferRef &a,
+                          const BufferRef &b, const std::optional<BufferRef> &c,
+                          const BufferRef &d) {
+    const GemmCall call = gemmCall(ps, g, m, n, k, a, b, c, d);
+    gemv_->prepare(call.shape, call.a, call.w, *blas_, stream_->handle(), ps.where);
+  });
+  plan().execute(fn, memory_, shape, scalars, visitor);
+  gemmsDecided_.insert(std::move(key));
 }
 
 void CudaBackend::copy(const PreparedStep &ps, const BufferRef &src, const BufferRef &dst,

@@ -2,12 +2,13 @@
 //
 // The CUDA backend: the driver is loaded with dlopen (runtime/cuda/DriverApi.h), every kernel of
 // the artifact is compiled with NVRTC for the device's architecture through a disk cache
-// (KernelCache.h), GEMM steps run on cuBLASLt (CublasLt.h, also dlopen'ed), and all activation
-// and workspace buffers live in one device arena planned by the compiler (sized at the backend's
-// limits). Weights are assembled from the checkpoint on the host (WeightAssembly.h) and uploaded
-// once in their artifact dtypes. Each decode_step call shape (first slot, batch) is captured
-// once into a CUDA graph and replayed. Generation's draws run on the GPU (DeviceSampler.h),
-// inside the decode step's graph.
+// (KernelCache.h), GEMM steps run on cuBLASLt (CublasLt.h, also dlopen'ed) or, for the few rows
+// of a decode step, on xlc's own GEMV kernel where measurement prefers it (Gemv.h), and all
+// activation and workspace buffers live in one device arena planned by the compiler (sized at
+// the backend's limits). Weights are assembled from the checkpoint on the host
+// (WeightAssembly.h) and uploaded once in their artifact dtypes. Each decode_step call shape
+// (first slot, batch) is captured once into a CUDA graph and replayed. Generation's draws run
+// on the GPU (DeviceSampler.h), inside the decode step's graph.
 //
 // Errors, each an xlc::Error with a message that says what to do: no driver or no GPU, a driver
 // older than the NVRTC that compiles the kernels, an artifact built for another architecture,
@@ -35,6 +36,10 @@ struct CudaBackendOptions {
   /// Draw generation's tokens on the GPU (DeviceSampler.h: only the ids come back); false:
   /// download the logits and draw on the host with Sampler, as before (for comparison).
   bool deviceSampling = true;
+  /// GEMMs of at most 8 rows (decode) on xlc's own GEMV kernel (Gemv.h): "off" (cuBLASLt
+  /// always), "on" (the GEMV kernel wherever it applies) or "auto" (measured per shape against
+  /// cuBLASLt); empty = $XLC_GEMV, else auto.
+  std::string gemv;
   /// Progress and timing lines on stderr (kernel compilation, weight upload, the checkpoint
   /// tensor the LM head was read from).
   bool verbose = false;
