@@ -32,45 +32,7 @@ namespace {
 using namespace xlc::test;
 using namespace xlc::test::variants;
 
-/// The device and backend, opened once for the whole binary.
-class Gpu {
-public:
-  static GpuBackend *backend(std::string *reason) {
-    static Gpu *gpu = new Gpu();
-    *reason = gpu->reason_;
-    return gpu->backend_.get();
-  }
-
-  ~Gpu() = default;
-
-private:
-  Gpu() {
-    if (!xlc::cuda::cudaAvailable(&reason_))
-      return;
-    if (!xlc::cuda::Nvrtc::available(&reason_))
-      return;
-    try {
-      device_ = std::make_unique<xlc::cuda::CudaDevice>(xlc::cuda::CudaDevice::open(0));
-      std::printf("GPU: %s; NVRTC %d.%d; compiling for %s\n", device_->summary().c_str(),
-                  xlc::cuda::Nvrtc::instance().version().first,
-                  xlc::cuda::Nvrtc::instance().version().second, device_->arch().c_str());
-      backend_ = std::make_unique<GpuBackend>(*device_);
-    } catch (const xlc::Error &e) {
-      reason_ = e.what();
-      backend_.reset();
-    }
-  }
-  std::string reason_;
-  std::unique_ptr<xlc::cuda::CudaDevice> device_;
-  std::unique_ptr<GpuBackend> backend_;
-};
-
-#define XLC_REQUIRE_GPU(be)                                                                    \
-  std::string gpuReason;                                                                       \
-  GpuBackend *be##Ptr = Gpu::backend(&gpuReason);                                              \
-  if (be##Ptr == nullptr)                                                                      \
-    XLC_SKIP_OR_FAIL("no usable GPU: " << gpuReason);                                          \
-  GpuBackend &be = *be##Ptr
+#define XLC_REQUIRE_GPU(be) XLC_REQUIRE_GPU_BACKEND(be)
 
 void expectOk(const CaseReport &report) {
   std::printf("%s", report.describe().c_str());

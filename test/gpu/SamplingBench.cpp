@@ -101,11 +101,7 @@ int run(int reps, const std::string &jsonPath) {
         for (exec::DrawRow &row : rows)
           row.step = static_cast<std::uint64_t>(r);
         const auto t = Clock::now();
-        sampler.stage(o, rows, launch, vocab, stream.handle());
-        sampler.enqueue(*sampler.take(), stream.handle());
-        sampler.enqueueDownload(launch, stream.handle());
-        stream.synchronize();
-        sampler.results(got);
+        sampler.drawNow(o, rows, launch, vocab, stream.handle(), got);
         if (r > 0) // the first is a warm-up
           call.push_back(secondsSince(t) * 1e6);
       }

@@ -19,7 +19,6 @@
 #include "GpuSkip.h"
 #include "SamplingCases.h"
 
-#include "runtime/cuda/Nvrtc.h"
 #include "runtime/exec/cuda/DeviceSampler.h"
 #include "runtime/exec/cuda/GraphCache.h"
 #include "runtime/support/Error.h"
@@ -35,44 +34,23 @@ using namespace xlc::test::variants;
 namespace exec = xlc::exec;
 using xlc::artifact::DType;
 
-/// The device, the harness backend and the runtime's sampler kernels, opened once.
-class Gpu {
-public:
-  static Gpu *get(std::string *reason) {
-    static Gpu *gpu = new Gpu();
-    *reason = gpu->reason_;
-    return gpu->backend_ ? gpu : nullptr;
-  }
-  GpuBackend &backend() { return *backend_; }
-  xlc::cuda::CudaDevice &device() { return *device_; }
-  const exec::DeviceSampler::Cubins &cubins() { return cubins_; }
-
-private:
-  Gpu() {
-    if (!xlc::cuda::cudaAvailable(&reason_) || !xlc::cuda::Nvrtc::available(&reason_))
-      return;
-    try {
-      device_ = std::make_unique<xlc::cuda::CudaDevice>(xlc::cuda::CudaDevice::open(0));
-      std::printf("GPU: %s\n", device_->summary().c_str());
-      const DType dtypes[] = {DType::F32, DType::BF16};
-      cubins_ = exec::DeviceSampler::compile(exec::KernelCache(""), device_->arch(), dtypes);
-      backend_ = std::make_unique<GpuBackend>(*device_);
-    } catch (const xlc::Error &e) {
-      reason_ = e.what();
-      backend_.reset();
-    }
-  }
-  std::string reason_;
-  std::unique_ptr<xlc::cuda::CudaDevice> device_;
-  exec::DeviceSampler::Cubins cubins_;
-  std::unique_ptr<GpuBackend> backend_;
+/// The harness backend (harness/GpuBackend.h) and the runtime's sampler kernels, once.
+struct Gpu {
+  GpuBackend &be;
+  const exec::DeviceSampler::Cubins &cubins;
 };
 
 #define XLC_REQUIRE_GPU(gpu)                                                                   \
-  std::string gpuReason;                                                                       \
-  Gpu *gpu = Gpu::get(&gpuReason);                                                             \
-  if (gpu == nullptr)                                                                          \
-    XLC_SKIP_OR_FAIL("no usable GPU: " << gpuReason)
+  XLC_REQUIRE_GPU_BACKEND(gpu##Backend);                                                       \
+  Gpu gpu{gpu##Backend, samplerCubins(gpu##Backend)}
+
+const exec::DeviceSampler::Cubins &samplerCubins(GpuBackend &be) {
+  static const exec::DeviceSampler::Cubins cubins = [&] {
+    const DType dtypes[] = {DType::F32, DType::BF16};
+    return exec::DeviceSampler::compile(exec::KernelCache(""), be.device().arch(), dtypes);
+  }();
+  return cubins;
+}
 
 void expectOk(const CaseReport &report) {
   std::printf("%s", report.describe().c_str());
@@ -82,28 +60,16 @@ void expectOk(const CaseReport &report) {
 
 TEST(GpuSampling, HarnessCasesMatchTheHostSampler) {
   XLC_REQUIRE_GPU(gpu);
-  GpuBackend &be = gpu->backend();
   for (int64_t vocab : {1, 2, 33, 1000, 4099})
-    for (const auto &[name, options] : samplingOptionSets(vocab)) {
-      SamplingCase c;
-      c.vocab = vocab;
-      c.rows = 96;
-      c.options = options;
-      c.seed = static_cast<uint64_t>(vocab) * 17 + options.seed;
-      expectOk(runSampling<GpuBackend, SamplingTiny>(be, fmt::format("V {} {}", vocab, name), c));
-      expectOk(
-          runSampling<GpuBackend, SamplingF32>(be, fmt::format("V {} {} (256)", vocab, name), c));
-    }
-  for (const auto &[name, options] : samplingOptionSets(50304)) {
-    SamplingCase c;
-    c.vocab = 50304;
-    c.rows = 256;
-    c.options = options;
-    c.seed = 99 + options.seed;
-    expectOk(runSampling<GpuBackend, SamplingF32>(be, fmt::format("V 50304 B 256 {}", name), c));
+    forEachOptionSet(vocab, 96, 17, [&](const std::string &name, const SamplingCase &c) {
+      expectOk(runSampling<GpuBackend, SamplingTiny>(gpu.be, name, c));
+      expectOk(runSampling<GpuBackend, SamplingF32>(gpu.be, name + " (256 threads)", c));
+    });
+  forEachOptionSet(50304, 256, 99, [&](const std::string &name, SamplingCase c) {
+    expectOk(runSampling<GpuBackend, SamplingF32>(gpu.be, name + ", B 256", c));
     c.rows = 48;
-    expectOk(runSampling<GpuBackend, SamplingBf16>(be, fmt::format("bf16 V 50304 {}", name), c));
-  }
+    expectOk(runSampling<GpuBackend, SamplingBf16>(gpu.be, "bf16 " + name, c));
+  });
 }
 
 /// Rows of logits on the device, B rows of V with a stride, and the host's copy of each row.
@@ -160,31 +126,21 @@ TEST(GpuSampling, DeviceSamplerMatchesTheHostSamplerAtBatch256) {
   XLC_REQUIRE_GPU(gpu);
   const std::int64_t batch = 256, vocab = 50304;
   const xlc::cuda::Stream stream;
-  exec::DeviceSampler sampler(gpu->cubins(), batch, vocab, stream.handle());
+  exec::DeviceSampler sampler(gpu.cubins, batch, vocab, stream.handle());
   DeviceRows d = makeRows(batch, vocab, 64, 5);
   for (const auto &[name, options] : samplingOptionSets(vocab)) {
-    const exec::DeviceSampler::Launch launch{d.buffer.address(), DType::F32, d.stride,
-                                             static_cast<std::uint64_t>(batch)};
-    sampler.stage(options, d.draws, launch, vocab, stream.handle());
-    sampler.enqueue(*sampler.take(), stream.handle());
-    sampler.enqueueDownload(launch, stream.handle());
-    stream.synchronize();
     std::vector<exec::Draw> got(batch);
-    sampler.results(got);
+    sampler.drawNow(options, d.draws,
+                    {d.buffer.address(), DType::F32, d.stride, static_cast<std::uint64_t>(batch)},
+                    vocab, stream.handle(), got);
     EXPECT_EQ(mismatches(d, options, got, name), 0) << name;
 
     // The same rows in four launches of 64 (other blocks, other atomics' order): the same draws.
     std::vector<exec::Draw> parts(batch);
-    for (std::int64_t first = 0; first < batch; first += 64) {
-      const exec::DeviceSampler::Launch part{d.buffer.address() + first * d.stride * 4,
-                                             DType::F32, d.stride, 64};
-      sampler.stage(options, std::span(d.draws).subspan(first, 64), part, vocab,
-                    stream.handle());
-      sampler.enqueue(*sampler.take(), stream.handle());
-      sampler.enqueueDownload(part, stream.handle());
-      stream.synchronize();
-      sampler.results(std::span(parts).subspan(first, 64));
-    }
+    for (std::int64_t first = 0; first < batch; first += 64)
+      sampler.drawNow(options, std::span(d.draws).subspan(first, 64),
+                      {d.buffer.address() + first * d.stride * 4, DType::F32, d.stride, 64},
+                      vocab, stream.handle(), std::span(parts).subspan(first, 64));
     EXPECT_EQ(parts, got) << name << ": split launches drew differently";
   }
 }
@@ -193,7 +149,7 @@ TEST(GpuSampling, OneCapturedGraphServesEveryOptionAndStep) {
   XLC_REQUIRE_GPU(gpu);
   const std::int64_t batch = 64, vocab = 50304;
   const xlc::cuda::Stream stream;
-  exec::DeviceSampler sampler(gpu->cubins(), batch, vocab, stream.handle());
+  exec::DeviceSampler sampler(gpu.cubins, batch, vocab, stream.handle());
   DeviceRows d = makeRows(batch, vocab, 0, 11);
   exec::GraphCache graphs;
   const exec::DeviceSampler::Launch launch{d.buffer.address(), DType::F32, d.stride,
@@ -218,7 +174,7 @@ TEST(GpuSampling, OneCapturedGraphServesEveryOptionAndStep) {
 TEST(GpuSampling, RefusesWhatItCannotDraw) {
   XLC_REQUIRE_GPU(gpu);
   const xlc::cuda::Stream stream;
-  exec::DeviceSampler sampler(gpu->cubins(), 4, 1000, stream.handle());
+  exec::DeviceSampler sampler(gpu.cubins, 4, 1000, stream.handle());
   const exec::DrawRow rows[2] = {{0, 0, true}, {1, 0, true}};
   const exec::DeviceSampler::Launch launch{0, DType::F32, 1000, 2};
   auto message = [&](auto &&fn) {

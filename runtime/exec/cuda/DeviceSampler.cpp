@@ -40,20 +40,9 @@ std::string DeviceSampler::configText(art::DType dtype) {
 }
 
 art::Kernel DeviceSampler::kernel(art::DType dtype) {
-  art::Kernel k;
-  k.name = fmt::format("sample_tokens_{}", art::dtypeName(dtype));
-  k.family = "sampling";
-  k.entry = "xlc_kernel";
-  k.options = {"--std=c++17"};
-  k.block = {static_cast<std::uint32_t>(kThreads), 1, 1};
-  // The form of every emitted kernel (runtime/kernels/Registry.cpp renderKernel).
-  k.source = fmt::format("// xlc runtime kernel: {}\n#include \"xlc/device/sampling.cuh\"\n"
-                         "using Config = {};\n"
-                         "extern \"C\" __global__ void __launch_bounds__(Config::kThreads)\n"
-                         "xlc_kernel(xlc::device::SamplingParams p) {{\n"
-                         "  xlc::device::sample_tokens<Config>(p);\n}}\n",
-                         k.name, configText(dtype));
-  return k;
+  return runtimeKernel(fmt::format("sample_tokens_{}", art::dtypeName(dtype)), "sampling",
+                       "sampling", configText(dtype), "SamplingParams", "sample_tokens",
+                       kThreads);
 }
 
 std::vector<art::DType> DeviceSampler::logitDtypes(const art::Artifact &artifact) {
@@ -100,13 +89,9 @@ DeviceSampler::DeviceSampler(const Cubins &cubins, std::uint64_t maxBatch, std::
   cuda::DeviceBuffer zeros(vocab * art::dtypeSize(dtype));
   XLC_CU_CHECK(cuda::driver().cuMemsetD8Async(zeros.address(), 0, zeros.bytes(), stream));
   const DrawRow row{0, 0, true};
-  const Launch launch{zeros.address(), dtype, vocab, 1};
-  stage(SamplingOptions{}, std::span(&row, 1), launch, vocab, stream);
-  enqueue(*take(), stream);
-  enqueueDownload(launch, stream);
-  XLC_CU_CHECK(cuda::driver().cuStreamSynchronize(stream));
   Draw draw;
-  results(std::span(&draw, 1));
+  drawNow(SamplingOptions{}, std::span(&row, 1), {zeros.address(), dtype, vocab, 1}, vocab,
+          stream, std::span(&draw, 1));
   check(draw.token == 0 && draw.kept == 1,
         "device sampling: the warm-up drew token {} (kept {}) from a row of zeros instead of "
         "token 0; the sampling kernel is broken",
@@ -161,6 +146,16 @@ void DeviceSampler::enqueueDownload(const Launch &launch, CUstream stream) const
   XLC_CU_CHECK(cuda::driver().cuMemcpyDtoHAsync_v2(
       resultsHost_.get(), device_.address() + resultsOffset_,
       launch.rows * sizeof(sampling_abi::Result), stream));
+}
+
+void DeviceSampler::drawNow(const SamplingOptions &options, std::span<const DrawRow> rows,
+                            const Launch &launch, std::uint64_t vocab, CUstream stream,
+                            std::span<Draw> out) {
+  stage(options, rows, launch, vocab, stream);
+  enqueue(*take(), stream);
+  enqueueDownload(launch, stream);
+  XLC_CU_CHECK(cuda::driver().cuStreamSynchronize(stream));
+  results(out);
 }
 
 void DeviceSampler::results(std::span<Draw> out) const {

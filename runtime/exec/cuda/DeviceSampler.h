@@ -111,6 +111,9 @@ public:
   void enqueueDownload(const Launch &launch, CUstream stream) const;
   /// The results of the last launch, once its stream is synchronised (|out|: one per row).
   void results(std::span<Draw> out) const;
+  /// All of the above at once, synchronously (start-up check, tests, benchmarks).
+  void drawNow(const SamplingOptions &options, std::span<const DrawRow> rows,
+               const Launch &launch, std::uint64_t vocab, CUstream stream, std::span<Draw> out);
 
 private:
   struct Compiled {

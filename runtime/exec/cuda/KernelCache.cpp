@@ -104,6 +104,24 @@ void writeEntry(const fs::path &path, const std::string &key, const std::vector<
 
 } // namespace
 
+artifact::Kernel runtimeKernel(std::string name, std::string family, std::string_view header,
+                               std::string_view config, std::string_view params,
+                               std::string_view function, unsigned threads) {
+  artifact::Kernel k;
+  k.source = fmt::format("// xlc runtime kernel: {}\n#include \"xlc/device/{}.cuh\"\n"
+                         "using Config = {};\n"
+                         "extern \"C\" __global__ void __launch_bounds__(Config::kThreads)\n"
+                         "xlc_kernel(xlc::device::{} p) {{\n"
+                         "  xlc::device::{}<Config>(p);\n}}\n",
+                         name, header, config, params, function);
+  k.name = std::move(name);
+  k.family = std::move(family);
+  k.entry = "xlc_kernel";
+  k.options = {"--std=c++17"};
+  k.block = {threads, 1, 1};
+  return k;
+}
+
 std::string defaultKernelCacheDir() {
   auto env = [](const char *name) -> std::string {
     const char *v = std::getenv(name);

@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace xlc::exec {
@@ -48,6 +49,15 @@ std::string defaultKernelCacheDir();
 /// cache then uses (so a symbolic link on the way cannot be re-pointed later), or throws
 /// xlc::Error saying why the directory cannot be trusted or created.
 std::string checkPrivateCacheDir(const std::string &directory);
+
+/// A kernel the runtime itself owns (not the artifact's: DeviceSampler's, ...), in the form of
+/// every emitted kernel (runtime/kernels/Registry.cpp renderKernel): the family header
+/// "xlc/device/<header>.cuh", `using Config = <config>;`, one extern "C" entry `xlc_kernel`
+/// taking xlc::device::<params> by value and calling xlc::device::<function><Config>; options
+/// --std=c++17; |threads| per block. Compiled through KernelCache like the artifact's kernels.
+artifact::Kernel runtimeKernel(std::string name, std::string family, std::string_view header,
+                               std::string_view config, std::string_view params,
+                               std::string_view function, unsigned threads);
 
 struct CompiledCubin {
   std::vector<char> cubin;

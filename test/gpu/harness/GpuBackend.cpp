@@ -5,6 +5,9 @@
 #include "runtime/device/DeviceHeaders.h"
 #include "runtime/support/Error.h"
 
+#include <cstdio>
+#include <memory>
+
 namespace xlc::test {
 
 GpuBackend::GpuBackend(cuda::CudaDevice &device) : device_(device), arch_(device.arch(true)) {}
@@ -46,6 +49,32 @@ void GpuBackend::launchRaw(const Family &family, const char *config, const Launc
   } catch (const Error &e) {
     fail("kernel {} with config {} failed: {}", family.function, config, e.what());
   }
+}
+
+GpuBackend *sharedGpuBackend(std::string *reason) {
+  struct Session {
+    std::string reason;
+    std::unique_ptr<cuda::CudaDevice> device;
+    std::unique_ptr<GpuBackend> backend;
+  };
+  static Session *session = [] {
+    auto *s = new Session(); // lives as long as the process (kernels may run at exit)
+    if (!cuda::cudaAvailable(&s->reason) || !cuda::Nvrtc::available(&s->reason))
+      return s;
+    try {
+      s->device = std::make_unique<cuda::CudaDevice>(cuda::CudaDevice::open(0));
+      std::printf("GPU: %s; NVRTC %d.%d; compiling for %s\n", s->device->summary().c_str(),
+                  cuda::Nvrtc::instance().version().first,
+                  cuda::Nvrtc::instance().version().second, s->device->arch().c_str());
+      s->backend = std::make_unique<GpuBackend>(*s->device);
+    } catch (const Error &e) {
+      s->reason = e.what();
+      s->backend.reset();
+    }
+    return s;
+  }();
+  *reason = session->reason;
+  return session->backend.get();
 }
 
 } // namespace xlc::test

@@ -61,6 +61,11 @@ private:
   std::map<std::string, std::string> logs_;
 };
 
+/// Device 0 and a GpuBackend on it, opened once per process for the GPU test binaries (the GPU
+/// and NVRTC versions printed once); null, with the reason, when there is no usable driver, GPU
+/// or NVRTC.
+GpuBackend *sharedGpuBackend(std::string *reason);
+
 } // namespace xlc::test
 
 #endif // XLC_TEST_GPU_HARNESS_GPUBACKEND_H

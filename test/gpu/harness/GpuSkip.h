@@ -22,6 +22,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace xlc::test {
 
@@ -44,5 +45,19 @@ inline bool gpuRequired() {
     else                                                                                       \
       GTEST_SKIP() << reason;                                                                  \
   } while (false)
+
+namespace xlc::test {
+class GpuBackend;
+GpuBackend *sharedGpuBackend(std::string *reason); // harness/GpuBackend.h
+} // namespace xlc::test
+
+/// In a GPU test body: `GpuBackend &be` is the process's shared harness backend
+/// (sharedGpuBackend), or the test skips -- fails under XLC_REQUIRE_GPU -- with the reason.
+#define XLC_REQUIRE_GPU_BACKEND(be)                                                            \
+  std::string be##Reason;                                                                      \
+  ::xlc::test::GpuBackend *be##Ptr = ::xlc::test::sharedGpuBackend(&be##Reason);               \
+  if (be##Ptr == nullptr)                                                                      \
+    XLC_SKIP_OR_FAIL("no usable GPU: " << be##Reason);                                         \
+  ::xlc::test::GpuBackend &be = *be##Ptr
 
 #endif // XLC_TEST_GPU_HARNESS_GPUSKIP_H

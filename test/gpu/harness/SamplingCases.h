@@ -217,6 +217,19 @@ struct SamplingCase {
   std::vector<LogitKind> kinds = allLogitKinds();
 };
 
+/// Calls fn(name, case) for each option set of samplingOptionSets(vocab): |rows| rows of
+/// |vocab| logits, a seed derived from |seed|, the vocabulary and the option set.
+template <class Fn> void forEachOptionSet(int64_t vocab, int rows, uint64_t seed, Fn &&fn) {
+  for (const auto &[name, options] : samplingOptionSets(vocab)) {
+    SamplingCase c;
+    c.vocab = vocab;
+    c.rows = rows;
+    c.options = options;
+    c.seed = seed * 1000003u + static_cast<uint64_t>(vocab) * 131u + options.seed;
+    fn(fmt::format("V {} {}", vocab, name), c);
+  }
+}
+
 /// The allowed distance of a mismatched draw from a bucket edge (see the file comment).
 inline constexpr double kEdgeTolerance = 1e-12;
 
