@@ -2,7 +2,8 @@
 # Runs compute-sanitizer's four tools (memcheck, initcheck, racecheck, synccheck) over
 #   (a) xlc-run on the tiny model (random weights from xlc-random-weights): two prompts of
 #       different lengths (12 and 5 tokens, so a batch of 2 and a prefill per group), 4 decode
-#       steps each, on the GPU (NVRTC kernels, cuBLASLt GEMMs, the warm-up, CUDA graphs);
+#       steps each, on the GPU (NVRTC kernels, cuBLASLt GEMMs, the warm-up, CUDA graphs), the
+#       tokens sampled with top-k and top-p (so the sampling kernel's searches run too);
 #   (b) gpu_kernel_tests filtered to a few small cases (row kernels, tiny chunkwise and decode),
 # and prints one summary line per tool: "errors found: N" (the sum over both targets of what the
 # tool's "ERROR SUMMARY" line reports). Run on the GPU machine from the repository root with the
@@ -135,7 +136,8 @@ run_target() {
   case "$target" in
     xlc-run)
       cmd=("$bin/xlc-run" --model "$artifact" --weights "$work/weights"
-           --prompt-ids "$work/prompts.ids" --max-tokens 4 --temperature 0 --ignore-eos
+           --prompt-ids "$work/prompts.ids" --max-tokens 4 --temperature 0.8 --top-k 20
+           --top-p 0.9 --seed 3 --ignore-eos
            --device cuda --json --verbose) ;;
     kernels)
       cmd=("$bin/gpu_kernel_tests" "--gtest_filter=$filter") ;;
