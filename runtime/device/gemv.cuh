@@ -16,7 +16,7 @@
 // permuted such that every lane loads whole 16-byte vectors and no shuffle is needed. Lane
 // l = 4·g + q of a warp at step base κ₀ loads
 //     W[j₀ + g][κ₀ + 8q .. +8)  and  W[j₀ + g + 8][κ₀ + 8q .. +8)    (two 16-byte vectors)
-//     A[g][κ₀ + 8q .. +8)                                            (one 16-byte vector, 0 if g ≥ m)
+//     A[g][κ₀ + 8q .. +8)                                        (one 16-byte vector; g ≥ m: unused)
 // as packed bf16 pairs w0..w3, w'0..w'3, x0..x3, and issues
 //     mma({w0, w'0, w1, w'1}, {x0, x1})   then   mma({w2, w'2, w3, w'3}, {x2, x3}).
 // In the first product, fragment column 2q, 2q+1 of W row g is κ₀ + 8q + {0, 1} and fragment
@@ -52,7 +52,7 @@
 // read and then written by one thread). The bias and residual element type is a launch argument
 // (bf16 or fp32), TOut a template parameter.
 //
-// ---- Contract (the host checks it; runtime/exec/cuda/Gemv.cpp unsupportedReason) -----------------
+// ---- Contract (the host checks it: runtime/exec/cuda/Gemv.cpp unsupportedReason) ---------------
 //   1 ≤ m ≤ 8; k a multiple of 8; W and every row of A 16-byte aligned (lda a multiple of 8);
 //   k_split a positive multiple of 32 with grid.y = ⌈k / k_split⌉ ≤ 65535; with grid.y > 1,
 //   partials holds grid.y·m·n floats and counters grid.x zeroed uint64. n is arbitrary (rows
@@ -90,7 +90,7 @@ template <class TOut_, int kRowTiles_, int kWarps_, int kUnroll_> struct GemvCon
   using TOut = TOut_;
   static constexpr int kRowTiles = kRowTiles_; ///< 16-output mma tiles per block
   static constexpr int kWarps = kWarps_;       ///< warps per block, sharing its κ slice
-  static constexpr int kUnroll = kUnroll_;     ///< 32-wide κ steps whose loads a warp issues at once
+  static constexpr int kUnroll = kUnroll_;     ///< 32-wide κ steps a warp loads at once
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kRows = 16 * kRowTiles; ///< outputs j per block: grid.x = ⌈n / kRows⌉
   static constexpr int kMaxM = 8;              ///< the mma's n8: rows of A
@@ -153,7 +153,8 @@ template <class TOut>
 __device__ __forceinline__ void store_output(const GemvParams &p, int64_t i, int64_t j, float v) {
   const int64_t at = i * p.n + j;
   if (p.epilogue == static_cast<int64_t>(GemvEpilogue::kBias)) {
-    v += p.c_is_f32 ? static_cast<const float *>(p.c)[j] : to_float(static_cast<const bf16 *>(p.c)[j]);
+    v += p.c_is_f32 ? static_cast<const float *>(p.c)[j]
+                    : to_float(static_cast<const bf16 *>(p.c)[j]);
   } else if (p.epilogue == static_cast<int64_t>(GemvEpilogue::kResidual)) {
     v += p.c_is_f32 ? static_cast<const float *>(p.c)[at]
                     : to_float(static_cast<const bf16 *>(p.c)[at]);

@@ -1,6 +1,7 @@
 //===- KernelBench.cpp - Timings of the mLSTM kernels at xLSTM 7B shapes --===//
 //
 //   kernel_bench [--json FILE] [--reps N] [--warmup N] [--quick] [--only VARIANT] [--shape BxS]
+//                [--gemv-only | --no-gemv]
 //
 // 1. Chunkwise forward (mlstm_chunk_states + mlstm_chunk_outputs) at NH=8, DQK=256, DV=512 for
 //    B=8 S=8192 (prefill) and B=1 S=2048 (time to first token), for each tiling in run() and the
@@ -13,10 +14,14 @@
 //    the reference for every head after one step, then timed as the median over N repetitions of
 //    100 back-to-back launches between two events (a single launch is a few microseconds; at
 //    batch 1 the number may be bounded by the launch rate, which CUDA graphs would remove).
+// 3. Decode GEMMs (GemvBench.h): xlc's GEMV kernel (every launch candidate of the runtime) and
+//    cuBLASLt on every projection shape of the 7B at m = 1, 2, 4, 8, L2-cold, GB/s and % of
+//    3.35 TB/s side by side; the fastest plan checked against cuBLASLt first.
 // Prints a table, then one JSON document (also written to --json FILE). Exit status 1 if any
 // correctness check failed (timings are still printed). A benchmark, not a test: CI never runs it.
 //
 //===----------------------------------------------------------------------===//
+#include "GemvBench.h"
 #include "GpuBackend.h"
 #include "KernelCases.h"
 #include "Variants.h"
@@ -48,6 +53,8 @@ struct Options {
   bool quick = false; ///< smaller shapes (a smoke run of the benchmark itself)
   std::string only;   ///< run only the chunkwise variant of this name (and no decode step)
   int64_t batch = 0, seq = 0; ///< --shape BxS: only this chunkwise shape
+  bool gemv = true;           ///< the decode GEMM section (--no-gemv: without)
+  bool gemvOnly = false;      ///< only the decode GEMM section
 };
 
 struct Stats {
@@ -311,6 +318,8 @@ int run(const Options &o) {
     shapes = {{o.batch, o.seq}};
   auto want = [&](const char *name) { return o.only.empty() || o.only == name; };
   std::vector<ChunkResult> chunk;
+  if (o.gemvOnly)
+    shapes.clear();
   for (const Shape &sh : shapes) {
     const int64_t B = sh.batch, S = sh.seq;
     if (want("fused L64"))
@@ -340,7 +349,7 @@ int run(const Options &o) {
   }
   std::vector<DecodeResult> decode;
   for (int64_t batch : {int64_t{1}, int64_t{64}}) {
-    if (!o.only.empty())
+    if (!o.only.empty() || o.gemvOnly)
       break;
     decode.push_back(benchDecode<Decode7B>(be, "decode fp32 state, DV tile 64", batch, o));
     decode.push_back(benchDecode<Decode7B32>(be, "decode fp32 state, DV tile 32", batch, o));
@@ -363,6 +372,12 @@ int run(const Options &o) {
                 static_cast<long long>(r.batch), r.step.median, r.step.min, r.stateGBps,
                 r.ok ? "ok" : "FAIL");
   std::printf("  (state GB/s: C read + written once per step; the card copies ≈3000 GB/s)\n");
+
+  bool gemvOk = true;
+  std::string gemvJson = "[]";
+  if (o.gemv && o.only.empty())
+    gemvJson =
+        runGemvBench(device, {.reps = o.reps, .warmup = o.warmup, .quick = o.quick}, gemvOk);
 
   // ---- JSON.
   std::time_t now = std::time(nullptr);
@@ -395,13 +410,13 @@ int run(const Options &o) {
                         jsonNumber(r.step.min), jsonNumber(r.stateGBps),
                         i + 1 < decode.size() ? "," : "");
   }
-  json += "  ]\n}\n";
+  json += "  ],\n  \"gemv\": " + gemvJson + "\n}\n";
   std::printf("\n%s", json.c_str());
   if (!o.jsonPath.empty()) {
     std::ofstream out(o.jsonPath);
     out << json;
   }
-  bool ok = true;
+  bool ok = gemvOk;
   for (const ChunkResult &r : chunk)
     ok &= r.ok;
   for (const DecodeResult &r : decode)
@@ -432,6 +447,10 @@ int main(int argc, char **argv) {
       o.quick = true;
     else if (arg == "--only")
       o.only = value();
+    else if (arg == "--gemv-only")
+      o.gemvOnly = true;
+    else if (arg == "--no-gemv")
+      o.gemv = false;
     else if (arg == "--shape") {
       const std::string v = value();
       const size_t x = v.find('x');
@@ -445,10 +464,12 @@ int main(int argc, char **argv) {
     else if (arg == "--help" || arg == "-h") {
       std::printf("usage: kernel_bench [--json FILE] [--reps N (default 30)] [--warmup N (3)] "
                   "[--quick]\n"
-                  "                    [--only VARIANT] [--shape BxS]\n"
+                  "                    [--only VARIANT] [--shape BxS] [--gemv-only | --no-gemv]\n"
                   "  --only VARIANT  time only the chunkwise tiling of that name (e.g. \"L128\"), no\n"
                   "                  decode step (for profilers)\n"
-                  "  --shape BxS     only this chunkwise shape (default 8x8192 and 1x2048)\n");
+                  "  --shape BxS     only this chunkwise shape (default 8x8192 and 1x2048)\n"
+                  "  --gemv-only     only the decode GEMMs: xlc's GEMV vs cuBLASLt at 7B shapes\n"
+                  "  --no-gemv       without the decode GEMMs\n");
       return 0;
     } else {
       std::fprintf(stderr, "kernel_bench: unknown argument %s (try --help)\n", arg.c_str());

@@ -18,7 +18,7 @@
 #                                             -> gpu_kernel_tests.log, gpu_kernel_tests.json
 #      gpu_sampling_tests (the sampling kernel and DeviceSampler vs. the host sampler)
 #                                             -> gpu_sampling_tests.log
-#   4. kernel_bench (7B chunkwise forward, decode step)
+#   4. kernel_bench (7B chunkwise forward, decode step, decode GEMMs: GEMV vs. cuBLASLt)
 #                                             -> kernel_bench.log, kernel_bench.json
 #   5. a summary table, printed last          -> summary.txt
 # Every log and summary.txt begin with the provenance block (test/gpu/provenance.sh: the git
@@ -220,6 +220,7 @@ fi
   if [ -f "$out/kernel_bench.log" ]; then
     echo "-- kernel_bench:"
     sed -n '/^chunkwise forward/,/^  (state GB\/s/p' "$out/kernel_bench.log"
+    sed -n '/^decode GEMM /,/^  (%3.35/p' "$out/kernel_bench.log"
   fi
   echo "logs: $out"
 } > "$summary.tmp"

@@ -252,10 +252,11 @@ void Gemv::launch(const GemvPlan &plan, const GemmShape &s, CUdeviceptr a, CUdev
   p.n = static_cast<std::int64_t>(s.n);
   p.k = static_cast<std::int64_t>(s.k);
   p.kSplit = static_cast<std::int64_t>(plan.kSplit);
-  p.epilogue = static_cast<std::int64_t>(s.epilogue == art::Epilogue::Bias ? gemv_abi::Epilogue::Bias
-                                         : s.epilogue == art::Epilogue::ResidualAdd
-                                             ? gemv_abi::Epilogue::Residual
-                                             : gemv_abi::Epilogue::None);
+  const gemv_abi::Epilogue epilogue = s.epilogue == art::Epilogue::Bias ? gemv_abi::Epilogue::Bias
+                                      : s.epilogue == art::Epilogue::ResidualAdd
+                                          ? gemv_abi::Epilogue::Residual
+                                          : gemv_abi::Epilogue::None;
+  p.epilogue = static_cast<std::int64_t>(epilogue);
   p.cIsF32 = s.bias == art::DType::F32 ? 1 : 0;
   p.partials = partials_.address();
   p.counters = counters_.address();
