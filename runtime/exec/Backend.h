@@ -120,6 +120,10 @@ public:
   const Limits &limits() const { return limits_; }
   /// Whether |function| is one this backend was created to call (Limits::functions).
   bool prepared(std::string_view function) const;
+  /// The stream a call enqueues its steps on, as an integer (the CUDA backend's CUstream); 0 for
+  /// a backend whose steps have finished when StepObserver::afterStep runs (the CPU backend). An
+  /// observer may enqueue work there between steps: xlc-bench records timing events around each.
+  virtual std::uint64_t nativeStream() const { return 0; }
   std::uint64_t vocabSize() const { return artifact().model.vocabSize; }
 
   /// Runs |function| on slots [firstSlot, firstSlot + batch): every input of the function must

@@ -91,6 +91,9 @@ public:
 
   std::string_view kind() const override { return "cuda"; }
   std::string description() const override { return description_; }
+  std::uint64_t nativeStream() const override {
+    return reinterpret_cast<std::uint64_t>(stream_->handle());
+  }
   void resetStates(std::uint64_t firstSlot, std::uint64_t count) override;
   std::vector<float> readState(std::uint64_t slot, std::size_t stateIndex) override;
   std::vector<float> readBoundBuffer(art::BufferId id) override;
