@@ -3,7 +3,7 @@
 # scripts/gpu-bundle.sh (.gpu/bin: binaries, .gpu/artifacts: compiled models), so no device time
 # goes to building. From the repository root, carrying .gpu:
 #
-#   bash test/gpu/run_bundle.sh [--steps tests,sampling,parity-tiny,parity-125m,parity-7b,bench-7b]
+#   bash test/gpu/run_bundle.sh [--steps tests,sampling,gemv,parity-tiny,parity-125m,parity-7b,bench-7b]
 #   bash test/gpu/run_bundle.sh --steps sanitizers
 #
 # Steps (logs under $OUT, else ./gpu-out/; folders keep within the 8-file limit per folder):
@@ -16,6 +16,11 @@
 #   sampling     gpu_sampling_tests (the sampling kernel and the runtime's DeviceSampler against
 #                the host sampler) and sampling_bench (per decode step: drawing on the GPU vs.
 #                copying the logits and drawing on the host, batch 1-256, V = 50304); in sampling/
+#   gemv         the decode GEMV (issue 10), in gemv/: gpu_kernel_tests GpuGemv.* (every epilogue,
+#                m = 1..8, every runtime tiling and every 7B projection vs. the float64 reference),
+#                kernel_bench --gemv-only (xlc's GEMV vs. cuBLASLt per 7B projection at m = 1, 2,
+#                4, 8: us, GB/s, % of 3.35 TB/s), and gpu_backend_tests with XLC_GEMV=on (every
+#                GEMM of at most 8 rows forced onto the GEMV kernel; step gemv-on)
 #   parity-tiny  test/parity/run_parity.sh --configs tiny with the bundled xlc-run
 #   parity-125m  the same for the 125M model, which has tied embeddings: transformers 5 stores
 #                lm_head.weight anyway and uses it as the LM head, and so must xlc (issue 10)
@@ -45,7 +50,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="${OUT:-$here/gpu-out}"
-steps="tests,sampling,parity-tiny,parity-125m,parity-7b,bench-7b"
+steps="tests,sampling,gemv,parity-tiny,parity-125m,parity-7b,bench-7b"
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps="$2"; shift ;;
@@ -57,8 +62,8 @@ done
 has() { [[ ",$steps," == *",$1,"* ]]; }
 for s in ${steps//,/ }; do
   case "$s" in
-    tests|cpu-vs-cuda-7b|sampling|parity-tiny|parity-125m|parity-7b|bench-7b|sanitizers) ;;
-    *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, sampling, parity-tiny," \
+    tests|cpu-vs-cuda-7b|sampling|gemv|parity-tiny|parity-125m|parity-7b|bench-7b|sanitizers) ;;
+    *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, sampling, gemv, parity-tiny," \
          "parity-125m, parity-7b, bench-7b, sanitizers)" >&2; exit 2 ;;
   esac
 done
@@ -81,6 +86,12 @@ needed=()
 if has tests; then
   [ -x "$bin/gpu_backend_tests" ] || bundle_error "no $bin/gpu_backend_tests"
   needed+=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-3heads xlstm-chunk128) # BackendTests.cpp's models
+fi
+if has gemv; then
+  for b in gpu_kernel_tests kernel_bench gpu_backend_tests; do
+    [ -x "$bin/$b" ] || bundle_error "no $bin/$b"
+  done
+  needed+=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-3heads xlstm-chunk128)
 fi
 if has sampling; then
   for b in gpu_sampling_tests sampling_bench; do
@@ -179,6 +190,31 @@ if has sampling; then
     record sampling FAIL "tests: $counts, rc $rc; sampling_bench rc $brc; $((SECONDS - t)) s"
     status=1
   fi
+fi
+
+if has gemv; then
+  t=$SECONDS
+  mkdir -p "$out/gemv"
+  head_log "$out/gemv/gpu_gemv_tests.log"
+  timeout 600 "$bin/gpu_kernel_tests" --gtest_filter='GpuGemv.*' \
+    --gtest_output="json:$out/gemv/gpu_gemv_tests.json" >> "$out/gemv/gpu_gemv_tests.log" 2>&1
+  rc=$?
+  grep -E '^\[ *(OK|FAILED|SKIPPED) *\]|FAIL$' "$out/gemv/gpu_gemv_tests.log"
+  stamp_json "$out/gemv/gpu_gemv_tests.json"
+  counts="$(gtest_counts "$out/gemv/gpu_gemv_tests.log")"
+  head_log "$out/gemv/kernel_bench_gemv.log"
+  timeout 600 "$bin/kernel_bench" --gemv-only --json "$out/gemv/kernel_bench_gemv.json" 2>&1 |
+    tee -a "$out/gemv/kernel_bench_gemv.log"
+  brc=${PIPESTATUS[0]}
+  stamp_json "$out/gemv/kernel_bench_gemv.json"
+  if [ "$rc" -eq 0 ] && [ "$brc" -eq 0 ] && [[ "$counts" == *", 0 skipped" ]] &&
+     [[ "$counts" != "0 passed,"* ]]; then
+    record gemv ok "kernel tests: $counts; kernel_bench --gemv-only rc $brc; $((SECONDS - t)) s"
+  else
+    record gemv FAIL "kernel tests: $counts, rc $rc; kernel_bench --gemv-only rc $brc; $((SECONDS - t)) s"
+    status=1
+  fi
+  XLC_GEMV=on backend_tests gemv-on gemv/gpu_backend_tests_gemv_on 300 '-SevenB/*'
 fi
 
 for c in tiny 125m 7b; do
@@ -284,6 +320,10 @@ fi
   echo "XLC_REQUIRE_GPU=1: a skipped test counts as a failure"
   echo
   cat "$summary"
+  if [ -f "$out/gemv/kernel_bench_gemv.log" ]; then
+    echo "-- decode GEMMs (kernel_bench --gemv-only):"
+    sed -n '/^decode GEMM /,/^  (%3.35/p' "$out/gemv/kernel_bench_gemv.log"
+  fi
   echo "logs: $out"
 } > "$summary.tmp"
 mv "$summary.tmp" "$summary"
