@@ -56,16 +56,6 @@ double median(std::vector<double> v) {
 
 std::string jsonNumber(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
 
-/// Bytes a GEMM must move: W, A, D and the epilogue operand.
-double gemmBytes(const GemmShape &s) {
-  double bytes = 2.0 * s.n * s.k + 2.0 * s.m * s.k + 1.0 * s.m * s.n * art::dtypeSize(s.d);
-  if (s.epilogue == art::Epilogue::Bias)
-    bytes += 1.0 * s.n * art::dtypeSize(s.bias);
-  else if (s.epilogue == art::Epilogue::ResidualAdd)
-    bytes += 1.0 * s.m * s.n * art::dtypeSize(s.d);
-  return bytes;
-}
-
 struct Row {
   const Projection *projection = nullptr;
   std::uint64_t m = 0;
@@ -83,10 +73,7 @@ std::string runGemvBench(cuda::CudaDevice &device, const GemvBenchOptions &o, bo
   exec::KernelCache cache(exec::defaultKernelCacheDir());
   Gemv gemv(Gemv::compile(cache, device.arch()), device, Gemv::Mode::On, false);
   exec::CublasLt blas;
-  int clockKHz = 0, busBits = 0;
-  api.cuDeviceGetAttribute(&clockKHz, CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE, device.handle());
-  api.cuDeviceGetAttribute(&busBits, CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH, device.handle());
-  const double cardPeak = 2.0 * clockKHz * 1e3 * busBits / 8.0;
+  const double cardPeak = exec::peakBytesPerSecond(device);
   const int launches = o.quick ? 10 : 20;
   const std::vector<std::uint64_t> ms =
       o.quick ? std::vector<std::uint64_t>{1, 8} : std::vector<std::uint64_t>{1, 2, 4, 8};
@@ -148,7 +135,7 @@ std::string runGemvBench(cuda::CudaDevice &device, const GemvBenchOptions &o, bo
       Row row;
       row.projection = &p;
       row.m = m;
-      row.bytes = gemmBytes(s);
+      row.bytes = exec::gemmBytes(s);
       for (const GemvPlan &plan : Gemv::candidates(s, device.smCount())) {
         const double us = time([&](CUdeviceptr wi) {
           gemv.launch(plan, s, a.address(), wi, cArg, d1.address(), stream.handle());

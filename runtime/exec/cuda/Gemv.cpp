@@ -43,7 +43,8 @@ double median(std::vector<double> v) {
 
 std::uint64_t ceilDiv(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
-/// Bytes a GEMM of |shape| must move at least: W, A, D and the epilogue operand.
+} // namespace
+
 double gemmBytes(const GemmShape &s) {
   double bytes = static_cast<double>(s.n) * s.k * 2 + static_cast<double>(s.m) * s.k * 2 +
                  static_cast<double>(s.m) * s.n * art::dtypeSize(s.d);
@@ -54,7 +55,16 @@ double gemmBytes(const GemmShape &s) {
   return bytes;
 }
 
-} // namespace
+double peakBytesPerSecond(const cuda::CudaDevice &device) {
+  int clockKHz = 0, busBits = 0;
+  const cuda::DriverApi &api = cuda::driver();
+  if (api.cuDeviceGetAttribute(&clockKHz, CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE,
+                               device.handle()) != CUDA_SUCCESS ||
+      api.cuDeviceGetAttribute(&busBits, CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH,
+                               device.handle()) != CUDA_SUCCESS)
+    return 0;
+  return 2.0 * clockKHz * 1e3 * busBits / 8.0;
+}
 
 std::string GemvTiling::describe() const {
   return fmt::format("rows {}, warps {}, unroll {}", rows(), warps, unroll);
@@ -219,13 +229,7 @@ Gemv::Gemv(const Cubins &cubins, const cuda::CudaDevice &device, Mode mode, bool
   smCount_ = device.smCount();
   l2Bytes_ = device.l2CacheBytes();
   deviceKey_ = fmt::format("{} ({} SMs)", device.name(), smCount_);
-  int clockKHz = 0, busBits = 0;
-  const cuda::DriverApi &api = cuda::driver();
-  if (api.cuDeviceGetAttribute(&clockKHz, CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE,
-                               device.handle()) == CUDA_SUCCESS &&
-      api.cuDeviceGetAttribute(&busBits, CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH,
-                               device.handle()) == CUDA_SUCCESS)
-    peakBytesPerSecond_ = 2.0 * clockKHz * 1e3 * busBits / 8.0; // double data rate
+  peakBytesPerSecond_ = peakBytesPerSecond(device);
   partials_ = cuda::DeviceBuffer(kMaxPartials * 4);
   counters_ = cuda::DeviceBuffer(kMaxCounters * 8);
   counters_.fill(0);

@@ -81,6 +81,13 @@ struct GemvTiling {
 /// The tilings the runtime compiles, in entry-point order.
 const std::vector<GemvTiling> &gemvTilings();
 
+/// Bytes a GEMM of |shape| must move at least: W, A, D and the bias or residual.
+double gemmBytes(const GemmShape &shape);
+
+/// The device's peak memory bandwidth from its memory clock and bus width (double data rate),
+/// bytes per second; 0 when the driver does not say.
+double peakBytesPerSecond(const cuda::CudaDevice &device);
+
 /// One GEMV launch: a tiling and the split of k over grid.y.
 struct GemvPlan {
   std::size_t tiling = 0;
