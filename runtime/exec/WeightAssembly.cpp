@@ -4,11 +4,13 @@
 
 #include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
+#include "runtime/weights/Convert.h"
 #include "runtime/weights/DType.h"
 
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 namespace xlc::exec {
@@ -194,57 +196,109 @@ void checkWeights(const art::Artifact &artifact, const weights::Checkpoint &chec
          fmt::join(problems, "\n  "));
 }
 
-std::vector<float> assembleWeight(const art::Artifact &artifact, const art::WeightBinding &binding,
-                                  const weights::Checkpoint &checkpoint) {
+ConcatLayout concatLayout(const art::Artifact &artifact, const art::WeightBinding &binding) {
   const art::Buffer *buffer = artifact.findBuffer(binding.buffer);
   check(buffer != nullptr, "{}: weight binding names missing buffer {}", artifact.label(),
         binding.buffer);
-  const std::vector<std::uint64_t> dims = bufferDims(*buffer);
+  ConcatLayout layout;
+  layout.dims = bufferDims(*buffer);
+  const std::vector<std::uint64_t> &dims = layout.dims;
+  const std::uint32_t axis = binding.concatAxis;
+  check(axis < dims.size() || dims.empty(), "{}: concat axis {} of {} is out of range",
+        artifact.label(), axis, buffer->name);
+  std::uint64_t inner = 1;
+  for (std::uint32_t i = 0; i < axis; ++i)
+    layout.outer *= dims[i];
+  for (std::size_t i = axis + 1; i < dims.size(); ++i)
+    inner *= dims[i];
+  layout.rowOut = dims.empty() ? 1 : dims[axis] * inner;
+  std::uint64_t column = 0;
+  for (const std::vector<std::uint64_t> &shape : binding.sourceShapes) {
+    check(shape.empty() || axis < shape.size(), "{}: a source of {} has rank {}, below axis {}",
+          artifact.label(), buffer->name, shape.size(), axis);
+    const std::uint64_t run = (shape.empty() ? 1 : shape[axis]) * inner;
+    check(column + run <= layout.rowOut, "{}: sources of {} overflow its shape", artifact.label(),
+          buffer->name);
+    layout.runs.push_back(run);
+    layout.columns.push_back(column);
+    column += run;
+  }
+  check(column == layout.rowOut, "{}: sources of {} fill {} of {} elements per row",
+        artifact.label(), buffer->name, column, layout.rowOut);
+  return layout;
+}
+
+std::vector<float> assembleWeight(const art::Artifact &artifact, const art::WeightBinding &binding,
+                                  const weights::Checkpoint &checkpoint) {
+  const ConcatLayout layout = concatLayout(artifact, binding);
+  const std::vector<std::uint64_t> &dims = layout.dims;
+  const std::string &name = artifact.buffers[binding.buffer].name;
   std::uint64_t count = 1;
   for (std::uint64_t d : dims)
     count *= d;
   std::vector<float> out(count);
-
-  // Concatenation along |axis| of row-major tensors: with outer = Π dims[0:axis] and each source
-  // contributing a contiguous run of (its axis extent · inner) elements per outer index.
-  const std::uint32_t axis = binding.concatAxis;
-  check(axis < dims.size() || dims.empty(), "{}: concat axis {} of {} is out of range",
-        artifact.label(), axis, buffer->name);
-  std::uint64_t outer = 1, inner = 1;
-  for (std::uint32_t i = 0; i < axis; ++i)
-    outer *= dims[i];
-  for (std::size_t i = axis + 1; i < dims.size(); ++i)
-    inner *= dims[i];
-  const std::uint64_t rowOut = dims.empty() ? 1 : dims[axis] * inner;
-  std::uint64_t column = 0;
   std::vector<float> source;
   const std::vector<std::string> sources = bindingSources(artifact, binding, checkpoint);
   for (std::size_t s = 0; s < sources.size(); ++s) {
-    const std::string &name = sources[s];
-    const std::uint64_t run =
-        (binding.sourceShapes[s].empty() ? 1 : binding.sourceShapes[s][axis]) * inner;
-    source.resize(outer * run);
-    checkpoint.readF32(name, source);
-    check(column + run <= rowOut, "{}: sources of {} overflow its shape", artifact.label(),
-          buffer->name);
-    for (std::uint64_t o = 0; o < outer; ++o)
-      std::copy_n(source.data() + o * run, run, out.data() + o * rowOut + column);
-    column += run;
+    const std::uint64_t run = layout.runs[s];
+    source.resize(layout.outer * run);
+    checkpoint.readF32(sources[s], source);
+    for (std::uint64_t o = 0; o < layout.outer; ++o)
+      std::copy_n(source.data() + o * run, run,
+                  out.data() + o * layout.rowOut + layout.columns[s]);
   }
-  check(column == rowOut, "{}: sources of {} fill {} of {} elements per row", artifact.label(),
-        buffer->name, column, rowOut);
 
   if (binding.scaleColumnsBy) {
-    check(dims.size() == 2, "{}: {} folds a norm weight but is not 2-D", artifact.label(),
-          buffer->name);
+    check(dims.size() == 2, "{}: {} folds a norm weight but is not 2-D", artifact.label(), name);
     std::vector<float> scale = checkpoint.readF32(*binding.scaleColumnsBy);
     check(scale.size() == dims[1], "{}: norm weight '{}' has {} values, {} needs {}",
-          artifact.label(), *binding.scaleColumnsBy, scale.size(), buffer->name, dims[1]);
+          artifact.label(), *binding.scaleColumnsBy, scale.size(), name, dims[1]);
     for (std::uint64_t r = 0; r < dims[0]; ++r)
       for (std::uint64_t c = 0; c < dims[1]; ++c)
-        out[r * dims[1] + c] *= scale[c];
+        out[r * dims[1] + c] = foldProduct(out[r * dims[1] + c], scale[c]);
   }
   return out;
+}
+
+std::vector<std::uint8_t> assembleWeightBytes(const art::Artifact &artifact,
+                                              const art::WeightBinding &binding,
+                                              const weights::Checkpoint &checkpoint) {
+  const art::Buffer &buffer = artifact.buffers.at(binding.buffer);
+  check(buffer.dtype == art::DType::F32 || buffer.dtype == art::DType::BF16,
+        "{}: weights of dtype {} are not supported by the CUDA backend", buffer.name,
+        art::dtypeName(buffer.dtype));
+  const std::vector<float> values = assembleWeight(artifact, binding, checkpoint);
+  const std::size_t size = art::dtypeSize(buffer.dtype);
+  std::vector<std::uint8_t> bytes(values.size() * size);
+  const std::span<const std::uint8_t> valueBytes(
+      reinterpret_cast<const std::uint8_t *>(values.data()), values.size() * 4);
+  if (buffer.dtype == art::DType::F32)
+    std::memcpy(bytes.data(), values.data(), bytes.size());
+  else
+    weights::convertToBF16(
+        weights::DType::F32, valueBytes,
+        {reinterpret_cast<std::uint16_t *>(bytes.data()), values.size()}, buffer.name);
+  if (binding.scaleColumnsBy)
+    return bytes;
+  // Sources stored in the buffer's type keep their bits (the round trip through fp32 would quiet
+  // a signalling NaN).
+  const weights::DType stored = buffer.dtype == art::DType::F32 ? weights::DType::F32
+                                                                : weights::DType::BF16;
+  const ConcatLayout layout = concatLayout(artifact, binding);
+  const std::vector<std::string> sources = bindingSources(artifact, binding, checkpoint);
+  for (std::size_t s = 0; s < sources.size(); ++s) {
+    const weights::TensorInfo &t = checkpoint.get(sources[s]);
+    if (t.dtype != stored)
+      continue;
+    const std::span<const std::uint8_t> raw = checkpoint.rawData(t);
+    const std::uint64_t run = layout.runs[s] * size;
+    check(raw.size() == layout.outer * run, "{}: tensor '{}' has {} bytes, {} expects {}",
+          artifact.label(), t.name, raw.size(), buffer.name, layout.outer * run);
+    for (std::uint64_t o = 0; o < layout.outer; ++o)
+      std::memcpy(bytes.data() + (o * layout.rowOut + layout.columns[s]) * size,
+                  raw.data() + o * run, run);
+  }
+  return bytes;
 }
 
 std::uint64_t weightBytes(const art::Artifact &artifact) {

@@ -15,6 +15,7 @@
 
 #include "runtime/artifact/Artifact.h"
 
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -74,11 +75,56 @@ std::vector<std::string> describeLmHead(const artifact::Artifact &artifact,
 /// lm_head.weight also with the file that holds it).
 void checkWeights(const artifact::Artifact &artifact, const weights::Checkpoint &checkpoint);
 
+/// The product of a fold (a weight times its folded norm weight), as every path computes it:
+/// the IEEE fp32 product v·s (round to nearest even, subnormals kept), except that a NaN result
+/// is chosen by rule, not by the hardware (x86 returns an operand's payload, in an order the
+/// compiler may swap; NVIDIA GPUs return 0x7fffffff): v quietened if v is a NaN, else s
+/// quietened if s is, else (∞·0) the positive quiet NaN 0x7fc00000. The GPU's weight transform
+/// (runtime/device/weight_transform.cuh fold_product) follows the same rule, so both uploads
+/// are bit-identical.
+inline float foldProduct(float v, float s) {
+  const float p = v * s;
+  if (p == p)
+    return p;
+  const std::uint32_t vb = std::bit_cast<std::uint32_t>(v), sb = std::bit_cast<std::uint32_t>(s);
+  if ((vb & 0x7fffffffu) > 0x7f800000u)
+    return std::bit_cast<float>(vb | 0x00400000u);
+  if ((sb & 0x7fffffffu) > 0x7f800000u)
+    return std::bit_cast<float>(sb | 0x00400000u);
+  return std::bit_cast<float>(0x7fc00000u);
+}
+
+/// Where the sources of a binding go in its buffer (row-major, dims): the concatenation along
+/// concatAxis. With outer = Π dims[0:axis], inner = Π dims[axis+1:] and rowOut = dims[axis]·inner,
+/// source s contributes a contiguous run of runs[s] = (its extent along the axis)·inner elements
+/// at columns[s] of each of the outer rows of rowOut elements, so its element j lands at
+/// ⌊j / runs[s]⌋·rowOut + columns[s] + (j mod runs[s]).
+struct ConcatLayout {
+  std::vector<std::uint64_t> dims;
+  std::uint64_t outer = 1, rowOut = 1;
+  std::vector<std::uint64_t> runs, columns; ///< one per source
+};
+
+/// The layout of |binding|; throws naming the artifact and the buffer when the axis is out of
+/// range or the sources do not fill a row exactly.
+ConcatLayout concatLayout(const artifact::Artifact &artifact,
+                          const artifact::WeightBinding &binding);
+
 /// The fp32 contents of the buffer that |binding| fills (row-major, the buffer's shape), from
-/// the tensors bindingSources names.
+/// the tensors bindingSources names; folds multiply with foldProduct.
 std::vector<float> assembleWeight(const artifact::Artifact &artifact,
                                   const artifact::WeightBinding &binding,
                                   const weights::Checkpoint &checkpoint);
+
+/// The bytes of that buffer in its artifact dtype (f32 or bf16; else an error naming the buffer),
+/// as the CUDA backend's host path stores it: assembleWeight's values rounded once (f32ToBF16),
+/// except that without a fold the elements of a source stored in the buffer's own type keep
+/// their stored bits (bf16 -> fp32 -> bf16 is the identity but for signalling NaNs, which it
+/// quiets; a stored tensor is copied, not converted). The raw-bytes upload (WeightPieces.h)
+/// produces exactly these bytes.
+std::vector<std::uint8_t> assembleWeightBytes(const artifact::Artifact &artifact,
+                                              const artifact::WeightBinding &binding,
+                                              const weights::Checkpoint &checkpoint);
 
 /// Total bytes of all weight buffers in their artifact dtypes.
 std::uint64_t weightBytes(const artifact::Artifact &artifact);

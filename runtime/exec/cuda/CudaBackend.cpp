@@ -174,7 +174,8 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   compileKernels(options);
   allocate();
   blas_ = std::make_unique<CublasLt>();
-  widenedBiases_ = uploadWeights(artifact, checkpoint, buffers_, options_.verbose);
+  widenedBiases_ = uploadWeights(artifact, checkpoint, buffers_,
+                                 {.verbose = options_.verbose, .cacheDir = options_.cacheDir});
   warmUp();
   resetStates(0, 1); // the warm-up's slot; allocate() zeroed every slot
   std::size_t freeBytes = 0, totalBytes = 0;

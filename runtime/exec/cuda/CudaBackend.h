@@ -5,8 +5,9 @@
 // (KernelCache.h), GEMM steps run on cuBLASLt (CublasLt.h, also dlopen'ed) or, for the few rows
 // of a decode step, on xlc's own GEMV kernel where measurement prefers it (Gemv.h), and all
 // activation and workspace buffers live in one device arena planned by the compiler (sized at
-// the backend's limits). Weights are assembled from the checkpoint on the host
-// (WeightAssembly.h) and uploaded once in their artifact dtypes. Each decode_step call shape
+// the backend's limits). Weights go to the GPU as the checkpoint stores them, through pinned
+// staging on several streams, and are fused, folded and converted there (WeightUpload.h,
+// docs/weight-loading.md), bit for bit as the host path would. Each decode_step call shape
 // (first slot, batch) is captured once into a CUDA graph and replayed. Generation's draws run
 // on the GPU (DeviceSampler.h), inside the decode step's graph.
 //
