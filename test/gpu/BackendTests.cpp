@@ -39,6 +39,7 @@
 #include "runtime/reference/RandomCheckpoint.h"
 #include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
+#include "test/gpu/harness/ArtifactDirs.h"
 #include "test/gpu/harness/GpuSkip.h"
 #include "test/runtime/exec/BackwardGemmArtifact.h"
 #include "runtime/device/DeviceHeaders.h"
@@ -71,19 +72,8 @@ double relativeL2(std::span<const float> out, std::span<const float> ref) {
   return std::sqrt(num / std::max(den, 1e-300));
 }
 
-/// The repository root: $XLC_REPO_DIR (binaries built elsewhere and carried to the GPU machine),
-/// else the source tree this binary was built from.
-fs::path repoDir() {
-  if (const char *dir = std::getenv("XLC_REPO_DIR"); dir && *dir)
-    return dir;
-  return XLC_SOURCE_DIR;
-}
-
-fs::path artifactDir() {
-  if (const char *dir = std::getenv("XLC_GPU_ARTIFACTS"); dir && *dir)
-    return dir;
-  return repoDir() / ".artifacts";
-}
+using test::artifactDir;
+using test::repoDir;
 
 /// One model: its artifact, random bf16 weights, a CPU and a CUDA backend on them.
 struct Model {
