@@ -33,6 +33,11 @@
 #                sampled (temperature 0.8, top-k 50, top-p 0.95), each also as gB-p128-host,
 #                sB-p128-host with --host-sampling (logits copied, drawn on the host, as before);
 #                XLC_BENCH_CASES=sampling runs all sixteen
+#   load-7b      the 7B weight load (docs/weight-loading.md): xlc-run --verbose on that checkpoint
+#                (page cache warmed by a first run), three loads by the raw-bytes path and one by
+#                the host path (XLC_WEIGHT_UPLOAD=host), each "... GiB of weights assembled and
+#                uploaded in X s (...)" line in the summary; goal <= 3 s (not in the default
+#                steps; logs in load-7b/)
 #   sanitizers   test/gpu/run_sanitizers.sh: compute-sanitizer memcheck, initcheck, racecheck and
 #                synccheck over xlc-run on the tiny model and a few small gpu_kernel_tests cases
 #                (not in the default steps: several minutes; logs in sanitizers/)
@@ -62,9 +67,9 @@ done
 has() { [[ ",$steps," == *",$1,"* ]]; }
 for s in ${steps//,/ }; do
   case "$s" in
-    tests|cpu-vs-cuda-7b|sampling|gemv|parity-tiny|parity-125m|parity-7b|bench-7b|sanitizers) ;;
+    tests|cpu-vs-cuda-7b|sampling|gemv|parity-tiny|parity-125m|parity-7b|bench-7b|load-7b|sanitizers) ;;
     *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, sampling, gemv, parity-tiny," \
-         "parity-125m, parity-7b, bench-7b, sanitizers)" >&2; exit 2 ;;
+         "parity-125m, parity-7b, bench-7b, load-7b, sanitizers)" >&2; exit 2 ;;
   esac
 done
 
@@ -110,7 +115,7 @@ if has cpu-vs-cuda-7b; then
   [ -x "$bin/gpu_backend_tests" ] || bundle_error "no $bin/gpu_backend_tests"
   needed+=(xlstm-7b)
 fi
-if has parity-7b || has bench-7b; then needed+=(xlstm-7b); fi
+if has parity-7b || has bench-7b || has load-7b; then needed+=(xlstm-7b); fi
 missing=()
 for m in "${needed[@]}"; do
   [ -f "$arts/$m.xlca" ] || missing+=("$m.xlca")
@@ -310,6 +315,41 @@ PY
       done
     done
     record bench-7b done "$((SECONDS - t)) s"
+  fi
+fi
+
+if has load-7b; then
+  ckpt="$PARITY_WORK/hf-7b"
+  load="$out/load-7b"
+  mkdir -p "$load"
+  if [ ! -d "$ckpt" ]; then
+    record load-7b FAIL "no checkpoint $ckpt (run the parity-7b step first)"
+    status=1
+  else
+    t=$SECONDS
+    echo "3 5 7" > "$load/prompt.ids"
+    # load NAME [VAR=VALUE...]: one xlc-run (one token), its weight-load line into the summary.
+    load_run() {
+      local name="$1"
+      shift
+      head_log "$load/$name.err"
+      env "$@" timeout 300 "$bin/xlc-run" --model "$arts/xlstm-7b.xlca" --weights "$ckpt" \
+        --prompt-ids "$load/prompt.ids" --max-tokens 1 --temperature 0 --device cuda \
+        --verbose > /dev/null 2>> "$load/$name.err"
+      local rc=$? line
+      line="$(grep -h 'assembled and uploaded' "$load/$name.err" | tail -n 1)"
+      if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+        echo "  $name FAIL rc $rc (see load-7b/$name.err)" | tee -a "$summary"
+        status=1
+      else
+        echo "  $name: ${line#\[xlc\] }" | tee -a "$summary"
+      fi
+    }
+    record load-7b run "xlc-run --verbose on $ckpt; details in load-7b/"
+    load_run warm-up XLC_WEIGHT_UPLOAD=raw
+    for rep in 1 2 3; do load_run "raw-$rep" XLC_WEIGHT_UPLOAD=raw; done
+    load_run host XLC_WEIGHT_UPLOAD=host
+    record load-7b done "$((SECONDS - t)) s"
   fi
 fi
 
