@@ -4,7 +4,8 @@
 #   scripts/setup.sh [build-dir] [extra cmake args...]
 #
 # Packages: MLIR/LLVM 19 (compiler, mlir-tblgen, FileCheck, lit), GoogleTest, nlohmann-json,
-# CLI11, fmt, ccache, ninja. The CUDA 13 toolkit is expected at /usr/local/cuda (it comes with the
+# CLI11, fmt, ccache, ninja; matplotlib for xlc-bench's plots (scripts/plot-bench.py, tested by
+# test/run/bench-plots.test). The CUDA 13 toolkit is expected at /usr/local/cuda (it comes with the
 # machine image); it is optional: without it the NVRTC checks are skipped and the runtime uses its
 # CPU backend only.
 set -euo pipefail
@@ -15,7 +16,8 @@ shift || true
 
 packages=(cmake ninja-build ccache g++ python3
           libmlir-19-dev mlir-19-tools llvm-19-dev llvm-19-tools libzstd-dev
-          libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libfmt-dev)
+          libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+          python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

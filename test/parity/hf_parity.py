@@ -537,7 +537,13 @@ def versions():
 
 def config_kwargs(name):
     """xLSTMConfig keyword arguments from the repo's config.json plus the native kernel fields."""
-    with open(os.path.join(REPO, CONFIG_PATHS[name])) as f:
+    return config_kwargs_from_file(os.path.join(REPO, CONFIG_PATHS[name]))
+
+
+def config_kwargs_from_file(path):
+    """xLSTMConfig keyword arguments from any config.json (an NX-AI one as in models/, or one
+    save_pretrained wrote) plus the native kernel fields; also the legacy keys dropped."""
+    with open(path) as f:
         raw = json.load(f)
     dropped = sorted(k for k in raw if k in LEGACY_KEYS)
     kwargs = {k: v for k, v in raw.items() if k not in LEGACY_KEYS}
@@ -629,10 +635,13 @@ def save_checkpoint(model, directory, shard):
     return files
 
 
-def load_checkpoint(directory, dtype, device):
-    """from_pretrained onto the GPU; returns (model, problems with the loading info)."""
+def load_checkpoint(directory, dtype, device, config=None):
+    """from_pretrained onto the GPU (with |config| instead of the directory's, if given);
+    returns (model, problems with the loading info)."""
     from transformers import AutoModelForCausalLM
     kwargs = {"dtype": dtype, "output_loading_info": True}
+    if config is not None:
+        kwargs["config"] = config
     try:
         loaded = AutoModelForCausalLM.from_pretrained(directory, device_map=device, **kwargs)
     except (TypeError, ValueError, ImportError) as e:

@@ -38,16 +38,11 @@
 #include "runtime/artifact/Validate.h"
 #include "runtime/exec/Generator.h"
 #include "runtime/exec/WeightAssembly.h"
-#include "runtime/exec/cpu/CpuBackend.h"
 #include "runtime/support/Error.h"
 #include "runtime/tokenizer/Tokenizer.h"
 #include "runtime/weights/Checkpoint.h"
+#include "tools/support/BackendChoice.h"
 #include "tools/xlc-run/RunSupport.h"
-
-#if XLC_HAVE_CUDA_BACKEND
-#include "runtime/cuda/DriverApi.h"
-#include "runtime/exec/cuda/CudaBackend.h"
-#endif
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -72,13 +67,12 @@ struct Options {
   std::string model, weights, tokenizer;
   std::string prompt, batchFile, promptIds, forceTokens, dumpLogits;
   std::string device = "auto";
-  std::string kernelCache;
+  tools::BackendSettings backend; ///< --threads, --kernel-cache, --host-sampling, --gemv
   std::uint64_t maxTokens = 64;
   std::uint64_t maxSeq = 0; // 0 = derived from the prompts
-  unsigned threads = 0;
   exec::SamplingOptions sampling;
   bool bos = false, ignoreEos = false, noStream = false, verbose = false, json = false;
-  bool score = false, hostSampling = false;
+  bool score = false;
 };
 
 /// An error in how the tool was called: exit status 2.
@@ -118,52 +112,6 @@ std::optional<Tokenizer> loadTokenizer(const Options &options, bool required) {
         "tokenizer.json), or give token ids with --prompt-ids",
         beside.string());
   return std::nullopt;
-}
-
-/// "cpu" or "cuda" for --device, with the reason on stderr for auto.
-std::string chooseDevice(const Options &options) {
-#if XLC_HAVE_CUDA_BACKEND
-  std::string reason;
-  if (options.device == "cpu")
-    return "cpu";
-  bool gpu = cuda::cudaAvailable(&reason);
-  if (options.device == "cuda") {
-    check(gpu, "--device cuda: no usable GPU: {}", reason);
-    return "cuda";
-  }
-  if (gpu) {
-    std::fprintf(stderr, "xlc-run: --device auto: using the GPU (cuda)\n");
-    return "cuda";
-  }
-  std::fprintf(stderr, "xlc-run: --device auto: using the CPU (no usable GPU: %s)\n",
-               reason.c_str());
-  return "cpu";
-#else
-  check(options.device != "cuda",
-        "--device cuda: this xlc-run was built without the CUDA backend (the CUDA toolkit's "
-        "headers were not found when it was configured); use --device cpu");
-  if (options.device == "auto")
-    std::fprintf(stderr, "xlc-run: --device auto: using the CPU (built without the CUDA "
-                         "backend)\n");
-  return "cpu";
-#endif
-}
-
-std::unique_ptr<exec::Backend> createBackend(const Options &options, const std::string &device,
-                                             const artifact::Artifact &artifact,
-                                             const weights::Checkpoint &checkpoint,
-                                             exec::Limits limits) {
-#if XLC_HAVE_CUDA_BACKEND
-  if (device == "cuda") {
-    exec::CudaBackendOptions cudaOptions;
-    cudaOptions.cacheDir = options.kernelCache;
-    cudaOptions.verbose = options.verbose;
-    cudaOptions.deviceSampling = !options.hostSampling;
-    return exec::createCudaBackend(artifact, checkpoint, limits, cudaOptions);
-  }
-#endif
-  (void)device;
-  return exec::createCpuBackend(artifact, checkpoint, limits, options.threads);
 }
 
 std::uint64_t roundUp(std::uint64_t value, std::uint64_t multiple) {
@@ -374,7 +322,7 @@ int runGeneration(const Options &options) {
                      : roundUp(std::min<std::uint64_t>(longest, 2048), model.chunkSize),
       options.score ? std::vector<std::string>{"score"}
                     : std::vector<std::string>{"prefill", "decode_step"}};
-  const std::string device = chooseDevice(options);
+  const std::string device = tools::chooseDevice(options.device, "xlc-run");
 
   artifact::validate(artifact, limits.maxBatch, limits.maxSeq);
   note(options, fmt::format("artifact {}: model '{}', vocabulary {}, chunk {}; {} sequence(s), "
@@ -391,8 +339,10 @@ int runGeneration(const Options &options) {
     note(options, line);
 
   Clock::time_point backendStart = Clock::now();
+  tools::BackendSettings settings = options.backend;
+  settings.verbose = options.verbose;
   std::unique_ptr<exec::Backend> backend =
-      createBackend(options, device, artifact, checkpoint, limits);
+      tools::createBackend(device, artifact, checkpoint, limits, settings);
   note(options, fmt::format("backend ready in {:.0f} ms: {}", msSince(backendStart),
                             backend->description()));
   if (options.score)
@@ -493,7 +443,7 @@ int runGeneration(const Options &options) {
                             {"top_p", options.sampling.topP},
                             {"seed", options.sampling.seed},
                             {"greedy", options.sampling.isGreedy()},
-                            {"drawn_on", backend->kind() == "cuda" && !options.hostSampling
+                            {"drawn_on", backend->kind() == "cuda" && !options.backend.hostSampling
                                              ? "gpu"
                                              : "host"}};
     document["max_tokens"] = options.maxTokens;
@@ -562,27 +512,11 @@ int main(int argc, char **argv) {
   app.add_option("--seed", options.sampling.seed,
                  "Seed of the sampler (the same seed gives the same tokens on every platform)")
       ->capture_default_str();
-  app.add_flag("--host-sampling", options.hostSampling,
-               "CUDA: copy every step's logits to the host and draw there, instead of drawing "
-               "on the GPU and copying back only the token ids (the same tokens; for comparing "
-               "the two). The CPU backend always draws on the host");
-  app.add_option("--device", options.device,
-                 "auto: the GPU if this build has the CUDA backend and a GPU is usable, else "
-                 "the CPU")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
+  tools::addBackendOptions(app, options.device, options.backend);
   app.add_option("--max-seq", options.maxSeq,
                  "Tokens per sequence per prefill call (longer prompts are fed in pieces); "
                  "default: the longest prompt, at most 2048, rounded up to the chunk size")
       ->check(CLI::PositiveNumber);
-  app.add_option("--threads", options.threads, "CPU backend threads; 0 = all cores")
-      ->capture_default_str();
-  app.add_option("--kernel-cache", options.kernelCache,
-                 "CUDA kernel cache directory, or 'off' (default: $XLC_CACHE_DIR, else "
-                 "$XDG_CACHE_HOME/xlc/kernels, else ~/.cache/xlc/kernels). It must be private "
-                 "(created mode 0700; one writable by others or owned by another user is not "
-                 "used, with a warning)")
-      ->type_name("<dir|off>");
   app.add_flag("--bos", options.bos,
                "Prepend the model's BOS token (id 0 for xLSTM 7B, as its model card asks) to "
                "every prompt");

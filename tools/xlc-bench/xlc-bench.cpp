@@ -1,0 +1,573 @@
+//===- xlc-bench.cpp - Measure a compiled xLSTM model ----------------------===//
+//
+//   xlc-bench --model model.xlca --weights <hf-dir> [--device auto|cpu|cuda] [--cases LIST]
+//             [--reps N] [--warmup N] [--decode-steps N] [--tokens-per-call N]
+//             [--json] [--output FILE] [--plots DIR] [--no-hf | --hf-cases LIST] ...
+//
+// A program, not a test: it measures, it never judges speed. What it measures (BenchCase.h):
+// prefill and time to first token, decode at a batch after a prompt, and profiles of one call
+// with every step timed (the share of each kernel and GEMM shape); for every figure the
+// ratio to the device's physical limit (Workload.h) and, when transformers is there, to Hugging
+// Face transformers on the same checkpoint and prompts (HfBench.h); the memory each case's
+// backend holds (Measure.h). Output: a table on stdout (on stderr with --json), one JSON
+// document (--json: stdout; --output FILE), PNG plots (--plots DIR, scripts/plot-bench.py).
+//
+// Steps: parse the options and the cases; load the artifact and check every case's limits
+// against it (a Plan per case: fails before anything large is read); pick the device; open and
+// check the checkpoint; the limits of the device; then the cases, grouped by the backend they
+// need (cases with the same batch and tokens per call share one; a profile joins a backend of
+// its batch that holds its call), one backend at a time, each destroyed before the next is
+// made; then transformers in a child process (its own cases: --hf-cases); then the report and
+// the plots. A case that fails (out of memory, say) is reported and the others still run.
+//
+// Exit status: 0 when every case ran and the transformers side (unless --no-hf) and the plots
+// (if asked for) worked; 1 otherwise or on errors (the message names the file, case or value);
+// 2 on usage errors (unknown options or case names, limits a case exceeds).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/artifact/Serialize.h"
+#include "runtime/artifact/Validate.h"
+#include "runtime/exec/Plan.h"
+#include "runtime/exec/WeightAssembly.h"
+#include "runtime/support/Error.h"
+#include "runtime/weights/Checkpoint.h"
+#include "tools/support/BackendChoice.h"
+#include "tools/xlc-bench/BenchCase.h"
+#include "tools/xlc-bench/Child.h"
+#include "tools/xlc-bench/HfBench.h"
+#include "tools/xlc-bench/Measure.h"
+#include "tools/xlc-bench/Report.h"
+
+#if XLC_HAVE_CUDA_BACKEND
+#include "runtime/cuda/DriverApi.h"
+#endif
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include <unistd.h>
+
+namespace {
+
+using namespace xlc;
+using namespace xlc::bench;
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+struct Options {
+  std::string model, weights, device = "auto", cases;
+  tools::BackendSettings backend; ///< --threads, --kernel-cache, --host-sampling, --gemv
+  std::size_t reps = 5, warmup = 1, decodeSteps = 32;
+  std::uint64_t tokensPerCall = 65536, seed = 1;
+  double bandwidthGBs = 0, tflops = 0;
+  bool json = false, quiet = false, verbose = false, dryRun = false, noHf = false;
+  std::string output, plots, provenance;
+  std::string hfCases = "auto", hfPython = "python3", hfScript, scriptsDir, python = "python3";
+  std::size_t hfReps = 0;
+  double hfTimeout = 1800, plotTimeout = 300;
+};
+
+/// An error in how the tool was called: exit status 2.
+struct UsageError : Error {
+  using Error::Error;
+};
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string utcNow() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+/// "key: value" lines (test/gpu/provenance.sh) as a JSON object; the first value of a key wins.
+Json readProvenance(const std::string &path) {
+  std::ifstream in(path);
+  check(static_cast<bool>(in), "--provenance: cannot read '{}'", path);
+  Json object = Json::object();
+  std::string line;
+  while (std::getline(in, line)) {
+    const std::size_t sep = line.find(": ");
+    if (sep != std::string::npos && !object.contains(line.substr(0, sep)))
+      object[line.substr(0, sep)] = line.substr(sep + 2);
+  }
+  return object;
+}
+
+/// The directory of scripts/hf-bench.py and scripts/plot-bench.py: --scripts-dir, else
+/// $XLC_REPO_DIR/scripts, else scripts/ next to the repository this binary sits in (a build
+/// tree's tools/xlc-bench/, or the GPU bundle's .gpu/bin/), else ./scripts.
+std::string findScriptsDir(const Options &o) {
+  if (!o.scriptsDir.empty())
+    return o.scriptsDir;
+  std::vector<fs::path> candidates;
+  if (const char *repo = std::getenv("XLC_REPO_DIR"))
+    candidates.push_back(fs::path(repo) / "scripts");
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (fs::path dir = exe.parent_path(); dir.has_relative_path(); dir = dir.parent_path())
+      candidates.push_back(dir / "scripts");
+  candidates.push_back("scripts");
+  for (const fs::path &dir : candidates)
+    if (fs::is_regular_file(dir / "plot-bench.py", ec))
+      return dir.string();
+  return "scripts";
+}
+
+/// The checkpoint's directory (transformers loads a directory).
+std::string weightsDirectory(const std::string &weights) {
+  std::error_code ec;
+  const fs::path path(weights);
+  if (fs::is_directory(path, ec))
+    return path.string();
+  return path.has_parent_path() ? path.parent_path().string() : ".";
+}
+
+/// A case planned: its backend's limits and the plan validated at them.
+struct Planned {
+  std::size_t index = 0; ///< in the order asked for
+  std::uint64_t maxBatch = 0, maxSeq = 0;
+};
+
+/// Groups the cases by the backend they run on: equal (batch, tokens per call) share one; a
+/// profile joins an earlier or later group of its batch whose tokens per call hold its call.
+std::vector<std::vector<Planned>> groupByBackend(const std::vector<BenchCase> &cases,
+                                                 std::vector<Planned> planned) {
+  std::vector<std::vector<Planned>> groups;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> byLimits;
+  auto place = [&](const Planned &p) {
+    auto [it, inserted] = byLimits.emplace(std::pair(p.maxBatch, p.maxSeq), groups.size());
+    if (inserted)
+      groups.emplace_back();
+    groups[it->second].push_back(p);
+  };
+  for (const Planned &p : planned)
+    if (!cases[p.index].isProfile())
+      place(p);
+  for (Planned p : planned) {
+    const BenchCase &c = cases[p.index];
+    if (!c.isProfile())
+      continue;
+    const std::uint64_t need = c.kind == CaseKind::ProfilePrefill ? c.prompt : 1;
+    for (const auto &[limits, group] : byLimits)
+      if (limits.first == c.batch && limits.second >= need) {
+        p.maxBatch = limits.first;
+        p.maxSeq = limits.second;
+        break;
+      }
+    place(p);
+  }
+  return groups;
+}
+
+int run(const Options &o, const std::vector<std::string> &command) {
+  const Clock::time_point start = Clock::now();
+  auto progress = [&](const std::string &line) {
+    if (!o.quiet)
+      std::fprintf(stderr, "[xlc-bench %6.1fs] %s\n", secondsSince(start), line.c_str());
+  };
+
+  // Cases and their limits: every mistake here is found before anything large is read.
+  std::vector<BenchCase> cases;
+  try {
+    cases = parseCaseList(o.cases);
+  } catch (const Error &e) {
+    throw UsageError(e.what());
+  }
+  artifact::Artifact artifact = artifact::loadArtifact(o.model);
+  const std::uint64_t chunk = artifact.model.chunkSize;
+  const std::vector<std::string> functions = {"prefill", "decode_step"};
+  for (const std::string &f : functions)
+    check(artifact.findFunction(f) != nullptr,
+          "{} has no '{}' function; recompile the model with this release's xlc-compile",
+          o.model, f);
+  std::vector<Planned> planned;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    Planned p;
+    p.index = i;
+    p.maxBatch = cases[i].batch;
+    try {
+      p.maxSeq = seqPerCall(cases[i], o.tokensPerCall, chunk);
+      artifact::validate(artifact, p.maxBatch, p.maxSeq);
+    } catch (const UsageError &) {
+      throw;
+    } catch (const Error &e) {
+      throw UsageError(fmt::format("case {}: {}", cases[i].name, e.what()));
+    }
+    planned.push_back(p);
+  }
+  const std::vector<std::vector<Planned>> groups = groupByBackend(cases, planned);
+
+  const std::string device = tools::chooseDevice(o.device, "xlc-bench");
+  BenchRun report;
+  report.command = command;
+  report.startedUtc = utcNow();
+  report.device = device;
+  report.artifactPath = o.model;
+  report.settings = {o.reps, o.warmup, o.decodeSteps, o.seed};
+  report.tokensPerCall = o.tokensPerCall;
+  report.gemv = o.backend.gemv;
+  report.hostSampling = o.backend.hostSampling;
+  report.cases.resize(cases.size());
+  for (const std::vector<Planned> &group : groups)
+    for (const Planned &p : group) {
+      report.cases[p.index].bench = cases[p.index];
+      report.cases[p.index].maxBatch = p.maxBatch;
+      report.cases[p.index].maxSeq = p.maxSeq;
+    }
+  {
+    const exec::Plan plan(artifact, 1, std::max<std::uint64_t>(chunk, 1));
+    report.model = modelFacts(plan);
+  }
+  report.versions = {{"xlc_bench", XLC_VERSION},
+                     {"runtime", XLC_VERSION},
+                     {"artifact_compiler", artifact.compiler.name + " " + artifact.compiler.version}};
+#if XLC_HAVE_CUDA_BACKEND
+  if (device == "cuda")
+    report.versions["cuda_driver"] = cuda::driverStatus().driverVersion;
+#endif
+  const std::string provenancePath =
+      !o.provenance.empty() ? o.provenance
+                            : (std::getenv("XLC_PROVENANCE") ? std::getenv("XLC_PROVENANCE") : "");
+  report.provenance = provenancePath.empty() ? Json(nullptr) : readProvenance(provenancePath);
+
+  // The device's limits.
+  std::unique_ptr<MemoryProbe> probe = makeMemoryProbe(device);
+  report.deviceName = probe->deviceName();
+  report.memoryMethod = probe->method();
+  if (device == "cuda") {
+    report.limit = gpuLimit(report.deviceName);
+  } else {
+    progress("measuring this CPU's read bandwidth and fp32 multiply-add rate");
+    report.limit = measureCpuLimit(o.backend.threads);
+  }
+  if (o.bandwidthGBs > 0 || o.tflops > 0) {
+    check(o.bandwidthGBs > 0 && o.tflops > 0,
+          "--bandwidth and --tflops go together (the limit needs both)");
+    report.limit.bytesPerSecond = o.bandwidthGBs * 1e9;
+    report.limit.flopsPerSecond = o.tflops * 1e12;
+    report.limit.source = fmt::format("given: --bandwidth {} GB/s, --tflops {}", o.bandwidthGBs,
+                                      o.tflops);
+  }
+  progress(fmt::format("{} case(s) on {} ({}), {} backend(s); limits: {}", cases.size(),
+                       report.deviceName, device, groups.size(), report.limit.source));
+
+  if (o.dryRun) {
+    for (const std::vector<Planned> &group : groups)
+      for (const Planned &p : group) {
+        const BenchCase &c = cases[p.index];
+        const exec::Plan plan(artifact, p.maxBatch, p.maxSeq);
+        CaseResult &r = report.cases[p.index];
+        r.work = caseWork(plan, c, p.maxSeq, o.decodeSteps, floatStorage(device));
+        r.bound = limitTime(r.work, report.limit, false);
+        std::printf("%-26s backend B=%llu S=%llu  %.4g GFLOP  %.4g GB compulsory  limit %s\n",
+                    c.name.c_str(), static_cast<unsigned long long>(p.maxBatch),
+                    static_cast<unsigned long long>(p.maxSeq), r.work.flops / 1e9,
+                    r.work.compulsoryBytes() / 1e9,
+                    r.bound ? fmt::format("{:.4g} ms ({})", r.bound->seconds * 1e3,
+                                          r.bound->resource)
+                                  .c_str()
+                            : "unknown");
+      }
+    return 0;
+  }
+
+  weights::Checkpoint checkpoint = weights::Checkpoint::open(o.weights);
+  exec::checkWeights(artifact, checkpoint);
+  report.weightsPath = checkpoint.path();
+  progress(fmt::format("weights {}: {} tensors, {:.2f} GiB; they match the artifact",
+                       checkpoint.path(), checkpoint.tensors().size(),
+                       static_cast<double>(checkpoint.totalBytes()) / (1u << 30)));
+
+  tools::BackendSettings settings = o.backend;
+  settings.verbose = o.verbose;
+  bool failed = false;
+  for (const std::vector<Planned> &group : groups) {
+    const Planned &first = group.front();
+    const MemoryReading before = probe->read();
+    std::unique_ptr<exec::Backend> backend;
+    const Clock::time_point made = Clock::now();
+    progress(fmt::format("backend for batch {}, {} tokens per call (cases: {})", first.maxBatch,
+                         first.maxSeq, [&] {
+                           std::string names;
+                           for (const Planned &p : group)
+                             names += (names.empty() ? "" : ", ") + cases[p.index].name;
+                           return names;
+                         }()));
+    try {
+      backend = tools::createBackend(device, artifact, checkpoint,
+                                     exec::Limits{first.maxBatch, first.maxSeq, functions},
+                                     settings);
+    } catch (const Error &e) {
+      progress(fmt::format("backend failed: {}", e.what()));
+      for (const Planned &p : group)
+        report.cases[p.index].error = fmt::format("creating the backend: {}", e.what());
+      failed = true;
+      continue;
+    }
+    progress(fmt::format("backend ready in {:.1f} s: {}", secondsSince(made),
+                         backend->description()));
+    if (report.deviceDescription.empty())
+      report.deviceDescription = backend->description();
+    for (const Planned &p : group) {
+      CaseResult &r = report.cases[p.index];
+      r.memoryBefore = before;
+      try {
+        runCase(*backend, r, report.settings, report.limit, progress);
+      } catch (const Error &e) {
+        r.error = e.what();
+        failed = true;
+        progress(fmt::format("{} failed: {}", r.bench.name, e.what()));
+      }
+      r.memoryAfter = probe->read();
+    }
+  }
+
+  // transformers, after every backend is gone.
+  report.hfRequested = !o.noHf;
+  const std::string scripts = findScriptsDir(o);
+  if (report.hfRequested) {
+    std::vector<BenchCase> hfCases;
+    if (o.hfCases == "auto" || o.hfCases == "all") {
+      // auto: on the GPU only the rows of issue 10 (transformers is slow); on the CPU all.
+      std::vector<BenchCase> issue;
+      if (o.hfCases == "auto" && device == "cuda")
+        issue = parseCaseList("issue10");
+      for (const BenchCase &c : cases)
+        if (!c.isProfile() &&
+            (issue.empty() || std::find(issue.begin(), issue.end(), c) != issue.end()))
+          hfCases.push_back(c);
+    } else {
+      try {
+        for (const BenchCase &c : parseCaseList(o.hfCases)) {
+          if (std::find(cases.begin(), cases.end(), c) == cases.end() || c.isProfile())
+            throw UsageError(fmt::format("--hf-cases: {} is not a prefill or decode case of "
+                                         "this run (--cases)",
+                                         c.name));
+          hfCases.push_back(c);
+        }
+      } catch (const UsageError &) {
+        throw;
+      } catch (const Error &e) {
+        throw UsageError(fmt::format("--hf-cases: {}", e.what()));
+      }
+    }
+    for (const BenchCase &c : hfCases)
+      report.hfCases.push_back(c.name);
+    if (hfCases.empty()) {
+      report.hf.status = "skipped";
+      report.hf.reason = "no prefill or decode case to compare";
+    } else {
+      HfSettings hf;
+      hf.python = o.hfPython;
+      hf.script = o.hfScript.empty() ? (fs::path(scripts) / "hf-bench.py").string() : o.hfScript;
+      hf.weights = weightsDirectory(o.weights);
+      hf.device = device;
+      hf.dtype = device == "cuda" ? "bfloat16" : "float32";
+      hf.workDir = !o.output.empty() && fs::path(o.output).has_parent_path()
+                       ? fs::path(o.output).parent_path().string()
+                   : !o.plots.empty() ? o.plots
+                                      : (fs::temp_directory_path() /
+                                         fmt::format("xlc-bench-{}", getpid()))
+                                            .string();
+      hf.seed = o.seed;
+      hf.vocab = artifact.model.vocabSize;
+      hf.reps = o.hfReps ? o.hfReps : std::min<std::size_t>(o.reps, 3);
+      hf.warmup = o.warmup;
+      hf.decodeSteps = o.decodeSteps;
+      hf.timeoutSeconds = o.hfTimeout;
+      progress(fmt::format("transformers: {} case(s) with {} {}", hfCases.size(), hf.python,
+                           hf.script));
+      report.hf = runHfBench(hf, hfCases);
+      progress(fmt::format("transformers: {}{} in {:.1f} s", report.hf.status,
+                           report.hf.reason.empty() ? "" : " (" + report.hf.reason + ")",
+                           report.hf.seconds));
+      if (report.hf.response.is_object() && report.hf.response.contains("versions"))
+        report.versions["hf"] = report.hf.response["versions"];
+      if (report.hf.status != "ok")
+        failed = true;
+      for (const auto &[name, h] : report.hf.cases)
+        if (!h.error.empty())
+          failed = true;
+    }
+  }
+
+  // The report; the plots are drawn from the JSON file, which then lists them.
+  report.totalSeconds = secondsSince(start);
+  std::string jsonPath = o.output;
+  if (jsonPath.empty() && !o.plots.empty())
+    jsonPath = (fs::path(o.plots) / "xlc-bench.json").string();
+  auto writeJson = [&] {
+    if (jsonPath.empty())
+      return;
+    std::error_code ec;
+    if (fs::path(jsonPath).has_parent_path())
+      fs::create_directories(fs::path(jsonPath).parent_path(), ec);
+    std::ofstream out(jsonPath);
+    out << toJson(report).dump(1, ' ', false, Json::error_handler_t::replace) << '\n';
+    check(static_cast<bool>(out), "cannot write '{}'", jsonPath);
+  };
+  writeJson();
+  if (!o.plots.empty()) {
+    const std::string script = (fs::path(scripts) / "plot-bench.py").string();
+    progress(fmt::format("plots: {} {} into {}", o.python, script, o.plots));
+    const ChildResult child =
+        runChild({o.python, script, jsonPath, "--out", o.plots}, o.plotTimeout);
+    if (!child.ok()) {
+      progress(fmt::format("plots failed: {} {}", script, child.why));
+      failed = true;
+    }
+    std::error_code ec;
+    for (const char *name : {"prefill-tokens-per-s.png", "decode-tokens-per-s.png",
+                             "step-shares.png"})
+      if (fs::is_regular_file(fs::path(o.plots) / name, ec))
+        report.plots.push_back((fs::path(o.plots) / name).string());
+    writeJson();
+  }
+  printTable(report, o.json ? stderr : stdout);
+  if (o.json)
+    std::cout << toJson(report).dump(1, ' ', false, Json::error_handler_t::replace) << '\n';
+  return failed ? 1 : 0;
+}
+
+std::string setsHelp() {
+  std::string text = "Cases (--cases, comma-separated; names say what they measure):\n"
+                     "  prefill-b<B>-p<P>          time to first token and prefill tokens/s of B "
+                     "prompts of P tokens\n"
+                     "  decode-b<B>-p<P>           decode tokens/s at batch B after prompts of P "
+                     "tokens\n"
+                     "  profile-prefill-b<B>-p<P>  every step of one B x P prefill call timed\n"
+                     "  profile-decode-b<B>        every step of one decode step at batch B timed\n"
+                     "Sets:\n";
+  for (const CaseSet &set : caseSets())
+    text += fmt::format("  {:<10} {}\n             = {}\n", set.name, set.description, set.cases);
+  return text;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"xlc-bench: measure a compiled xLSTM model (an xlc-compile artifact and a Hugging "
+               "Face safetensors checkpoint): prefill, time to first token, decode, memory, the "
+               "time of every kernel, each against the device's limit and Hugging Face "
+               "transformers on the same weights.",
+               "xlc-bench"};
+  Options o;
+  app.add_option("--model", o.model, "Compiled artifact (xlc-compile -o model.xlca)")
+      ->type_name("<artifact.xlca>")
+      ->required();
+  CLI::Option *weights =
+      app.add_option("--weights", o.weights,
+                     "Checkpoint directory (config.json + safetensors); transformers loads the "
+                     "same directory")
+          ->type_name("<hf-dir>");
+  tools::addBackendOptions(app, o.device, o.backend);
+  app.add_option("--cases", o.cases,
+                 "Cases and sets, comma-separated (see below); default: all on the GPU, tiny on "
+                 "the CPU")
+      ->type_name("<list>");
+  app.add_option("--reps", o.reps, "Timed repeats of every case")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--warmup", o.warmup, "Untimed repeats before them")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  app.add_option("--decode-steps", o.decodeSteps, "Decode steps in one repeat of a decode case")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--tokens-per-call", o.tokensPerCall,
+                 "Most tokens (batch x tokens per sequence) in one prefill call; longer prompts "
+                 "are fed in pieces, as xlc-run --max-seq does")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--seed", o.seed, "Seed of the prompts' token ids")->capture_default_str();
+  app.add_option("--bandwidth", o.bandwidthGBs,
+                 "Memory bandwidth limit in GB/s (with --tflops; default: the device table, or "
+                 "measured on the CPU)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--tflops", o.tflops, "Arithmetic limit in TFLOP/s (with --bandwidth)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--json", o.json,
+               "Print the JSON document on stdout (the table then goes to stderr)");
+  app.add_option("--output", o.output, "Write the JSON document to this file")
+      ->type_name("<file.json>");
+  app.add_option("--plots", o.plots,
+                 "Draw PNG plots into this directory with scripts/plot-bench.py (matplotlib); "
+                 "the JSON goes there too unless --output names a file")
+      ->type_name("<dir>");
+  app.add_option("--python", o.python, "Python for the plot script")->capture_default_str();
+  app.add_flag("--no-hf", o.noHf, "Do not measure Hugging Face transformers");
+  app.add_option("--hf-cases", o.hfCases,
+                 "Cases for transformers: auto (GPU: those of the issue10 set in this run; CPU: "
+                 "all), all (every prefill and decode case), or a list")
+      ->capture_default_str();
+  app.add_option("--hf-reps", o.hfReps, "transformers' timed repeats (default: min(--reps, 3))");
+  app.add_option("--hf-timeout", o.hfTimeout, "Seconds transformers may take in all")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--hf-python", o.hfPython, "Python with torch and transformers")
+      ->capture_default_str();
+  app.add_option("--hf-script", o.hfScript,
+                 "The transformers script (default: hf-bench.py in the scripts directory)")
+      ->type_name("<file.py>");
+  app.add_option("--scripts-dir", o.scriptsDir,
+                 "Where hf-bench.py and plot-bench.py are (default: $XLC_REPO_DIR/scripts, else "
+                 "scripts/ of the repository this binary is in, else ./scripts)")
+      ->type_name("<dir>");
+  app.add_option("--provenance", o.provenance,
+                 "A provenance file of 'key: value' lines for the JSON (default: "
+                 "$XLC_PROVENANCE, as test/gpu/run_bundle.sh sets it)")
+      ->type_name("<file>");
+  app.add_flag("--dry-run", o.dryRun,
+               "Check the cases against the artifact and print each one's work and limit; run "
+               "nothing (no --weights needed)");
+  app.add_flag("--quiet", o.quiet, "No progress lines on stderr");
+  app.add_flag("--verbose", o.verbose, "The CUDA backend's own progress lines too");
+  app.footer(setsHelp() + "\nExit status: 0 when everything ran, 1 when a case, transformers or "
+                          "the plots failed, 2 on usage errors.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  std::vector<std::string> command(argv, argv + argc);
+  try {
+    if (!o.dryRun && weights->count() == 0)
+      throw UsageError("--weights is required (except with --dry-run)");
+    if (o.noHf && app.get_option("--hf-cases")->count() > 0)
+      throw UsageError("--no-hf and --hf-cases contradict each other");
+    if (o.cases.empty()) {
+      // The default set depends on the device; resolve it the way the run will.
+      o.cases = tools::chooseDevice(o.device, "xlc-bench") == "cuda" ? "all" : "tiny";
+      o.device = o.cases == "all" ? "cuda" : "cpu";
+    }
+    return run(o, command);
+  } catch (const UsageError &e) {
+    std::fprintf(stderr, "xlc-bench: error: %s\nRun with --help for more information.\n",
+                 e.what());
+    return 2;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "xlc-bench: error: %s\n", e.what());
+    return 1;
+  }
+}
