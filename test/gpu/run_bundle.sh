@@ -38,6 +38,16 @@
 #                the host path (XLC_WEIGHT_UPLOAD=host), each "... GiB of weights assembled and
 #                uploaded in X s (...)" line in the summary; goal <= 3 s (not in the default
 #                steps; logs in load-7b/)
+#   xlc-bench    xlc-bench on that 7B checkpoint (docs/xlc-bench.md): the cases of XLC_BENCH_SET
+#                (default all: issue 10's table, prefill from 1 x 512 to 2 x 32768 tokens, decode
+#                at batch 1/8/64/256 after 128 and 8192 tokens, step profiles of a prefill and a
+#                decode step), XLC_BENCH_REPS repeats (default 3) after one warm-up, every figure
+#                with its ratio to the H100's limit and memory, transformers side by side on the
+#                cases of XLC_BENCH_HF_CASES (default auto: those of issue 10's table) within
+#                XLC_BENCH_HF_TIMEOUT s (default 240); table.txt, xlc-bench.json and the plots in
+#                xlc-bench/, the table in the summary; the whole step within XLC_BENCH_TIMEOUT s
+#                (default 570; the JSON is written after every backend, so a stopped run keeps
+#                what it measured). Not in the default steps: 6-9 minutes
 #   sanitizers   test/gpu/run_sanitizers.sh: compute-sanitizer memcheck, initcheck, racecheck and
 #                synccheck over xlc-run on the tiny model and a few small gpu_kernel_tests cases
 #                (not in the default steps: several minutes; logs in sanitizers/)
@@ -67,9 +77,9 @@ done
 has() { [[ ",$steps," == *",$1,"* ]]; }
 for s in ${steps//,/ }; do
   case "$s" in
-    tests|cpu-vs-cuda-7b|sampling|gemv|parity-tiny|parity-125m|parity-7b|bench-7b|load-7b|sanitizers) ;;
+    tests|cpu-vs-cuda-7b|sampling|gemv|parity-tiny|parity-125m|parity-7b|bench-7b|load-7b|xlc-bench|sanitizers) ;;
     *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, sampling, gemv, parity-tiny," \
-         "parity-125m, parity-7b, bench-7b, load-7b, sanitizers)" >&2; exit 2 ;;
+         "parity-125m, parity-7b, bench-7b, load-7b, xlc-bench, sanitizers)" >&2; exit 2 ;;
   esac
 done
 
@@ -115,7 +125,10 @@ if has cpu-vs-cuda-7b; then
   [ -x "$bin/gpu_backend_tests" ] || bundle_error "no $bin/gpu_backend_tests"
   needed+=(xlstm-7b)
 fi
-if has parity-7b || has bench-7b || has load-7b; then needed+=(xlstm-7b); fi
+if has xlc-bench; then
+  [ -x "$bin/xlc-bench" ] || bundle_error "no $bin/xlc-bench"
+fi
+if has parity-7b || has bench-7b || has load-7b || has xlc-bench; then needed+=(xlstm-7b); fi
 missing=()
 for m in "${needed[@]}"; do
   [ -f "$arts/$m.xlca" ] || missing+=("$m.xlca")
@@ -353,6 +366,46 @@ if has load-7b; then
   fi
 fi
 
+if has xlc-bench; then
+  ckpt="$PARITY_WORK/hf-7b"
+  xb="$out/xlc-bench"
+  mkdir -p "$xb"
+  if [ ! -d "$ckpt" ]; then
+    record xlc-bench FAIL "no checkpoint $ckpt (run the parity-7b step first)"
+    status=1
+  else
+    t=$SECONDS
+    # At most 8 files: progress.log, table.txt, xlc-bench.json, hf-request.json,
+    # hf-response.json and the three plots.
+    head_log "$xb/progress.log"
+    timeout "${XLC_BENCH_TIMEOUT:-570}" "$bin/xlc-bench" --model "$arts/xlstm-7b.xlca" \
+      --weights "$ckpt" --device cuda --cases "${XLC_BENCH_SET:-all}" \
+      --reps "${XLC_BENCH_REPS:-3}" --hf-cases "${XLC_BENCH_HF_CASES:-auto}" \
+      --hf-timeout "${XLC_BENCH_HF_TIMEOUT:-240}" --scripts-dir "$here/scripts" \
+      --provenance "$provenance" --output "$xb/xlc-bench.json" --plots "$xb" \
+      > "$xb/table.txt" 2>> "$xb/progress.log"
+    rc=$?
+    cat "$xb/table.txt"
+    counts="$(python3 - "$xb/xlc-bench.json" <<'PY'
+import json, sys
+try:
+    doc = json.load(open(sys.argv[1]))
+    by = {}
+    for c in doc["cases"]:
+        by[c["status"]] = by.get(c["status"], 0) + 1
+    print(", ".join(f"{n} {s}" for s, n in sorted(by.items())) +
+          f"; transformers {doc['hf']['status']}; {len(doc['plots'])} plots" +
+          ("" if doc.get("complete") else "; INCOMPLETE"))
+except Exception as e:
+    print(f"no JSON ({e})")
+PY
+)"
+    record xlc-bench "$([ "$rc" -eq 0 ] && echo ok || echo FAIL)" \
+      "rc $rc, cases: $counts, $((SECONDS - t)) s; details in xlc-bench/"
+    [ "$rc" -eq 0 ] || status=1
+  fi
+fi
+
 {
   echo "================ run_bundle summary ================"
   cat "$provenance"
@@ -360,6 +413,10 @@ fi
   echo "XLC_REQUIRE_GPU=1: a skipped test counts as a failure"
   echo
   cat "$summary"
+  if [ -f "$out/xlc-bench/table.txt" ]; then
+    echo "-- xlc-bench (xlc-bench/table.txt, profiles there too):"
+    sed -n '1,/^$/p;/^case /,/^$/p' "$out/xlc-bench/table.txt"
+  fi
   if [ -f "$out/gemv/kernel_bench_gemv.log" ]; then
     echo "-- decode GEMMs (kernel_bench --gemv-only):"
     sed -n '/^decode GEMM /,/^  (%3.35/p' "$out/gemv/kernel_bench_gemv.log"

@@ -77,6 +77,7 @@ std::unique_ptr<MemoryProbe> makeMemoryProbe(const std::string &device);
 struct CaseResult {
   BenchCase bench;
   std::uint64_t maxBatch = 0, maxSeq = 0; ///< the backend's limits
+  bool done = false;                      ///< ran, or failed (false: still to run)
   std::string error;                      ///< empty when the case ran
   /// Seconds: prefill cases one generate() per repeat; decode cases one block of decodeSteps.
   std::vector<double> repeats, warmupRepeats;

@@ -142,7 +142,7 @@ Json caseJson(const BenchRun &run, const CaseResult &r) {
   entry["prompt_tokens"] = c.prompt;
   if (c.kind == CaseKind::Decode)
     entry["decode_steps_per_repeat"] = run.settings.decodeSteps;
-  entry["status"] = r.error.empty() ? "ok" : "failed";
+  entry["status"] = !r.done ? "pending" : r.error.empty() ? "ok" : "failed";
   entry["error"] = r.error.empty() ? Json(nullptr) : Json(r.error);
   entry["backend_limits"] = {{"max_batch", r.maxBatch}, {"max_seq", r.maxSeq}};
   // Corners of the prompts, [sequence, position, id]: scripts/hf-bench.py computes the same ids.
@@ -247,6 +247,7 @@ Json toJson(const BenchRun &run) {
   doc["command"] = run.command;
   doc["started_utc"] = run.startedUtc;
   doc["total_seconds"] = run.totalSeconds;
+  doc["complete"] = run.complete;
   doc["provenance"] = run.provenance;
   doc["versions"] = run.versions;
   doc["device"] = {{"kind", run.device},
@@ -300,8 +301,8 @@ void printTable(const BenchRun &run, std::FILE *out) {
              "median", "[p20, p80]", "unit", "%limit", "memory", "transformers", "xlc/HF");
   for (const CaseResult &r : run.cases) {
     const BenchCase &c = r.bench;
-    if (!r.error.empty()) {
-      fmt::print(out, "{:<26} FAILED: {}\n", c.name, r.error);
+    if (!r.done || !r.error.empty()) {
+      fmt::print(out, "{:<26} {}\n", c.name, r.done ? "FAILED: " + r.error : "not run");
       continue;
     }
     const auto hf = run.hf.cases.find(c.name);

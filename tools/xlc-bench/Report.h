@@ -32,6 +32,7 @@ struct BenchRun {
   std::vector<std::string> command;
   std::string startedUtc;
   double totalSeconds = 0;
+  bool complete = false; ///< false while cases are still to run (a document written on the way)
   nlohmann::ordered_json provenance; ///< null when none was given
   nlohmann::ordered_json versions;
   std::string device;            ///< "cpu" or "cuda"

@@ -297,6 +297,22 @@ int run(const Options &o, const std::vector<std::string> &command) {
                        checkpoint.path(), checkpoint.tensors().size(),
                        static_cast<double>(checkpoint.totalBytes()) / (1u << 30)));
 
+  std::string jsonPath = o.output;
+  if (jsonPath.empty() && !o.plots.empty())
+    jsonPath = (fs::path(o.plots) / "xlc-bench.json").string();
+  // Written after every backend's cases too (complete: false), so that a run stopped by an
+  // outer time limit keeps what it measured.
+  auto writeJson = [&] {
+    if (jsonPath.empty())
+      return;
+    report.totalSeconds = secondsSince(start);
+    std::error_code ec;
+    if (fs::path(jsonPath).has_parent_path())
+      fs::create_directories(fs::path(jsonPath).parent_path(), ec);
+    std::ofstream out(jsonPath);
+    out << toJson(report).dump(1, ' ', false, Json::error_handler_t::replace) << '\n';
+    check(static_cast<bool>(out), "cannot write '{}'", jsonPath);
+  };
   tools::BackendSettings settings = o.backend;
   settings.verbose = o.verbose;
   bool failed = false;
@@ -318,8 +334,10 @@ int run(const Options &o, const std::vector<std::string> &command) {
                                      settings);
     } catch (const Error &e) {
       progress(fmt::format("backend failed: {}", e.what()));
-      for (const Planned &p : group)
+      for (const Planned &p : group) {
         report.cases[p.index].error = fmt::format("creating the backend: {}", e.what());
+        report.cases[p.index].done = true;
+      }
       failed = true;
       continue;
     }
@@ -338,7 +356,10 @@ int run(const Options &o, const std::vector<std::string> &command) {
         progress(fmt::format("{} failed: {}", r.bench.name, e.what()));
       }
       r.memoryAfter = probe->read();
+      r.done = true;
     }
+    backend.reset();
+    writeJson();
   }
 
   // transformers, after every backend is gone.
@@ -412,19 +433,7 @@ int run(const Options &o, const std::vector<std::string> &command) {
 
   // The report; the plots are drawn from the JSON file, which then lists them.
   report.totalSeconds = secondsSince(start);
-  std::string jsonPath = o.output;
-  if (jsonPath.empty() && !o.plots.empty())
-    jsonPath = (fs::path(o.plots) / "xlc-bench.json").string();
-  auto writeJson = [&] {
-    if (jsonPath.empty())
-      return;
-    std::error_code ec;
-    if (fs::path(jsonPath).has_parent_path())
-      fs::create_directories(fs::path(jsonPath).parent_path(), ec);
-    std::ofstream out(jsonPath);
-    out << toJson(report).dump(1, ' ', false, Json::error_handler_t::replace) << '\n';
-    check(static_cast<bool>(out), "cannot write '{}'", jsonPath);
-  };
+  report.complete = true;
   writeJson();
   if (!o.plots.empty()) {
     const std::string script = (fs::path(scripts) / "plot-bench.py").string();
