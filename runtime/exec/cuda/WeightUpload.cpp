@@ -483,9 +483,13 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
       raw = std::make_unique<RawUpload>(a, checkpoint, *plan, buffers, threads, stagingBytes,
                                         cubin);
     } catch (const Error &e) {
-      // No staging (pinned host memory or device scratch): every binding goes the host way.
+      // No staging (pinned host memory or device scratch): every binding goes the host way,
+      // which is several times slower, so this is said even without --verbose.
       hostBindings.clear();
       hostReasons = {fmt::format("the raw path could not start: {}", e.what())};
+      if (!options.verbose)
+        fmt::print(stderr, "[xlc] warning: weights are uploaded by the slower host path, {}\n",
+                   hostReasons[0]);
       for (std::size_t b = 0; b < a.weights.size(); ++b)
         hostBindings.push_back(b);
       plan.reset();
