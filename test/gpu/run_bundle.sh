@@ -34,10 +34,11 @@
 #                sB-p128-host with --host-sampling (logits copied, drawn on the host, as before);
 #                XLC_BENCH_CASES=sampling runs all sixteen
 #   load-7b      the 7B weight load (docs/weight-loading.md): xlc-run --verbose on that checkpoint
-#                (page cache warmed by a first run), three loads by the raw-bytes path and one by
-#                the host path (XLC_WEIGHT_UPLOAD=host), each "... GiB of weights assembled and
-#                uploaded in X s (...)" line in the summary; goal <= 3 s (not in the default
-#                steps; logs in load-7b/)
+#                (or, without it, on $PARITY_WORK/xlc-random-7b, written once by
+#                xlc-random-weights --dtype bf16), page cache warmed by a first run, then three
+#                loads by the raw-bytes path and one by the host path (XLC_WEIGHT_UPLOAD=host),
+#                each "... GiB of weights assembled and uploaded in X s (...)" line in the
+#                summary; goal <= 3 s (not in the default steps; logs in load-7b/)
 #   xlc-bench    xlc-bench on that 7B checkpoint (docs/xlc-bench.md): the cases of XLC_BENCH_SET
 #                (default all: issue 10's table, prefill from 1 x 512 to 2 x 32768 tokens, decode
 #                at batch 1/8/64/256 after 128 and 8192 tokens, step profiles of a prefill and a
@@ -129,6 +130,7 @@ if has xlc-bench; then
   [ -x "$bin/xlc-bench" ] || bundle_error "no $bin/xlc-bench"
 fi
 if has parity-7b || has bench-7b || has load-7b || has xlc-bench; then needed+=(xlstm-7b); fi
+if has load-7b; then [ -x "$bin/xlc-random-weights" ] || bundle_error "no $bin/xlc-random-weights"; fi
 missing=()
 for m in "${needed[@]}"; do
   [ -f "$arts/$m.xlca" ] || missing+=("$m.xlca")
@@ -335,11 +337,17 @@ if has load-7b; then
   ckpt="$PARITY_WORK/hf-7b"
   load="$out/load-7b"
   mkdir -p "$load"
+  t=$SECONDS
   if [ ! -d "$ckpt" ]; then
-    record load-7b FAIL "no checkpoint $ckpt (run the parity-7b step first)"
+    ckpt="$PARITY_WORK/xlc-random-7b"
+    [ -f "$ckpt/model.safetensors" ] ||
+      "$bin/xlc-random-weights" "$here/models/xlstm-7b/config.json" "$ckpt" --seed 1 \
+        --dtype bf16 > "$load/random-weights.log" 2>&1
+  fi
+  if [ ! -f "$ckpt/config.json" ]; then
+    record load-7b FAIL "no checkpoint $ckpt (see load-7b/random-weights.log)"
     status=1
   else
-    t=$SECONDS
     echo "3 5 7" > "$load/prompt.ids"
     # load NAME [VAR=VALUE...]: one xlc-run (one token), its weight-load line into the summary.
     load_run() {
