@@ -2,12 +2,15 @@
 """A stand-in for scripts/hf-bench.py in xlc-bench's lit tests (CI has no torch): it speaks the
 same protocol (tools/xlc-bench/HfBench.h), checks the request xlc-bench wrote, and answers every
 case with repeats of exactly FAKE_SECONDS, so that the test can check what xlc-bench derives
-from them (figures, ratios to the limit, speed-ups). With XLC_FAKE_HF=crash it exits 1 without
-a response; with XLC_FAKE_HF=unavailable it answers as the real script does without torch."""
+from them (figures, ratios to the limit, speed-ups). XLC_FAKE_HF picks a failure: "crash" exits 1
+without a response; "unavailable" answers as the real script does without torch; "oom" fails the
+first case as an out-of-memory error would; "slow" writes the first case, as the real script does
+after each case, and then hangs (for --hf-timeout)."""
 import argparse
 import json
 import os
 import sys
+import time
 
 FAKE_SECONDS = 0.25
 
@@ -34,14 +37,23 @@ response = {"protocol": 1, "status": "ok", "reason": None, "versions": {"fake": 
 if mode == "unavailable":
     response.update(status="unavailable", reason="fake: no torch here")
 else:
-    for case in req["cases"]:
+    for n, case in enumerate(req["cases"]):
         if case["kind"] not in ("prefill", "decode"):
             print(f"fake-hf-bench: case {case['name']} of kind {case['kind']}", file=sys.stderr)
             sys.exit(1)
+        if mode == "oom" and n == 0:
+            response["cases"].append({"name": case["name"], "repeats_s": [], "warmup_s": [],
+                                      "error": "OutOfMemoryError: fake"})
+            continue
         response["cases"].append({"name": case["name"],
                                   "repeats_s": [FAKE_SECONDS] * req["reps"],
                                   "warmup_s": [FAKE_SECONDS] * req["warmup"],
                                   "ttft_s": FAKE_SECONDS, "peak_allocated_bytes": 1.0,
                                   "device_used_bytes": 1.0, "error": None})
+        if mode == "slow":
+            response["status"] = "running"
+            with open(args.out, "w") as f:
+                json.dump(response, f)
+            time.sleep(60)
 with open(args.out, "w") as f:
     json.dump(response, f)

@@ -15,7 +15,9 @@
 //   - each stream is a thread that runs its operations in order, each after a random pause of up
 //     to 200 µs, so that work really is asynchronous: a host buffer rewritten before its copy has
 //     run shows up as wrong bytes, a missing synchronisation as a race;
-//   - events record the time their stream reached them (cuEventElapsedTime works);
+//   - events record the time their stream reached them (cuEventElapsedTime works); host
+//     functions (cuLaunchHostFunc) run on their stream's thread in order, holding it while
+//     they run (xlc-bench's step clock, test/tools/StepClockTest.cpp);
 //   - any module loads; its "xlc_kernel" runs runtime/device/weight_transform.cuh's kernel (256
 //     threads a block, compiled here as host code), each thread in turn — the only kernel the
 //     weight upload launches;
@@ -386,6 +388,14 @@ CUresult cuStreamSynchronize(CUstream stream) {
   }
   reinterpret_cast<Stream *>(stream)->synchronize();
   return CUDA_SUCCESS;
+}
+
+CUresult cuLaunchHostFunc(CUstream stream, CUhostFn fn, void *data) {
+  if (current == nullptr)
+    return CUDA_ERROR_INVALID_CONTEXT;
+  if (fn == nullptr)
+    return CUDA_ERROR_INVALID_VALUE;
+  return enqueue(stream, [fn, data] { fn(data); });
 }
 
 CUresult cuEventCreate(CUevent *event, unsigned int) {
