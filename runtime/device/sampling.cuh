@@ -266,7 +266,7 @@ struct SamplingShared {
   RowFacts facts[32];
   u64 part_lo[32], part_hi[32];
   // A search's state, broadcast by warp 0.
-  u64 prefix, key, x_lo, x_hi, total_lo, total_hi, before_lo, before_hi, bucket_lo, bucket_hi;
+  u64 prefix, key, x_lo, x_hi, before_lo, before_hi, bucket_lo, bucket_hi;
   unsigned int before_count, bucket_count;
   int range_lo, range_hi, token, failed;
 };
@@ -444,15 +444,13 @@ __device__ Selection radix_select(const LogitRow<T> &row, bool weighted, u64 low
         if (lane == 0) {
           sh.x_lo = x.lo;
           sh.x_hi = x.hi;
-          sh.total_lo = total.lo;
-          sh.total_hi = total.hi;
         }
       }
       const unsigned int crossing =
           __ballot_sync(0xffffffffu, greater(add(before, inclusive), x));
       const int owner = __ffs(crossing) - 1;
-      // Written after this level's first barrier, when every thread is done with the last
-      // level's state; the owner clears it when its bins hold the crossing.
+      // Written after this level's histogram barrier, when every thread is done reading the
+      // last level's state; the owner clears it once its bins hold the crossing.
       if (lane == 0)
         sh.failed = 1;
       __syncwarp();
