@@ -217,7 +217,10 @@ int run(const Options &o, const std::vector<std::string> &command) {
   }
   const std::vector<std::vector<Planned>> groups = groupByBackend(cases, planned);
 
-  const std::string device = tools::chooseDevice(o.device, "xlc-bench");
+  // A dry run plans for the device asked for (auto: the GPU the artifact is compiled for) and
+  // needs none.
+  const std::string device = o.dryRun ? (o.device == "cpu" ? "cpu" : "cuda")
+                                      : tools::chooseDevice(o.device, "xlc-bench");
   BenchRun report;
   report.command = command;
   report.startedUtc = utcNow();
@@ -250,23 +253,28 @@ int run(const Options &o, const std::vector<std::string> &command) {
                             : (std::getenv("XLC_PROVENANCE") ? std::getenv("XLC_PROVENANCE") : "");
   report.provenance = provenancePath.empty() ? Json(nullptr) : readProvenance(provenancePath);
 
-  // The device's limits.
-  std::unique_ptr<MemoryProbe> probe = makeMemoryProbe(device);
-  report.deviceName = probe->deviceName();
-  report.memoryMethod = probe->method();
-  if (device == "cuda") {
-    report.limit = gpuLimit(report.deviceName);
+  // The device's limits (given ones win; a dry run on the GPU needs them, it opens no device).
+  const bool givenLimits = o.bandwidthGBs > 0 || o.tflops > 0;
+  if (givenLimits && !(o.bandwidthGBs > 0 && o.tflops > 0))
+    throw UsageError("--bandwidth and --tflops go together (the limit needs both)");
+  std::unique_ptr<MemoryProbe> probe;
+  if (!(o.dryRun && device == "cuda")) {
+    probe = makeMemoryProbe(device);
+    report.deviceName = probe->deviceName();
+    report.memoryMethod = probe->method();
   } else {
-    progress("measuring this CPU's read bandwidth and fp32 multiply-add rate");
-    report.limit = measureCpuLimit(o.backend.threads);
+    report.deviceName = "(dry run: no device opened)";
   }
-  if (o.bandwidthGBs > 0 || o.tflops > 0) {
-    check(o.bandwidthGBs > 0 && o.tflops > 0,
-          "--bandwidth and --tflops go together (the limit needs both)");
+  if (givenLimits) {
     report.limit.bytesPerSecond = o.bandwidthGBs * 1e9;
     report.limit.flopsPerSecond = o.tflops * 1e12;
     report.limit.source = fmt::format("given: --bandwidth {} GB/s, --tflops {}", o.bandwidthGBs,
                                       o.tflops);
+  } else if (device == "cuda") {
+    report.limit = gpuLimit(report.deviceName);
+  } else {
+    progress("measuring this CPU's read bandwidth and fp32 multiply-add rate");
+    report.limit = measureCpuLimit(o.backend.threads);
   }
   progress(fmt::format("{} case(s) on {} ({}), {} backend(s); limits: {}", cases.size(),
                        report.deviceName, device, groups.size(), report.limit.source));
