@@ -47,7 +47,7 @@ int64_t rowThreads(int64_t features) {
 
 /// The key split of the fused chunkwise kernel at (chunk, DQK, DV tile), or nothing when the
 /// fused form does not fit (shared memory beyond the H100's 227 KB per block, more than 1024
-/// threads, fewer threads than DQK rows to update n, or d groups of 8 that do not tile them). Two warps per 16-row query strip when both
+/// threads, fewer threads than DQK rows to update n). Two warps per 16-row query strip when both
 /// the chunk's keys and the padded DQK halve into whole 16-wide steps, else one.
 std::optional<int64_t> fusedKeySplit(int64_t chunk, int64_t dqk, int64_t tileV) {
   constexpr int64_t kMaxSharedBytes = 227 * 1024;
@@ -56,7 +56,7 @@ std::optional<int64_t> fusedKeySplit(int64_t chunk, int64_t dqk, int64_t tileV) 
   const int64_t qw = (dqk + 15) / 16 * 16;
   const int64_t split = (chunk / 2) % 16 == 0 && (qw / 2) % 16 == 0 ? 2 : 1;
   const int64_t threads = 32 * (chunk / 16) * split;
-  if (threads > 1024 || threads < qw || threads % (qw / 8) != 0 ||
+  if (threads > 1024 || threads < qw ||
       xlc::kernels::mlstm::fusedSharedBytes(chunk, dqk, tileV, split) > kMaxSharedBytes)
     return std::nullopt;
   return split;

@@ -129,16 +129,8 @@ template <class Cell_, int kChunk_, int kTileV_, int kKeySplit_> struct MlstmChu
   static constexpr int kOffRed = kOffC + smem_bytes<bf16>(kQW * kLdC);    // partial numerators
   static constexpr int kRedBytes = smem_bytes<float>((kKeySplit - 1) * kChunk * kTileV);
   static constexpr int kOffRedDen = kOffRed + kRedBytes;                  // partial ΣP
-  // The n update: thread (d group of 8 rows, key group) sums its keys; the key groups' partial
-  // sums meet in a scratch area that shares its place with the h staging tile (n partials live
-  // between barriers B2 and B4, the staged h after B4).
-  static constexpr int kDGroups = kQW / 8;
-  static constexpr int kKeyGroups = kThreads / kDGroups;
-  static constexpr int kKeysPerGroup = ceil_div(kChunk, kKeyGroups);
   static constexpr int kOffH = kOffRedDen + smem_bytes<float>((kKeySplit - 1) * kChunk);
-  static constexpr int kHBytes = max_int(smem_bytes<bf16>(kChunk * kLdV),
-                                         smem_bytes<float>(kKeyGroups * kQW));
-  static constexpr int kOffGate = kOffH + kHBytes;                         // 5 × [L] f32
+  static constexpr int kOffGate = kOffH + smem_bytes<bf16>(kChunk * kLdV); // 5 × [L] f32
   static constexpr int kOffRow = kOffGate + smem_bytes<float>(5 * kChunk); // M, m_t, β, den
   static constexpr int kOffN = kOffRow + smem_bytes<float>(4 * kChunk);    // n [2][kQW] f32
   static constexpr int kOffScalar = kOffN + smem_bytes<float>(2 * kQW);    // m, m', d
@@ -151,7 +143,6 @@ template <class Cell_, int kChunk_, int kTileV_, int kKeySplit_> struct MlstmChu
   static_assert(kDqkPerWarp % 16 == 0, "each warp's DQK range must be whole 16-row steps");
   static_assert(kThreads <= 1024, "at most 1024 threads");
   static_assert(kThreads >= kQW, "one thread per DQK row updates n");
-  static_assert(kThreads % kDGroups == 0, "the n update's d groups must tile the block");
   static_assert(is_pow2(kRowThreads) && kRowThreads <= 32, "threads per row: power of two <= 32");
   static_assert(sizeof(typename Cell::T) == 2,
                 "the chunkwise kernels take bf16 q, k, v (tensor-core operands and the exact "
@@ -238,12 +229,12 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
     if (c < NC) {
       const int64_t t0 = c * L;
       const int Lc = static_cast<int>(min(static_cast<int64_t>(L), S - t0));
-      tc::async_load_tile_rows<L, kQW, kThreads>(Qs(st), kLdQ, qBase + t0 * p.q_stride,
-                                                 p.q_stride, Lc, kDQK, vecQ);
-      tc::async_load_tile_rows<L, kQW, kThreads>(Ks(st), kLdQ, kBase + t0 * p.k_stride,
-                                                 p.k_stride, Lc, kDQK, vecK);
-      tc::async_load_tile_rows<L, kTV, kThreads>(Vs(st), kLdV, vBase + t0 * p.v_stride,
-                                                 p.v_stride, Lc, cols, vecV);
+      tc::async_load_tile<L, kQW, kThreads>(Qs(st), kLdQ, qBase + t0 * p.q_stride, p.q_stride,
+                                            Lc, kDQK, vecQ);
+      tc::async_load_tile<L, kQW, kThreads>(Ks(st), kLdQ, kBase + t0 * p.k_stride, p.k_stride,
+                                            Lc, kDQK, vecK);
+      tc::async_load_tile<L, kTV, kThreads>(Vs(st), kLdV, vBase + t0 * p.v_stride, p.v_stride,
+                                            Lc, cols, vecV);
     }
     tc::cp_async_commit();
   };
@@ -382,30 +373,19 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
     if (scanRows || scanState)
       prefetchGates(c + 1);
 
-    // ---- Scores of this warp's strip and key range, and the inter-chunk numerator over its DQK
-    // rows, o = Q[:, dp0..] · C_prev[dp0.., :], in one pass over the q fragments (no gates needed
-    // yet; the two accumulator sets are independent, which hides the tensor-core latency).
+    // ---- Scores of this warp's strip and key range (no gates needed yet).
     const bool keysLive = kp0 <= r0 + 15 && kp0 < Lc; // some key ≤ some query of the strip
     float sc[kKT][4];
-    float o[kCT][4];
 #pragma unroll
     for (int nt = 0; nt < kKT; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e)
         sc[nt][e] = 0.0f;
+    if (keysLive) {
 #pragma unroll
-    for (int nt = 0; nt < kCT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        o[nt][e] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < kQW / 16; ++kk) {
-      const bool inter = kk * 16 >= dp0 && kk * 16 < dp0 + kDPW;
-      if (!keysLive && !inter)
-        continue;
-      uint32_t a[4];
-      tc::load_a(a, Q, kLdQ, r0, kk * 16);
-      if (keysLive) {
+      for (int kk = 0; kk < kQW / 16; ++kk) {
+        uint32_t a[4];
+        tc::load_a(a, Q, kLdQ, r0, kk * 16);
 #pragma unroll
         for (int np = 0; np < kKT / 2; ++np) {
           if (kp0 + np * 16 > r0 + 15)
@@ -416,37 +396,35 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
           tc::mma_bf16(sc[2 * np + 1], a, bk[2], bk[3]);
         }
       }
-      if (inter) {
+    }
+    // ---- Inter-chunk numerator over this warp's DQK rows: o = Q[:, dp0..] · C_prev[dp0.., :].
+    float o[kCT][4];
 #pragma unroll
-        for (int np = 0; np < kCT / 2; ++np) {
-          uint32_t bc[4];
-          tc::load_b_rows(bc, Cs, kLdC, kk * 16, np * 16);
-          tc::mma_bf16(o[2 * np], a, bc[0], bc[1]);
-          tc::mma_bf16(o[2 * np + 1], a, bc[2], bc[3]);
-        }
+    for (int nt = 0; nt < kCT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        o[nt][e] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < kDPW / 16; ++kk) {
+      uint32_t a[4];
+      tc::load_a(a, Q, kLdQ, r0, dp0 + kk * 16);
+#pragma unroll
+      for (int np = 0; np < kCT / 2; ++np) {
+        uint32_t bc[4];
+        tc::load_b_rows(bc, Cs, kLdC, dp0 + kk * 16, np * 16);
+        tc::mma_bf16(o[2 * np], a, bc[0], bc[1]);
+        tc::mma_bf16(o[2 * np + 1], a, bc[2], bc[3]);
       }
     }
     __syncthreads(); // B2: gates, row stabilisers, ā, m', d visible
 
-    // ---- den_t starts with the inter-chunk term β_t q̂_tᵀn (fp32, exact bf16 q): kRT threads
-    // per row, 8 columns per 16-byte load (padded columns are zero in q and n).
-    const float *nCur = nBuf + cur * kQW;
+    // ---- den_t starts with the inter-chunk term β_t q̂_tᵀn (fp32, exact bf16 q).
     for (int tr = 0; tr < L; tr += kRowsPerPass) {
       const int t = tr + tid / kRT;
       float sum = 0.0f;
       if (t < L)
-        for (int d0 = (tid % kRT) * 8; d0 < kQW; d0 += kRT * 8) {
-          const uint4 qv = *reinterpret_cast<const uint4 *>(Q + t * kLdQ + d0);
-          const float4 n0 = *reinterpret_cast<const float4 *>(nCur + d0);
-          const float4 n1 = *reinterpret_cast<const float4 *>(nCur + d0 + 4);
-          float q0, q1, q2, q3, q4, q5, q6, q7;
-          tc::unpack_bf16(qv.x, q0, q1);
-          tc::unpack_bf16(qv.y, q2, q3);
-          tc::unpack_bf16(qv.z, q4, q5);
-          tc::unpack_bf16(qv.w, q6, q7);
-          sum += q0 * n0.x + q1 * n0.y + q2 * n0.z + q3 * n0.w + q4 * n1.x + q5 * n1.y +
-                 q6 * n1.z + q7 * n1.w;
-        }
+        for (int d = tid % kRT; d < kDQK; d += kRT)
+          sum += to_float(Q[t * kLdQ + d]) * nBuf[cur * kQW + d];
       sum = group_sum<kRT>(sum);
       if (t < L && tid % kRT == 0)
         rowDen[t] = scale * rowBeta[t] * sum;
@@ -511,28 +489,26 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
     for (int kk = 0; kk < L / 16; ++kk) {
       if (kk * 16 >= Lc)
         break; // keys past the end have ā = 0
-      // A = (ā ⊙ K)ᵀ: a[0], a[1] hold keys kk·16 + 2qd, +1; a[2], a[3] keys kk·16 + 2qd + 8, +9
-      // (scaling the A fragments of a warp's strips is half the work of scaling the v tile).
-      const float s0 = gAbar[kk * 16 + 2 * qd], s1 = gAbar[kk * 16 + 2 * qd + 1];
-      const float s8 = gAbar[kk * 16 + 2 * qd + 8], s9 = gAbar[kk * 16 + 2 * qd + 9];
       uint32_t a[kCSPW][4];
 #pragma unroll
       for (int i = 0; i < kCSPW; ++i) {
         const int cs = warp + i * Config::kWarps;
-        if (cs < kCStrips) {
+        if (cs < kCStrips)
           tc::load_a_trans(a[i], K, kLdQ, cs * 16, kk * 16);
-#pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            float lo, hi;
-            tc::unpack_bf16(a[i][r], lo, hi);
-            a[i][r] = r < 2 ? tc::pack_bf16(lo * s0, hi * s1) : tc::pack_bf16(lo * s8, hi * s9);
-          }
-        }
       }
+      // b[0], b[2] hold keys kk·16 + 2qd, +1; b[1], b[3] keys kk·16 + 2qd + 8, +9.
+      const float s0 = gAbar[kk * 16 + 2 * qd], s1 = gAbar[kk * 16 + 2 * qd + 1];
+      const float s8 = gAbar[kk * 16 + 2 * qd + 8], s9 = gAbar[kk * 16 + 2 * qd + 9];
 #pragma unroll
       for (int np = 0; np < kCT / 2; ++np) {
         uint32_t bv[4];
         tc::load_b_rows(bv, V, kLdV, kk * 16, np * 16);
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          float lo, hi;
+          tc::unpack_bf16(bv[r], lo, hi);
+          bv[r] = r % 2 == 0 ? tc::pack_bf16(lo * s0, hi * s1) : tc::pack_bf16(lo * s8, hi * s9);
+        }
 #pragma unroll
         for (int i = 0; i < kCSPW; ++i) {
           if (warp + i * Config::kWarps >= kCStrips)
@@ -542,39 +518,13 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
         }
       }
     }
-    // n partial sums: thread (d group dg, key group kg) over its keys, 8 rows per 16-byte load.
-    float *nPart = reinterpret_cast<float *>(smem + Config::kOffH); // [kKeyGroups][kQW]
-    {
-      const int dg = tid % Config::kDGroups, kg = tid / Config::kDGroups;
-      float part8[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-      const int j0 = kg * Config::kKeysPerGroup;
-      const int j1 = min(j0 + Config::kKeysPerGroup, Lc);
-      for (int j = j0; j < j1; ++j) {
-        const uint4 kv = *reinterpret_cast<const uint4 *>(K + j * kLdQ + dg * 8);
-        const float aj = gAbar[j];
-        const uint32_t w[4] = {kv.x, kv.y, kv.z, kv.w};
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          float lo, hi;
-          tc::unpack_bf16(w[u], lo, hi);
-          part8[2 * u] += aj * lo;
-          part8[2 * u + 1] += aj * hi;
-        }
-      }
-      *reinterpret_cast<float4 *>(nPart + kg * kQW + dg * 8) =
-          make_float4(part8[0], part8[1], part8[2], part8[3]);
-      *reinterpret_cast<float4 *>(nPart + kg * kQW + dg * 8 + 4) =
-          make_float4(part8[4], part8[5], part8[6], part8[7]);
-    }
-    __syncthreads(); // B3: every read of Cs, gates, rows and the old n is done; n partials in
-
-    // n' = d·n + Σ_groups partial (fixed order: deterministic).
     for (int r = tid; r < kQW; r += kThreads) {
       float sum = 0.0f;
-      for (int kg = 0; kg < Config::kKeyGroups; ++kg)
-        sum += nPart[kg * kQW + r];
+      for (int j = 0; j < Lc; ++j)
+        sum += gAbar[j] * to_float(K[j * kLdQ + r]);
       nBuf[(cur ^ 1) * kQW + r] = decay * nBuf[cur * kQW + r] + sum;
     }
+    __syncthreads(); // B3: every read of Cs, gates, rows and the old n is done
 
     if (part > 0) {
       float *mine = red + (part - 1) * L * kTV;
@@ -594,7 +544,7 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
     if (tid == 0)
       scalars[0] = scalars[1]; // m after the chunk; read again only after the next B1
     cur ^= 1;
-    __syncthreads(); // B4: partials visible; the n partials are read (hStage is free)
+    __syncthreads(); // B4: partials visible
 
     if (part == 0) {
       // Combine the parts in a fixed order, normalise, stage h as bf16 rows, store this strip.

@@ -225,46 +225,6 @@ __device__ __forceinline__ void async_load_tile(bf16 *dst, int ld, const T *src,
   }
 }
 
-/// async_load_tile where every thread keeps one column group for the whole tile (kThreads a
-/// multiple of the kCols / 8 groups, T = bf16, a 16-byte aligned view): each thread computes its
-/// source and destination once and steps them by kThreads / groups rows, instead of a 64-bit
-/// division and multiply per copy. Anything else goes to async_load_tile. Same contract.
-template <int kRows, int kCols, int kThreads, class T>
-__device__ __forceinline__ void async_load_tile_rows(bf16 *dst, int ld, const T *src,
-                                                     int64_t stride, int rows, int cols,
-                                                     bool vector) {
-  constexpr int kGroups = kCols / 8;
-  if constexpr (sizeof(T) != 2 || kThreads % kGroups != 0) {
-    async_load_tile<kRows, kCols, kThreads>(dst, ld, src, stride, rows, cols, vector);
-  } else {
-    if (!vector) {
-      async_load_tile<kRows, kCols, kThreads>(dst, ld, src, stride, rows, cols, vector);
-      return;
-    }
-    constexpr int kRowStep = kThreads / kGroups;
-    const int c = static_cast<int>(threadIdx.x % kGroups) * 8;
-    int r = static_cast<int>(threadIdx.x / kGroups);
-    const bool fullCol = c + 8 <= cols, noCol = c >= cols;
-    const T *s = src + static_cast<int64_t>(r) * stride + c;
-    bf16 *d = dst + r * ld + c;
-    const int64_t sStep = static_cast<int64_t>(kRowStep) * stride;
-#pragma unroll 4
-    for (; r < kRows; r += kRowStep, s += sStep, d += kRowStep * ld) {
-      if (r >= rows || noCol) {
-        cp_async16(d, src, false); // zero-fill, nothing read
-      } else if (fullCol) {
-        cp_async16(d, s, true);
-      } else {
-        float v[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-          v[i] = c + i < cols ? to_float(s[i]) : 0.0f;
-        store_floats<8, true>(d, v);
-      }
-    }
-  }
-}
-
 } // namespace xlc::device::tc
 
 #endif // XLC_DEVICE_TENSOR_CORE_CUH

@@ -11,7 +11,6 @@
 
 #include "runtime/kernels/families/MlstmChunkwise.h"
 
-#include <algorithm>
 #include <vector>
 
 namespace xlc::kernels {
@@ -44,16 +43,12 @@ std::int64_t mlstm::fusedSharedBytes(std::int64_t chunk, std::int64_t dqk, std::
   // MlstmChunkFusedConfig's layout, every region 128-byte aligned: two stages of q, k (padded
   // width) and the v tile; the bf16 C tile; the parts' partial numerators and ΣP; the h staging
   // tile; five gate vectors; four per-row vectors; two n buffers; scalars.
-  // The h staging tile shares its place with the n update's partial sums (one row of qw per
-  // key group; threads / (qw / 8) key groups).
   const std::int64_t qw = (dqk + 15) / 16 * 16;
-  const std::int64_t threads = 32 * (chunk / 16) * keySplit;
-  const std::int64_t keyGroups = std::max<std::int64_t>(1, threads / (qw / 8));
   const std::int64_t stage = 2 * smemBytes(chunk * (qw + 8), 2) + smemBytes(chunk * (tileV + 8), 2);
   return 2 * stage + smemBytes(qw * (tileV + 8), 2) +
          smemBytes((keySplit - 1) * chunk * tileV, 4) + smemBytes((keySplit - 1) * chunk, 4) +
-         std::max(smemBytes(chunk * (tileV + 8), 2), smemBytes(keyGroups * qw, 4)) +
-         smemBytes(5 * chunk, 4) + smemBytes(4 * chunk, 4) + smemBytes(2 * qw, 4) + 128;
+         smemBytes(chunk * (tileV + 8), 2) + smemBytes(5 * chunk, 4) + smemBytes(4 * chunk, 4) +
+         smemBytes(2 * qw, 4) + 128;
 }
 
 const FamilyDef &mlstmChunkFusedFamily() {
