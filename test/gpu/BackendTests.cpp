@@ -329,18 +329,22 @@ TEST_P(BackendTest, ReportsBadInput) {
 
 TEST_P(BackendTest, SecondStartLoadsKernelsFromTheCache) {
   // SetUp compiled every kernel into work/cache; one file per distinct kernel, one per logits
-  // dtype for the runtime's sampling kernel (DeviceSampler.h) and, unless XLC_GEMV=off, one per
-  // output dtype for the runtime's GEMV kernels (Gemv.h).
-  std::size_t files = 0, sampling = 0, gemv = 0;
+  // dtype for the runtime's sampling kernel (DeviceSampler.h), unless XLC_GEMV=off one per
+  // output dtype for the runtime's GEMV kernels (Gemv.h), and at most one weight-transform kernel
+  // (WeightUpload.cpp: only when some weight is converted or folded on the GPU).
+  std::size_t files = 0, sampling = 0, gemv = 0, transform = 0;
   for (const auto &entry : fs::directory_iterator(model_.work / "cache")) {
     const bool cubin = entry.path().extension() == ".cubin";
     const std::string name = entry.path().filename().string();
     const bool sampler = name.rfind("sampling-", 0) == 0, ours = name.rfind("gemv-", 0) == 0;
-    files += cubin && !sampler && !ours;
+    const bool weights = name.rfind("weight_transform-", 0) == 0;
+    files += cubin && !sampler && !ours && !weights;
     sampling += cubin && sampler;
     gemv += cubin && ours;
+    transform += cubin && weights;
   }
   EXPECT_EQ(files, model_.artifact.kernels.size());
+  EXPECT_LE(transform, 1u);
   EXPECT_EQ(sampling, DeviceSampler::logitDtypes(model_.artifact).size());
   EXPECT_EQ(gemv, Gemv::modeFromEnvironment() == Gemv::Mode::Off ? 0u : 2u);
   CudaBackendOptions options;
