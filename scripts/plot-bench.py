@@ -66,8 +66,8 @@ def series_plot(plt, doc, kind, key, x_of, group_of, tokens_of, xlabel, group_la
                     color=color, label=f"transformers, {group_label} {group}")
         lim = [(x_of(c), limit_rate(c, tokens_of(c))) for c in members if limit_rate(c, tokens_of(c))]
         if lim:
-            ax.plot([x for x, _ in lim], [y for _, y in lim], linestyle=":", color=color,
-                    label=f"limit, {group_label} {group}")
+            ax.plot([x for x, _ in lim], [y for _, y in lim], linestyle=":", marker="x",
+                    color=color, label=f"limit, {group_label} {group}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ticks = sorted({x_of(c) for c in cases})
