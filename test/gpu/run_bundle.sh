@@ -39,7 +39,8 @@
 #                loads by the raw-bytes path and one by the host path (XLC_WEIGHT_UPLOAD=host),
 #                each "... GiB of weights assembled and uploaded in X s (...)" line in the
 #                summary; goal <= 3 s (not in the default steps; logs in load-7b/)
-#   xlc-bench    xlc-bench on that 7B checkpoint (docs/xlc-bench.md): the cases of XLC_BENCH_SET
+#   xlc-bench    xlc-bench on the same 7B checkpoint as load-7b (docs/xlc-bench.md): the cases of
+#                XLC_BENCH_SET
 #                (default all: issue 10's table, prefill from 1 x 512 to 2 x 32768 tokens, decode
 #                at batch 1/8/64/256 after 128 and 8192 tokens, step profiles of a prefill and a
 #                decode step), XLC_BENCH_REPS repeats (default 3) after one warm-up, every figure
@@ -130,7 +131,9 @@ if has xlc-bench; then
   [ -x "$bin/xlc-bench" ] || bundle_error "no $bin/xlc-bench"
 fi
 if has parity-7b || has bench-7b || has load-7b || has xlc-bench; then needed+=(xlstm-7b); fi
-if has load-7b; then [ -x "$bin/xlc-random-weights" ] || bundle_error "no $bin/xlc-random-weights"; fi
+if has load-7b || has xlc-bench; then
+  [ -x "$bin/xlc-random-weights" ] || bundle_error "no $bin/xlc-random-weights"
+fi
 missing=()
 for m in "${needed[@]}"; do
   [ -f "$arts/$m.xlca" ] || missing+=("$m.xlca")
@@ -155,6 +158,19 @@ export XLC_PROVENANCE="$provenance"
 head_log() { { echo "== provenance"; cat "$provenance"; echo "=="; } > "$1"; }
 # stamp_json FILE...: adds the provenance block to JSON records as "provenance": {key: value}.
 stamp_json() { bash "$here/test/gpu/provenance.sh" --stamp "$provenance" "$@"; }
+# checkpoint_7b LOG: prints the 7B checkpoint the 7B steps use: the parity step's
+# ($PARITY_WORK/hf-7b) if there is one, else $PARITY_WORK/xlc-random-7b, written once by
+# xlc-random-weights --dtype bf16 (its output appended to LOG).
+checkpoint_7b() {
+  local ckpt="$PARITY_WORK/hf-7b"
+  if [ ! -d "$ckpt" ]; then
+    ckpt="$PARITY_WORK/xlc-random-7b"
+    [ -f "$ckpt/model.safetensors" ] ||
+      "$bin/xlc-random-weights" "$here/models/xlstm-7b/config.json" "$ckpt" --seed 1 \
+        --dtype bf16 >> "$1" 2>&1
+  fi
+  echo "$ckpt"
+}
 # gtest_counts LOG: "P passed, F failed, S skipped" from the per-test result lines ("... (N ms)").
 gtest_counts() {
   local p f s
@@ -334,16 +350,10 @@ PY
 fi
 
 if has load-7b; then
-  ckpt="$PARITY_WORK/hf-7b"
   load="$out/load-7b"
   mkdir -p "$load"
   t=$SECONDS
-  if [ ! -d "$ckpt" ]; then
-    ckpt="$PARITY_WORK/xlc-random-7b"
-    [ -f "$ckpt/model.safetensors" ] ||
-      "$bin/xlc-random-weights" "$here/models/xlstm-7b/config.json" "$ckpt" --seed 1 \
-        --dtype bf16 > "$load/random-weights.log" 2>&1
-  fi
+  ckpt="$(checkpoint_7b "$load/random-weights.log")"
   if [ ! -f "$ckpt/config.json" ]; then
     record load-7b FAIL "no checkpoint $ckpt (see load-7b/random-weights.log)"
     status=1
@@ -375,17 +385,18 @@ if has load-7b; then
 fi
 
 if has xlc-bench; then
-  ckpt="$PARITY_WORK/hf-7b"
   xb="$out/xlc-bench"
   mkdir -p "$xb"
-  if [ ! -d "$ckpt" ]; then
-    record xlc-bench FAIL "no checkpoint $ckpt (run the parity-7b step first)"
+  t=$SECONDS
+  # At most 8 files: progress.log, table.txt, xlc-bench.json, hf-request.json,
+  # hf-response.json and the three plots.
+  head_log "$xb/progress.log"
+  ckpt="$(checkpoint_7b "$xb/progress.log")"
+  if [ ! -f "$ckpt/config.json" ]; then
+    record xlc-bench FAIL "no checkpoint $ckpt (see xlc-bench/progress.log)"
     status=1
   else
-    t=$SECONDS
-    # At most 8 files: progress.log, table.txt, xlc-bench.json, hf-request.json,
-    # hf-response.json and the three plots.
-    head_log "$xb/progress.log"
+    echo "checkpoint: $ckpt" >> "$xb/progress.log"
     timeout "${XLC_BENCH_TIMEOUT:-570}" "$bin/xlc-bench" --model "$arts/xlstm-7b.xlca" \
       --weights "$ckpt" --device cuda --cases "${XLC_BENCH_SET:-all}" \
       --reps "${XLC_BENCH_REPS:-3}" --hf-cases "${XLC_BENCH_HF_CASES:-auto}" \
