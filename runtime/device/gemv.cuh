@@ -199,15 +199,17 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
     uint4 wv[kUnroll][kRowTiles][2], xv[kUnroll];
     bool inK[kUnroll];
     // Every load of the group first (bytes in flight), then the products. The loads are
-    // unconditional -- a step past the slice reads the slice's first κ, a valid address, and
-    // its values are replaced by zeros before the products -- so that no branch or dependent
-    // instruction keeps the compiler from issuing them all before the first product waits.
+    // unconditional -- a step past the slice reads the row's first 8 elements of the slice
+    // (offset kBegin − 8q from this lane's pointer, so row + kBegin: valid however short the
+    // slice is), and its values are replaced by zeros before the products -- so that no branch
+    // or dependent instruction keeps the compiler from issuing them all before the first
+    // product waits.
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t s = group * kUnroll + u;
       const int64_t kappa = kBegin + s * kStepK;
       inK[u] = s < steps && kappa + 8 * q < kEnd; // kEnd − κ is a multiple of 8
-      const int64_t at = inK[u] ? kappa : kBegin;
+      const int64_t at = inK[u] ? kappa : kBegin - 8 * q;
 #pragma unroll
       for (int t = 0; t < kRowTiles; ++t)
 #pragma unroll
