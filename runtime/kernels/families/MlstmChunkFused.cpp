@@ -62,20 +62,7 @@ const FamilyDef &mlstmChunkFusedFamily() {
                                    ConfigField::integer("tile_v", 16, 256),
                                    ConfigField::integer("key_split", 1, 8)}),
       .attrs = mlstm::cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
-      .params =
-          [](const Config &) {
-            std::vector<ParamDef> params = mlstm::viewParams();
-            params.push_back(bufferParam("C", "state_dtype"));
-            params.push_back(bufferParam("n", artifact::DType::F32));
-            params.push_back(bufferParam("m", artifact::DType::F32));
-            params.push_back(bufferParam("counters", artifact::DType::I64, Duty::Zeroed));
-            params.push_back(bufferParam("h", "dtype"));
-            params.push_back(i64Param("batch"));
-            params.push_back(i64Param("seq_len"));
-            params.push_back(f32Param("eps"));
-            params.push_back(f32Param("gate_soft_cap"));
-            return params;
-          },
+      .params = [](const Config &) { return mlstm::inPlaceParams(true); },
       .configType =
           [](const Config &c) {
             return configSpelling("MlstmChunkFusedConfig",

@@ -55,6 +55,21 @@ std::vector<ParamDef> viewParams() {
   return params;
 }
 
+std::vector<ParamDef> inPlaceParams(bool withSeqLen) {
+  std::vector<ParamDef> params = viewParams();
+  params.push_back(bufferParam("C", "state_dtype"));
+  params.push_back(bufferParam("n", artifact::DType::F32));
+  params.push_back(bufferParam("m", artifact::DType::F32));
+  params.push_back(bufferParam("counters", artifact::DType::I64, Duty::Zeroed));
+  params.push_back(bufferParam("h", "dtype"));
+  params.push_back(i64Param("batch"));
+  if (withSeqLen)
+    params.push_back(i64Param("seq_len"));
+  params.push_back(f32Param("eps"));
+  params.push_back(f32Param("gate_soft_cap"));
+  return params;
+}
+
 exec::cpu::MlstmCell cellOf(const CpuLaunch &l, std::int64_t seq) {
   exec::cpu::MlstmCell cell;
   cell.numHeads = l.cfg("num_heads");

@@ -21,6 +21,10 @@ std::vector<AttrCheck> cellAttrs(std::vector<AttrCheck> extra = {});
 std::string cellConfigType(const Config &config);
 /// q, q_offset, q_stride, k, ..., fgate_stride.
 std::vector<ParamDef> viewParams();
+/// The in-place kernels' parameters (the decode step, the fused chunkwise kernel): viewParams(),
+/// then C, n, m, counters (zeroed before the launch), h, batch, seq_len when |withSeqLen|, eps,
+/// gate_soft_cap.
+std::vector<ParamDef> inPlaceParams(bool withSeqLen);
 
 /// The cell of one launch: sizes and kinds from the configuration, batch and sequence length
 /// from the arguments (|seq| for the decode step is 1), views and state buffers checked.

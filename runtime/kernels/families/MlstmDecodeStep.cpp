@@ -30,19 +30,7 @@ const FamilyDef &mlstmDecodeStepFamily() {
       .config = mlstm::cellFields({ConfigField::integer("block_dv", 1, 1024),
                                    ConfigField::integer("threads", 32, 1024)}),
       .attrs = mlstm::cellAttrs(),
-      .params =
-          [](const Config &) {
-            std::vector<ParamDef> params = mlstm::viewParams();
-            params.push_back(bufferParam("C", "state_dtype"));
-            params.push_back(bufferParam("n", artifact::DType::F32));
-            params.push_back(bufferParam("m", artifact::DType::F32));
-            params.push_back(bufferParam("counters", artifact::DType::I64, Duty::Zeroed));
-            params.push_back(bufferParam("h", "dtype"));
-            params.push_back(i64Param("batch"));
-            params.push_back(f32Param("eps"));
-            params.push_back(f32Param("gate_soft_cap"));
-            return params;
-          },
+      .params = [](const Config &) { return mlstm::inPlaceParams(false); },
       .configType =
           [](const Config &c) {
             return configSpelling("MlstmDecodeConfig",
