@@ -48,7 +48,8 @@ int64_t rowThreads(int64_t features) {
 /// The key split of the fused chunkwise kernel at (chunk, DQK, DV tile), or nothing when the
 /// fused form does not fit (shared memory beyond the H100's 227 KB per block, more than 1024
 /// threads, fewer threads than DQK rows to update n). Two warps per 16-row query strip when both
-/// the chunk's keys and the padded DQK halve into whole 16-wide steps, else one.
+/// the chunk's keys and the padded DQK halve into whole 16-wide steps, else one (four measured
+/// 21 % slower at the 7B head on the H100: docs/benchmarks/chunkwise-fused-h100-2026-12-06.md).
 std::optional<int64_t> fusedKeySplit(int64_t chunk, int64_t dqk, int64_t tileV) {
   constexpr int64_t kMaxSharedBytes = 227 * 1024;
   if (chunk % 16 != 0 || tileV % 16 != 0)

@@ -39,7 +39,7 @@
 //
 // ---- Pipeline and barriers, per chunk ----------------------------------------------------------
 //   wait(chunk c tiles); B1; issue cp.async of chunk c+1 (other stage)
-//   warps 0/1: gate scans from gates prefetched a chunk ahead | all: S, q̂ᵀC_prev (no gates needed)
+//   two warps: gate scans from gates prefetched a chunk ahead | all: S, q̂ᵀC_prev (no gates needed)
 //   B2; all: q̂ᵀn (den), P, P·V, C and n update (registers / other n buffer)
 //   B3; parts > 0 write partials; every warp publishes its C strips (bf16) for the next chunk
 //   B4; part 0 combines, normalises, stores h (16-byte rows through a staging tile)
@@ -124,13 +124,19 @@ template <class Cell_, int kChunk_, int kTileV_, int kKeySplit_> struct MlstmChu
   static constexpr int kQBytes = smem_bytes<bf16>(kChunk * kLdQ);
   static constexpr int kVBytes = smem_bytes<bf16>(kChunk * kLdV);
   static constexpr int kStageBytes = 2 * kQBytes + kVBytes;              // q, k, v of one chunk
+  // The parts' partial numerators and ΣP and the h staging tile are written only after the
+  // chunk's last read of its q, k, v stage (barrier B3) and read before the stage is refilled
+  // (after the next chunk's B1), so they live in that stage when they fit there.
+  static constexpr int kRedBytes = smem_bytes<float>((kKeySplit - 1) * kChunk * kTileV);
+  static constexpr int kRedDenBytes = smem_bytes<float>((kKeySplit - 1) * kChunk);
+  static constexpr int kHBytes = smem_bytes<bf16>(kChunk * kLdV);
+  static constexpr int kEpilogueBytes = kRedBytes + kRedDenBytes + kHBytes;
+  static constexpr bool kEpilogueInStage = kEpilogueBytes <= kStageBytes;
   static constexpr int kOffStage = 0;                                     // 2 stages
   static constexpr int kOffC = kOffStage + 2 * kStageBytes;               // C_prev [kQW][kLdC] bf16
-  static constexpr int kOffRed = kOffC + smem_bytes<bf16>(kQW * kLdC);    // partial numerators
-  static constexpr int kRedBytes = smem_bytes<float>((kKeySplit - 1) * kChunk * kTileV);
-  static constexpr int kOffRedDen = kOffRed + kRedBytes;                  // partial ΣP
-  static constexpr int kOffH = kOffRedDen + smem_bytes<float>((kKeySplit - 1) * kChunk);
-  static constexpr int kOffGate = kOffH + smem_bytes<bf16>(kChunk * kLdV); // 5 × [L] f32
+  static constexpr int kOffEpilogue = kOffC + smem_bytes<bf16>(kQW * kLdC); // when not in stage
+  static constexpr int kOffGate =
+      kOffEpilogue + (kEpilogueInStage ? 0 : kEpilogueBytes);            // 5 × [L] f32
   static constexpr int kOffRow = kOffGate + smem_bytes<float>(5 * kChunk); // M, m_t, β, den
   static constexpr int kOffN = kOffRow + smem_bytes<float>(4 * kChunk);    // n [2][kQW] f32
   static constexpr int kOffScalar = kOffN + smem_bytes<float>(2 * kQW);    // m, m', d
@@ -195,9 +201,11 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
                                     2 * Config::kQBytes);
   };
   bf16 *Cs = reinterpret_cast<bf16 *>(smem + Config::kOffC);
-  float *red = reinterpret_cast<float *>(smem + Config::kOffRed);       // [kKeySplit−1][L][kTV]
-  float *redDen = reinterpret_cast<float *>(smem + Config::kOffRedDen); // [kKeySplit−1][L]
-  T *hStage = reinterpret_cast<T *>(smem + Config::kOffH);              // [L][kLdV]
+  // Chunk c's epilogue buffers: in stage c % 2 (free after B3) or in a region of their own.
+  auto epilogue = [&](int st) {
+    return smem + (Config::kEpilogueInStage ? Config::kOffStage + st * Config::kStageBytes
+                                            : Config::kOffEpilogue);
+  };
   float *gB = reinterpret_cast<float *>(smem + Config::kOffGate);       // b_j (warp 0)
   float *gU = gB + L;                                                   // u_j (warp 0)
   float *gPm = gB + 2 * L;                                              // prefix max of u
@@ -240,11 +248,16 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
   };
   issue(0, 0);
 
-  // The gate scans run on warp 0 (b, u, prefix max, row stabilisers) and warp 1 (suffix sums,
-  // ā, m', d) — one warp does both when the block has one. Each loads its raw gates itself, one
+  // The gate scans run on one warp (b, u, prefix max, row stabilisers) and another (suffix
+  // sums, ā, m', d) — one warp does both when the block has one. Each loads its raw gates itself, one
   // chunk ahead, so that their latency hides behind the previous chunk.
-  const bool scanRows = warp == 0;
-  const bool scanState = Config::kWarps == 1 ? warp == 0 : warp == 1;
+  // The scans go to the last part's warps of query strips 0 and 1: their keys are causally
+  // empty for those strips, so they have no scores to compute meanwhile.
+  constexpr int kScanRowsWarp = (Config::kKeySplit - 1) * kQStrips;
+  constexpr int kScanStateWarp =
+      Config::kWarps == 1 ? 0 : (kQStrips > 1 ? kScanRowsWarp + 1 : kScanRowsWarp - 1);
+  const bool scanRows = warp == kScanRowsWarp;
+  const bool scanState = warp == kScanStateWarp;
   float fRaw[kGPL], iRaw[kGPL];
   auto prefetchGates = [&](int64_t c) {
 #pragma unroll
@@ -312,7 +325,7 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
     const bf16 *Q = Qs(st), *K = Ks(st), *V = Vs(st);
     const float mPrev = scalars[0];
 
-    // ---- Gate scans (warps 0 and 1); the others go straight to the tensor cores.
+    // ---- Gate scans (two warps); the others go straight to the tensor cores.
     if (scanRows) {
 #pragma unroll
       for (int u = 0; u < kGPL; ++u) {
@@ -524,8 +537,11 @@ template <class Config> __device__ void mlstm_chunk_fused(const MlstmChunkFusedP
         sum += gAbar[j] * to_float(K[j * kLdQ + r]);
       nBuf[(cur ^ 1) * kQW + r] = decay * nBuf[cur * kQW + r] + sum;
     }
-    __syncthreads(); // B3: every read of Cs, gates, rows and the old n is done
+    __syncthreads(); // B3: every read of Cs, gates, rows, the old n and this stage is done
 
+    float *red = reinterpret_cast<float *>(epilogue(st));            // [kKeySplit−1][L][kTV]
+    float *redDen = reinterpret_cast<float *>(epilogue(st) + Config::kRedBytes); // [kKeySplit−1][L]
+    T *hStage = reinterpret_cast<T *>(epilogue(st) + Config::kRedBytes + Config::kRedDenBytes);
     if (part > 0) {
       float *mine = red + (part - 1) * L * kTV;
 #pragma unroll

@@ -156,6 +156,12 @@ TEST(Gpu, ChunkFused) {
       be, "7B fused L64 B1 S256 zero initial state", {.batch = 1, .seq = 256, .initialState = false, .seed = 23}));
   expectOk(runChunkFused<GpuBackend, Fused64T32>(
       be, "7B fused L64 DV tile 32, B1 S300", {.batch = 1, .seq = 300, .seed = 24}));
+  expectOk(runChunkFused<GpuBackend, SmallFused64S4>(
+      be, "fused key split 4, DV 48 in tiles of 32, B2 S150", {.batch = 2, .seq = 150, .seed = 28}));
+  expectOk(runChunkFused<GpuBackend, Fused64S4>(
+      be, "7B fused L64 key split 4, B2 S200", {.batch = 2, .seq = 200, .seed = 29}));
+  expectOk(runChunkFused<GpuBackend, Fused64T32S4>(
+      be, "7B fused L64 DV tile 32 key split 4, B1 S70", {.batch = 1, .seq = 70, .seed = 30}));
   expectOk(runChunkFused<GpuBackend, SigFused64>(
       be, "7B fused mLSTMsig L64 B1 S260", {.batch = 1, .seq = 260, .seed = 26}));
   expectOk(runChunkFused<GpuBackend, Bf16Fused64>(

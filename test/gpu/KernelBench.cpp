@@ -326,6 +326,10 @@ int run(const Options &o) {
       chunk.push_back(benchChunkFused<Fused64>(be, "fused L64", B, S, o));
     if (want("fused L64 DV32"))
       chunk.push_back(benchChunkFused<Fused64T32>(be, "fused L64 DV32", B, S, o));
+    if (want("fused L64 split4"))
+      chunk.push_back(benchChunkFused<Fused64S4>(be, "fused L64 split4", B, S, o));
+    if (want("fused L64 DV32 split4"))
+      chunk.push_back(benchChunkFused<Fused64T32S4>(be, "fused L64 DV32 split4", B, S, o));
     if (want("fused mLSTMsig L64"))
       chunk.push_back(benchChunkFused<SigFused64>(be, "fused mLSTMsig L64", B, S, o));
     if (want("L64"))

@@ -41,14 +41,16 @@ void runCpu(CpuLaunch &l) {
 std::int64_t mlstm::fusedSharedBytes(std::int64_t chunk, std::int64_t dqk, std::int64_t tileV,
                                      std::int64_t keySplit) {
   // MlstmChunkFusedConfig's layout, every region 128-byte aligned: two stages of q, k (padded
-  // width) and the v tile; the bf16 C tile; the parts' partial numerators and ΣP; the h staging
-  // tile; five gate vectors; four per-row vectors; two n buffers; scalars.
+  // width) and the v tile; the bf16 C tile; the epilogue (the parts' partial numerators and ΣP,
+  // the h staging tile) in a region of its own only when it does not fit in a stage; five gate
+  // vectors; four per-row vectors; two n buffers; scalars.
   const std::int64_t qw = (dqk + 15) / 16 * 16;
   const std::int64_t stage = 2 * smemBytes(chunk * (qw + 8), 2) + smemBytes(chunk * (tileV + 8), 2);
-  return 2 * stage + smemBytes(qw * (tileV + 8), 2) +
-         smemBytes((keySplit - 1) * chunk * tileV, 4) + smemBytes((keySplit - 1) * chunk, 4) +
-         smemBytes(chunk * (tileV + 8), 2) + smemBytes(5 * chunk, 4) + smemBytes(4 * chunk, 4) +
-         smemBytes(2 * qw, 4) + 128;
+  const std::int64_t epilogue = smemBytes((keySplit - 1) * chunk * tileV, 4) +
+                                smemBytes((keySplit - 1) * chunk, 4) +
+                                smemBytes(chunk * (tileV + 8), 2);
+  return 2 * stage + smemBytes(qw * (tileV + 8), 2) + (epilogue <= stage ? 0 : epilogue) +
+         smemBytes(5 * chunk, 4) + smemBytes(4 * chunk, 4) + smemBytes(2 * qw, 4) + 128;
 }
 
 const FamilyDef &mlstmChunkFusedFamily() {

@@ -64,6 +64,10 @@ XLC_VARIANT(TinyBf16Fused16,
 // fused form with two warps per strip (split keys and DQK rows), DV 48 in tiles of 32 (partial)
 XLC_VARIANT(SmallFused32,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 2, 32, 48, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 32, 32, 2>);
+// fused form with four warps per strip (16 warps), DV 48 in tiles of 32 (partial): the epilogue
+// buffers live in the chunk's q/k/v stage
+XLC_VARIANT(SmallFused64S4,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 2, 64, 48, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 32, 4>);
 // decode: one block per (b, head)
 XLC_VARIANT(TinyDecode,
             xlc::device::MlstmDecodeConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 32>);
@@ -117,11 +121,16 @@ XLC_VARIANT(Bf16States64,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 64, 128>);
 XLC_VARIANT(Bf16Outputs64,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 64, 64, 128>);
-// fused form at the 7B head: chunk 64, DV tiles of 64 (the default) or 32 (twice the blocks)
+// fused form at the 7B head: chunk 64, DV tiles of 64 (the default) or 32 (twice the blocks), two
+// or four warps per query strip
 XLC_VARIANT(Fused64,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
 XLC_VARIANT(Fused64T32,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 32, 2>);
+XLC_VARIANT(Fused64S4,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 4>);
+XLC_VARIANT(Fused64T32S4,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 32, 4>);
 XLC_VARIANT(SigFused64,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kNone>, 64, 64, 2>);
 XLC_VARIANT(Bf16Fused64,

@@ -108,6 +108,10 @@ TEST(Emulated, ChunkFusedTiny) {
       be, "fused key split 2, DV 48 in tiles of 32, B2 S75", {.batch = 2, .seq = 75, .seed = 18}));
   expectOk(runChunkFused<EmuBackend, SmallFused32>(
       be, "fused key split 2, S < L, B1 S9", {.batch = 1, .seq = 9, .seed = 19}));
+  expectOk(runChunkFused<EmuBackend, SmallFused64S4>(
+      be, "fused key split 4, DV 48 in tiles of 32, B1 S150", {.batch = 1, .seq = 150, .seed = 28}));
+  expectOk(runChunkFused<EmuBackend, SmallFused64S4>(
+      be, "fused key split 4, S < L, B2 S21", {.batch = 2, .seq = 21, .seed = 31}));
 }
 
 // Whether this binary is built with AddressSanitizer (GCC's macro, clang's feature test).
