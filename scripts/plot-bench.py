@@ -60,6 +60,9 @@ def series_plot(plt, doc, kind, key, x_of, group_of, tokens_of, xlabel, group_la
         hi = [figure(c, key)[2] - figure(c, key)[0] for c in members]
         ax.errorbar(xs, med, yerr=[lo, hi], marker="o", color=color, capsize=3,
                     label=f"xlc, {group_label} {group}")
+        for x, m in zip(xs, med):  # the log axis has few labels: print each median
+            ax.annotate(f"{m:,.0f}", (x, m), textcoords="offset points", xytext=(5, 5),
+                        fontsize=7, color=color)
         hf = [(x_of(c), figure(c, key, "hf")[0]) for c in members if figure(c, key, "hf")]
         if hf:
             ax.plot([x for x, _ in hf], [y for _, y in hf], marker="s", linestyle="--",
@@ -107,7 +110,8 @@ def shares_plot(plt, doc, path):
         total = p["wall_ms"]["median"]
         steps = sum(g["ms"]["median"] for g in groups)
         ax.set_xlabel("share of the summed step time (%)")
-        ax.set_title(f"{case['name']}: {p['function']} B={p['batch']} S={p['seq']}, "
+        # Two lines: long GEMM labels push the axes right, and one line ran past the figure.
+        ax.set_title(f"{case['name']}: {p['function']} B={p['batch']} S={p['seq']}\n"
                      f"steps {steps:.3f} ms, wall {total:.3f} ms ({p['clock']})", fontsize=9)
         ax.set_xlim(0, max(shares) * 1.25 if shares else 1)
     fig.tight_layout()
