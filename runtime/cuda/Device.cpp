@@ -169,8 +169,26 @@ void Kernel::launch(Dim3 grid, Dim3 block, unsigned sharedBytes, CUstream stream
   check(grid.x > 0 && grid.y > 0 && grid.z > 0, "empty grid ({}, {}, {})", grid.x, grid.y, grid.z);
   // The kernel's one parameter is the whole struct: kernelParams[0] points at its bytes.
   void *args[] = {const_cast<void *>(params)};
-  XLC_CU_CHECK(driver().cuLaunchKernel(function_, grid.x, grid.y, grid.z, block.x, block.y,
-                                       block.z, sharedBytes, stream, args, nullptr));
+  if (!programmatic_) {
+    XLC_CU_CHECK(driver().cuLaunchKernel(function_, grid.x, grid.y, grid.z, block.x, block.y,
+                                         block.z, sharedBytes, stream, args, nullptr));
+    return;
+  }
+  CUlaunchAttribute attribute{};
+  attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attribute.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchConfig config{};
+  config.gridDimX = grid.x;
+  config.gridDimY = grid.y;
+  config.gridDimZ = grid.z;
+  config.blockDimX = block.x;
+  config.blockDimY = block.y;
+  config.blockDimZ = block.z;
+  config.sharedMemBytes = sharedBytes;
+  config.hStream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  XLC_CU_CHECK(driver().cuLaunchKernelEx(&config, function_, args, nullptr));
 }
 
 //===--------------------------------------------------------------------===//

@@ -100,6 +100,13 @@ public:
   int numRegisters() const;
   int localBytes() const; ///< spill/stack bytes per thread
 
+  /// Launch with programmatic stream serialization (PDL): the kernel may be scheduled while the
+  /// stream's previous kernel finishes. Only for kernels whose entry point begins with
+  /// xlc::device::grid_dependency_sync() (common.cuh), which waits for that kernel's completion
+  /// before any memory access: every emitted kernel and the runtime's own.
+  void setProgrammaticLaunch(bool on) { programmatic_ = on; }
+  bool programmaticLaunch() const { return programmatic_; }
+
   /// Launches with one by-value parameter: |paramBytes| bytes at |params| (a packed struct of
   /// 8-byte slots, or any trivially copyable struct).
   void launch(Dim3 grid, Dim3 block, unsigned sharedBytes, CUstream stream, const void *params,
@@ -121,6 +128,7 @@ public:
 
 private:
   CUfunction function_ = nullptr;
+  bool programmatic_ = false;
 };
 
 /// A module loaded from a CUBIN image (cuModuleLoadData). Move-only; unloaded on destruction.

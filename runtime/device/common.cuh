@@ -248,6 +248,26 @@ __device__ __forceinline__ float sigmoid(float x) {
 __device__ __forceinline__ float silu(float x) { return x * sigmoid(x); }
 
 //===--------------------------------------------------------------------===//
+// Programmatic dependent launch
+//===--------------------------------------------------------------------===//
+
+/// The first statement of every xlc kernel entry point. The runtime may launch a kernel with
+/// programmatic stream serialization (PDL, sm_90): the kernel can then be scheduled while the
+/// previous kernel of its stream is still finishing, so that its launch and block start-up hide
+/// behind that kernel's last wave. `griddepcontrol.wait` blocks until every grid this one
+/// depends on has completed and its memory operations are visible, so no load or store of the
+/// kernel can race with its predecessor (nor a store with a predecessor's load).
+/// `griddepcontrol.launch_dependents` lets the stream's next kernel start launching once every
+/// block of this grid has executed it (or exited); that kernel waits the same way. Launched
+/// without the attribute, both instructions do nothing.
+__device__ __forceinline__ void grid_dependency_sync() {
+#if !defined(XLC_DEVICE_EMULATION)
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+//===--------------------------------------------------------------------===//
 // Shared memory
 //===--------------------------------------------------------------------===//
 

@@ -71,6 +71,11 @@ void addBackendOptions(CLI::App &app, std::string &device, BackendSettings &sett
                  "CUDA: decode GEMMs (at most 8 rows) on xlc's GEMV kernel: off (cuBLASLt), on, "
                  "or auto (measured per shape); default: $XLC_GEMV, else auto")
       ->check(CLI::IsMember({"off", "on", "auto"}));
+  app.add_option("--pdl", settings.pdl,
+                 "CUDA: programmatic dependent launch (each kernel may be scheduled while the "
+                 "previous one finishes; it waits for it before touching memory): on or off; "
+                 "default: $XLC_PDL, else on")
+      ->check(CLI::IsMember({"off", "on"}));
 }
 
 std::unique_ptr<exec::Backend> createBackend(std::string_view device,
@@ -86,6 +91,7 @@ std::unique_ptr<exec::Backend> createBackend(std::string_view device,
     options.useGraphs = settings.graphs;
     options.deviceSampling = !settings.hostSampling;
     options.gemv = settings.gemv;
+    options.pdl = settings.pdl;
     return exec::createCudaBackend(artifact, checkpoint, limits, options);
 #else
     fail("device 'cuda': this build has no CUDA backend");

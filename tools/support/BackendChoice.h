@@ -47,13 +47,16 @@ struct BackendSettings {
   /// CUDA: decode GEMMs on xlc's GEMV kernel, "off", "on" or "auto" ("" = $XLC_GEMV, else auto;
   /// CudaBackendOptions::gemv).
   std::string gemv;
+  /// CUDA: programmatic dependent launch, "on" or "off" ("" = $XLC_PDL, else on;
+  /// CudaBackendOptions::pdl).
+  std::string pdl;
   /// CPU backend threads; 0 = all cores.
   unsigned threads = 0;
 };
 
 /// Adds the options every tool that creates a backend has, with one help text each: --device
-/// (auto, cpu, cuda) into |device|, and --threads, --kernel-cache, --host-sampling and --gemv
-/// into |settings|.
+/// (auto, cpu, cuda) into |device|, and --threads, --kernel-cache, --host-sampling, --gemv and
+/// --pdl into |settings|.
 void addBackendOptions(CLI::App &app, std::string &device, BackendSettings &settings);
 
 /// The backend for |device| ("cpu" or "cuda", from chooseDevice) on |artifact| and |checkpoint|

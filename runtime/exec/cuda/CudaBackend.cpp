@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <future>
@@ -46,6 +47,19 @@ double secondsSince(Clock::time_point start) {
 
 std::string gib(std::uint64_t bytes) {
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1ull << 30));
+}
+
+/// CudaBackendOptions::pdl: "on" or "off"; empty = $XLC_PDL, else on.
+bool pdlFromOptions(const std::string &option) {
+  std::string value = option;
+  std::string where = "the CUDA backend's PDL option";
+  if (value.empty()) {
+    const char *env = std::getenv("XLC_PDL");
+    value = env != nullptr && *env != '\0' ? env : "on";
+    where = "$XLC_PDL";
+  }
+  check(value == "on" || value == "off", "{}: '{}' is not a PDL mode (on or off)", where, value);
+  return value == "on";
 }
 
 std::uint64_t f64Bits(double v) {
@@ -156,6 +170,7 @@ private:
   std::size_t maxErrorFlags_ = 0;
   std::unique_ptr<DeviceSampler> sampler_; ///< null: draws on the host (deviceSampling off)
   std::unique_ptr<Gemv> gemv_; ///< the small-m GEMMs' own kernel; null when XLC_GEMV=off
+  bool pdl_ = true;            ///< kernels launched with programmatic stream serialization
   /// (function, B, S) whose GEMMs decideGemms() has seen (cleared beyond kMaxDecidedCalls).
   std::set<std::tuple<std::string, std::uint64_t, std::uint64_t>> gemmsDecided_;
   static constexpr std::size_t kMaxDecidedCalls = 4096;
@@ -181,9 +196,11 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   std::size_t freeBytes = 0, totalBytes = 0;
   XLC_CU_CHECK(api_.cuMemGetInfo_v2(&freeBytes, &totalBytes));
   description_ = fmt::format(
-      "cuda: {}; {}; small-m GEMMs {}; {} in use, ready in {:.2f} s; tokens drawn on the {}",
+      "cuda: {}; {}; small-m GEMMs {}; PDL {}; {} in use, ready in {:.2f} s; tokens drawn on "
+      "the {}",
       device_.summary(), blas_->description(),
       gemv_ ? fmt::format("GEMV {}", Gemv::modeName(gemv_->mode())) : std::string("cuBLASLt"),
+      pdl_ ? "on" : "off",
       gib(totalBytes - freeBytes), secondsSince(start), sampler_ ? "GPU" : "host");
 }
 
@@ -214,6 +231,7 @@ void CudaBackend::compileKernels(const CudaBackendOptions &options) {
     samplerJob = std::async(std::launch::async, [&cache, &a] {
       return DeviceSampler::compile(cache, a.targetArch, DeviceSampler::logitDtypes(a));
     });
+  pdl_ = pdlFromOptions(options.pdl);
   std::size_t hits = 0;
   double compileSeconds = 0;
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -223,6 +241,7 @@ void CudaBackend::compileKernels(const CudaBackendOptions &options) {
     const art::Kernel &kernel = a.kernels[i];
     modules_.push_back(cuda::Module::load(compiled.cubin));
     kernels_.push_back(modules_.back().kernel(kernel.entry.c_str()));
+    kernels_.back().setProgrammaticLaunch(pdl_);
     if (kernel.sharedBytes > 48u * 1024u) {
       check(static_cast<int>(kernel.sharedBytes) <= device_.maxSharedMemoryPerBlockOptin(),
             "{}: kernel {} needs {} bytes of shared memory, the device allows {}", a.label(),
@@ -230,8 +249,10 @@ void CudaBackend::compileKernels(const CudaBackendOptions &options) {
       kernels_.back().setMaxDynamicSharedMemory(static_cast<int>(kernel.sharedBytes));
     }
   }
-  if (gemvJob.valid())
+  if (gemvJob.valid()) {
     gemv_ = std::make_unique<Gemv>(gemvJob.get(), device_, gemvMode, options.verbose);
+    gemv_->setProgrammaticLaunch(pdl_);
+  }
   if (samplerJob.valid())
     sampler_ = std::make_unique<DeviceSampler>(samplerJob.get(), limits().maxBatch, vocabSize(),
                                                stream_->handle());

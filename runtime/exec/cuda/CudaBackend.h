@@ -41,6 +41,12 @@ struct CudaBackendOptions {
   /// always), "on" (the GEMV kernel wherever it applies) or "auto" (measured per shape against
   /// cuBLASLt); empty = $XLC_GEMV, else auto.
   std::string gemv;
+  /// Programmatic dependent launch for the artifact's kernels and the GEMV kernel ("on" or
+  /// "off"; empty = $XLC_PDL, else on): each may be scheduled while the stream's previous kernel
+  /// finishes (its entry waits for that kernel before touching memory: common.cuh
+  /// grid_dependency_sync), hiding launch and start-up gaps between the many short kernels of a
+  /// decode step.
+  std::string pdl;
   /// Progress and timing lines on stderr (kernel compilation, weight upload, the checkpoint
   /// tensor the LM head was read from).
   bool verbose = false;

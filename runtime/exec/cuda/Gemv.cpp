@@ -166,6 +166,7 @@ art::Kernel Gemv::kernel(art::DType out) {
   for (std::size_t i = 0; i < tilings.size(); ++i)
     k.source += fmt::format("extern \"C\" __global__ void __launch_bounds__({0}::kThreads)\n"
                             "{1}(xlc::device::GemvParams p) {{\n"
+                            "  xlc::device::grid_dependency_sync();\n"
                             "  xlc::device::gemv<{0}>(p);\n}}\n",
                             configText(out, tilings[i]), entryName(i));
   return k;
@@ -215,6 +216,12 @@ std::vector<GemvPlan> Gemv::candidates(const GemmShape &s, int smCount) {
     }
   }
   return plans;
+}
+
+void Gemv::setProgrammaticLaunch(bool on) {
+  for (auto &[out, compiled] : kernels_)
+    for (cuda::Kernel &entry : compiled.entries)
+      entry.setProgrammaticLaunch(on);
 }
 
 Gemv::Gemv(const Cubins &cubins, const cuda::CudaDevice &device, Mode mode, bool verbose)

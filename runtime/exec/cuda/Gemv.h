@@ -133,6 +133,8 @@ public:
   /// Loads |cubins| and allocates the split-K workspace (counters zeroed). |mode| Off makes
   /// run() and prepare() no-ops.
   Gemv(const Cubins &cubins, const cuda::CudaDevice &device, Mode mode, bool verbose);
+  /// Launch every tiling with programmatic stream serialization (cuda::Kernel).
+  void setProgrammaticLaunch(bool on);
   Gemv(const Gemv &) = delete;
   Gemv &operator=(const Gemv &) = delete;
 

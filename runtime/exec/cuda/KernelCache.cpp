@@ -112,6 +112,7 @@ artifact::Kernel runtimeKernel(std::string name, std::string family, std::string
                          "using Config = {};\n"
                          "extern \"C\" __global__ void __launch_bounds__(Config::kThreads)\n"
                          "xlc_kernel(xlc::device::{} p) {{\n"
+                         "  xlc::device::grid_dependency_sync();\n"
                          "  xlc::device::{}<Config>(p);\n}}\n",
                          name, header, config, params, function);
   k.name = std::move(name);

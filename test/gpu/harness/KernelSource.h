@@ -50,6 +50,7 @@ inline std::string translationUnit(const Family &family, const std::string &conf
                      "using Config = {};\n"
                      "extern \"C\" __global__ void __launch_bounds__(Config::kThreads)\n"
                      "xlc_kernel({} p) {{\n"
+                     "  xlc::device::grid_dependency_sync();\n"
                      "  {}<Config>(p);\n"
                      "}}\n",
                      family.header, config, family.params, family.function);

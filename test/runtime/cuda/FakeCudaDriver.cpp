@@ -491,4 +491,15 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY, uns
   });
 }
 
+// The runtime launches its weight transform without launch attributes; a launch that carries
+// any (programmatic serialization) runs the same way, attributes being scheduling hints only.
+CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction function, void **params,
+                          void **extra) {
+  if (config == nullptr)
+    return CUDA_ERROR_INVALID_VALUE;
+  return cuLaunchKernel(function, config->gridDimX, config->gridDimY, config->gridDimZ,
+                        config->blockDimX, config->blockDimY, config->blockDimZ,
+                        config->sharedMemBytes, config->hStream, params, extra);
+}
+
 } // extern "C"
