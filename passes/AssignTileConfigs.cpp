@@ -63,6 +63,9 @@ std::optional<int64_t> fusedKeySplit(int64_t chunk, int64_t dqk, int64_t tileV) 
   return split;
 }
 
+/// SMs of the devices sm_90a artifacts run on (H100 SXM and H200: 132).
+constexpr int64_t kTargetSMs = 132;
+
 int64_t lastDim(Value v) { return cast<RankedTensorType>(v.getType()).getShape().back(); }
 
 struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTileConfigsPass> {
@@ -96,6 +99,20 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
         if (std::optional<int64_t> split = fusedKeySplit(chunk, dqk, tileFor(dv, 64))) {
           entries.push_back({"fused", 1});
           entries.push_back({"key_split", *split});
+          // Few sequences leave SMs idle: B·NH·ceil(DV / tile) blocks (the 7B: 64 at B = 1 for
+          // 132 SMs). Where that is at most half the SMs, a DV tile half as wide doubles the
+          // blocks: at the 7B head on the H100 (B1 S2048) 0.280 ms against 0.334, while at
+          // B8 S8192 it is 1.66x slower (docs/benchmarks/chunkwise-fused-h100-2026-12-06.md).
+          // The launch carries it as a batch variant for B ≤ small_batch_max.
+          const int64_t tile = tileFor(dv, 64), narrow = tile / 2;
+          const int64_t blocksPerSequence = state.getNumHeads() * ((dv + tile - 1) / tile);
+          const int64_t smallMax = kTargetSMs / 2 / blocksPerSequence;
+          if (narrow >= 16 && smallMax >= 1)
+            if (std::optional<int64_t> narrowSplit = fusedKeySplit(chunk, dqk, narrow)) {
+              entries.push_back({"small_batch_tile_v", narrow});
+              entries.push_back({"small_batch_key_split", *narrowSplit});
+              entries.push_back({"small_batch_max", smallMax});
+            }
         }
         tile = xk::TileAttr::get(ctx, entries);
       } else if (auto step = dyn_cast<xk::MLSTMDecodeStepOp>(op)) {

@@ -67,18 +67,35 @@ int64_t warpsFor(int64_t fragmentRows, int64_t warps) {
 
 } // namespace
 
+/// A narrower DV tile of the fused form for calls of at most |maxBatch| sequences (the tile's
+/// small_batch_* entries): twice the blocks where B·NH·ceil(DV / tile) leaves SMs idle.
+struct FusedSmallBatch {
+  int64_t tileV = 0, keySplit = 0, maxBatch = 0;
+};
+
 /// The fused form: one launch, state on chip, no chunk-state workspace; per-(b, head) counters
 /// (zeroed before the launch) let the last reader of the initial n, m write the final ones.
 LogicalResult emitMlstmChunkFused(xk::MLSTMChunkwiseOp op, EmitContext &ctx, int64_t chunk,
-                                  int64_t tileV, int64_t keySplit) {
+                                  int64_t tileV, int64_t keySplit,
+                                  std::optional<FusedSmallBatch> small) {
   auto state = cast<xlstm::StateType>(op.getInitialState().getType());
-  kernels::Config config = cellConfig(op);
-  config["chunk"] = chunk;
-  config["tile_v"] = std::max<int64_t>(16, tileV);
-  config["key_split"] = keySplit;
-  FailureOr<art::KernelIndex> kernel = emitFamilyKernel(op, ctx, "mlstm_chunk_fused", config);
+  auto fusedKernel = [&](int64_t tile, int64_t split) {
+    kernels::Config config = cellConfig(op);
+    config["chunk"] = chunk;
+    config["tile_v"] = std::max<int64_t>(16, tile);
+    config["key_split"] = split;
+    return emitFamilyKernel(op, ctx, "mlstm_chunk_fused", config);
+  };
+  FailureOr<art::KernelIndex> kernel = fusedKernel(tileV, keySplit);
   if (failed(kernel))
     return failure();
+  std::vector<art::BatchVariant> byBatch;
+  if (small) {
+    FailureOr<art::KernelIndex> narrow = fusedKernel(small->tileV, small->keySplit);
+    if (failed(narrow))
+      return failure();
+    byBatch.push_back({static_cast<std::uint64_t>(small->maxBatch), *narrow});
+  }
   StateBuffers s = ctx.state(op.getInitialState());
   art::BufferId counters =
       ctx.workspace(ctx.nameOf(op) + ".counters", art::DType::I64,
@@ -94,6 +111,7 @@ LogicalResult emitMlstmChunkFused(xk::MLSTMChunkwiseOp op, EmitContext &ctx, int
   attrs["chunk"] = chunk;
   attrs["phase"] = "fused";
   art::Step step = art::Step::makeLaunch("mlstm_chunkwise", attrs, *kernel, std::move(args));
+  std::get<art::LaunchStep>(step.body).byBatch = std::move(byBatch);
   step.duties = {{art::DutyKind::Zero, counters}};
   ctx.step(std::move(step));
   return success();
@@ -118,7 +136,18 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
     FailureOr<int64_t> keySplit = tileEntry(op, "key_split");
     if (failed(keySplit))
       return failure();
-    return emitMlstmChunkFused(op, ctx, *chunk, stateDV, *keySplit);
+    std::optional<FusedSmallBatch> small;
+    if (tileAttr.get("small_batch_max")) {
+      FailureOr<int64_t> smallTile = tileEntry(op, "small_batch_tile_v"),
+                         smallSplit = tileEntry(op, "small_batch_key_split"),
+                         smallMax = tileEntry(op, "small_batch_max");
+      if (failed(smallTile) || failed(smallSplit) || failed(smallMax))
+        return failure();
+      if (*smallMax < 1)
+        return op.emitError() << "small_batch_max " << *smallMax << " must be at least 1";
+      small = FusedSmallBatch{*smallTile, *smallSplit, *smallMax};
+    }
+    return emitMlstmChunkFused(op, ctx, *chunk, stateDV, *keySplit, small);
   }
 
   // Kernel A: chunk-start states. One block per (C tile, batch·head).

@@ -225,9 +225,29 @@ struct Arg {
   friend bool operator==(const Arg &, const Arg &) = default;
 };
 
+/// A kernel that replaces a launch step's kernel for small calls: B ≤ maxBatch. It is of the same
+/// family and takes the same parameters (the same arguments), with another configuration — e.g.
+/// narrower tiles, so that a call with few sequences still has a block for every SM.
+struct BatchVariant {
+  std::uint64_t maxBatch = 1;
+  KernelIndex kernel = 0;
+  friend bool operator==(const BatchVariant &, const BatchVariant &) = default;
+};
+
 struct LaunchStep {
   KernelIndex kernel = 0;
   std::vector<Arg> args; ///< must match the kernel's params in count and kind
+  /// In ascending maxBatch: a call of B sequences launches the first variant with B ≤ maxBatch,
+  /// |kernel| when there is none.
+  std::vector<BatchVariant> byBatch;
+
+  /// The kernel a call of |batch| sequences launches.
+  KernelIndex kernelFor(std::uint64_t batch) const {
+    for (const BatchVariant &v : byBatch)
+      if (batch <= v.maxBatch)
+        return v.kernel;
+    return kernel;
+  }
   friend bool operator==(const LaunchStep &, const LaunchStep &) = default;
 };
 

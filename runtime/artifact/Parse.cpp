@@ -270,6 +270,18 @@ Step parseStep(const Json &value, const Loc &loc) {
     const Json::array_t &args = r.array("args");
     for (std::size_t i = 0; i < args.size(); ++i)
       launch.args.push_back(parseArg(args[i], argsLoc.index(i)));
+    if (const Json *byBatch = r.find("by_batch")) { // optional: absent = no variants
+      Loc variantsLoc = r.field("by_batch");
+      const Json::array_t &variants = asArray(*byBatch, variantsLoc);
+      for (std::size_t i = 0; i < variants.size(); ++i) {
+        ObjectReader v(variants[i], variantsLoc.index(i));
+        BatchVariant variant;
+        variant.maxBatch = v.u64("max_batch");
+        variant.kernel = v.u32("kernel");
+        v.finish();
+        launch.byBatch.push_back(variant);
+      }
+    }
     step.body = std::move(launch);
   } else if (kind == "gemm") {
     GemmStep gemm;

@@ -142,6 +142,12 @@ Json stepJson(const Step &step) {
     for (const Arg &arg : launch->args)
       args.push_back(argJson(arg));
     j["args"] = std::move(args);
+    if (!launch->byBatch.empty()) { // written only when there are variants
+      Json variants = Json::array();
+      for (const BatchVariant &v : launch->byBatch)
+        variants.push_back({{"max_batch", v.maxBatch}, {"kernel", v.kernel}});
+      j["by_batch"] = std::move(variants);
+    }
   } else if (const GemmStep *gemm = step.gemm()) {
     j["a"] = gemm->a;
     j["b"] = gemm->b;

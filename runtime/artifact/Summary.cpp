@@ -125,8 +125,12 @@ private:
       std::vector<std::string> args;
       for (const Arg &arg : l->args)
         args.push_back(argText(arg));
-      return fmt::format("launch {}{}  kernel {} {}({})", step.op, attrs, l->kernel, kernel,
-                         fmt::join(args, ", "));
+      std::string variants;
+      for (const BatchVariant &v : l->byBatch)
+        variants += fmt::format("  [B <= {}: kernel {} {}]", v.maxBatch, v.kernel,
+                                v.kernel < a_.kernels.size() ? a_.kernels[v.kernel].name : "?");
+      return fmt::format("launch {}{}  kernel {} {}({}){}", step.op, attrs, l->kernel, kernel,
+                         fmt::join(args, ", "), variants);
     }
     if (const GemmStep *g = step.gemm()) {
       std::string epilogue;

@@ -482,6 +482,34 @@ private:
       if (arg.kind == ArgKind::Expr)
         checkExpr(arg.exprValue, fmt::format("{}: argument {}", label, i));
     }
+    checkBatchVariants(label, launch);
+  }
+
+  /// A variant runs with the step's arguments in place of its kernel, so it must be a kernel of
+  /// the same family taking exactly the same parameters; the batch bounds ascend strictly.
+  void checkBatchVariants(const std::string &label, const LaunchStep &launch) const {
+    const Kernel &k = a_.kernels[launch.kernel];
+    std::uint64_t previous = 0;
+    for (std::size_t v = 0; v < launch.byBatch.size(); ++v) {
+      const BatchVariant &variant = launch.byBatch[v];
+      std::string where = fmt::format("{}: by_batch[{}]", label, v);
+      if (variant.kernel >= a_.kernels.size())
+        error("{} names kernel {}, but the artifact has {} kernels", where, variant.kernel,
+              a_.kernels.size());
+      if (variant.maxBatch == 0 || variant.maxBatch <= previous)
+        error("{}: max_batch {} must be at least 1 and above the previous variant's ({})", where,
+              variant.maxBatch, previous);
+      previous = variant.maxBatch;
+      const Kernel &alt = a_.kernels[variant.kernel];
+      if (alt.family != k.family)
+        error("{}: {} is of family {}, but the step's {} is of family {}", where,
+              kernelLabel(variant.kernel), quoteText(alt.family), kernelLabel(launch.kernel),
+              quoteText(k.family));
+      if (alt.params != k.params)
+        error("{}: {} does not take the parameters of {} (a variant runs with the step's "
+              "arguments)",
+              where, kernelLabel(variant.kernel), kernelLabel(launch.kernel));
+    }
   }
 
   void checkCopy(const Function &f, std::size_t j, const CopyStep &copy) const {

@@ -37,9 +37,20 @@ Plan::Plan(const art::Artifact &artifact, std::uint64_t maxBatch, std::uint64_t 
       ps.index = i;
       ps.step = &step;
       if (const art::LaunchStep *launch = step.launch()) {
-        ps.kernel = &artifact.kernels[launch->kernel];
-        ps.where = fmt::format("{} step {} ({}, kernel '{}')", fn.name, i, step.op,
-                               ps.kernel->name);
+        auto useKernel = [&](PreparedStep &into, art::KernelIndex k) {
+          into.kernelIndex = k;
+          into.kernel = &artifact.kernels[k];
+          into.where = fmt::format("{} step {} ({}, kernel '{}')", fn.name, i, step.op,
+                                   into.kernel->name);
+        };
+        useKernel(ps, launch->kernel);
+        for (const art::BatchVariant &v : launch->byBatch) {
+          PreparedStep variant;
+          variant.index = i;
+          variant.step = &step;
+          useKernel(variant, v.kernel);
+          ps.byBatch.emplace_back(v.maxBatch, std::move(variant));
+        }
       } else {
         ps.where = fmt::format("{} step {} ({}, {})", fn.name, i, step.op,
                                art::stepKindName(step.kind()));
@@ -51,6 +62,8 @@ Plan::Plan(const art::Artifact &artifact, std::uint64_t maxBatch, std::uint64_t 
         }
       for (art::BufferId id : art::buffersOf(step))
         used.insert(id);
+      for (auto &[maxBatch, variant] : ps.byBatch)
+        variant.errorFlags = ps.errorFlags;
       pf.steps.push_back(std::move(ps));
     }
     pf.buffers.assign(used.begin(), used.end());
@@ -151,7 +164,8 @@ void Plan::execute(const PreparedFunction &fn, const Memory &memory, const CallS
   check(scalars.size() == fn.function->scalars.size(), "{}: {} scalar arguments for {}",
         fn.function->name, scalars.size(), fn.function->scalars.size());
   std::vector<LaunchArg> args;
-  for (const PreparedStep &ps : fn.steps) {
+  for (const PreparedStep &prepared : fn.steps) {
+    const PreparedStep &ps = prepared.forBatch(shape.batch);
     const art::Step &step = *ps.step;
     if (observer)
       observer->beforeStep(ps, shape);

@@ -64,9 +64,22 @@ struct Memory {
 struct PreparedStep {
   std::size_t index = 0;
   const artifact::Step *step = nullptr;
-  const artifact::Kernel *kernel = nullptr; ///< launches
+  const artifact::Kernel *kernel = nullptr; ///< launches: the kernel this step launches
+  artifact::KernelIndex kernelIndex = 0;    ///< launches: its index in the artifact
   std::string where; ///< "prefill step 4 (mlstm_chunkwise, kernel 'mlstm_chunk_states_2')"
   std::vector<std::size_t> errorFlags; ///< indices into PreparedFunction::errorFlags
+  /// Launches with batch variants (artifact::LaunchStep::byBatch): the step as prepared for
+  /// each variant's kernel, in the artifact's order, with the variant's batch bound.
+  std::vector<std::pair<std::uint64_t, PreparedStep>> byBatch;
+
+  /// The step as a call of |batch| sequences runs it: the first variant whose bound holds
+  /// |batch|, else this one. Handlers and observers only ever see the chosen one.
+  const PreparedStep &forBatch(std::uint64_t batch) const {
+    for (const auto &[maxBatch, variant] : byBatch)
+      if (batch <= maxBatch)
+        return variant;
+    return *this;
+  }
 };
 
 struct ErrorFlagSite {

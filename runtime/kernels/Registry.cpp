@@ -255,10 +255,14 @@ void checkFamilies(const art::Artifact &artifact) {
                 fmt::format("{}: kernel {} '{}'", artifact.label(), i, artifact.kernels[i].name));
   for (const art::Function &fn : artifact.functions)
     for (std::size_t j = 0; j < fn.steps.size(); ++j)
-      if (const art::LaunchStep *launch = fn.steps[j].launch())
-        checkLaunch(artifact, fn.steps[j], artifact.kernels[launch->kernel],
-                    fmt::format("{}: {} step {} ({})", artifact.label(), fn.name, j,
-                                fn.steps[j].op));
+      if (const art::LaunchStep *launch = fn.steps[j].launch()) {
+        const std::string where =
+            fmt::format("{}: {} step {} ({})", artifact.label(), fn.name, j, fn.steps[j].op);
+        checkLaunch(artifact, fn.steps[j], artifact.kernels[launch->kernel], where);
+        for (std::size_t v = 0; v < launch->byBatch.size(); ++v)
+          checkLaunch(artifact, fn.steps[j], artifact.kernels[launch->byBatch[v].kernel],
+                      fmt::format("{}, by_batch[{}]", where, v));
+      }
 }
 
 } // namespace xlc::kernels

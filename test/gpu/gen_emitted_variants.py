@@ -57,48 +57,50 @@ def main():
             for i, step in enumerate(steps):
                 if step["kind"] != "launch":
                     continue
-                k = kernels[step["kernel"]]
-                fam, cfg = k["family"], k["config"]
-                name = variant(model, k)
-                label = f"{model} {k['name']}"
-                if fam == "mlstm_chunk_states":
-                    # The outputs kernel is the next launch of the same op.
-                    out_k = kernels[steps[i + 1]["kernel"]]
-                    key = ("CHUNKWISE", name, variant(model, out_k))
-                    cap = step["attrs"].get("gate_soft_cap", 0.0)
-                    seq = 2 * cfg["chunk"] + 5
-                    entry = f'X({name}, {variant(model, out_k)}, "{label} + {out_k["name"]}", {cap}, {seq})'
-                elif fam == "mlstm_chunk_outputs":
-                    continue
-                elif fam == "mlstm_chunk_fused":
-                    key = ("CHUNK_FUSED", name)
-                    cap = step["attrs"].get("gate_soft_cap", 0.0)
-                    entry = f'X({name}, "{label}", {cap}, {2 * cfg["chunk"] + 5})'
+                # The step's kernel and its batch variants (by_batch): each is emitted code.
+                for index in [step["kernel"]] + [v["kernel"] for v in step.get("by_batch", [])]:
+                    k = kernels[index]
+                    fam, cfg = k["family"], k["config"]
+                    name = variant(model, k)
+                    label = f"{model} {k['name']}"
+                    if fam == "mlstm_chunk_states":
+                        # The outputs kernel is the next launch of the same op.
+                        out_k = kernels[steps[i + 1]["kernel"]]
+                        key = ("CHUNKWISE", name, variant(model, out_k))
+                        cap = step["attrs"].get("gate_soft_cap", 0.0)
+                        seq = 2 * cfg["chunk"] + 5
+                        entry = f'X({name}, {variant(model, out_k)}, "{label} + {out_k["name"]}", {cap}, {seq})'
+                    elif fam == "mlstm_chunk_outputs":
+                        continue
+                    elif fam == "mlstm_chunk_fused":
+                        key = ("CHUNK_FUSED", name)
+                        cap = step["attrs"].get("gate_soft_cap", 0.0)
+                        entry = f'X({name}, "{label}", {cap}, {2 * cfg["chunk"] + 5})'
 
-                elif fam == "mlstm_decode_step":
-                    key = ("DECODE", name)
-                    entry = f'X({name}, "{label}", {step["attrs"].get("gate_soft_cap", 0.0)})'
-                elif fam == "rms_norm":
-                    key = ("RMS_NORM", name)
-                    entry = f'X({name}, "{label}", {"true" if cfg["has_weight"] else "false"})'
-                elif fam == "norm_gate":
-                    key = ("NORM_GATE", name)
-                    entry = f'X({name}, "{label}")'
-                elif fam == "swiglu":
-                    key = ("SWIGLU", name)
-                    entry = f'X({name}, "{label}")'
-                elif fam == "soft_cap":
-                    key = ("SOFT_CAP", name)
-                    entry = f'X({name}, "{label}", {3 * cfg["width"] + 5}, {step["attrs"]["cap"]})'
-                elif fam == "embedding":
-                    key = ("EMBEDDING", name)
-                    entry = f'X({name}, "{label}", {a["model"]["vocab_size"]})'
-                else:
-                    sys.exit(f"{path}: kernel family {fam} has no test case here; add one")
-                if key in seen:
-                    continue
-                seen.add(key)
-                cases[key[0]].append(entry)
+                    elif fam == "mlstm_decode_step":
+                        key = ("DECODE", name)
+                        entry = f'X({name}, "{label}", {step["attrs"].get("gate_soft_cap", 0.0)})'
+                    elif fam == "rms_norm":
+                        key = ("RMS_NORM", name)
+                        entry = f'X({name}, "{label}", {"true" if cfg["has_weight"] else "false"})'
+                    elif fam == "norm_gate":
+                        key = ("NORM_GATE", name)
+                        entry = f'X({name}, "{label}")'
+                    elif fam == "swiglu":
+                        key = ("SWIGLU", name)
+                        entry = f'X({name}, "{label}")'
+                    elif fam == "soft_cap":
+                        key = ("SOFT_CAP", name)
+                        entry = f'X({name}, "{label}", {3 * cfg["width"] + 5}, {step["attrs"]["cap"]})'
+                    elif fam == "embedding":
+                        key = ("EMBEDDING", name)
+                        entry = f'X({name}, "{label}", {a["model"]["vocab_size"]})'
+                    else:
+                        sys.exit(f"{path}: kernel family {fam} has no test case here; add one")
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    cases[key[0]].append(entry)
 
     lines = [
         "//===- EmittedVariants.h - The kernels xlc-compile emits, as test variants -*- C++ -*-===//",

@@ -104,7 +104,8 @@ Profile profileCall(exec::Backend &backend, const std::string &function,
   // Group the steps; per timed call, the time of each group.
   std::map<std::string, std::size_t> index;
   std::vector<std::vector<double>> groupSeconds; // [group][timed call]
-  for (const exec::PreparedStep &ps : fn.steps) {
+  for (const exec::PreparedStep &prepared : fn.steps) {
+    const exec::PreparedStep &ps = prepared.forBatch(shape.batch); // the kernel that ran
     GroupId id = groupOf(plan, ps, shape);
     auto [it, inserted] = index.emplace(id.key, profile.groups.size());
     if (inserted) {

@@ -186,7 +186,7 @@ Work callWork(const exec::Plan &plan, std::string_view function, const exec::Cal
               FloatStorage storage) {
   Work total;
   for (const exec::PreparedStep &ps : plan.function(function).steps)
-    total += stepWork(plan, ps, shape, storage);
+    total += stepWork(plan, ps.forBatch(shape.batch), shape, storage); // the kernel B runs
   return total;
 }
 

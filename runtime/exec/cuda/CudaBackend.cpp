@@ -508,8 +508,7 @@ void CudaBackend::launch(const PreparedStep &ps, std::span<const LaunchArg> args
   std::uint64_t g[3];
   for (int d = 0; d < 3; ++d)
     g[d] = kernel.grid[d].evaluate(shape.batch, shape.seq, ps.where);
-  const art::LaunchStep &step = *ps.step->launch();
-  kernels_[step.kernel].launchSlots(
+  kernels_[ps.kernelIndex].launchSlots(
       {static_cast<unsigned>(g[0]), static_cast<unsigned>(g[1]), static_cast<unsigned>(g[2])},
       {kernel.block[0], kernel.block[1], kernel.block[2]}, kernel.sharedBytes,
       stream_->handle(), slots_);

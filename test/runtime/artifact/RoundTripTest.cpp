@@ -34,6 +34,21 @@ TEST(RoundTrip, SerializeParseSerializeGivesIdenticalBytes) {
   EXPECT_EQ(serialize(parsed), bytes);
 }
 
+TEST(RoundTrip, BatchVariantsSurvive) {
+  Artifact original = makeTestArtifact();
+  Kernel narrow = original.kernels[kRmsNormKernel];
+  narrow.name = "rms_norm_narrow";
+  original.kernels.push_back(narrow);
+  auto &launch = std::get<LaunchStep>(original.functions[0].steps[1].body);
+  launch.byBatch = {{1, static_cast<KernelIndex>(original.kernels.size() - 1)}};
+  std::vector<std::uint8_t> bytes = serialize(original);
+  Artifact parsed = parseArtifact(bytes, kSource);
+  EXPECT_EQ(parsed, original);
+  EXPECT_EQ(parsed.functions[0].steps[1].launch()->kernelFor(1), original.kernels.size() - 1);
+  EXPECT_EQ(parsed.functions[0].steps[1].launch()->kernelFor(2), kRmsNormKernel);
+  EXPECT_EQ(serialize(parsed), bytes);
+}
+
 TEST(RoundTrip, OutputIsDeterministic) {
   // Two independently built artifacts, attrs inserted in different orders.
   Artifact a = makeTestArtifact(), b = makeTestArtifact();

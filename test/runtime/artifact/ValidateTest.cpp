@@ -86,6 +86,58 @@ TEST(Validate, ArgumentKindMismatch) {
             "of kernel 1 'rms_norm_0' is i64");
 }
 
+// A batch variant replaces the step's kernel for small calls with the step's own arguments: a
+// kernel of the same family with the same parameters, under ascending batch bounds.
+TEST(Validate, BatchVariantsShareFamilyAndParameters) {
+  // Kernel 4: rms_norm_0 under another name (another configuration, in a real artifact).
+  auto withNarrowKernel = [](Json &p) {
+    Json narrow = p["kernels"][1];
+    narrow["name"] = "rms_norm_narrow";
+    p["kernels"].push_back(narrow);
+  };
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              withNarrowKernel(p);
+              step(p, 0, 1)["by_batch"] = Json::array({{{"max_batch", 1}, {"kernel", 4}},
+                                                       {{"max_batch", 4}, {"kernel", 1}}});
+            }),
+            "<no error>");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              withNarrowKernel(p);
+              step(p, 0, 1)["by_batch"] = Json::array({{{"max_batch", 1}, {"kernel", 40}}});
+            }),
+            "test.xlca: step 1 of function 'prefill': by_batch[0] names kernel 40, but the "
+            "artifact has 5 kernels");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              step(p, 0, 1)["by_batch"] = Json::array({{{"max_batch", 2}, {"kernel", 1}},
+                                                       {{"max_batch", 2}, {"kernel", 1}}});
+            }),
+            "test.xlca: step 1 of function 'prefill': by_batch[1]: max_batch 2 must be at least 1 "
+            "and above the previous variant's (2)");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              step(p, 0, 1)["by_batch"] = Json::array({{{"max_batch", 0}, {"kernel", 1}}});
+            }),
+            "test.xlca: step 1 of function 'prefill': by_batch[0]: max_batch 0 must be at least 1 "
+            "and above the previous variant's (0)");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              step(p, 0, 1)["by_batch"] = Json::array({{{"max_batch", 1}, {"kernel", 0}}});
+            }),
+            "test.xlca: step 1 of function 'prefill': by_batch[0]: kernel 0 'embedding_0' is of "
+            "family 'embedding', but the step's kernel 1 'rms_norm_0' is of family 'rms_norm'");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              withNarrowKernel(p);
+              p["kernels"][4]["params"].erase(4);
+              step(p, 0, 1)["by_batch"] = Json::array({{{"max_batch", 1}, {"kernel", 4}}});
+            }),
+            "test.xlca: step 1 of function 'prefill': by_batch[0]: kernel 4 'rms_norm_narrow' "
+            "does not take the parameters of kernel 1 'rms_norm_0' (a variant runs with the "
+            "step's arguments)");
+  EXPECT_TRUE(contains(parseErrorAfter([&](Json &p) {
+                         step(p, 0, 1)["by_batch"] =
+                             Json::array({{{"max_batch", 1}, {"kernel", 1}, {"tile", 3}}});
+                       }),
+                       "tile"));
+}
+
 TEST(Validate, BufferIdsAreDenseAndInOrder) {
   EXPECT_EQ(parseErrorAfter([](Json &p) { p["buffers"][7]["id"] = 6; }),
             "test.xlca: buffers[7] 'blocks.0.xn' repeats id 6 of buffers[6] 'x'");

@@ -648,6 +648,66 @@ TEST_P(CpuBackendTest, CallObserveAndExport) {
   }
 }
 
+// A launch step with batch variants (artifact::LaunchStep::byBatch) launches, in a call of B
+// sequences, the first variant with B ≤ max_batch and its own kernel otherwise; handlers and
+// observers see the kernel that runs. The compiler gives the fused chunkwise step a narrower-tile
+// variant where few sequences leave SMs idle (the sig/tied model's two heads of DV 32: always).
+TEST_P(CpuBackendTest, BatchVariantsAreChosenByTheCallsBatch) {
+  struct Launches final : StepObserver {
+    std::map<std::size_t, std::string> kernelOfStep;
+    void beforeStep(const PreparedStep &ps, const CallShape &) override {
+      if (ps.kernel)
+        kernelOfStep[ps.index] = ps.kernel->name;
+    }
+    void afterStep(const PreparedStep &, const CallShape &) override {}
+  };
+  const artifact::Function &prefill = *m().artifact.findFunction("prefill");
+  std::vector<std::size_t> withVariants;
+  for (std::size_t i = 0; i < prefill.steps.size(); ++i)
+    if (prefill.steps[i].launch() && !prefill.steps[i].launch()->byBatch.empty())
+      withVariants.push_back(i);
+  if (GetParam() == "xlstm-sig-tied")
+    ASSERT_FALSE(withVariants.empty()) << "the compiler gave the sig/tied model no batch variant";
+  if (withVariants.empty())
+    GTEST_SKIP() << GetParam() << " has no launch with batch variants";
+
+  // The same artifact with every variant's bound lowered to 1: batch 1 runs the variants, batch 2
+  // the steps' own kernels, and both compute the same logits as the unchanged artifact.
+  artifact::Artifact lowered = m().artifact;
+  for (artifact::Function &f : lowered.functions)
+    for (artifact::Step &step : f.steps)
+      if (auto *launch = std::get_if<artifact::LaunchStep>(&step.body))
+        for (artifact::BatchVariant &v : launch->byBatch)
+          v.maxBatch = 1;
+  std::unique_ptr<Backend> loweredBackend =
+      createCpuBackend(lowered, *m().checkpoint, kLimits, kThreads);
+  const std::vector<std::int32_t> tokens = {5, 9, 2, 7, 1, 3, 8, 4, 6, 2};
+  for (const std::uint64_t batch : {1u, 2u}) {
+    Launches launches;
+    std::vector<float> logits(batch * m().vocab()), plain(batch * m().vocab());
+    const std::span<const std::int32_t> ids(tokens.data(), batch * 5);
+    CallArgs args;
+    args.batch = batch;
+    args.seq = 5;
+    args.inputs.emplace("tokens", std::as_bytes(ids));
+    args.outputs.emplace("logits", OutputRequest{logits, Logits::LastPosition});
+    args.observer = &launches;
+    loweredBackend->resetStates(0, batch);
+    loweredBackend->call("prefill", args);
+    for (std::size_t i : withVariants) {
+      const artifact::LaunchStep &launch = *prefill.steps[i].launch();
+      const artifact::KernelIndex expected =
+          batch == 1 ? launch.byBatch.front().kernel : launch.kernel;
+      EXPECT_EQ(launches.kernelOfStep[i], lowered.kernels[expected].name)
+          << "prefill step " << i << " at batch " << batch;
+    }
+    std::vector<std::int32_t> same(ids.begin(), ids.end());
+    backend().resetStates(0, batch);
+    backend().run("prefill", 0, batch, 5, same, plain);
+    EXPECT_EQ(logits, plain) << "batch " << batch;
+  }
+}
+
 // The backward's GEMM forms (transposed operands, accumulation into a persistent gradient)
 // against plain loops, through the whole plan (validation, executor, CPU handlers).
 TEST(CpuBackendGemms, TransposesAndAccumulation) {
