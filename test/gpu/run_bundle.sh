@@ -49,7 +49,9 @@
 #                XLC_BENCH_HF_TIMEOUT s (default 240); table.txt, xlc-bench.json and the plots in
 #                xlc-bench/, the table in the summary; the whole step within XLC_BENCH_TIMEOUT s
 #                (default 570; the JSON is written after every backend, so a stopped run keeps
-#                what it measured). Not in the default steps: 6-9 minutes
+#                what it measured); the SM clock, power and temperature every 200 ms meanwhile in
+#                xlc-bench-clocks.csv (their range in the summary). Not in the default steps:
+#                6-9 minutes
 #   sanitizers   test/gpu/run_sanitizers.sh: compute-sanitizer memcheck, initcheck, racecheck and
 #                synccheck over xlc-run on the tiny model and a few small gpu_kernel_tests cases
 #                (not in the default steps: several minutes; logs in sanitizers/)
@@ -397,6 +399,15 @@ if has xlc-bench; then
     status=1
   else
     echo "checkpoint: $ckpt" >> "$xb/progress.log"
+    # The SM clock and power while it runs (a kernel timed alone can run at a higher clock than
+    # inside a prefill whose GEMMs hold the card at its power limit): xlc-bench-clocks.csv.
+    clocks="$out/xlc-bench-clocks.csv"
+    sampler=""
+    if command -v nvidia-smi > /dev/null; then
+      nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu \
+        --format=csv,noheader,nounits -lms 200 > "$clocks" 2> /dev/null &
+      sampler=$!
+    fi
     timeout "${XLC_BENCH_TIMEOUT:-570}" "$bin/xlc-bench" --model "$arts/xlstm-7b.xlca" \
       --weights "$ckpt" --device cuda --cases "${XLC_BENCH_SET:-all}" \
       --reps "${XLC_BENCH_REPS:-3}" --hf-cases "${XLC_BENCH_HF_CASES:-auto}" \
@@ -404,6 +415,24 @@ if has xlc-bench; then
       --provenance "$provenance" --output "$xb/xlc-bench.json" --plots "$xb" \
       > "$xb/table.txt" 2>> "$xb/progress.log"
     rc=$?
+    if [ -n "$sampler" ]; then
+      kill "$sampler" 2> /dev/null
+      wait "$sampler" 2> /dev/null
+      python3 - "$clocks" >> "$xb/progress.log" <<'PY'
+import statistics, sys
+sm, watts = [], []
+for line in open(sys.argv[1]):
+    f = [x.strip() for x in line.split(",")]
+    try:
+        sm.append(float(f[1])); watts.append(float(f[2]))
+    except (IndexError, ValueError):
+        pass
+if sm:
+    print(f"SM clock while xlc-bench ran: min {min(sm):.0f}, median {statistics.median(sm):.0f}, "
+          f"max {max(sm):.0f} MHz; power median {statistics.median(watts):.0f} W, max "
+          f"{max(watts):.0f} W ({len(sm)} samples, xlc-bench-clocks.csv)")
+PY
+    fi
     cat "$xb/table.txt"
     counts="$(python3 - "$xb/xlc-bench.json" <<'PY'
 import json, sys
@@ -435,6 +464,7 @@ fi
   if [ -f "$out/xlc-bench/table.txt" ]; then
     echo "-- xlc-bench (xlc-bench/table.txt, profiles there too):"
     sed -n '1,/^$/p;/^case /,/^$/p' "$out/xlc-bench/table.txt"
+    grep -h "SM clock while xlc-bench ran" "$out/xlc-bench/progress.log" 2> /dev/null
   fi
   if [ -f "$out/gemv/kernel_bench_gemv.log" ]; then
     echo "-- decode GEMMs (kernel_bench --gemv-only):"
