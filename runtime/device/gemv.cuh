@@ -32,7 +32,9 @@
 // ("groups"), group γ by warp γ mod kWarps. A warp issues all 2·kRowTiles·kUnroll weight loads and
 // kUnroll activation loads of a group before the first product, so every lane keeps
 // 32·kRowTiles·kUnroll bytes of W in flight (1 KiB·kRowTiles·kUnroll per warp); at any moment
-// the warps of a block read kWarps·kUnroll·64 contiguous bytes of each of their rows.
+// the warps of a block read kWarps·kUnroll·64 contiguous bytes of each of their rows. With
+// kStages = 2 a warp issues the loads of its next group before the products of the current one
+// (double-buffered registers): one to two groups in flight instead of one, then none.
 // Weights are read once, with ld.global.nc.L1::no_allocate (L1 keeps the activations, which
 // every block reads) and a 256-byte L2 prefetch hint; activations with ld.global.nc.
 //
@@ -52,10 +54,31 @@
 // read and then written by one thread). The bias and residual element type is a launch argument
 // (bf16 or fp32), TOut a template parameter.
 //
+// ---- Prologues: A formed from the a operand on the fly --------------------------------------------
+// A decode step's projections read what a row kernel made of the previous one's output; two such
+// kernels fold into the GEMV that consumes them (the artifact's gemm prologue, docs/artifact.md):
+//   kRmsNorm  D[i, j] = r_i · Σ_κ a[i, κ]·W[j, κ],  r_i = rsqrt(Σ_κ a[i, κ]² / k + eps):
+//             rms_norm.cuh without a weight (the compiler folds the norm weight into W). The
+//             lanes that load a[i, κ] also add up its squares (in their κ order, then over the 4
+//             lanes of the row and the warps in order, then over the split-K slices in order);
+//             the row scale multiplies the reduced sum. Against the materialised form this
+//             skips the rounding of the normalised a to bf16 (one rounding less).
+//   kSwiGlu   A[i, κ] = bf16(silu(a[i, κ])·a[i, a_up_offset + κ]): swiglu.cuh's value, bit for
+//             bit, over a fused gate|up row.
+//
+// ---- Programmatic dependent launch -------------------------------------------------------------
+// The entry point does not begin with grid_dependency_sync() (docs/kernels.md): gemv() calls it
+// after each warp has asked L2 for the weights of its first group, so that under programmatic
+// dependent launch the weight stream of this GEMV starts while the kernel before it finishes
+// (its last wave, its split-K reduction). Nothing else is touched before the wait. Invariant:
+// the kernel launched right before a GEMV does not write W (weights are written at load and,
+// in training, by an optimizer step that must not be PDL-launched right before a GEMV).
+//
 // ---- Contract (the host checks it: runtime/exec/cuda/Gemv.cpp unsupportedReason) ---------------
 //   1 ≤ m ≤ 8; k a multiple of 8; W and every row of A 16-byte aligned (lda a multiple of 8);
 //   k_split a positive multiple of 32 with grid.y = ⌈k / k_split⌉ ≤ 65535; with grid.y > 1,
-//   partials holds grid.y·m·n floats and counters grid.x zeroed uint64. n is arbitrary (rows
+//   partials holds grid.y·m·(n + 1) floats and counters grid.x zeroed uint64; kSwiGlu: a_up_offset
+//   a multiple of 8 (the up values 16-byte aligned too). n is arbitrary (rows
 //   past n are never written); a step past k (k % 32 ≠ 0) contributes zeros.
 // Launch: grid (⌈n / kRows⌉, S, 1), block (kThreads, 1, 1), kSharedBytes of dynamic shared memory.
 //
@@ -69,6 +92,9 @@
 namespace xlc::device {
 
 enum class GemvEpilogue : int { kNone = 0, kBias = 1, kResidual = 2 };
+
+/// How the kernel forms A from its a operand ("Prologues" in the file comment).
+enum class GemvPrologue : int { kNone = 0, kRmsNorm = 1, kSwiGlu = 2 };
 
 struct GemvParams {
   const void *a;     ///< bf16, row i at a + i·lda elements
@@ -84,23 +110,30 @@ struct GemvParams {
   int64_t c_is_f32;  ///< element type of c: 1 fp32, 0 bf16
   void *partials;    ///< fp32 [grid.y, m, n]; used when grid.y > 1
   void *counters;    ///< uint64 [grid.x], zero before and after a launch; used when grid.y > 1
+  int64_t prologue;  ///< GemvPrologue
+  int64_t a_up_offset; ///< kSwiGlu: elements from a row's gate values to its up values
+  double eps;        ///< kRmsNorm: added to the mean square
 };
 
-template <class TOut_, int kRowTiles_, int kWarps_, int kUnroll_> struct GemvConfig {
+template <class TOut_, int kRowTiles_, int kWarps_, int kUnroll_, int kStages_ = 1>
+struct GemvConfig {
   using TOut = TOut_;
   static constexpr int kRowTiles = kRowTiles_; ///< 16-output mma tiles per block
   static constexpr int kWarps = kWarps_;       ///< warps per block, sharing its κ slice
   static constexpr int kUnroll = kUnroll_;     ///< 32-wide κ steps a warp loads at once
+  static constexpr int kStages = kStages_;     ///< groups a warp has in flight (1 or 2)
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kRows = 16 * kRowTiles; ///< outputs j per block: grid.x = ⌈n / kRows⌉
   static constexpr int kMaxM = 8;              ///< the mma's n8: rows of A
   static constexpr int kStepK = 32;            ///< κ per warp step (two m16n8k16)
-  /// The block reduction's buffer: fp32 [kWarps][kRows][kMaxM].
-  static constexpr int kSharedBytes = kWarps * kRows * kMaxM * 4;
+  /// The block reduction's buffers: fp32 [kWarps][kRows][kMaxM] of products, then fp32
+  /// [kWarps][kMaxM] of sums of squares (kRmsNorm).
+  static constexpr int kSharedBytes = kWarps * (kRows + 1) * kMaxM * 4;
   static_assert(sizeof(TOut_) == 2 || sizeof(TOut_) == 4, "TOut is bf16 or fp32");
   static_assert(kRowTiles >= 1 && kRowTiles <= 8, "1..8 row tiles");
   static_assert(kWarps >= 1 && kWarps <= 32, "1..32 warps");
   static_assert(kUnroll >= 1 && kUnroll <= 16, "1..16 steps in flight");
+  static_assert(kStages == 1 || kStages == 2, "one group in flight, or two (double-buffered)");
   static_assert(kSharedBytes <= 48 * 1024, "the reduction buffer must fit the default 48 KiB");
 };
 
@@ -121,6 +154,16 @@ __device__ __forceinline__ uint4 load_weights16(const bf16 *p) {
 #endif
 }
 
+/// Asks L2 for the line holding |p| (no register, no wait): the weights of a warp's first group,
+/// before the dependency wait.
+__device__ __forceinline__ void prefetch_weights_l2(const bf16 *p) {
+#if !defined(XLC_DEVICE_EMULATION)
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#else
+  (void)p;
+#endif
+}
+
 /// 16 bytes of activations (read-only during the kernel; every block reads them: cached in L1).
 __device__ __forceinline__ uint4 load_activations16(const bf16 *p) {
 #if defined(XLC_DEVICE_EMULATION)
@@ -138,6 +181,38 @@ __device__ __forceinline__ uint4 keep_if(uint4 v, bool keep) {
   return make_uint4(v.x & mask, v.y & mask, v.z & mask, v.w & mask);
 }
 
+/// The 8 bf16 of a 16-byte vector as floats.
+__device__ __forceinline__ void unpack8(const uint4 &v, float (&f)[8]) {
+  const bf16 *h = reinterpret_cast<const bf16 *>(&v);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    f[i] = to_float(h[i]);
+}
+
+/// silu(gate)·up of 8 bf16 pairs, each rounded to bf16 once: what swiglu.cuh stores.
+__device__ __forceinline__ uint4 swiglu8(const uint4 &gate, const uint4 &up) {
+  float g[8], u[8];
+  unpack8(gate, g);
+  unpack8(up, u);
+  uint4 out;
+  bf16 *h = reinterpret_cast<bf16 *>(&out);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    h[i] = from_float<bf16>(silu(g[i]) * u[i]);
+  return out;
+}
+
+/// Σ of the squares of 8 bf16, in order.
+__device__ __forceinline__ float sum_squares8(const uint4 &v) {
+  float f[8];
+  unpack8(v, f);
+  float s = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    s += f[i] * f[i];
+  return s;
+}
+
 /// A partial sum another block wrote during this launch: read from L2 (ld.global.cg), never
 /// from a possibly stale L1 line.
 __device__ __forceinline__ float load_partial(const float *p) {
@@ -152,6 +227,7 @@ __device__ __forceinline__ float load_partial(const float *p) {
 template <class TOut>
 __device__ __forceinline__ void store_output(const GemvParams &p, int64_t i, int64_t j, float v) {
   const int64_t at = i * p.n + j;
+  // (a row scale of kRmsNorm is already in v)
   if (p.epilogue == static_cast<int64_t>(GemvEpilogue::kBias)) {
     v += p.c_is_f32 ? static_cast<const float *>(p.c)[j]
                     : to_float(static_cast<const bf16 *>(p.c)[j]);
@@ -195,45 +271,111 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
   for (int t = 0; t < kRowTiles; ++t)
     acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
 
-  for (int64_t group = warp; group * kUnroll < steps; group += kWarps) {
-    uint4 wv[kUnroll][kRowTiles][2], xv[kUnroll];
-    bool inK[kUnroll];
-    // Every load of the group first (bytes in flight), then the products. The loads are
-    // unconditional -- a step past the slice reads the row's first 8 elements of the slice
-    // (offset kBegin − 8q from this lane's pointer, so row + kBegin: valid however short the
-    // slice is), and its values are replaced by zeros before the products -- so that no branch
-    // or dependent instruction keeps the compiler from issuing them all before the first
-    // product waits.
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t s = group * kUnroll + u;
-      const int64_t kappa = kBegin + s * kStepK;
-      inK[u] = s < steps && kappa + 8 * q < kEnd; // kEnd − κ is a multiple of 8
-      const int64_t at = inK[u] ? kappa : kBegin - 8 * q;
+  // The weights do not depend on the kernels before this one ("Programmatic dependent launch"
+  // above): the lines of each warp's first group are requested before the dependency wait, so
+  // the weight stream starts while the previous kernel finishes and the first loads hit L2.
+  for (int u = 0; u < kUnroll; ++u) {
+    const int64_t kappa = kBegin + (static_cast<int64_t>(warp) * kUnroll + u) * kStepK;
+    if (kappa + 8 * q < kEnd)
 #pragma unroll
       for (int t = 0; t < kRowTiles; ++t)
 #pragma unroll
         for (int h = 0; h < 2; ++h)
-          wv[u][t][h] = gemv_detail::load_weights16(wRow[t][h] + at);
-      xv[u] = gemv_detail::load_activations16(aRow + at);
-    }
+          gemv_detail::prefetch_weights_l2(wRow[t][h] + kappa);
+  }
+  grid_dependency_sync();
+
+  // One group's operands in registers.
+  struct Group {
+    uint4 w[kUnroll][kRowTiles][2];
+    uint4 x[kUnroll];
+    uint4 up[kUnroll]; // kSwiGlu: the up values beside x's gate values
+    bool inK[kUnroll];
+  };
+  const bool swiglu = p.prologue == static_cast<int64_t>(GemvPrologue::kSwiGlu);
+  const bool rmsNorm = p.prologue == static_cast<int64_t>(GemvPrologue::kRmsNorm);
+  float squares = 0.0f; // kRmsNorm: Σ A[g, κ]² over the κ this lane loads
+  // Issues every load of group |group| (bytes in flight). The loads are unconditional -- a step
+  // past the slice reads the row's first 8 elements of the slice (offset kBegin − 8q from this
+  // lane's pointer, so row + kBegin: valid however short the slice is), and its values are
+  // replaced by zeros in multiply() -- so that no branch or dependent instruction keeps the
+  // compiler from issuing them all before the first product waits.
+  auto load = [&](int64_t group, Group &g) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const uint4 x = gemv_detail::keep_if(xv[u], inK[u]);
+      const int64_t s = group * kUnroll + u;
+      const int64_t kappa = kBegin + s * kStepK;
+      g.inK[u] = s < steps && kappa + 8 * q < kEnd; // kEnd − κ is a multiple of 8
+      const int64_t at = g.inK[u] ? kappa : kBegin - 8 * q;
+#pragma unroll
+      for (int t = 0; t < kRowTiles; ++t)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          g.w[u][t][h] = gemv_detail::load_weights16(wRow[t][h] + at);
+      g.x[u] = gemv_detail::load_activations16(aRow + at);
+      if (swiglu)
+        g.up[u] = gemv_detail::load_activations16(aRow + p.a_up_offset + at);
+    }
+  };
+  auto multiply = [&](const Group &g) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const uint4 x = gemv_detail::keep_if(
+          swiglu ? gemv_detail::swiglu8(g.x[u], g.up[u]) : g.x[u], g.inK[u]);
+      if (rmsNorm)
+        squares += gemv_detail::sum_squares8(x);
 #pragma unroll
       for (int t = 0; t < kRowTiles; ++t) {
-        const uint4 w0 = gemv_detail::keep_if(wv[u][t][0], inK[u]);
-        const uint4 w1 = gemv_detail::keep_if(wv[u][t][1], inK[u]);
+        const uint4 w0 = gemv_detail::keep_if(g.w[u][t][0], g.inK[u]);
+        const uint4 w1 = gemv_detail::keep_if(g.w[u][t][1], g.inK[u]);
         const uint32_t lo[4] = {w0.x, w1.x, w0.y, w1.y};
         tc::mma_bf16(acc[t], lo, x.x, x.y);
         const uint32_t hi[4] = {w0.z, w1.z, w0.w, w1.w};
         tc::mma_bf16(acc[t], hi, x.z, x.w);
       }
     }
+  };
+  // Group γ is taken by warp γ mod kWarps.
+  if constexpr (Config::kStages == 1) {
+    // Load a group, multiply it: one group in flight at a time.
+    for (int64_t group = warp; group * kUnroll < steps; group += kWarps) {
+      Group g;
+      load(group, g);
+      multiply(g);
+    }
+  } else {
+    // Double-buffered: the loads of the warp's next group are issued before the products of
+    // the current one wait for theirs, so the warp always has one or two groups in flight.
+    Group even, odd;
+    int64_t group = warp;
+    if (group * kUnroll < steps)
+      load(group, even);
+    while (group * kUnroll < steps) {
+      const int64_t next = group + kWarps;
+      const bool hasNext = next * kUnroll < steps;
+      if (hasNext)
+        load(next, odd);
+      multiply(even);
+      if (!hasNext)
+        break;
+      const int64_t after = next + kWarps;
+      if (after * kUnroll < steps)
+        load(after, even);
+      multiply(odd);
+      group = after;
+    }
   }
 
-  // (1) Sum over the block's warps, in warp order: red[warp][j − j0][i].
+  // (1) Sum over the block's warps, in warp order: red[warp][j − j0][i]; with kRmsNorm also
+  // the sums of squares, redSq[warp][i] (lanes q = 0..3 of row g hold disjoint κ).
   float *red = reinterpret_cast<float *>(dynamic_smem());
+  float *redSq = red + kWarps * kRows * kMaxM;
+  if (rmsNorm) {
+    squares += __shfl_xor_sync(0xffffffffu, squares, 1);
+    squares += __shfl_xor_sync(0xffffffffu, squares, 2);
+    if (q == 0)
+      redSq[warp * kMaxM + g] = squares;
+  }
 #pragma unroll
   for (int t = 0; t < kRowTiles; ++t) {
     float *lower = red + (warp * kRows + 16 * t + g) * kMaxM + 2 * q;
@@ -246,6 +388,21 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
   __syncthreads();
   const bool split = gridDim.y > 1;
   float *partials = static_cast<float *>(p.partials);
+  // kRmsNorm: the block's Σ A[i, κ]² over its slice, in warp order; the sums of squares of
+  // split-K slices follow the products in partials: [grid.y, m] at grid.y·m·n.
+  float *squaresOut = partials + static_cast<int64_t>(gridDim.y) * p.m * p.n;
+  __shared__ float rowScale[kMaxM];
+  if (rmsNorm && threadIdx.x < p.m) {
+    float sum = 0.0f;
+    for (int v = 0; v < kWarps; ++v)
+      sum += redSq[v * kMaxM + threadIdx.x];
+    if (split)
+      squaresOut[static_cast<int64_t>(blockIdx.y) * p.m + threadIdx.x] = sum;
+    else
+      rowScale[threadIdx.x] = rsqrtf(sum / static_cast<float>(p.k) + static_cast<float>(p.eps));
+  }
+  if (rmsNorm && !split)
+    __syncthreads();
   // Output r + kRows·i of the block: consecutive threads take consecutive j (coalesced stores).
   for (int idx = threadIdx.x; idx < kRows * kMaxM; idx += Config::kThreads) {
     const int r = idx % kRows, i = idx / kRows;
@@ -258,7 +415,7 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
     if (split)
       partials[(static_cast<int64_t>(blockIdx.y) * p.m + i) * p.n + j] = sum;
     else
-      gemv_detail::store_output<TOut>(p, i, j, sum);
+      gemv_detail::store_output<TOut>(p, i, j, rmsNorm ? sum * rowScale[i] : sum);
   }
   if (!split)
     return;
@@ -274,6 +431,15 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
   if (!isLast)
     return;
   __threadfence(); // order the reads below after the counter that saw every block
+  if (rmsNorm) {
+    if (threadIdx.x < p.m) {
+      float sum = 0.0f;
+      for (unsigned y = 0; y < gridDim.y; ++y)
+        sum += gemv_detail::load_partial(squaresOut + static_cast<int64_t>(y) * p.m + threadIdx.x);
+      rowScale[threadIdx.x] = rsqrtf(sum / static_cast<float>(p.k) + static_cast<float>(p.eps));
+    }
+    __syncthreads();
+  }
   for (int idx = threadIdx.x; idx < kRows * kMaxM; idx += Config::kThreads) {
     const int r = idx % kRows, i = idx / kRows;
     const int64_t j = j0 + r;
@@ -282,7 +448,7 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
     float sum = 0.0f;
     for (unsigned y = 0; y < gridDim.y; ++y)
       sum += gemv_detail::load_partial(partials + (static_cast<int64_t>(y) * p.m + i) * p.n + j);
-    gemv_detail::store_output<TOut>(p, i, j, sum);
+    gemv_detail::store_output<TOut>(p, i, j, rmsNorm ? sum * rowScale[i] : sum);
   }
   if (threadIdx.x == 0)
     *counter = 0; // ready for the next launch (stream order)

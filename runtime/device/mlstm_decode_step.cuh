@@ -100,6 +100,26 @@ template <class Config> __device__ void mlstm_decode_step(const MlstmDecodeParam
   const float cap = static_cast<float>(p.gate_soft_cap);
   const float scale = 1.0f / sqrtf(static_cast<float>(kDQK));
 
+  // ---- The C tile first: its loads (the bulk of the bytes) do not depend on the gates, q or
+  // k, so they are all in flight while those are loaded and reduced below; then one pass
+  // updates, stores and accumulates q̂ᵀC'.
+  TState *Ctile = static_cast<TState *>(p.C) + bh * kDQK * kDV + e0;
+  const int rowInPass = tid / kColThreads, e = (tid % kColThreads) * kVec;
+  const bool vector = e + kVec <= cols && view_aligned16<TState>(Ctile, 0, kDV);
+  float cv[kPasses][kVec];
+#pragma unroll
+  for (int ps = 0; ps < kPasses; ++ps) {
+    const int r = ps * kRowsPerPass + rowInPass;
+    if (r < kDQK && e < cols) {
+      if (vector) {
+        load_floats<kVec, true>(Ctile + r * kDV + e, cv[ps]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < kVec; ++i)
+          cv[ps][i] = e + i < cols ? to_float(Ctile[r * kDV + e + i]) : 0.0f;
+      }
+    }
+  }
   // ---- Gates (every thread computes the same scalars).
   const float lf = mlstm_log_forget(
       to_float(static_cast<const TGate *>(p.fgate)[b * p.f_stride + p.f_offset + hd]), cap);
@@ -124,28 +144,10 @@ template <class Config> __device__ void mlstm_decode_step(const MlstmDecodeParam
     nNew[d] = nd;
     qn += qd * nd;
   }
-  for (int e = tid; e < kBlockDV; e += kThreads)
-    vs[e] = e < cols ? to_float(v[e]) : 0.0f;
+  for (int c = tid; c < kBlockDV; c += kThreads)
+    vs[c] = c < cols ? to_float(v[c]) : 0.0f;
   qn = block_sum<kThreads>(qn, scratch); // also orders the shared writes above
 
-  // ---- One pass over the C tile: load all passes, then update, store and accumulate q̂ᵀC'.
-  TState *Ctile = static_cast<TState *>(p.C) + bh * kDQK * kDV + e0;
-  const int rowInPass = tid / kColThreads, e = (tid % kColThreads) * kVec;
-  const bool vector = e + kVec <= cols && view_aligned16<TState>(Ctile, 0, kDV);
-  float cv[kPasses][kVec];
-#pragma unroll
-  for (int ps = 0; ps < kPasses; ++ps) {
-    const int r = ps * kRowsPerPass + rowInPass;
-    if (r < kDQK && e < cols) {
-      if (vector) {
-        load_floats<kVec, true>(Ctile + r * kDV + e, cv[ps]);
-      } else {
-#pragma unroll
-        for (int i = 0; i < kVec; ++i)
-          cv[ps][i] = e + i < cols ? to_float(Ctile[r * kDV + e + i]) : 0.0f;
-      }
-    }
-  }
   float num[kVec];
 #pragma unroll
   for (int i = 0; i < kVec; ++i)

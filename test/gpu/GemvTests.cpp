@@ -23,6 +23,7 @@ namespace {
 using namespace xlc::test;
 using namespace xlc::test::variants;
 using xlc::device::GemvEpilogue;
+using xlc::device::GemvPrologue;
 
 void expectOk(const CaseReport &report) {
   std::printf("%s", report.describe().c_str());
@@ -113,6 +114,33 @@ TEST(GpuGemv, Every7BProjection) {
     expectOk(runGemv<GpuBackend, GemvF32R4W4U2>(
         be, fmt::format("LM head 50304x4096 f32 m {} (rows at stride 3k)", m),
         {.m = m, .n = 50304, .k = 4096, .lda = 3 * 4096, .seed = seed + 5}));
+  }
+}
+
+TEST(GpuGemv, ProloguesAt7BShapes) {
+  // The decode step's fused forms: the RMS norm before q|k|v|o (one block and split-K) and the
+  // SwiGLU of the fused gate|up row before the down projection (split 4, residual).
+  XLC_REQUIRE_GPU_BACKEND(be);
+  for (int64_t m : {1, 8}) {
+    const uint64_t seed = static_cast<uint64_t>(m) * 100;
+    for (int64_t split : {1, 2})
+      expectOk(runGemv<GpuBackend, GemvBf16R1W4U4S2>(
+          be, fmt::format("rms_norm + q|k|v|o 12288x4096 m {} split {}", m, split),
+          {.m = m,
+           .n = 12288,
+           .k = 4096,
+           .split = split,
+           .prologue = GemvPrologue::kRmsNorm,
+           .seed = seed + static_cast<uint64_t>(split)}));
+    expectOk(runGemv<GpuBackend, GemvBf16R1W8U4>(
+        be, fmt::format("swiglu + down 4096x10944 residual m {} split 4", m),
+        {.m = m,
+         .n = 4096,
+         .k = 10944,
+         .split = 4,
+         .epilogue = GemvEpilogue::kResidual,
+         .prologue = GemvPrologue::kSwiGlu,
+         .seed = seed + 3}));
   }
 }
 

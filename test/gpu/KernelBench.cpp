@@ -55,6 +55,7 @@ struct Options {
   int64_t batch = 0, seq = 0; ///< --shape BxS: only this chunkwise shape
   bool gemv = true;           ///< the decode GEMM section (--no-gemv: without)
   bool gemvOnly = false;      ///< only the decode GEMM section
+  bool decodeOnly = false;    ///< only the decode step section
 };
 
 struct Stats {
@@ -318,7 +319,7 @@ int run(const Options &o) {
     shapes = {{o.batch, o.seq}};
   auto want = [&](const char *name) { return o.only.empty() || o.only == name; };
   std::vector<ChunkResult> chunk;
-  if (o.gemvOnly)
+  if (o.gemvOnly || o.decodeOnly)
     shapes.clear();
   for (const Shape &sh : shapes) {
     const int64_t B = sh.batch, S = sh.seq;
@@ -455,6 +456,10 @@ int main(int argc, char **argv) {
       o.gemvOnly = true;
     else if (arg == "--no-gemv")
       o.gemv = false;
+    else if (arg == "--decode-only") {
+      o.decodeOnly = true;
+      o.gemv = false;
+    }
     else if (arg == "--shape") {
       const std::string v = value();
       const size_t x = v.find('x');
@@ -468,12 +473,14 @@ int main(int argc, char **argv) {
     else if (arg == "--help" || arg == "-h") {
       std::printf("usage: kernel_bench [--json FILE] [--reps N (default 30)] [--warmup N (3)] "
                   "[--quick]\n"
-                  "                    [--only VARIANT] [--shape BxS] [--gemv-only | --no-gemv]\n"
+                  "                    [--only VARIANT] [--shape BxS] [--gemv-only | --no-gemv |\n"
+                  "                    --decode-only]\n"
                   "  --only VARIANT  time only the chunkwise tiling of that name (e.g. \"L128\"), no\n"
                   "                  decode step (for profilers)\n"
                   "  --shape BxS     only this chunkwise shape (default 8x8192 and 1x2048)\n"
                   "  --gemv-only     only the decode GEMMs: xlc's GEMV vs cuBLASLt at 7B shapes\n"
-                  "  --no-gemv       without the decode GEMMs\n");
+                  "  --no-gemv       without the decode GEMMs\n"
+                  "  --decode-only   only the mLSTM decode step (batch 1 and 64)\n");
       return 0;
     } else {
       std::fprintf(stderr, "kernel_bench: unknown argument %s (try --help)\n", arg.c_str());

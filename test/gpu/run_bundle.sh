@@ -45,7 +45,8 @@
 #                at batch 1/8/64/256 after 128 and 8192 tokens, step profiles of a prefill and a
 #                decode step), XLC_BENCH_REPS repeats (default 3) after one warm-up, every figure
 #                with its ratio to the H100's limit and memory, transformers side by side on the
-#                cases of XLC_BENCH_HF_CASES (default auto: those of issue 10's table) within
+#                cases of XLC_BENCH_HF_CASES (default auto: those of issue 10's table; none:
+#                no transformers) within
 #                XLC_BENCH_HF_TIMEOUT s (default 240); table.txt, xlc-bench.json and the plots in
 #                xlc-bench/, the table in the summary; the whole step within XLC_BENCH_TIMEOUT s
 #                (default 570; the JSON is written after every backend, so a stopped run keeps
@@ -408,9 +409,11 @@ if has xlc-bench; then
         --format=csv,noheader,nounits -lms 200 > "$clocks" 2> /dev/null &
       sampler=$!
     fi
+    hf_args=(--hf-cases "${XLC_BENCH_HF_CASES:-auto}")
+    [ "${XLC_BENCH_HF_CASES:-auto}" = none ] && hf_args=(--no-hf)
     timeout "${XLC_BENCH_TIMEOUT:-570}" "$bin/xlc-bench" --model "$arts/xlstm-7b.xlca" \
       --weights "$ckpt" --device cuda --cases "${XLC_BENCH_SET:-all}" \
-      --reps "${XLC_BENCH_REPS:-3}" --hf-cases "${XLC_BENCH_HF_CASES:-auto}" \
+      --reps "${XLC_BENCH_REPS:-3}" "${hf_args[@]}" \
       --hf-timeout "${XLC_BENCH_HF_TIMEOUT:-240}" --scripts-dir "$here/scripts" \
       --provenance "$provenance" --output "$xb/xlc-bench.json" --plots "$xb" \
       > "$xb/table.txt" 2>> "$xb/progress.log"

@@ -16,6 +16,7 @@
 #include "runtime/exec/cuda/CublasLt.h"
 #include "runtime/exec/cuda/DeviceSampler.h"
 #include "runtime/exec/cuda/Gemv.h"
+#include "runtime/exec/cuda/GemvFusion.h"
 #include "runtime/exec/cuda/GraphCache.h"
 #include "runtime/exec/cuda/KernelCache.h"
 #include "runtime/exec/cuda/Preflight.h"
@@ -49,16 +50,17 @@ std::string gib(std::uint64_t bytes) {
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1ull << 30));
 }
 
-/// CudaBackendOptions::pdl: "on" or "off"; empty = $XLC_PDL, else on.
-bool pdlFromOptions(const std::string &option) {
+/// An on/off option of CudaBackendOptions: "on" or "off"; empty = $|env|, else on.
+bool onOffOption(const std::string &option, const char *env, std::string_view what) {
   std::string value = option;
-  std::string where = "the CUDA backend's PDL option";
+  std::string where = fmt::format("the CUDA backend's {} option", what);
   if (value.empty()) {
-    const char *env = std::getenv("XLC_PDL");
-    value = env != nullptr && *env != '\0' ? env : "on";
-    where = "$XLC_PDL";
+    const char *set = std::getenv(env);
+    value = set != nullptr && *set != '\0' ? set : "on";
+    where = fmt::format("${}", env);
   }
-  check(value == "on" || value == "off", "{}: '{}' is not a PDL mode (on or off)", where, value);
+  check(value == "on" || value == "off", "{}: '{}' is not a {} mode (on or off)", where, value,
+        what);
   return value == "on";
 }
 
@@ -76,9 +78,15 @@ public:
                                    std::uint64_t, std::uint64_t, const BufferRef &,
                                    const BufferRef &, const std::optional<BufferRef> &,
                                    const BufferRef &)>;
-  explicit GemmVisitor(Visit visit) : visit_(std::move(visit)) {}
+  using VisitLaunch = std::function<void(const PreparedStep &, std::span<const LaunchArg>)>;
+  explicit GemmVisitor(Visit visit, VisitLaunch visitLaunch = {})
+      : visit_(std::move(visit)), visitLaunch_(std::move(visitLaunch)) {}
   void zero(const BufferRef &, const PreparedStep &) override {}
-  void launch(const PreparedStep &, std::span<const LaunchArg>, const CallShape &) override {}
+  void launch(const PreparedStep &step, std::span<const LaunchArg> args,
+              const CallShape &) override {
+    if (visitLaunch_)
+      visitLaunch_(step, args);
+  }
   void gemm(const PreparedStep &step, const art::GemmStep &gemm, std::uint64_t m, std::uint64_t n,
             std::uint64_t k, const BufferRef &a, const BufferRef &b,
             const std::optional<BufferRef> &c, const BufferRef &d) override {
@@ -89,6 +97,7 @@ public:
 
 private:
   Visit visit_;
+  VisitLaunch visitLaunch_;
 };
 
 /// One GEMM step as the backend runs it: the shape and the operands' addresses.
@@ -171,6 +180,20 @@ private:
   std::unique_ptr<DeviceSampler> sampler_; ///< null: draws on the host (deviceSampling off)
   std::unique_ptr<Gemv> gemv_; ///< the small-m GEMMs' own kernel; null when XLC_GEMV=off
   bool pdl_ = true;            ///< kernels launched with programmatic stream serialization
+  /// Row kernels a GEMV may absorb (GemvFusion.h), by function name and step index; empty when
+  /// there is no GEMV or CudaBackendOptions::gemvPrologues is off.
+  std::map<std::string, std::map<std::size_t, AbsorbableRowKernel>, std::less<>> absorbable_;
+  /// Those absorbed at a (function, B, S): every GEMM reading the output runs on the GEMV.
+  std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::set<std::size_t>>
+      absorbed_;
+  const std::set<std::size_t> *absorbedNow_ = nullptr; ///< of the call in progress, if any
+  const std::map<std::size_t, AbsorbableRowKernel> *absorbableNow_ = nullptr; ///< its function's
+  /// An absorbed row kernel of the call in progress whose GEMMs are still to come.
+  struct PendingPrologue {
+    art::BufferId output = 0;
+    AbsorbedInput input;
+  };
+  std::optional<PendingPrologue> pending_;
   /// (function, B, S) whose GEMMs decideGemms() has seen (cleared beyond kMaxDecidedCalls).
   std::set<std::tuple<std::string, std::uint64_t, std::uint64_t>> gemmsDecided_;
   static constexpr std::size_t kMaxDecidedCalls = 4096;
@@ -187,6 +210,10 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   checkWeights(artifact, checkpoint);
   stream_.emplace();
   compileKernels(options);
+  if (gemv_ && onOffOption(options.gemvPrologues, "XLC_GEMV_PROLOGUES", "GEMV prologue"))
+    for (const art::Function &f : artifact.functions)
+      for (AbsorbableRowKernel &row : findAbsorbableRowKernels(artifact, f))
+        absorbable_[f.name].emplace(row.step, std::move(row));
   allocate();
   blas_ = std::make_unique<CublasLt>();
   widenedBiases_ = uploadWeights(artifact, checkpoint, buffers_,
@@ -196,11 +223,11 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   std::size_t freeBytes = 0, totalBytes = 0;
   XLC_CU_CHECK(api_.cuMemGetInfo_v2(&freeBytes, &totalBytes));
   description_ = fmt::format(
-      "cuda: {}; {}; small-m GEMMs {}; PDL {}; {} in use, ready in {:.2f} s; tokens drawn on "
-      "the {}",
+      "cuda: {}; {}; small-m GEMMs {}{}; PDL {}; {} in use, ready in {:.2f} s; tokens drawn "
+      "on the {}",
       device_.summary(), blas_->description(),
       gemv_ ? fmt::format("GEMV {}", Gemv::modeName(gemv_->mode())) : std::string("cuBLASLt"),
-      pdl_ ? "on" : "off",
+      absorbable_.empty() ? "" : " (absorbing the row kernels before them)", pdl_ ? "on" : "off",
       gib(totalBytes - freeBytes), secondsSince(start), sampler_ ? "GPU" : "host");
 }
 
@@ -231,7 +258,7 @@ void CudaBackend::compileKernels(const CudaBackendOptions &options) {
     samplerJob = std::async(std::launch::async, [&cache, &a] {
       return DeviceSampler::compile(cache, a.targetArch, DeviceSampler::logitDtypes(a));
     });
-  pdl_ = pdlFromOptions(options.pdl);
+  pdl_ = onOffOption(options.pdl, "XLC_PDL", "PDL");
   std::size_t hits = 0;
   double compileSeconds = 0;
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -421,6 +448,14 @@ std::vector<std::int64_t> CudaBackend::execute(const PreparedFunction &fn, const
   // graph capture cannot time, and an eager call should not stall halfway.
   if (gemv_)
     decideGemms(fn, shape, scalars);
+  // An observer compares every step's outputs: no row kernel is absorbed then.
+  absorbedNow_ = nullptr;
+  pending_.reset();
+  if (auto it = absorbed_.find({fn.function->name, shape.batch, shape.seq});
+      it != absorbed_.end() && !it->second.empty() && !observer) {
+    absorbedNow_ = &it->second;
+    absorbableNow_ = &absorbable_.find(fn.function->name)->second;
+  }
   // A staged draw runs right after the function, in its graph (its options and rows are in
   // device memory, so the graph of a shape serves every step), and its results come back
   // before the one synchronisation below.
@@ -483,6 +518,7 @@ void CudaBackend::finishDraw(const DrawSource &source, const CallShape &shape,
 }
 
 void CudaBackend::zero(const BufferRef &buffer, const PreparedStep &) {
+  pending_.reset();
   XLC_CU_CHECK(api_.cuMemsetD8Async(buffer.address, 0,
                                     buffer.elements * art::dtypeSize(buffer.buffer->dtype),
                                     stream_->handle()));
@@ -490,6 +526,13 @@ void CudaBackend::zero(const BufferRef &buffer, const PreparedStep &) {
 
 void CudaBackend::launch(const PreparedStep &ps, std::span<const LaunchArg> args,
                          const CallShape &shape) {
+  pending_.reset();
+  if (absorbedNow_ && absorbedNow_->count(ps.index)) {
+    // The GEMMs right after this row kernel form its output themselves (GemvFusion.h).
+    const AbsorbableRowKernel &row = absorbableNow_->at(ps.index);
+    pending_ = PendingPrologue{row.output, absorbedInput(*ps.kernel, row.kind, args)};
+    return;
+  }
   const art::Kernel &kernel = *ps.kernel;
   slots_.clear();
   for (const LaunchArg &arg : args) {
@@ -576,8 +619,19 @@ GemmCall CudaBackend::gemmCall(const PreparedStep &ps, const art::GemmStep &g, s
 void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint64_t m,
                        std::uint64_t n, std::uint64_t k, const BufferRef &a, const BufferRef &b,
                        const std::optional<BufferRef> &c, const BufferRef &d) {
-  const GemmCall call = gemmCall(ps, g, m, n, k, a, b, c, d);
+  GemmCall call = gemmCall(ps, g, m, n, k, a, b, c, d);
   const CUstream stream = stream_->handle();
+  if (pending_ && pending_->output == a.id) {
+    // The row kernel that writes A was not launched: the GEMV forms A from its input.
+    call.shape.lda = pending_->input.lda;
+    check(gemv_->run(call.shape, pending_->input.a, call.w, call.c, call.d, stream, *blas_,
+                     ps.where, pending_->input.prologue),
+          "{}: the row kernel before this GEMM was absorbed, but the GEMM did not run on the "
+          "GEMV kernel (a bug: decideGemms checked it would)",
+          ps.where);
+    return;
+  }
+  pending_.reset();
   if (gemv_ && gemv_->run(call.shape, call.a, call.w, call.c, call.d, stream, *blas_, ps.where))
     return;
   blas_->gemm(call.shape, call.a, call.w, call.c, call.d, stream, ps.where);
@@ -588,21 +642,57 @@ void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape
   auto key = std::make_tuple(fn.function->name, shape.batch, shape.seq);
   if (gemmsDecided_.count(key))
     return;
-  if (gemmsDecided_.size() >= kMaxDecidedCalls)
+  if (gemmsDecided_.size() >= kMaxDecidedCalls) {
     gemmsDecided_.clear(); // re-walking a call's plan is cheap; deciding a shape happens once
-  GemmVisitor visitor([&](const PreparedStep &ps, const art::GemmStep &g, std::uint64_t m,
-                          std::uint64_t n, std::uint64_t k, const BufferRef &a,
-                          const BufferRef &b, const std::optional<BufferRef> &c,
-                          const BufferRef &d) {
-    const GemmCall call = gemmCall(ps, g, m, n, k, a, b, c, d);
-    gemv_->prepare(call.shape, call.a, call.w, *blas_, stream_->handle(), ps.where);
-  });
+    absorbed_.clear();
+  }
+  // A row kernel is absorbed when every GEMM reading its output runs on the GEMV kernel and
+  // the GEMV can read the row kernel's input in its place.
+  const auto rows = absorbable_.find(fn.function->name);
+  std::map<std::size_t, bool> absorbable; // row kernel step -> all its GEMMs agree so far
+  std::map<std::size_t, std::size_t> consumerOf;
+  std::optional<std::pair<std::size_t, AbsorbedInput>> current;
+  GemmVisitor visitor(
+      [&](const PreparedStep &ps, const art::GemmStep &g, std::uint64_t m, std::uint64_t n,
+          std::uint64_t k, const BufferRef &a, const BufferRef &b,
+          const std::optional<BufferRef> &c, const BufferRef &d) {
+        const GemmCall call = gemmCall(ps, g, m, n, k, a, b, c, d);
+        gemv_->prepare(call.shape, call.a, call.w, *blas_, stream_->handle(), ps.where);
+        auto owner = consumerOf.find(ps.index);
+        if (owner == consumerOf.end() || !current || current->first != owner->second)
+          return;
+        GemmShape absorbed = call.shape;
+        absorbed.lda = current->second.lda;
+        const Gemv::Decision *decision = gemv_->decision(call.shape);
+        const bool upAligned = current->second.prologue.upOffset % 8 == 0;
+        absorbable[owner->second] =
+            absorbable[owner->second] && decision && decision->useGemv && upAligned &&
+            Gemv::unsupportedReason(absorbed, current->second.a, call.w).empty();
+      },
+      [&](const PreparedStep &ps, std::span<const LaunchArg> args) {
+        current.reset();
+        if (rows == absorbable_.end())
+          return;
+        auto row = rows->second.find(ps.index);
+        if (row == rows->second.end())
+          return;
+        current.emplace(ps.index, absorbedInput(*ps.kernel, row->second.kind, args));
+        absorbable.emplace(ps.index, true);
+        for (std::size_t c : row->second.consumers)
+          consumerOf[c] = ps.index;
+      });
   plan().execute(fn, memory_, shape, scalars, visitor);
+  std::set<std::size_t> absorbed;
+  for (const auto &[step, ok] : absorbable)
+    if (ok)
+      absorbed.insert(step);
+  absorbed_[key] = std::move(absorbed);
   gemmsDecided_.insert(std::move(key));
 }
 
 void CudaBackend::copy(const PreparedStep &ps, const BufferRef &src, const BufferRef &dst,
                        std::uint64_t bytes) {
+  pending_.reset();
   check(bytes <= src.elements * art::dtypeSize(src.buffer->dtype) &&
             bytes <= dst.elements * art::dtypeSize(dst.buffer->dtype),
         "{}: copies {} bytes, more than '{}' or '{}' hold", ps.where, bytes, src.buffer->name,

@@ -47,6 +47,10 @@ struct CudaBackendOptions {
   /// grid_dependency_sync), hiding launch and start-up gaps between the many short kernels of a
   /// decode step.
   std::string pdl;
+  /// Let the GEMV kernel absorb the row kernels (RMS norm, SwiGLU) whose outputs only the GEMMs
+  /// right after them read, when all of those run on it (GemvFusion.h): "on" or "off"; empty =
+  /// $XLC_GEMV_PROLOGUES, else on.
+  std::string gemvPrologues;
   /// Progress and timing lines on stderr (kernel compilation, weight upload, the checkpoint
   /// tensor the LM head was read from).
   bool verbose = false;

@@ -17,7 +17,7 @@ namespace art = xlc::artifact;
 
 namespace {
 
-static_assert(sizeof(gemv_abi::Params) == 13 * 8,
+static_assert(sizeof(gemv_abi::Params) == 16 * 8,
               "the host copy of gemv.cuh's GemvParams is made of 8-byte slots");
 
 /// The process-wide measurements, by device kind and shape (Gemv.h: backends share them).
@@ -67,16 +67,20 @@ double peakBytesPerSecond(const cuda::CudaDevice &device) {
 }
 
 std::string GemvTiling::describe() const {
-  return fmt::format("rows {}, warps {}, unroll {}", rows(), warps, unroll);
+  return fmt::format("rows {}, warps {}, unroll {}{}", rows(), warps, unroll,
+                     stages == 2 ? ", 2 stages" : "");
 }
 
 const std::vector<GemvTiling> &gemvTilings() {
   // Small to large blocks and bytes in flight per warp (1 KiB·rowTiles·unroll): (1, 4, 2) is the
   // finest grain for small n with a deep split; (2, 4, 4) and (1, 8, 4) keep 8 and 4 KiB per
-  // warp in flight; (4, 4, 2) reuses each activation load over 64 outputs. The order is the
-  // entry-point order of the translation units (and the test variants' order, GemvCases.h).
+  // warp in flight; (4, 4, 2) reuses each activation load over 64 outputs. The double-buffered
+  // ones (stages 2) keep one to two groups in flight per warp; they are the 16-row tilings,
+  // whose registers stay at most 120 a thread (the 32-row ones need up to 206). The order is
+  // the entry-point order of the translation units (and the test variants' order, GemvCases.h).
   static const std::vector<GemvTiling> tilings = {
-      {1, 4, 2}, {1, 4, 4}, {2, 4, 4}, {2, 8, 2}, {4, 4, 2}, {1, 8, 4},
+      {1, 4, 2, 1}, {1, 4, 4, 1}, {2, 4, 4, 1}, {2, 8, 2, 1}, {4, 4, 2, 1}, {1, 8, 4, 1},
+      {1, 4, 2, 2}, {1, 4, 4, 2}, {1, 8, 2, 2}, {1, 8, 4, 2},
   };
   return tilings;
 }
@@ -144,9 +148,9 @@ std::string Gemv::unsupportedReason(const GemmShape &s, CUdeviceptr a, CUdevicep
 std::string Gemv::configText(art::DType out, const GemvTiling &t) {
   check(out == art::DType::BF16 || out == art::DType::F32,
         "GEMV: outputs of type {} are not supported (bf16 or f32)", art::dtypeName(out));
-  return fmt::format("xlc::device::GemvConfig<{}, {}, {}, {}>",
+  return fmt::format("xlc::device::GemvConfig<{}, {}, {}, {}, {}>",
                      out == art::DType::F32 ? "float" : "__nv_bfloat16", t.rowTiles, t.warps,
-                     t.unroll);
+                     t.unroll, t.stages);
 }
 
 std::string Gemv::entryName(std::size_t index) { return fmt::format("xlc_gemv_{}", index); }
@@ -166,8 +170,7 @@ art::Kernel Gemv::kernel(art::DType out) {
   for (std::size_t i = 0; i < tilings.size(); ++i)
     k.source += fmt::format("extern \"C\" __global__ void __launch_bounds__({0}::kThreads)\n"
                             "{1}(xlc::device::GemvParams p) {{\n"
-                            "  xlc::device::grid_dependency_sync();\n"
-                            "  xlc::device::gemv<{0}>(p);\n}}\n",
+                            "  xlc::device::gemv<{0}>(p); // waits inside (gemv.cuh)\n}}\n",
                             configText(out, tilings[i]), entryName(i));
   return k;
 }
@@ -195,7 +198,9 @@ std::vector<GemvPlan> Gemv::candidates(const GemmShape &s, int smCount) {
       const std::uint64_t unroll = static_cast<std::uint64_t>(tiling.unroll);
       const std::uint64_t kSplit = 32 * unroll * ceilDiv(steps, wish * unroll);
       const std::uint64_t gridY = ceilDiv(s.k, kSplit);
-      if (gridY < 2 || gridY > 65535 || gridY * s.m * s.n > kMaxPartials || gridX > kMaxCounters)
+      // Partials: the products and, for an RMS-norm prologue, the row sums of squares.
+      if (gridY < 2 || gridY > 65535 || gridY * s.m * (s.n + 1) > kMaxPartials ||
+          gridX > kMaxCounters)
         continue;
       if (std::find(gridYs.begin(), gridYs.end(), gridY) == gridYs.end())
         gridYs.push_back(gridY);
@@ -251,7 +256,8 @@ Gemv::Key Gemv::keyOf(const GemmShape &s) {
 }
 
 void Gemv::launch(const GemvPlan &plan, const GemmShape &s, CUdeviceptr a, CUdeviceptr w,
-                  CUdeviceptr c, CUdeviceptr d, CUstream stream) const {
+                  CUdeviceptr c, CUdeviceptr d, CUstream stream,
+                  const GemvPrologue &prologue) const {
   const GemvTiling &tiling = gemvTilings().at(plan.tiling);
   gemv_abi::Params p{};
   p.a = a;
@@ -271,6 +277,9 @@ void Gemv::launch(const GemvPlan &plan, const GemmShape &s, CUdeviceptr a, CUdev
   p.cIsF32 = s.bias == art::DType::F32 ? 1 : 0;
   p.partials = partials_.address();
   p.counters = counters_.address();
+  p.prologue = static_cast<std::int64_t>(prologue.kind);
+  p.aUpOffset = prologue.upOffset;
+  p.eps = prologue.eps;
   kernels_.at(s.d).entries.at(plan.tiling).launch(
       {plan.gridX, plan.gridY, 1}, {static_cast<unsigned>(tiling.threads()), 1, 1},
       static_cast<unsigned>(tiling.sharedBytes()), stream, p);
@@ -391,8 +400,12 @@ void Gemv::prepare(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CublasL
 }
 
 bool Gemv::run(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CUdeviceptr c,
-               CUdeviceptr d, CUstream stream, CublasLt &blas, const std::string &what) {
+               CUdeviceptr d, CUstream stream, CublasLt &blas, const std::string &what,
+               const GemvPrologue &prologue) {
   if (mode_ == Mode::Off || !unsupportedReason(shape, a, w).empty())
+    return false;
+  // The up values of a SwiGlu row must be 16-byte aligned like its gate values.
+  if (prologue.kind == gemv_abi::Prologue::SwiGlu && prologue.upOffset % 8 != 0)
     return false;
   auto it = decided_.find(keyOf(shape));
   if (it == decided_.end()) {
@@ -411,7 +424,7 @@ bool Gemv::run(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CUdeviceptr
   }
   if (!it->second.useGemv)
     return false;
-  launch(it->second.plan, shape, a, w, c, d, stream);
+  launch(it->second.plan, shape, a, w, c, d, stream, prologue);
   return true;
 }
 

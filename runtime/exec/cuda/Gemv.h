@@ -56,14 +56,25 @@ namespace xlc::exec {
 /// emulator tests check that sizes and offsets agree.
 namespace gemv_abi {
 enum class Epilogue : std::int64_t { None = 0, Bias = 1, Residual = 2 };
+enum class Prologue : std::int64_t { None = 0, RmsNorm = 1, SwiGlu = 2 };
 struct Params {
   std::uint64_t a;
   std::int64_t lda;
   std::uint64_t w, c, d;
   std::int64_t m, n, k, kSplit, epilogue, cIsF32;
   std::uint64_t partials, counters;
+  std::int64_t prologue, aUpOffset;
+  double eps;
 };
 } // namespace gemv_abi
+
+/// How the GEMV forms A from the a operand (gemv.cuh "Prologues"): the row kernel that the
+/// artifact's gemm prologue would run, folded into the GEMV.
+struct GemvPrologue {
+  gemv_abi::Prologue kind = gemv_abi::Prologue::None;
+  std::int64_t upOffset = 0; ///< SwiGlu: elements from a row's gate values to its up values
+  double eps = 0;            ///< RmsNorm
+};
 
 /// One instantiation of gemv.cuh's GemvConfig<TOut, kRowTiles, kWarps, kUnroll>: the family's
 /// tuning space besides the split-K factor.
@@ -71,10 +82,11 @@ struct GemvTiling {
   int rowTiles = 1; ///< 16-output tensor-core tiles per block
   int warps = 4;    ///< warps per block, sharing its κ slice
   int unroll = 4;   ///< 32-wide κ steps whose loads a warp has in flight
+  int stages = 1;   ///< 2: a warp loads its next group before multiplying the current one
   int rows() const { return 16 * rowTiles; }
   int threads() const { return 32 * warps; }
-  int sharedBytes() const { return warps * rows() * 8 * 4; }
-  /// "rows 32, warps 4, unroll 4".
+  int sharedBytes() const { return warps * (rows() + 1) * 8 * 4; }
+  /// "rows 32, warps 4, unroll 4" (+ ", 2 stages").
   std::string describe() const;
 };
 
@@ -141,8 +153,10 @@ public:
   Mode mode() const { return mode_; }
 
   /// Enqueues |plan| for |shape| on |stream| (capturable). |c|: bias or residual, 0 for none.
+  /// With a |prologue|, |a| is the prologue's input (the gate values' view for SwiGlu).
   void launch(const GemvPlan &plan, const GemmShape &shape, CUdeviceptr a, CUdeviceptr w,
-              CUdeviceptr c, CUdeviceptr d, CUstream stream) const;
+              CUdeviceptr c, CUdeviceptr d, CUstream stream,
+              const GemvPrologue &prologue = {}) const;
 
   /// Decides |shape| (measuring on |stream|, which must not be capturing, with cuBLASLt |blas|
   /// as the competitor) unless it is decided or the GEMV kernel cannot compute it. |what| names
@@ -152,9 +166,11 @@ public:
 
   /// Runs the GEMM on the GEMV kernel when that is the decision for |shape| (deciding it first
   /// if needed and |stream| is not capturing); returns false when the caller should use
-  /// cuBLASLt.
+  /// cuBLASLt. With a |prologue| (which the decision does not depend on: it adds no weight
+  /// bytes), |a| is the prologue's input and the GEMV forms A itself.
   bool run(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CUdeviceptr c, CUdeviceptr d,
-           CUstream stream, CublasLt &blas, const std::string &what);
+           CUstream stream, CublasLt &blas, const std::string &what,
+           const GemvPrologue &prologue = {});
 
   /// What was measured for one shape.
   struct Decision {

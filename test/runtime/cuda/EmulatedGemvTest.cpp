@@ -24,6 +24,7 @@ using namespace xlc::test::variants;
 namespace device = xlc::device;
 namespace exec = xlc::exec;
 using device::GemvEpilogue;
+using device::GemvPrologue;
 
 void expectOk(const CaseReport &report) {
   std::printf("%s", report.describe().c_str());
@@ -106,18 +107,45 @@ TEST(EmulatedGemv, RowsReadInPlaceWithAStride) {
 
 TEST(EmulatedGemv, EveryRuntimeTiling) {
   EmuBackend be;
+  // k = 328: 10.25 steps of 32, a warp takes zero, one or two groups; k = 1000 (31.25 steps):
+  // up to four groups a warp, so the double-buffered tilings go round their loop (both
+  // buffers, an odd and an even count of groups).
   forEachGemvVariant([&]<class V>() {
-    for (int64_t split : {1, 2}) {
-      GemvCase c;
-      c.m = 5;
-      c.n = 70; // several blocks of every tiling, the last one cut
-      c.k = 328;
-      c.split = split;
-      c.epilogue = GemvEpilogue::kResidual;
-      c.seed = static_cast<uint64_t>(split);
-      expectOk(runGemv<EmuBackend, V>(be, fmt::format("{} split {}", V::kConfig, split), c));
-    }
+    for (int64_t k : {328, 1000})
+      for (int64_t split : {1, 2}) {
+        GemvCase c;
+        c.m = 5;
+        c.n = 70; // several blocks of every tiling, the last one cut
+        c.k = k;
+        c.split = split;
+        c.epilogue = GemvEpilogue::kResidual;
+        c.seed = static_cast<uint64_t>(split + k);
+        expectOk(runGemv<EmuBackend, V>(
+            be, fmt::format("{} k {} split {}", V::kConfig, k, split), c));
+      }
   });
+}
+
+TEST(EmulatedGemv, ProloguesFormAFromTheOperand) {
+  // Both prologues, one block and split-K (the RMS sums of squares of the slices go through the
+  // partials), m = 1 and 5, a stage-1 and a stage-2 tiling, k with a partial last step.
+  EmuBackend be;
+  for (GemvPrologue prologue : {GemvPrologue::kRmsNorm, GemvPrologue::kSwiGlu})
+    for (int64_t split : {1, 3})
+      for (int64_t m : {1, 5}) {
+        GemvCase c;
+        c.m = m;
+        c.n = 40;
+        c.k = 264;
+        c.split = split;
+        c.prologue = prologue;
+        c.epilogue = m == 1 ? GemvEpilogue::kResidual : GemvEpilogue::kNone;
+        c.seed = static_cast<uint64_t>(split * 10 + m);
+        const std::string what = fmt::format("prologue {} m {} split {}",
+                                             static_cast<int>(prologue), m, split);
+        expectOk(runGemv<EmuBackend, GemvBf16R1W4U2>(be, what, c));
+        expectOk(runGemv<EmuBackend, GemvF32R1W4U2S2>(be, what + " f32 2 stages", c));
+      }
 }
 
 TEST(EmulatedGemv, RuntimeAbiAndTilingsAreTheTestedOnes) {
@@ -133,6 +161,16 @@ TEST(EmulatedGemv, RuntimeAbiAndTilingsAreTheTestedOnes) {
   static_assert(offsetof(P, k) == offsetof(device::GemvParams, k));
   static_assert(offsetof(P, kSplit) == offsetof(device::GemvParams, k_split));
   static_assert(offsetof(P, epilogue) == offsetof(device::GemvParams, epilogue));
+  static_assert(offsetof(P, cIsF32) == offsetof(device::GemvParams, c_is_f32));
+  static_assert(offsetof(P, partials) == offsetof(device::GemvParams, partials));
+  static_assert(offsetof(P, counters) == offsetof(device::GemvParams, counters));
+  static_assert(offsetof(P, prologue) == offsetof(device::GemvParams, prologue));
+  static_assert(offsetof(P, aUpOffset) == offsetof(device::GemvParams, a_up_offset));
+  static_assert(offsetof(P, eps) == offsetof(device::GemvParams, eps));
+  static_assert(static_cast<int>(exec::gemv_abi::Prologue::RmsNorm) ==
+                    static_cast<int>(device::GemvPrologue::kRmsNorm) &&
+                static_cast<int>(exec::gemv_abi::Prologue::SwiGlu) ==
+                    static_cast<int>(device::GemvPrologue::kSwiGlu));
   static_assert(offsetof(P, cIsF32) == offsetof(device::GemvParams, c_is_f32));
   static_assert(offsetof(P, partials) == offsetof(device::GemvParams, partials));
   static_assert(offsetof(P, counters) == offsetof(device::GemvParams, counters));
