@@ -53,6 +53,12 @@
 #                what it measured); the SM clock, power and temperature every 200 ms meanwhile in
 #                xlc-bench-clocks.csv (their range in the summary). Not in the default steps:
 #                6-9 minutes
+#   ab           an A/B comparison on that 7B checkpoint in one lease: xlc-bench --no-hf on the
+#                cases of XLC_AB_CASES (default decode-b1-p2048), once per value of XLC_AB_VALUES
+#                (default "off on") of the backend option --XLC_AB_OPTION (default gemv-prologues;
+#                also pdl, gemv), the values alternating for XLC_AB_ROUNDS rounds (default 2),
+#                XLC_AB_REPS repeats each (default 3): each run's JSON and one table (value,
+#                round, case, primary figure) in ab/ and in the summary. Not in the default steps
 #   sanitizers   test/gpu/run_sanitizers.sh: compute-sanitizer memcheck, initcheck, racecheck and
 #                synccheck over xlc-run on the tiny model and a few small gpu_kernel_tests cases
 #                (not in the default steps: several minutes; logs in sanitizers/)
@@ -82,9 +88,9 @@ done
 has() { [[ ",$steps," == *",$1,"* ]]; }
 for s in ${steps//,/ }; do
   case "$s" in
-    tests|cpu-vs-cuda-7b|sampling|gemv|parity-tiny|parity-125m|parity-7b|bench-7b|load-7b|xlc-bench|sanitizers) ;;
+    tests|cpu-vs-cuda-7b|sampling|gemv|parity-tiny|parity-125m|parity-7b|bench-7b|load-7b|xlc-bench|ab|sanitizers) ;;
     *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, sampling, gemv, parity-tiny," \
-         "parity-125m, parity-7b, bench-7b, load-7b, xlc-bench, sanitizers)" >&2; exit 2 ;;
+         "parity-125m, parity-7b, bench-7b, load-7b, xlc-bench, ab, sanitizers)" >&2; exit 2 ;;
   esac
 done
 
@@ -130,11 +136,13 @@ if has cpu-vs-cuda-7b; then
   [ -x "$bin/gpu_backend_tests" ] || bundle_error "no $bin/gpu_backend_tests"
   needed+=(xlstm-7b)
 fi
-if has xlc-bench; then
+if has xlc-bench || has ab; then
   [ -x "$bin/xlc-bench" ] || bundle_error "no $bin/xlc-bench"
 fi
-if has parity-7b || has bench-7b || has load-7b || has xlc-bench; then needed+=(xlstm-7b); fi
-if has load-7b || has xlc-bench; then
+if has parity-7b || has bench-7b || has load-7b || has xlc-bench || has ab; then
+  needed+=(xlstm-7b)
+fi
+if has load-7b || has xlc-bench || has ab; then
   [ -x "$bin/xlc-random-weights" ] || bundle_error "no $bin/xlc-random-weights"
 fi
 missing=()
@@ -457,6 +465,42 @@ PY
   fi
 fi
 
+if has ab; then
+  abd="$out/ab"
+  mkdir -p "$abd"
+  t=$SECONDS
+  head_log "$abd/progress.log"
+  ckpt="$(checkpoint_7b "$abd/progress.log")"
+  option="${XLC_AB_OPTION:-gemv-prologues}"
+  ab_rc=0
+  for round in $(seq 1 "${XLC_AB_ROUNDS:-2}"); do
+    for value in ${XLC_AB_VALUES:-off on}; do
+      echo "== --$option $value, round $round" >> "$abd/progress.log"
+      timeout 300 "$bin/xlc-bench" --model "$arts/xlstm-7b.xlca" --weights "$ckpt" --device cuda \
+        --cases "${XLC_AB_CASES:-decode-b1-p2048}" --reps "${XLC_AB_REPS:-3}" --no-hf \
+        "--$option" "$value" --provenance "$provenance" \
+        --output "$abd/$option-$value-$round.json" >> "$abd/progress.log" 2>&1 || ab_rc=1
+    done
+  done
+  python3 - "$abd" "$option" > "$abd/table.txt" <<'PY'
+import glob, json, os, sys
+rows = []
+for path in sorted(glob.glob(os.path.join(sys.argv[1], sys.argv[2] + "-*.json"))):
+    value, rnd = os.path.basename(path)[len(sys.argv[2]) + 1:-5].rsplit("-", 1)
+    doc = json.load(open(path))
+    for c in doc.get("cases", []):
+        fig = c.get("figures", {}).get(c.get("primary_figure") or "", {})
+        rows.append((c["name"], value, int(rnd), c.get("primary_figure"), fig.get("median"), fig.get("unit")))
+print(f"{'case':24} {'--' + sys.argv[2]:>18} {'round':>5}  median")
+for name, value, rnd, figure, median, unit in sorted(rows):
+    print(f"{name:24} {value:>18} {rnd:>5}  {median:.4g} {unit} ({figure})" if median is not None
+          else f"{name:24} {value:>18} {rnd:>5}  -")
+PY
+  record ab "$([ "$ab_rc" -eq 0 ] && echo ok || echo FAIL)" \
+    "--$option ${XLC_AB_VALUES:-off on}, $((SECONDS - t)) s; ab/table.txt"
+  [ "$ab_rc" -eq 0 ] || status=1
+fi
+
 {
   echo "================ run_bundle summary ================"
   cat "$provenance"
@@ -468,6 +512,10 @@ fi
     echo "-- xlc-bench (xlc-bench/table.txt, profiles there too):"
     sed -n '1,/^$/p;/^case /,/^$/p' "$out/xlc-bench/table.txt"
     grep -h "SM clock while xlc-bench ran" "$out/xlc-bench/progress.log" 2> /dev/null
+  fi
+  if [ -f "$out/ab/table.txt" ]; then
+    echo "-- A/B (ab/table.txt):"
+    cat "$out/ab/table.txt"
   fi
   if [ -f "$out/gemv/kernel_bench_gemv.log" ]; then
     echo "-- decode GEMMs (kernel_bench --gemv-only):"

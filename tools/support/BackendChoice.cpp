@@ -76,6 +76,11 @@ void addBackendOptions(CLI::App &app, std::string &device, BackendSettings &sett
                  "previous one finishes; it waits for it before touching memory): on or off; "
                  "default: $XLC_PDL, else on")
       ->check(CLI::IsMember({"off", "on"}));
+  app.add_option("--gemv-prologues", settings.gemvPrologues,
+                 "CUDA: let the GEMV kernel absorb the RMS norms and SwiGLUs whose outputs only "
+                 "the decode GEMMs right after them read (the row kernels are then not "
+                 "launched): on or off; default: $XLC_GEMV_PROLOGUES, else on")
+      ->check(CLI::IsMember({"off", "on"}));
 }
 
 std::unique_ptr<exec::Backend> createBackend(std::string_view device,
@@ -92,6 +97,7 @@ std::unique_ptr<exec::Backend> createBackend(std::string_view device,
     options.deviceSampling = !settings.hostSampling;
     options.gemv = settings.gemv;
     options.pdl = settings.pdl;
+    options.gemvPrologues = settings.gemvPrologues;
     return exec::createCudaBackend(artifact, checkpoint, limits, options);
 #else
     fail("device 'cuda': this build has no CUDA backend");

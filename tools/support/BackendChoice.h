@@ -50,13 +50,16 @@ struct BackendSettings {
   /// CUDA: programmatic dependent launch, "on" or "off" ("" = $XLC_PDL, else on;
   /// CudaBackendOptions::pdl).
   std::string pdl;
+  /// CUDA: the GEMV kernel absorbs the RMS norms and SwiGLUs before decode GEMMs, "on" or "off"
+  /// ("" = $XLC_GEMV_PROLOGUES, else on; CudaBackendOptions::gemvPrologues).
+  std::string gemvPrologues;
   /// CPU backend threads; 0 = all cores.
   unsigned threads = 0;
 };
 
 /// Adds the options every tool that creates a backend has, with one help text each: --device
-/// (auto, cpu, cuda) into |device|, and --threads, --kernel-cache, --host-sampling, --gemv and
-/// --pdl into |settings|.
+/// (auto, cpu, cuda) into |device|, and --threads, --kernel-cache, --host-sampling, --gemv,
+/// --pdl and --gemv-prologues into |settings|.
 void addBackendOptions(CLI::App &app, std::string &device, BackendSettings &settings);
 
 /// The backend for |device| ("cpu" or "cuda", from chooseDevice) on |artifact| and |checkpoint|
