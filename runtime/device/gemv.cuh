@@ -66,6 +66,13 @@
 //   kSwiGlu   A[i, κ] = bf16(silu(a[i, κ])·a[i, a_up_offset + κ]): swiglu.cuh's value, bit for
 //             bit, over a fused gate|up row.
 //
+// ---- Two GEMMs in one launch ------------------------------------------------------------------
+// A decode step projects the same normalised row twice: q|k|v|o (12288 outputs, bf16) and the
+// i|f gates (16 outputs, fp32 with a bias), a 128 KB GEMV that on its own is a whole launch of
+// latency. With grid_x1 > 0 the blocks x ≥ grid_x1 compute the second GEMM (W2, C2, D2, its own
+// epilogue and output type) over the same A, prologue, tiling and split of k; its split-K
+// partials follow the first GEMM's, its grid columns have their own counters.
+//
 // ---- Programmatic dependent launch -------------------------------------------------------------
 // The entry point does not begin with grid_dependency_sync() (docs/kernels.md): gemv() calls it
 // after each warp has asked L2 for the weights of its first group, so that under programmatic
@@ -78,7 +85,8 @@
 //   1 ≤ m ≤ 8; k a multiple of 8; W and every row of A 16-byte aligned (lda a multiple of 8);
 //   k_split a positive multiple of 32 with grid.y = ⌈k / k_split⌉ ≤ 65535; with grid.y > 1,
 //   partials holds grid.y·m·(n + 1) floats and counters grid.x zeroed uint64; kSwiGlu: a_up_offset
-//   a multiple of 8 (the up values 16-byte aligned too). n is arbitrary (rows
+//   a multiple of 8 (the up values 16-byte aligned too). With a second GEMM: grid.x = grid_x1 +
+//   ⌈n2 / kRows⌉, W2 16-byte aligned, partials grid.y·m·(n + n2 + 1) floats. n is arbitrary (rows
 //   past n are never written); a step past k (k % 32 ≠ 0) contributes zeros.
 // Launch: grid (⌈n / kRows⌉, S, 1), block (kThreads, 1, 1), kSharedBytes of dynamic shared memory.
 //
@@ -113,6 +121,16 @@ struct GemvParams {
   int64_t prologue;  ///< GemvPrologue
   int64_t a_up_offset; ///< kSwiGlu: elements from a row's gate values to its up values
   double eps;        ///< kRmsNorm: added to the mean square
+  // A second GEMM over the same A ("Two GEMMs in one launch"): blocks x ≥ grid_x1 compute
+  // D2 = A·W2ᵀ (+ bias2 | + C2). grid_x1 = 0: none.
+  int64_t grid_x1;
+  const void *w2;    ///< bf16 [n2, k]
+  const void *c2;    ///< bias [n2] or residual [m, n2]
+  void *d2;          ///< [m, n2] of fp32 (d2_is_f32) or bf16
+  int64_t n2;
+  int64_t epilogue2;
+  int64_t c2_is_f32;
+  int64_t d2_is_f32;
 };
 
 template <class TOut_, int kRowTiles_, int kWarps_, int kUnroll_, int kStages_ = 1>
@@ -223,19 +241,33 @@ __device__ __forceinline__ float load_partial(const float *p) {
 #endif
 }
 
-/// D[i, j] = v (+ bias[j] | + C[i, j]) rounded to TOut.
-template <class TOut>
-__device__ __forceinline__ void store_output(const GemvParams &p, int64_t i, int64_t j, float v) {
-  const int64_t at = i * p.n + j;
+/// The GEMM a block computes: the launch's first (D = A·Wᵀ ...) or its second (D2 = A·W2ᵀ ...).
+struct Segment {
+  const bf16 *w;
+  const void *c;
+  void *d;
+  int64_t n;
+  int64_t epilogue;
+  bool cIsF32, dIsF32;
+  int64_t partials; ///< where its split-K partials [grid.y, m, n] start in the partials buffer
+  int64_t firstBlock; ///< its first block along grid.x
+};
+
+/// D[i, j] = v (+ bias[j] | + C[i, j]) rounded to D's type.
+__device__ __forceinline__ void store_output(const Segment &s, int64_t i, int64_t j, float v) {
+  const int64_t at = i * s.n + j;
   // (a row scale of kRmsNorm is already in v)
-  if (p.epilogue == static_cast<int64_t>(GemvEpilogue::kBias)) {
-    v += p.c_is_f32 ? static_cast<const float *>(p.c)[j]
-                    : to_float(static_cast<const bf16 *>(p.c)[j]);
-  } else if (p.epilogue == static_cast<int64_t>(GemvEpilogue::kResidual)) {
-    v += p.c_is_f32 ? static_cast<const float *>(p.c)[at]
-                    : to_float(static_cast<const bf16 *>(p.c)[at]);
+  if (s.epilogue == static_cast<int64_t>(GemvEpilogue::kBias)) {
+    v += s.cIsF32 ? static_cast<const float *>(s.c)[j]
+                  : to_float(static_cast<const bf16 *>(s.c)[j]);
+  } else if (s.epilogue == static_cast<int64_t>(GemvEpilogue::kResidual)) {
+    v += s.cIsF32 ? static_cast<const float *>(s.c)[at]
+                  : to_float(static_cast<const bf16 *>(s.c)[at]);
   }
-  static_cast<TOut *>(p.d)[at] = from_float<TOut>(v);
+  if (s.dIsF32)
+    static_cast<float *>(s.d)[at] = v;
+  else
+    static_cast<bf16 *>(s.d)[at] = from_float<bf16>(v);
 }
 
 } // namespace gemv_detail
@@ -247,7 +279,15 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
   constexpr int kStepK = Config::kStepK;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / 4, q = lane % 4;
-  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int64_t gridY = gridDim.y;
+  const bool second = p.grid_x1 > 0 && blockIdx.x >= p.grid_x1;
+  const gemv_detail::Segment seg =
+      second ? gemv_detail::Segment{static_cast<const bf16 *>(p.w2), p.c2, p.d2, p.n2,
+                                    p.epilogue2, p.c2_is_f32 != 0, p.d2_is_f32 != 0,
+                                    gridY * p.m * p.n, p.grid_x1}
+             : gemv_detail::Segment{static_cast<const bf16 *>(p.w), p.c, p.d, p.n, p.epilogue,
+                                    p.c_is_f32 != 0, sizeof(TOut) == 4, 0, 0};
+  const int64_t j0 = (static_cast<int64_t>(blockIdx.x) - seg.firstBlock) * kRows;
   const int64_t kBegin = static_cast<int64_t>(blockIdx.y) * p.k_split;
   const int64_t kEnd = kBegin + p.k_split < p.k ? kBegin + p.k_split : p.k;
   const int64_t steps = (kEnd - kBegin + kStepK - 1) / kStepK;
@@ -255,14 +295,13 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
   // This lane's two rows of each row tile, and its row of A, at κ offset 8q. A row past n is
   // read as row 0 and an A row past m as row 0 of A: they only feed outputs that are never
   // stored (output j depends on W row j only, column i on A row i only).
-  const bf16 *w = static_cast<const bf16 *>(p.w);
   const bf16 *wRow[kRowTiles][2];
 #pragma unroll
   for (int t = 0; t < kRowTiles; ++t)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int64_t j = j0 + 16 * t + 8 * h + g;
-      wRow[t][h] = w + (j < p.n ? j : 0) * p.k + 8 * q;
+      wRow[t][h] = seg.w + (j < seg.n ? j : 0) * p.k + 8 * q;
     }
   const bf16 *aRow = static_cast<const bf16 *>(p.a) + (g < p.m ? g : 0) * p.lda + 8 * q;
 
@@ -389,8 +428,9 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
   const bool split = gridDim.y > 1;
   float *partials = static_cast<float *>(p.partials);
   // kRmsNorm: the block's Σ A[i, κ]² over its slice, in warp order; the sums of squares of
-  // split-K slices follow the products in partials: [grid.y, m] at grid.y·m·n.
-  float *squaresOut = partials + static_cast<int64_t>(gridDim.y) * p.m * p.n;
+  // split-K slices follow the products of both GEMMs in partials: [grid.y, m].
+  // (every block of a slice writes the same sums: the slice of A is the same)
+  float *squaresOut = partials + gridY * p.m * (p.n + (p.grid_x1 > 0 ? p.n2 : 0));
   __shared__ float rowScale[kMaxM];
   if (rmsNorm && threadIdx.x < p.m) {
     float sum = 0.0f;
@@ -407,15 +447,15 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
   for (int idx = threadIdx.x; idx < kRows * kMaxM; idx += Config::kThreads) {
     const int r = idx % kRows, i = idx / kRows;
     const int64_t j = j0 + r;
-    if (i >= p.m || j >= p.n)
+    if (i >= p.m || j >= seg.n)
       continue;
     float sum = 0.0f;
     for (int v = 0; v < kWarps; ++v)
       sum += red[(v * kRows + r) * kMaxM + i];
     if (split)
-      partials[(static_cast<int64_t>(blockIdx.y) * p.m + i) * p.n + j] = sum;
+      partials[seg.partials + (static_cast<int64_t>(blockIdx.y) * p.m + i) * seg.n + j] = sum;
     else
-      gemv_detail::store_output<TOut>(p, i, j, rmsNorm ? sum * rowScale[i] : sum);
+      gemv_detail::store_output(seg, i, j, rmsNorm ? sum * rowScale[i] : sum);
   }
   if (!split)
     return;
@@ -443,12 +483,13 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
   for (int idx = threadIdx.x; idx < kRows * kMaxM; idx += Config::kThreads) {
     const int r = idx % kRows, i = idx / kRows;
     const int64_t j = j0 + r;
-    if (i >= p.m || j >= p.n)
+    if (i >= p.m || j >= seg.n)
       continue;
     float sum = 0.0f;
     for (unsigned y = 0; y < gridDim.y; ++y)
-      sum += gemv_detail::load_partial(partials + (static_cast<int64_t>(y) * p.m + i) * p.n + j);
-    gemv_detail::store_output<TOut>(p, i, j, rmsNorm ? sum * rowScale[i] : sum);
+      sum += gemv_detail::load_partial(partials + seg.partials +
+                                       (static_cast<int64_t>(y) * p.m + i) * seg.n + j);
+    gemv_detail::store_output(seg, i, j, rmsNorm ? sum * rowScale[i] : sum);
   }
   if (threadIdx.x == 0)
     *counter = 0; // ready for the next launch (stream order)

@@ -118,19 +118,21 @@ TEST(GpuGemv, Every7BProjection) {
 }
 
 TEST(GpuGemv, ProloguesAt7BShapes) {
-  // The decode step's fused forms: the RMS norm before q|k|v|o (one block and split-K) and the
-  // SwiGLU of the fused gate|up row before the down projection (split 4, residual).
+  // The decode step's fused forms: the RMS norm before q|k|v|o with the i|f gates in the same
+  // launch (one block and split-K) and the SwiGLU of the fused gate|up row before the down
+  // projection (split 4, residual).
   XLC_REQUIRE_GPU_BACKEND(be);
   for (int64_t m : {1, 8}) {
     const uint64_t seed = static_cast<uint64_t>(m) * 100;
     for (int64_t split : {1, 2})
       expectOk(runGemv<GpuBackend, GemvBf16R1W4U4S2>(
-          be, fmt::format("rms_norm + q|k|v|o 12288x4096 m {} split {}", m, split),
+          be, fmt::format("rms_norm + q|k|v|o 12288x4096 + i|f gates 16 m {} split {}", m, split),
           {.m = m,
            .n = 12288,
            .k = 4096,
            .split = split,
            .prologue = GemvPrologue::kRmsNorm,
+           .n2 = 16,
            .seed = seed + static_cast<uint64_t>(split)}));
     expectOk(runGemv<GpuBackend, GemvBf16R1W8U4>(
         be, fmt::format("swiglu + down 4096x10944 residual m {} split 4", m),

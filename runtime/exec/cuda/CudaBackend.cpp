@@ -157,6 +157,9 @@ private:
   /// graph capture: a dry run of the plan, once per (function, B, S).
   void decideGemms(const PreparedFunction &fn, const CallShape &shape,
                    std::span<const double> scalars);
+  /// Forgets the absorbed row kernel of the call in progress (a step that is not one of its
+  /// GEMMs came); a first GEMM still waiting for its partner is a bug.
+  void dropPendingPrologue();
 
   void compileKernels(const CudaBackendOptions &options);
   void allocate();
@@ -183,15 +186,18 @@ private:
   /// Row kernels a GEMV may absorb (GemvFusion.h), by function name and step index; empty when
   /// there is no GEMV or CudaBackendOptions::gemvPrologues is off.
   std::map<std::string, std::map<std::size_t, AbsorbableRowKernel>, std::less<>> absorbable_;
-  /// Those absorbed at a (function, B, S): every GEMM reading the output runs on the GEMV.
-  std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::set<std::size_t>>
+  /// Those absorbed at a (function, B, S): every GEMM reading the output runs on the GEMV. The
+  /// value says whether its two GEMMs share one launch (Gemv::canPair).
+  std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::map<std::size_t, bool>>
       absorbed_;
-  const std::set<std::size_t> *absorbedNow_ = nullptr; ///< of the call in progress, if any
+  const std::map<std::size_t, bool> *absorbedNow_ = nullptr; ///< of the call in progress, if any
   const std::map<std::size_t, AbsorbableRowKernel> *absorbableNow_ = nullptr; ///< its function's
   /// An absorbed row kernel of the call in progress whose GEMMs are still to come.
   struct PendingPrologue {
     art::BufferId output = 0;
     AbsorbedInput input;
+    bool paired = false;             ///< its two GEMMs run in one launch
+    std::optional<GemmCall> first;   ///< paired: the first GEMM, waiting for the second
   };
   std::optional<PendingPrologue> pending_;
   /// (function, B, S) whose GEMMs decideGemms() has seen (cleared beyond kMaxDecidedCalls).
@@ -518,7 +524,7 @@ void CudaBackend::finishDraw(const DrawSource &source, const CallShape &shape,
 }
 
 void CudaBackend::zero(const BufferRef &buffer, const PreparedStep &) {
-  pending_.reset();
+  dropPendingPrologue();
   XLC_CU_CHECK(api_.cuMemsetD8Async(buffer.address, 0,
                                     buffer.elements * art::dtypeSize(buffer.buffer->dtype),
                                     stream_->handle()));
@@ -526,11 +532,12 @@ void CudaBackend::zero(const BufferRef &buffer, const PreparedStep &) {
 
 void CudaBackend::launch(const PreparedStep &ps, std::span<const LaunchArg> args,
                          const CallShape &shape) {
-  pending_.reset();
+  dropPendingPrologue();
   if (absorbedNow_ && absorbedNow_->count(ps.index)) {
     // The GEMMs right after this row kernel form its output themselves (GemvFusion.h).
     const AbsorbableRowKernel &row = absorbableNow_->at(ps.index);
-    pending_ = PendingPrologue{row.output, absorbedInput(*ps.kernel, row.kind, args)};
+    pending_ = PendingPrologue{row.output, absorbedInput(*ps.kernel, row.kind, args),
+                               absorbedNow_->at(ps.index), std::nullopt};
     return;
   }
   const art::Kernel &kernel = *ps.kernel;
@@ -624,6 +631,18 @@ void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint
   if (pending_ && pending_->output == a.id) {
     // The row kernel that writes A was not launched: the GEMV forms A from its input.
     call.shape.lda = pending_->input.lda;
+    if (pending_->paired && !pending_->first) {
+      pending_->first = call; // the second GEMM, the next step, launches both
+      return;
+    }
+    if (pending_->paired) {
+      const GemmCall &first = *pending_->first;
+      gemv_->runPair(first.shape, pending_->input.a, first.w, first.c, first.d,
+                     GemvSecond{call.shape, call.w, call.c, call.d}, stream,
+                     pending_->input.prologue);
+      pending_->first.reset();
+      return;
+    }
     check(gemv_->run(call.shape, pending_->input.a, call.w, call.c, call.d, stream, *blas_,
                      ps.where, pending_->input.prologue),
           "{}: the row kernel before this GEMM was absorbed, but the GEMM did not run on the "
@@ -631,10 +650,17 @@ void CudaBackend::gemm(const PreparedStep &ps, const art::GemmStep &g, std::uint
           ps.where);
     return;
   }
-  pending_.reset();
+  dropPendingPrologue();
   if (gemv_ && gemv_->run(call.shape, call.a, call.w, call.c, call.d, stream, *blas_, ps.where))
     return;
   blas_->gemm(call.shape, call.a, call.w, call.c, call.d, stream, ps.where);
+}
+
+void CudaBackend::dropPendingPrologue() {
+  check(!pending_ || !pending_->first,
+        "a GEMM that shares a launch with the next one was not followed by it (a bug: "
+        "findAbsorbableRowKernels only pairs adjacent GEMM steps)");
+  pending_.reset();
 }
 
 void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape,
@@ -651,6 +677,7 @@ void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape
   const auto rows = absorbable_.find(fn.function->name);
   std::map<std::size_t, bool> absorbable; // row kernel step -> all its GEMMs agree so far
   std::map<std::size_t, std::size_t> consumerOf;
+  std::map<std::size_t, std::vector<GemmCall>> consumerCalls; // as they would run absorbed
   std::optional<std::pair<std::size_t, AbsorbedInput>> current;
   GemmVisitor visitor(
       [&](const PreparedStep &ps, const art::GemmStep &g, std::uint64_t m, std::uint64_t n,
@@ -663,6 +690,7 @@ void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape
           return;
         GemmShape absorbed = call.shape;
         absorbed.lda = current->second.lda;
+        consumerCalls[owner->second].push_back({absorbed, current->second.a, call.w, 0, 0});
         const Gemv::Decision *decision = gemv_->decision(call.shape);
         const bool upAligned = current->second.prologue.upOffset % 8 == 0;
         absorbable[owner->second] =
@@ -682,17 +710,22 @@ void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape
           consumerOf[c] = ps.index;
       });
   plan().execute(fn, memory_, shape, scalars, visitor);
-  std::set<std::size_t> absorbed;
-  for (const auto &[step, ok] : absorbable)
-    if (ok)
-      absorbed.insert(step);
+  // Two GEMMs of one row (q|k|v|o and the gates) share a launch when they can.
+  std::map<std::size_t, bool> absorbed;
+  for (const auto &[step, ok] : absorbable) {
+    if (!ok)
+      continue;
+    const std::vector<GemmCall> &calls = consumerCalls[step];
+    absorbed[step] = calls.size() == 2 && gemv_->canPair(calls[0].shape, calls[1].shape,
+                                                         calls[1].w);
+  }
   absorbed_[key] = std::move(absorbed);
   gemmsDecided_.insert(std::move(key));
 }
 
 void CudaBackend::copy(const PreparedStep &ps, const BufferRef &src, const BufferRef &dst,
                        std::uint64_t bytes) {
-  pending_.reset();
+  dropPendingPrologue();
   check(bytes <= src.elements * art::dtypeSize(src.buffer->dtype) &&
             bytes <= dst.elements * art::dtypeSize(dst.buffer->dtype),
         "{}: copies {} bytes, more than '{}' or '{}' hold", ps.where, bytes, src.buffer->name,

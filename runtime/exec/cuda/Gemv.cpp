@@ -17,7 +17,7 @@ namespace art = xlc::artifact;
 
 namespace {
 
-static_assert(sizeof(gemv_abi::Params) == 16 * 8,
+static_assert(sizeof(gemv_abi::Params) == 24 * 8,
               "the host copy of gemv.cuh's GemvParams is made of 8-byte slots");
 
 /// The process-wide measurements, by device kind and shape (Gemv.h: backends share them).
@@ -42,6 +42,12 @@ double median(std::vector<double> v) {
 }
 
 std::uint64_t ceilDiv(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+gemv_abi::Epilogue abiEpilogue(art::Epilogue e) {
+  return e == art::Epilogue::Bias          ? gemv_abi::Epilogue::Bias
+         : e == art::Epilogue::ResidualAdd ? gemv_abi::Epilogue::Residual
+                                           : gemv_abi::Epilogue::None;
+}
 
 } // namespace
 
@@ -256,8 +262,8 @@ Gemv::Key Gemv::keyOf(const GemmShape &s) {
 }
 
 void Gemv::launch(const GemvPlan &plan, const GemmShape &s, CUdeviceptr a, CUdeviceptr w,
-                  CUdeviceptr c, CUdeviceptr d, CUstream stream,
-                  const GemvPrologue &prologue) const {
+                  CUdeviceptr c, CUdeviceptr d, CUstream stream, const GemvPrologue &prologue,
+                  const GemvSecond *second) const {
   const GemvTiling &tiling = gemvTilings().at(plan.tiling);
   gemv_abi::Params p{};
   p.a = a;
@@ -269,19 +275,28 @@ void Gemv::launch(const GemvPlan &plan, const GemmShape &s, CUdeviceptr a, CUdev
   p.n = static_cast<std::int64_t>(s.n);
   p.k = static_cast<std::int64_t>(s.k);
   p.kSplit = static_cast<std::int64_t>(plan.kSplit);
-  const gemv_abi::Epilogue epilogue = s.epilogue == art::Epilogue::Bias ? gemv_abi::Epilogue::Bias
-                                      : s.epilogue == art::Epilogue::ResidualAdd
-                                          ? gemv_abi::Epilogue::Residual
-                                          : gemv_abi::Epilogue::None;
-  p.epilogue = static_cast<std::int64_t>(epilogue);
+  p.epilogue = static_cast<std::int64_t>(abiEpilogue(s.epilogue));
   p.cIsF32 = s.bias == art::DType::F32 ? 1 : 0;
   p.partials = partials_.address();
   p.counters = counters_.address();
   p.prologue = static_cast<std::int64_t>(prologue.kind);
   p.aUpOffset = prologue.upOffset;
   p.eps = prologue.eps;
+  std::uint32_t gridX = plan.gridX;
+  if (second) {
+    const GemmShape &s2 = second->shape;
+    p.gridX1 = plan.gridX;
+    p.w2 = second->w;
+    p.c2 = s2.epilogue == art::Epilogue::None ? 0 : second->c;
+    p.d2 = second->d;
+    p.n2 = static_cast<std::int64_t>(s2.n);
+    p.epilogue2 = static_cast<std::int64_t>(abiEpilogue(s2.epilogue));
+    p.c2IsF32 = s2.bias == art::DType::F32 ? 1 : 0;
+    p.d2IsF32 = s2.d == art::DType::F32 ? 1 : 0;
+    gridX += static_cast<std::uint32_t>(ceilDiv(s2.n, static_cast<std::uint64_t>(tiling.rows())));
+  }
   kernels_.at(s.d).entries.at(plan.tiling).launch(
-      {plan.gridX, plan.gridY, 1}, {static_cast<unsigned>(tiling.threads()), 1, 1},
+      {gridX, plan.gridY, 1}, {static_cast<unsigned>(tiling.threads()), 1, 1},
       static_cast<unsigned>(tiling.sharedBytes()), stream, p);
 }
 
@@ -426,6 +441,27 @@ bool Gemv::run(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CUdeviceptr
     return false;
   launch(it->second.plan, shape, a, w, c, d, stream, prologue);
   return true;
+}
+
+bool Gemv::canPair(const GemmShape &first, const GemmShape &second, CUdeviceptr w2) const {
+  const Decision *d1 = decision(first), *d2 = decision(second);
+  if (!d1 || !d2 || !d1->useGemv || !d2->useGemv || first.m != second.m ||
+      first.k != second.k || first.ab != second.ab || w2 % 16 != 0)
+    return false;
+  const GemvPlan &plan = d1->plan;
+  const std::uint64_t rows = static_cast<std::uint64_t>(gemvTilings().at(plan.tiling).rows());
+  const std::uint64_t gridX = plan.gridX + ceilDiv(second.n, rows);
+  return gridX <= 0x7fffffffu && (plan.gridY == 1 || gridX <= kMaxCounters) &&
+         (plan.gridY == 1 ||
+          plan.gridY * first.m * (first.n + second.n + 1) <= kMaxPartials);
+}
+
+void Gemv::runPair(const GemmShape &first, CUdeviceptr a, CUdeviceptr w, CUdeviceptr c,
+                   CUdeviceptr d, const GemvSecond &second, CUstream stream,
+                   const GemvPrologue &prologue) {
+  check(canPair(first, second.shape, second.w),
+        "GEMV: two GEMMs that cannot share a launch were paired (a bug)");
+  launch(decision(first)->plan, first, a, w, c, d, stream, prologue, &second);
 }
 
 const Gemv::Decision *Gemv::decision(const GemmShape &shape) const {

@@ -65,8 +65,18 @@ struct Params {
   std::uint64_t partials, counters;
   std::int64_t prologue, aUpOffset;
   double eps;
+  std::int64_t gridX1;
+  std::uint64_t w2, c2, d2;
+  std::int64_t n2, epilogue2, c2IsF32, d2IsF32;
 };
 } // namespace gemv_abi
+
+/// A second GEMM over the same A that rides in the first one's launch (gemv.cuh "Two GEMMs in one
+/// launch"): same m, k and A type; its own W, epilogue, C and D.
+struct GemvSecond {
+  GemmShape shape;
+  CUdeviceptr w = 0, c = 0, d = 0;
+};
 
 /// How the GEMV forms A from the a operand (gemv.cuh "Prologues"): the row kernel that the
 /// artifact's gemm prologue would run, folded into the GEMV.
@@ -155,8 +165,8 @@ public:
   /// Enqueues |plan| for |shape| on |stream| (capturable). |c|: bias or residual, 0 for none.
   /// With a |prologue|, |a| is the prologue's input (the gate values' view for SwiGlu).
   void launch(const GemvPlan &plan, const GemmShape &shape, CUdeviceptr a, CUdeviceptr w,
-              CUdeviceptr c, CUdeviceptr d, CUstream stream,
-              const GemvPrologue &prologue = {}) const;
+              CUdeviceptr c, CUdeviceptr d, CUstream stream, const GemvPrologue &prologue = {},
+              const GemvSecond *second = nullptr) const;
 
   /// Decides |shape| (measuring on |stream|, which must not be capturing, with cuBLASLt |blas|
   /// as the competitor) unless it is decided or the GEMV kernel cannot compute it. |what| names
@@ -171,6 +181,14 @@ public:
   bool run(const GemmShape &shape, CUdeviceptr a, CUdeviceptr w, CUdeviceptr c, CUdeviceptr d,
            CUstream stream, CublasLt &blas, const std::string &what,
            const GemvPrologue &prologue = {});
+
+  /// Whether |second| can ride in the launch of |first| (both decided for the GEMV kernel, the
+  /// same m, k and A type, within the split-K workspace); W2 at |w2|.
+  bool canPair(const GemmShape &first, const GemmShape &second, CUdeviceptr w2) const;
+  /// Runs |first| and |second| (canPair) in one launch with |first|'s plan.
+  void runPair(const GemmShape &first, CUdeviceptr a, CUdeviceptr w, CUdeviceptr c,
+               CUdeviceptr d, const GemvSecond &second, CUstream stream,
+               const GemvPrologue &prologue = {});
 
   /// What was measured for one shape.
   struct Decision {

@@ -69,11 +69,12 @@ rowKernelForm(const art::Artifact &artifact, const art::Step &step) {
   return std::nullopt;
 }
 
-/// Whether |step| reads |buffer| as the A of a plain forward GEMM and names it nowhere else.
+/// Whether |step| reads |buffer| as the A of a plain forward GEMM, names it nowhere else and has
+/// no duties (nothing may run between two GEMMs that share a launch).
 bool readsAsPlainA(const art::Step &step, art::BufferId buffer) {
   const art::GemmStep *g = step.gemm();
   if (!g || g->a != buffer || g->transA || !g->transB || g->accumulate ||
-      g->aRows != art::GemmRows::All)
+      g->aRows != art::GemmRows::All || !step.duties.empty())
     return false;
   const std::vector<art::BufferId> named = art::buffersOf(step);
   return std::count(named.begin(), named.end(), buffer) == 1;

@@ -40,7 +40,8 @@ struct AbsorbableRowKernel {
 /// Every launch of |function| that a GEMV could absorb, in step order: an rms_norm without a
 /// weight or a swiglu whose gate and up views share a buffer and a row stride, with no duties,
 /// whose output is an activation that the steps right after it read as A of a plain forward
-/// GEMM (D = A·Wᵀ, all rows, not accumulating) and no other step names.
+/// GEMM (D = A·Wᵀ, all rows, not accumulating, no duties) and no other step names. Two such
+/// GEMMs of one row kernel may share a launch (Gemv::runPair: q|k|v|o and the i|f gates).
 std::vector<AbsorbableRowKernel> findAbsorbableRowKernels(const artifact::Artifact &artifact,
                                                           const artifact::Function &function);
 

@@ -99,6 +99,8 @@ struct GemvCase {
   /// kRmsNorm: D = r_i·(A·Wᵀ), r_i = rsqrt(mean A[i]² + eps); kSwiGlu: each row of a holds k
   /// gate values, then (at k + 8, a gap the kernel must skip) k up values.
   device::GemvPrologue prologue = device::GemvPrologue::kNone;
+  /// > 0: a second GEMM in the same launch, D2 = A·W2ᵀ + bias2 in fp32 (the i|f gate form).
+  int64_t n2 = 0;
   uint64_t seed = 11;
 };
 
@@ -149,9 +151,16 @@ CaseReport runGemv(Backend &be, const std::string &name, const GemvCase &c) {
   if (c.inPlace)
     std::memcpy(dInit.data(), cv.data(), cv.bytes());
   auto db = toDevice(be, dInit);
-  auto partials = be.alloc(static_cast<size_t>(gridY * m * (n + 1)) * 4);
+  const int64_t n2 = c.n2, gridX2 = (n2 + Config::kRows - 1) / Config::kRows;
+  HostArray w2(DType::BF16, std::max<int64_t>(n2, 1) * k), bias2(DType::F32, std::max<int64_t>(n2, 1));
+  fillUniform(w2, std::max<int64_t>(n2, 1), k, c.seed + 3);
+  fillUniform(bias2, 1, std::max<int64_t>(n2, 1), c.seed + 4);
+  HostArray d2Init(DType::F32, n2 * m + kGuard);
+  std::memset(d2Init.data(), 0xFF, d2Init.bytes());
+  auto w2b = toDevice(be, w2), bias2b = toDevice(be, bias2), d2b = toDevice(be, d2Init);
+  auto partials = be.alloc(static_cast<size_t>(gridY * m * (n + n2 + 1)) * 4);
   be.fill(partials, 0xFF);
-  HostArray counterInit(DType::I64, gridX);
+  HostArray counterInit(DType::I64, gridX + gridX2);
   auto counters = toDevice(be, counterInit);
 
   device::GemvParams p{};
@@ -171,14 +180,25 @@ CaseReport runGemv(Backend &be, const std::string &name, const GemvCase &c) {
   p.prologue = static_cast<int64_t>(c.prologue);
   p.a_up_offset = upOffset;
   p.eps = 1e-6;
+  if (n2 > 0) {
+    p.grid_x1 = gridX;
+    p.w2 = w2b.pointer();
+    p.c2 = bias2b.pointer();
+    p.d2 = d2b.pointer();
+    p.n2 = n2;
+    p.epilogue2 = static_cast<int64_t>(GemvEpilogue::kBias);
+    p.c2_is_f32 = 1;
+    p.d2_is_f32 = 1;
+  }
   LaunchDims dims;
-  dims.grid[0] = static_cast<unsigned>(gridX);
+  dims.grid[0] = static_cast<unsigned>(gridX + gridX2);
   dims.grid[1] = static_cast<unsigned>(gridY);
   dims.block = Config::kThreads;
   dims.sharedBytes = Config::kSharedBytes;
   be.launch(kGemv, V::kConfig, &device::gemv<Config>, dims, p);
   HostArray d = fromDevice(be, db, dtypeOf<TOut>(), m * n + kGuard);
-  HostArray countersAfter = fromDevice(be, counters, DType::I64, gridX);
+  HostArray countersAfter = fromDevice(be, counters, DType::I64, gridX + gridX2);
+  HostArray d2 = fromDevice(be, d2b, DType::F32, n2 * m + kGuard);
 
   // float64 reference on the rounded inputs: A as the prologue forms it (kSwiGlu: rounded to
   // bf16 like swiglu.cuh's output; kRmsNorm: the row scale in float64).
@@ -213,12 +233,30 @@ CaseReport runGemv(Backend &be, const std::string &name, const GemvCase &c) {
   });
   for (int64_t i = 0; i < m * n; ++i)
     out[i] = d.get(i);
+  std::vector<double> ref2(m * n2), out2(m * n2);
+  for (int64_t j = 0; j < n2; ++j)
+    for (int64_t i = 0; i < m; ++i) {
+      double sum = 0.0;
+      for (int64_t x = 0; x < k; ++x)
+        sum += aFormed.get(i * k + x) * w2.get(j * k + x);
+      ref2[i * n2 + j] = sum * rowScale[i] + bias2.get(j);
+      out2[i * n2 + j] = d2.get(i * n2 + j);
+    }
 
   CaseReport report{name, Backend::kName, {}, {}};
   // kSwiGlu: host and device expf may differ in the last bit, which can flip the bf16 rounding
   // of an element of A (2⁻⁸ of it): allowed for, far below a wrong index's O(1).
   report.add("D rel err", relativeError(out, ref),
              gemvTolerance<TOut>(k) + (swiglu ? std::ldexp(1.0, -9) : 0.0));
+  if (n2 > 0) {
+    report.add("D2 rel err", relativeError(out2, ref2),
+               gemvTolerance<float>(k) + (swiglu ? std::ldexp(1.0, -9) : 0.0));
+    int64_t guard2 = 0;
+    for (int64_t i = m * n2; i < m * n2 + kGuard; ++i)
+      guard2 += std::memcmp(static_cast<const unsigned char *>(d2.data()) + i * 4,
+                            static_cast<const unsigned char *>(d2Init.data()) + i * 4, 4) != 0;
+    report.add("elements written past D2", static_cast<double>(guard2), 0.0);
+  }
   int64_t guardWritten = 0;
   for (int64_t i = m * n; i < m * n + kGuard; ++i)
     guardWritten += std::memcmp(static_cast<const unsigned char *>(d.data()) + i * sizeof(TOut),
@@ -226,7 +264,7 @@ CaseReport runGemv(Backend &be, const std::string &name, const GemvCase &c) {
                                 sizeof(TOut)) != 0;
   report.add("elements written past D", static_cast<double>(guardWritten), 0.0);
   double countersLeft = 0;
-  for (int64_t x = 0; x < gridX; ++x)
+  for (int64_t x = 0; x < gridX + gridX2; ++x)
     countersLeft += countersAfter.get(x) != 0.0;
   report.add("split-K counters left nonzero", countersLeft, 0.0);
   if (!c.inPlace) {
@@ -235,8 +273,9 @@ CaseReport runGemv(Backend &be, const std::string &name, const GemvCase &c) {
     report.add("bits differing in a second launch",
                static_cast<double>(std::memcmp(again.data(), d.data(), again.bytes()) != 0), 0.0);
   }
-  report.notes.push_back(fmt::format("m {} n {} k {} lda {} grid {}x{} k_split {} prologue {}", m,
-                                     n, k, lda, gridX, gridY, kSplit,
+  report.notes.push_back(fmt::format("m {} n {} (+ n2 {}) k {} lda {} grid {}x{} k_split {} "
+                                     "prologue {}",
+                                     m, n, n2, k, lda, gridX + gridX2, gridY, kSplit,
                                      static_cast<int>(c.prologue)));
   return report;
 }

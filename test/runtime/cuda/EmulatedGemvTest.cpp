@@ -148,6 +148,27 @@ TEST(EmulatedGemv, ProloguesFormAFromTheOperand) {
       }
 }
 
+TEST(EmulatedGemv, ASecondGemmRidesInTheLaunch) {
+  // The q|k|v|o + i|f gates form: the second GEMM (fp32 out, fp32 bias) in the blocks past the
+  // first's, with and without split-K (its partials after the first's) and the RMS prologue.
+  EmuBackend be;
+  for (int64_t split : {1, 3})
+    for (GemvPrologue prologue : {GemvPrologue::kNone, GemvPrologue::kRmsNorm}) {
+      GemvCase c;
+      c.m = 3;
+      c.n = 40;
+      c.n2 = 19;
+      c.k = 264;
+      c.split = split;
+      c.prologue = prologue;
+      c.seed = static_cast<uint64_t>(split * 7 + static_cast<int>(prologue));
+      const std::string what = fmt::format("second GEMM split {} prologue {}", split,
+                                           static_cast<int>(prologue));
+      expectOk(runGemv<EmuBackend, GemvBf16R1W4U2>(be, what, c));
+      expectOk(runGemv<EmuBackend, GemvBf16R1W8U4S2>(be, what + " 2 stages", c));
+    }
+}
+
 TEST(EmulatedGemv, RuntimeAbiAndTilingsAreTheTestedOnes) {
   using P = exec::gemv_abi::Params;
   static_assert(sizeof(P) == sizeof(device::GemvParams));
@@ -167,6 +188,14 @@ TEST(EmulatedGemv, RuntimeAbiAndTilingsAreTheTestedOnes) {
   static_assert(offsetof(P, prologue) == offsetof(device::GemvParams, prologue));
   static_assert(offsetof(P, aUpOffset) == offsetof(device::GemvParams, a_up_offset));
   static_assert(offsetof(P, eps) == offsetof(device::GemvParams, eps));
+  static_assert(offsetof(P, gridX1) == offsetof(device::GemvParams, grid_x1));
+  static_assert(offsetof(P, w2) == offsetof(device::GemvParams, w2));
+  static_assert(offsetof(P, c2) == offsetof(device::GemvParams, c2));
+  static_assert(offsetof(P, d2) == offsetof(device::GemvParams, d2));
+  static_assert(offsetof(P, n2) == offsetof(device::GemvParams, n2));
+  static_assert(offsetof(P, epilogue2) == offsetof(device::GemvParams, epilogue2));
+  static_assert(offsetof(P, c2IsF32) == offsetof(device::GemvParams, c2_is_f32));
+  static_assert(offsetof(P, d2IsF32) == offsetof(device::GemvParams, d2_is_f32));
   static_assert(static_cast<int>(exec::gemv_abi::Prologue::RmsNorm) ==
                     static_cast<int>(device::GemvPrologue::kRmsNorm) &&
                 static_cast<int>(exec::gemv_abi::Prologue::SwiGlu) ==
