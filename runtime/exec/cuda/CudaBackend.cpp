@@ -693,8 +693,13 @@ void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape
         consumerCalls[owner->second].push_back({absorbed, current->second.a, call.w, 0, 0});
         const Gemv::Decision *decision = gemv_->decision(call.shape);
         const bool upAligned = current->second.prologue.upOffset % 8 == 0;
+        // D may take the row kernel's input's place in the arena (unfused, that input is dead
+        // by then); the absorbing GEMV still reads it.
+        const CUdeviceptr dEnd = d.address + d.elements * art::dtypeSize(d.buffer->dtype);
+        const bool apart =
+            dEnd <= current->second.inputBegin || d.address >= current->second.inputEnd;
         absorbable[owner->second] =
-            absorbable[owner->second] && decision && decision->useGemv && upAligned &&
+            absorbable[owner->second] && decision && decision->useGemv && upAligned && apart &&
             Gemv::unsupportedReason(absorbed, current->second.a, call.w).empty();
       },
       [&](const PreparedStep &ps, std::span<const LaunchArg> args) {

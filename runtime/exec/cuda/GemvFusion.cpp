@@ -125,6 +125,9 @@ AbsorbedInput absorbedInput(const art::Kernel &kernel, gemv_abi::Prologue kind,
   };
   AbsorbedInput in;
   in.prologue.kind = kind;
+  const BufferRef &input = arg(kind == gemv_abi::Prologue::RmsNorm ? "x" : "gate").buffer;
+  in.inputBegin = input.address;
+  in.inputEnd = input.address + input.elements * art::dtypeSize(input.buffer->dtype);
   if (kind == gemv_abi::Prologue::RmsNorm) {
     in.a = arg("x").buffer.address + 2 * static_cast<std::uint64_t>(arg("x_offset").integer);
     in.lda = static_cast<std::uint64_t>(arg("x_stride").integer);

@@ -51,6 +51,9 @@ struct AbsorbedInput {
   CUdeviceptr a = 0;
   std::uint64_t lda = 0;
   GemvPrologue prologue;
+  /// The bytes of the buffer the row kernel reads. The GEMMs now read them too, so nothing they
+  /// write may overlap them -- which the arena allows when the row kernel was their last reader.
+  CUdeviceptr inputBegin = 0, inputEnd = 0;
 };
 
 /// The input of the absorbable launch |kernel| called with the resolved |args|.
