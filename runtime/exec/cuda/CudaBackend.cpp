@@ -718,9 +718,9 @@ void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape
   // Two GEMMs of one row (q|k|v|o and the gates) share a launch when they can.
   std::map<std::size_t, bool> absorbed;
   for (const auto &[step, ok] : absorbable) {
-    if (!ok)
-      continue;
     const std::vector<GemmCall> &calls = consumerCalls[step];
+    if (!ok || calls.size() != rows->second.at(step).consumers.size())
+      continue;
     absorbed[step] = calls.size() == 2 && gemv_->canPair(calls[0].shape, calls[1].shape,
                                                          calls[1].w);
   }
