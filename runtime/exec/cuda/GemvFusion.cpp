@@ -20,22 +20,26 @@ std::optional<std::size_t> paramIndex(const art::Kernel &kernel, std::string_vie
   return std::nullopt;
 }
 
-/// The argument of |launch| for parameter |name| when it is a buffer.
-std::optional<art::BufferId> bufferArg(const art::Kernel &kernel, const art::LaunchStep &launch,
-                                       std::string_view name) {
+/// The argument of |launch| for parameter |name| when it is of |kind|.
+const art::Arg *argOf(const art::Kernel &kernel, const art::LaunchStep &launch,
+                      std::string_view name, art::ArgKind kind) {
   const std::optional<std::size_t> i = paramIndex(kernel, name);
-  if (!i || *i >= launch.args.size() || launch.args[*i].kind != art::ArgKind::Buffer)
-    return std::nullopt;
-  return launch.args[*i].bufferId;
+  if (!i || *i >= launch.args.size() || launch.args[*i].kind != kind)
+    return nullptr;
+  return &launch.args[*i];
 }
 
-/// The argument of |launch| for parameter |name| when it is a literal i64.
+std::optional<art::BufferId> bufferArg(const art::Kernel &kernel, const art::LaunchStep &launch,
+                                       std::string_view name) {
+  const art::Arg *arg = argOf(kernel, launch, name, art::ArgKind::Buffer);
+  return arg ? std::optional<art::BufferId>(arg->bufferId) : std::nullopt;
+}
+
+/// A literal i64 argument.
 std::optional<std::int64_t> intArg(const art::Kernel &kernel, const art::LaunchStep &launch,
                                    std::string_view name) {
-  const std::optional<std::size_t> i = paramIndex(kernel, name);
-  if (!i || *i >= launch.args.size() || launch.args[*i].kind != art::ArgKind::I64)
-    return std::nullopt;
-  return launch.args[*i].intValue;
+  const art::Arg *arg = argOf(kernel, launch, name, art::ArgKind::I64);
+  return arg ? std::optional<std::int64_t>(arg->intValue) : std::nullopt;
 }
 
 /// The prologue form of a launch and the buffer it writes, when it is a row kernel a GEMV can
