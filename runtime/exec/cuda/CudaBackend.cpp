@@ -724,6 +724,15 @@ void CudaBackend::decideGemms(const PreparedFunction &fn, const CallShape &shape
     absorbed[step] = calls.size() == 2 && gemv_->canPair(calls[0].shape, calls[1].shape,
                                                          calls[1].w);
   }
+  if (options_.verbose && rows != absorbable_.end()) {
+    const auto pairs = std::count_if(absorbed.begin(), absorbed.end(),
+                                     [](const auto &entry) { return entry.second; });
+    fmt::print(stderr,
+               "[xlc] {} at B = {}, S = {}: {} of {} row kernels absorbed by the GEMV kernel, "
+               "{} GEMM pairs in one launch each\n",
+               fn.function->name, shape.batch, shape.seq, absorbed.size(), rows->second.size(),
+               pairs);
+  }
   absorbed_[key] = std::move(absorbed);
   gemmsDecided_.insert(std::move(key));
 }
