@@ -168,7 +168,11 @@ TEST_P(BackendTest, ScoreMatchesCpuAtEveryPosition) {
 
 // prefill runs the LM head on the last position of each sequence only (cuBLASLt reads those rows
 // in place: the pointer at row S-1, a row stride of S·d): its logits are score's last rows, up to
-// the GEMM's choice of algorithm for B rows instead of B·S (fp32 accumulation either way).
+// the GEMM's choice of algorithm for B rows instead of B·S (fp32 accumulation either way). Where
+// B·S ≤ 8 the GEMMs run on the GEMV kernel, which absorbs the RMS norms before them
+// (runtime/exec/cuda/GemvFusion.h) -- score's final norm too, but not prefill's, whose LM head
+// reads rows in place -- and an absorbed norm skips the bf16 rounding of the normalised row:
+// there the two differ by that one rounding of the LM head's input, ≤ 2⁻⁸ relative.
 TEST_P(BackendTest, PrefillLogitsAreTheLastRowsOfScore) {
   const std::uint64_t v = model_.artifact.model.vocabSize;
   for (auto [batch, seq] : {std::pair<std::uint64_t, std::uint64_t>{3, 33}, {2, 100}, {3, 1}}) {
@@ -185,7 +189,8 @@ TEST_P(BackendTest, PrefillLogitsAreTheLastRowsOfScore) {
     std::printf("[gpu] %s prefill B=%llu S=%llu vs score's last rows: rel L2 %.3g\n",
                 GetParam().c_str(), static_cast<unsigned long long>(batch),
                 static_cast<unsigned long long>(seq), err);
-    EXPECT_LT(err, 1e-4) << "B=" << batch << " S=" << seq;
+    const double bound = batch * seq <= 8 ? std::ldexp(1.0, -8) : 1e-4;
+    EXPECT_LT(err, bound) << "B=" << batch << " S=" << seq;
   }
 }
 
