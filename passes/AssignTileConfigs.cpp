@@ -46,7 +46,8 @@ int64_t rowThreads(int64_t features) {
 }
 
 /// The key split of the fused chunkwise kernel at (chunk, DQK, DV tile), or nothing when the
-/// fused form does not fit (shared memory beyond the H100's 227 KB per block, more than 1024
+/// fused form does not fit (shared memory of the state pass or the scores kernel beyond the
+/// H100's 227 KB per block, more than 1024
 /// threads, fewer threads than DQK rows to update n). Two warps per 16-row query strip when both
 /// the chunk's keys and the padded DQK halve into whole 16-wide steps, else one (four measured
 /// 21 % slower at the 7B head on the H100: docs/benchmarks/chunkwise-fused-h100-2026-12-06.md).
@@ -58,7 +59,8 @@ std::optional<int64_t> fusedKeySplit(int64_t chunk, int64_t dqk, int64_t tileV) 
   const int64_t split = (chunk / 2) % 16 == 0 && (qw / 2) % 16 == 0 ? 2 : 1;
   const int64_t threads = 32 * (chunk / 16) * split;
   if (threads > 1024 || threads < qw ||
-      xlc::kernels::mlstm::fusedSharedBytes(chunk, dqk, tileV, split) > kMaxSharedBytes)
+      xlc::kernels::mlstm::fusedSharedBytes(chunk, dqk, tileV, split) > kMaxSharedBytes ||
+      xlc::kernels::mlstm::scoresSharedBytes(chunk, dqk) > kMaxSharedBytes)
     return std::nullopt;
   return split;
 }

@@ -1,7 +1,8 @@
 //===- EmitMlstm.cpp - Chunkwise and decode-step mLSTM kernels ------------===//
 //
-// xk.mlstm_chunkwise becomes one fused launch when its tile says "fused" (runtime/device/
-// mlstm_chunk_fused.cuh: state on chip for the whole sequence), else two launches sharing one
+// xk.mlstm_chunkwise becomes the fused form when its tile says "fused": a scores launch
+// (runtime/device/mlstm_chunk_scores.cuh: every chunk's gated scores in parallel) and the state
+// pass (mlstm_chunk_fused.cuh: state on chip for the whole sequence); else two launches sharing one
 // parameter struct (runtime/device/mlstm_chunkwise.cuh): kernel A materialises the chunk-start
 // states in a workspace, kernel B computes all chunk outputs in parallel. xk.mlstm_decode_step becomes one fused launch
 // (mlstm_decode_step.cuh). Both update the state buffers in place.
@@ -10,6 +11,8 @@
 
 #include "codegen/cuda/KernelEmitter.h"
 #include "codegen/cuda/KernelEmitterUtils.h"
+
+#include <initializer_list>
 
 using namespace mlir;
 
@@ -31,16 +34,21 @@ template <typename Op> kernels::Config cellConfig(Op op) {
           {"normalizer", op.getNormalizer() == xlstm::NormalizerKind::MaxAbs ? "max_abs" : "none"}};
 }
 
-/// The strided q, k, v, i, f operands as (buffer, offset, stride) argument triples.
-template <typename Op> std::vector<art::Arg> viewArgs(Op op, EmitContext &ctx) {
+/// Strided operands as (buffer, offset, stride) argument triples.
+std::vector<art::Arg> viewArgs(EmitContext &ctx, std::initializer_list<Value> values) {
   std::vector<art::Arg> args;
-  for (Value v : {op.getQ(), op.getK(), op.getV(), op.getIgate(), op.getFgate()}) {
+  for (Value v : values) {
     BufferView view = ctx.view(v);
     args.push_back(art::Arg::buffer(view.id));
     args.push_back(art::Arg::i64(view.offset));
     args.push_back(art::Arg::i64(view.stride));
   }
   return args;
+}
+
+/// The q, k, v, i, f operands as (buffer, offset, stride) argument triples.
+template <typename Op> std::vector<art::Arg> viewArgs(Op op, EmitContext &ctx) {
+  return viewArgs(ctx, {op.getQ(), op.getK(), op.getV(), op.getIgate(), op.getFgate()});
 }
 
 template <typename Op> nlohmann::json cellAttrs(Op op) {
@@ -73,12 +81,44 @@ struct FusedSmallBatch {
   int64_t tileV = 0, keySplit = 0, maxBatch = 0;
 };
 
-/// The fused form: one launch, state on chip, no chunk-state workspace; per-(b, head) counters
-/// (zeroed before the launch) let the last reader of the initial n, m write the final ones.
+/// The fused form: the scores kernel (every chunk's P̃ and gate vectors, in parallel) and the
+/// state pass (state on chip, no chunk-state workspace; per-(b, head) counters, zeroed before
+/// the launch, let the last reader of the initial n, m write the final ones).
 LogicalResult emitMlstmChunkFused(xk::MLSTMChunkwiseOp op, EmitContext &ctx, int64_t chunk,
                                   int64_t tileV, int64_t keySplit,
                                   std::optional<FusedSmallBatch> small) {
   auto state = cast<xlstm::StateType>(op.getInitialState().getType());
+  const std::uint64_t nh = static_cast<std::uint64_t>(state.getNumHeads());
+  const std::uint64_t l = static_cast<std::uint64_t>(chunk);
+
+  // The records: B·NH·NC of them with NC = ceil(S/L) ≤ (S + L − 1)/L.
+  auto records = [&](std::uint64_t bytesPerRecord) {
+    return art::ceilDiv(art::Expr{0, nh * bytesPerRecord * (l - 1), 0, nh * bytesPerRecord, 1},
+                        l);
+  };
+  art::BufferId wsP =
+      ctx.workspace(ctx.nameOf(op) + ".ws_p", art::DType::BF16, records(l * l * 2));
+  art::BufferId wsG =
+      ctx.workspace(ctx.nameOf(op) + ".ws_g", art::DType::F32, records((4 * l + 4) * 4));
+  nlohmann::json attrs = cellAttrs(op);
+  attrs["chunk"] = chunk;
+
+  kernels::Config scoresConfig = cellConfig(op);
+  scoresConfig["chunk"] = chunk;
+  FailureOr<art::KernelIndex> scores =
+      emitFamilyKernel(op, ctx, "mlstm_chunk_scores", scoresConfig);
+  if (failed(scores))
+    return failure();
+  std::vector<art::Arg> scoresArgs =
+      viewArgs(ctx, {op.getQ(), op.getK(), op.getIgate(), op.getFgate()});
+  for (art::BufferId id : {wsP, wsG})
+    scoresArgs.push_back(art::Arg::buffer(id));
+  scoresArgs.push_back(art::Arg::symbol(art::Symbol::B));
+  scoresArgs.push_back(art::Arg::symbol(art::Symbol::S));
+  scoresArgs.push_back(art::Arg::f32(static_cast<float>(capOf(op.getGateSoftCap()))));
+  attrs["phase"] = "scores";
+  ctx.step(art::Step::makeLaunch("mlstm_chunkwise", attrs, *scores, std::move(scoresArgs)));
+
   auto fusedKernel = [&](int64_t tile, int64_t split) {
     kernels::Config config = cellConfig(op);
     config["chunk"] = chunk;
@@ -98,17 +138,13 @@ LogicalResult emitMlstmChunkFused(xk::MLSTMChunkwiseOp op, EmitContext &ctx, int
   }
   StateBuffers s = ctx.state(op.getInitialState());
   art::BufferId counters =
-      ctx.workspace(ctx.nameOf(op) + ".counters", art::DType::I64,
-                    art::Expr::batch(static_cast<std::uint64_t>(state.getNumHeads()) * 8));
-  std::vector<art::Arg> args = viewArgs(op, ctx);
-  for (art::BufferId id : {s.C, s.n, s.m, counters, ctx.output(op.getH())})
+      ctx.workspace(ctx.nameOf(op) + ".counters", art::DType::I64, art::Expr::batch(nh * 8));
+  std::vector<art::Arg> args = viewArgs(ctx, {op.getQ(), op.getK(), op.getV()});
+  for (art::BufferId id : {wsP, wsG, s.C, s.n, s.m, counters, ctx.output(op.getH())})
     args.push_back(art::Arg::buffer(id));
   args.push_back(art::Arg::symbol(art::Symbol::B));
   args.push_back(art::Arg::symbol(art::Symbol::S));
   args.push_back(art::Arg::f32(static_cast<float>(op.getEps().convertToDouble())));
-  args.push_back(art::Arg::f32(static_cast<float>(capOf(op.getGateSoftCap()))));
-  nlohmann::json attrs = cellAttrs(op);
-  attrs["chunk"] = chunk;
   attrs["phase"] = "fused";
   art::Step step = art::Step::makeLaunch("mlstm_chunkwise", attrs, *kernel, std::move(args));
   std::get<art::LaunchStep>(step.body).byBatch = std::move(byBatch);

@@ -19,7 +19,8 @@ std::span<const FamilyDef *const> families() {
   static const FamilyDef *const all[] = {
       &embeddingFamily(),         &rmsNormFamily(),          &normGateFamily(),
       &swigluFamily(),            &softCapFamily(),          &mlstmChunkStatesFamily(),
-      &mlstmChunkOutputsFamily(), &mlstmChunkFusedFamily(),   &mlstmDecodeStepFamily(),
+      &mlstmChunkOutputsFamily(), &mlstmChunkScoresFamily(), &mlstmChunkFusedFamily(),
+      &mlstmDecodeStepFamily(),
   };
   return all;
 }

@@ -3,13 +3,14 @@
 //   kernel_bench [--json FILE] [--reps N] [--warmup N] [--quick] [--only VARIANT] [--shape BxS]
 //                [--gemv-only | --no-gemv]
 //
-// 1. Chunkwise forward (mlstm_chunk_states + mlstm_chunk_outputs) at NH=8, DQK=256, DV=512 for
+// 1. Chunkwise forward (the two-kernel form mlstm_chunk_states + mlstm_chunk_outputs, and the
+//    fused form mlstm_chunk_scores + the mlstm_chunk_fused state pass) at NH=8, DQK=256, DV=512 for
 //    B=8 S=8192 (prefill) and B=1 S=2048 (time to first token), for each tiling in run() and the
 //    mLSTMsig chunk-128 variant. Each variant is first
 //    checked on that very shape: the h rows and final states of three sampled (batch, head) pairs
 //    against the float64 recurrent reference (KernelCases.h tolerances). Then warm-up runs and
 //    N ≥ 20 timed runs, each bracketed by CUDA events: median (and min) of the pair and of each
-//    kernel alone.
+//    kernel alone ("1st": states or scores; "2nd": outputs or the state pass).
 // 2. Decode step at batch 1 and 64 (fp32 state; DV tile 64 and 32; bf16 state), checked against
 //    the reference for every head after one step, then timed as the median over N repetitions of
 //    100 back-to-back launches between two events (a single launch is a few microseconds; at
@@ -93,15 +94,19 @@ struct DecodeResult {
   double stateGBps = 0;
 };
 
-/// One kernel launch of a timed chunkwise forward.
+/// One kernel launch of a timed chunkwise forward: the kernel, its geometry and its parameter
+/// struct.
 struct ChunkLaunch {
   const xlc::cuda::Kernel *kernel;
   LaunchDims dims;
+  const void *params;
+  size_t paramBytes;
 };
 
-/// Checks and times one chunkwise forward: |Run| is ChunkwiseRun (two launches: the "states"
-/// and "outputs" columns split at the event between them) or ChunkFusedRun (one launch: all of
-/// it is "states"). |launches| resolves the run's kernels.
+/// Checks and times one chunkwise forward of two launches, split by an event between them into
+/// the "first" and "second" columns: |Run| is ChunkwiseRun (kernel A, the chunk states; kernel
+/// B, the outputs) or ChunkFusedRun (the scores kernel; the state pass). |launches| resolves
+/// the run's kernels.
 template <class Run>
 ChunkResult benchChunk(GpuBackend &be, const std::string &name, int64_t B, int64_t S,
                        const Options &o,
@@ -198,7 +203,8 @@ ChunkResult benchChunk(GpuBackend &be, const std::string &name, int64_t B, int64
     for (std::size_t i = 0; i < kernels.size(); ++i) {
       const LaunchDims &d = kernels[i].dims;
       kernels[i].kernel->launch({d.grid[0], d.grid[1], d.grid[2]}, {d.block, 1, 1},
-                                d.sharedBytes, stream.handle(), run.params);
+                                d.sharedBytes, stream.handle(), kernels[i].params,
+                                kernels[i].paramBytes);
       if (i == 0)
         mid.record(stream.handle());
     }
@@ -225,11 +231,7 @@ ChunkResult benchChunk(GpuBackend &be, const std::string &name, int64_t B, int64
   // intra-chunk causal QKᵀ and PV ≈ 2·(L/2)·(DQK + DV).
   const double flops = tokens * NH * (4.0 * DQK * DV + 2.0 * (L / 2.0) * (DQK + DV));
   res.usefulTflops = flops / (res.total.median * 1e-3) / 1e12;
-  // The two-kernel form's chunk-state workspace; the fused form has none.
-  res.workspaceGB = kernels.size() > 1 ? static_cast<double>(B * NH * (run.chunks + 1) * DQK * DV *
-                                                             sizeof(typename Cell::T)) /
-                                             1e9
-                                       : 0.0;
+  res.workspaceGB = run.workspaceBytes() / 1e9;
   return res;
 }
 
@@ -238,8 +240,9 @@ ChunkResult benchChunkwise(GpuBackend &be, const std::string &name, int64_t B, i
                            const Options &o) {
   using Run = ChunkwiseRun<GpuBackend, VA, VB>;
   return benchChunk<Run>(be, name, B, S, o, [&](const Run &r) {
-    return std::vector<ChunkLaunch>{{&be.kernel(kChunkStates, VA::kConfig), r.dimsA},
-                                    {&be.kernel(kChunkOutputs, VB::kConfig), r.dimsB}};
+    return std::vector<ChunkLaunch>{
+        {&be.kernel(kChunkStates, VA::kConfig), r.dimsA, &r.params, sizeof(r.params)},
+        {&be.kernel(kChunkOutputs, VB::kConfig), r.dimsB, &r.params, sizeof(r.params)}};
   });
 }
 
@@ -248,7 +251,10 @@ ChunkResult benchChunkFused(GpuBackend &be, const std::string &name, int64_t B, 
                             const Options &o) {
   using Run = ChunkFusedRun<GpuBackend, V>;
   return benchChunk<Run>(be, name, B, S, o, [&](const Run &r) {
-    return std::vector<ChunkLaunch>{{&be.kernel(kChunkFused, V::kConfig), r.dims}};
+    return std::vector<ChunkLaunch>{
+        {&be.kernel(kChunkScores, r.scoresConfig.c_str()), r.scoresDims, &r.scoresParams,
+         sizeof(r.scoresParams)},
+        {&be.kernel(kChunkFused, V::kConfig), r.dims, &r.params, sizeof(r.params)}};
   });
 }
 
@@ -363,12 +369,13 @@ int run(const Options &o) {
 
   // ---- Table.
   std::printf("\n%-26s %6s %6s %10s %10s %10s %12s %9s %6s\n", "chunkwise forward", "B", "S",
-              "total ms", "states ms", "outputs ms", "tokens/s", "TFLOP/s", "check");
+              "total ms", "1st ms", "2nd ms", "tokens/s", "TFLOP/s", "check");
   for (const ChunkResult &r : chunk)
     std::printf("%-26s %6lld %6lld %10.3f %10.3f %10.3f %12.0f %9.1f %6s\n", r.name.c_str(),
                 static_cast<long long>(r.batch), static_cast<long long>(r.seq), r.total.median,
                 r.states.median, r.outputs.median, r.tokensPerS, r.usefulTflops,
                 r.ok ? "ok" : "FAIL");
+  std::printf("  (1st: kernel A or the scores kernel; 2nd: kernel B or the fused state pass)\n");
   std::printf("  (goal at B8 S8192: ≤ 2.8 ms; NX-AI TFLA Triton measured 5.29 ms on the same H100 kind)\n");
   std::printf("\n%-32s %6s %12s %12s %14s %6s\n", "decode step", "batch", "median us", "min us",
               "state GB/s", "check");
@@ -397,7 +404,7 @@ int run(const Options &o) {
     json += fmt::format(
         "    {{\"variant\": \"{}\", \"B\": {}, \"S\": {}, \"NH\": 8, \"DQK\": 256, \"DV\": 512, "
         "\"chunk\": {}, \"check_ok\": {}, \"h_rel_err\": {}, \"median_ms\": {}, \"min_ms\": {}, "
-        "\"states_median_ms\": {}, \"outputs_median_ms\": {}, \"tokens_per_s\": {}, "
+        "\"first_median_ms\": {}, \"second_median_ms\": {}, \"tokens_per_s\": {}, "
         "\"useful_tflops\": {}, \"workspace_gb\": {}}}{}\n",
         r.name, r.batch, r.seq, r.chunk, r.ok ? "true" : "false", jsonNumber(r.check.metrics[0].value),
         jsonNumber(r.total.median), jsonNumber(r.total.min), jsonNumber(r.states.median),

@@ -61,6 +61,17 @@ def main():
                 for index in [step["kernel"]] + [v["kernel"] for v in step.get("by_batch", [])]:
                     k = kernels[index]
                     fam, cfg = k["family"], k["config"]
+                    if fam == "mlstm_chunk_scores":
+                        # Tested with the state pass, the next launch of the same op: the harness
+                        # derives this config from that pass's (KernelSource.h scoresConfigOf).
+                        fused = kernels[steps[i + 1]["kernel"]]
+                        ftext = re.search(r"using Config = (.*);", fused["source"]).group(1)
+                        m = re.fullmatch(r"xlc::device::MlstmChunkFusedConfig<(.*>), (\d+), \d+, \d+>", ftext)
+                        stext = re.search(r"using Config = (.*);", k["source"]).group(1)
+                        if fused["family"] != "mlstm_chunk_fused" or not m or \
+                                stext != f"xlc::device::MlstmChunkScoresConfig<{m.group(1)}, {m.group(2)}>":
+                            sys.exit(f"{path}: {k['name']} is not the scores kernel of the next launch's state pass")
+                        continue
                     name = variant(model, k)
                     label = f"{model} {k['name']}"
                     if fam == "mlstm_chunk_states":

@@ -131,6 +131,29 @@ void mlstmChunkStates(ThreadPool &pool, const MlstmChunkwise &op);
 /// then copies the final m from workspace slot NC into the state.
 void mlstmChunkOutputs(ThreadPool &pool, const MlstmChunkwise &op);
 
+/// The chunkwise form as the GPU's scores kernel and fused state pass split it
+/// (runtime/device/mlstm_chunk_scores.cuh, mlstm_chunk_fused.cuh): one record per (b, head,
+/// chunk), index r = (b·NH + hd)·NC + c, NC = ceil(seq/L): wsP [r][L][L] the gated causal scores
+/// P̃, wsG [r][4L + 4] the vectors p_t | b_t | σ_t | a_j, then g, A, 0, 0 (the headers define
+/// them). The scores read q, k and the gate views of |cell|; the state pass q, k, v, the state
+/// and h.
+struct MlstmChunkRecords {
+  MlstmCell cell;
+  std::int64_t chunk = 0;
+  float *wsP = nullptr, *wsG = nullptr;
+};
+
+/// The scores kernel's work, every record in parallel (padding rows and keys of a partial last
+/// chunk as the device writes them: P̃ and σ zero, a = −∞). Nothing for seq = 0.
+void mlstmChunkScores(ThreadPool &pool, const MlstmChunkRecords &op);
+
+/// The state pass's work, per (b, head) over the chunks in order: with the incoming m,
+///   M_t = max(m, p_t), β_t = e^{m−M_t}, ρ_t = e^{p_t−M_t},
+///   h_t = (β_t q̂ᵀC + ρ_t Σ_j P̃_tj v_j) · scale(β_t q̂ᵀn + ρ_t σ_t, b_t + M_t),
+///   m' = max(g + m, A), C' = e^{g+m−m'}·C + Σ_j e^{a_j−m'} k_j v_jᵀ (n likewise),
+/// the state updated in place.
+void mlstmChunkStatePass(ThreadPool &pool, const MlstmChunkRecords &op);
+
 } // namespace cpu
 } // namespace xlc::exec
 

@@ -20,6 +20,7 @@ const FamilyDef &swigluFamily();
 const FamilyDef &softCapFamily();
 const FamilyDef &mlstmChunkStatesFamily();
 const FamilyDef &mlstmChunkOutputsFamily();
+const FamilyDef &mlstmChunkScoresFamily();
 const FamilyDef &mlstmChunkFusedFamily();
 const FamilyDef &mlstmDecodeStepFamily();
 

@@ -1,7 +1,8 @@
 //===- MlstmChunkwise.h - What the two chunkwise kernels share ---*- C++ -*-===//
 //
-// Both chunkwise kernels take one parameter struct (MlstmChunkwiseParams): the views, the
-// state, the chunk-state workspaces and h.
+// Both kernels of the two-kernel form take one parameter struct (MlstmChunkwiseParams): the
+// views, the state, the chunk-state workspaces and h. The fused form's scores kernel and state
+// pass share the per-chunk records instead.
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCHUNKWISE_H
@@ -17,6 +18,13 @@ std::vector<ParamDef> chunkwiseParams();
 /// The cell and its workspaces (NC + 1 slots per (b, head), NC = ceil(seq_len / chunk)).
 exec::cpu::MlstmChunkwise chunkwiseOf(const CpuLaunch &launch);
 
+/// The records of the scores kernel and the fused state pass: ws_p (bf16), ws_g (f32).
+std::vector<ParamDef> recordParams();
+
+/// The cell (cellOf) and the records (B·NH·NC of them, NC = ceil(seq_len / chunk)) of a scores
+/// or state-pass launch.
+exec::cpu::MlstmChunkRecords recordsOf(const CpuLaunch &launch);
+
 /// A shared-memory region of |elements| elements of |size| bytes, rounded up to 128 bytes.
 inline std::int64_t smemBytes(std::int64_t elements, std::int64_t size) {
   return (elements * size + 127) / 128 * 128;
@@ -27,6 +35,9 @@ inline std::int64_t smemBytes(std::int64_t elements, std::int64_t size) {
 /// picks the fused form only where this fits the device's limit.
 std::int64_t fusedSharedBytes(std::int64_t chunk, std::int64_t dqk, std::int64_t tileV,
                               std::int64_t keySplit);
+
+/// Dynamic shared memory of the scores kernel (MlstmChunkScoresConfig::kSharedBytes).
+std::int64_t scoresSharedBytes(std::int64_t chunk, std::int64_t dqk);
 
 } // namespace xlc::kernels::mlstm
 

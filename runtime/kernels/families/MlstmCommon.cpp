@@ -19,15 +19,16 @@ std::vector<ConfigField> cellFields(std::vector<ConfigField> extra) {
   return fields;
 }
 
-std::vector<AttrCheck> cellAttrs(std::vector<AttrCheck> extra) {
+std::vector<AttrCheck> cellAttrs(std::vector<AttrCheck> extra,
+                                 std::vector<std::string_view> f32Args) {
   std::vector<AttrCheck> attrs = {
       {"num_heads", AttrCheck::Source::ConfigField, "num_heads"},
       {"qk_head_dim", AttrCheck::Source::ConfigField, "qk_head_dim"},
       {"v_head_dim", AttrCheck::Source::ConfigField, "v_head_dim"},
       {"input_gate", AttrCheck::Source::ConfigField, "input_gate"},
-      {"normalizer", AttrCheck::Source::ConfigField, "normalizer"},
-      {"eps", AttrCheck::Source::F32Arg, "eps"},
-      {"gate_soft_cap", AttrCheck::Source::F32Arg, "gate_soft_cap"}};
+      {"normalizer", AttrCheck::Source::ConfigField, "normalizer"}};
+  for (std::string_view arg : f32Args)
+    attrs.push_back({arg, AttrCheck::Source::F32Arg, arg});
   attrs.insert(attrs.end(), extra.begin(), extra.end());
   return attrs;
 }
@@ -44,9 +45,9 @@ std::string cellConfigType(const Config &c) {
           (cfgString(c, "normalizer") == "max_abs" ? "kMaxAbs" : "kNone"));
 }
 
-std::vector<ParamDef> viewParams() {
+std::vector<ParamDef> viewParams(std::initializer_list<const char *> names) {
   std::vector<ParamDef> params;
-  for (const char *name : {"q", "k", "v", "igate", "fgate"}) {
+  for (const char *name : names) {
     const bool gate = name[0] == 'i' || name[0] == 'f';
     params.push_back(bufferParam(name, gate ? "gate_dtype" : "dtype"));
     params.push_back(i64Param(std::string(name) + "_offset"));
@@ -82,23 +83,29 @@ exec::cpu::MlstmCell cellOf(const CpuLaunch &l, std::int64_t seq) {
   cell.normalizer = cfgString(l.config(), "normalizer") == "max_abs"
                         ? exec::cpu::Normalizer::MaxAbs
                         : exec::cpu::Normalizer::None;
-  cell.eps = l.real("eps");
-  cell.gateSoftCap = l.real("gate_soft_cap");
-  check(cell.eps >= 0.0 && cell.gateSoftCap >= 0.0,
-        "{}: eps ({}) and gate_soft_cap ({}) must be non-negative", l.where(), cell.eps,
-        cell.gateSoftCap);
+  // The scores kernel takes no eps and the state pass no gate cap: read what the kernel declares.
+  for (auto [name, value] : {std::pair{"eps", &cell.eps}, {"gate_soft_cap", &cell.gateSoftCap}})
+    if (l.has(name)) {
+      *value = l.real(name);
+      check(*value >= 0.0, "{}: {} ({}) must be non-negative", l.where(), name, *value);
+    }
   const std::int64_t rows = static_cast<std::int64_t>(l.product({cell.batch, seq}));
   const std::int64_t qkWidth = static_cast<std::int64_t>(l.product({cell.numHeads, cell.dqk}));
   const std::int64_t vWidth = static_cast<std::int64_t>(l.product({cell.numHeads, cell.dv}));
   cell.q = l.view("q", "q_offset", "q_stride", rows, qkWidth);
   cell.k = l.view("k", "k_offset", "k_stride", rows, qkWidth);
-  cell.v = l.view("v", "v_offset", "v_stride", rows, vWidth);
-  cell.igate = l.view("igate", "igate_offset", "igate_stride", rows, cell.numHeads);
-  cell.fgate = l.view("fgate", "fgate_offset", "fgate_stride", rows, cell.numHeads);
-  cell.C = l.floats("C", l.product({cell.batch, cell.numHeads, cell.dqk, cell.dv}));
-  cell.n = l.floats("n", l.product({cell.batch, cell.numHeads, cell.dqk}));
-  cell.m = l.floats("m", l.product({cell.batch, cell.numHeads}));
-  cell.h = l.floats("h", l.product({rows, vWidth}));
+  if (l.has("v"))
+    cell.v = l.view("v", "v_offset", "v_stride", rows, vWidth);
+  if (l.has("igate")) {
+    cell.igate = l.view("igate", "igate_offset", "igate_stride", rows, cell.numHeads);
+    cell.fgate = l.view("fgate", "fgate_offset", "fgate_stride", rows, cell.numHeads);
+  }
+  if (l.has("C")) {
+    cell.C = l.floats("C", l.product({cell.batch, cell.numHeads, cell.dqk, cell.dv}));
+    cell.n = l.floats("n", l.product({cell.batch, cell.numHeads, cell.dqk}));
+    cell.m = l.floats("m", l.product({cell.batch, cell.numHeads}));
+    cell.h = l.floats("h", l.product({rows, vWidth}));
+  }
   return cell;
 }
 
@@ -118,6 +125,22 @@ std::vector<ParamDef> chunkwiseParams() {
   params.push_back(f32Param("eps"));
   params.push_back(f32Param("gate_soft_cap"));
   return params;
+}
+
+std::vector<ParamDef> recordParams() {
+  // P̃ is the state pass's tensor-core operand: bf16 (the chunkwise kernels take bf16 q, k, v).
+  return {bufferParam("ws_p", artifact::DType::BF16), bufferParam("ws_g", artifact::DType::F32)};
+}
+
+exec::cpu::MlstmChunkRecords recordsOf(const CpuLaunch &l) {
+  exec::cpu::MlstmChunkRecords op;
+  op.cell = cellOf(l, l.count("seq_len"));
+  op.chunk = l.cfg("chunk");
+  const std::int64_t records = static_cast<std::int64_t>(
+      l.product({op.cell.batch, op.cell.numHeads, (op.cell.seq + op.chunk - 1) / op.chunk}));
+  op.wsP = l.floats("ws_p", l.product({records, op.chunk, op.chunk}));
+  op.wsG = l.floats("ws_g", l.product({records, 4 * op.chunk + 4}));
+  return op;
 }
 
 exec::cpu::MlstmChunkwise chunkwiseOf(const CpuLaunch &l) {

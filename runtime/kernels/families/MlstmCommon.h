@@ -11,23 +11,31 @@
 #include "runtime/kernels/CpuLaunch.h"
 #include "runtime/kernels/families/Families.h"
 
+#include <initializer_list>
+
 namespace xlc::kernels::mlstm {
 
 /// The cell's configuration fields, followed by |extra|.
 std::vector<ConfigField> cellFields(std::vector<ConfigField> extra);
-/// Attribute cross-checks of every mLSTM launch.
-std::vector<AttrCheck> cellAttrs(std::vector<AttrCheck> extra = {});
+/// Attribute cross-checks of every mLSTM launch: the cell's configuration fields, the f32
+/// arguments |f32Args| the kernel takes, then |extra|.
+std::vector<AttrCheck> cellAttrs(std::vector<AttrCheck> extra = {},
+                                 std::vector<std::string_view> f32Args = {"eps",
+                                                                          "gate_soft_cap"});
 /// "xlc::device::MlstmCellConfig<...>".
 std::string cellConfigType(const Config &config);
-/// q, q_offset, q_stride, k, ..., fgate_stride.
-std::vector<ParamDef> viewParams();
-/// The in-place kernels' parameters (the decode step, the fused chunkwise kernel): viewParams(),
+/// name, name_offset, name_stride for each of |names| (q, k, v: "dtype"; igate, fgate:
+/// "gate_dtype"), by default q, q_offset, q_stride, k, ..., fgate_stride.
+std::vector<ParamDef> viewParams(std::initializer_list<const char *> names = {"q", "k", "v",
+                                                                              "igate", "fgate"});
+/// The decode step's parameters (state updated in place): viewParams(),
 /// then C, n, m, counters (zeroed before the launch), h, batch, seq_len when |withSeqLen|, eps,
 /// gate_soft_cap.
 std::vector<ParamDef> inPlaceParams(bool withSeqLen);
 
 /// The cell of one launch: sizes and kinds from the configuration, batch and sequence length
-/// from the arguments (|seq| for the decode step is 1), views and state buffers checked.
+/// from the arguments (|seq| for the decode step is 1), views and state buffers checked. Reads
+/// only what the kernel declares (v, the gate views, the state and h, eps, gate_soft_cap).
 exec::cpu::MlstmCell cellOf(const CpuLaunch &launch, std::int64_t seq);
 
 } // namespace xlc::kernels::mlstm

@@ -13,73 +13,73 @@ namespace xlc::test::emitted {
 
 XLC_VARIANT(Emitted_xlstm_125m_embedding_0,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 768, 96>);
-XLC_VARIANT(Emitted_xlstm_125m_mlstm_chunk_fused_2,
-            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 96, 192, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
 XLC_VARIANT(Emitted_xlstm_125m_mlstm_chunk_fused_3,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 96, 192, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
+XLC_VARIANT(Emitted_xlstm_125m_mlstm_chunk_fused_4,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 96, 192, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 32, 2>);
-XLC_VARIANT(Emitted_xlstm_125m_mlstm_decode_step_7,
+XLC_VARIANT(Emitted_xlstm_125m_mlstm_decode_step_8,
             xlc::device::MlstmDecodeConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 96, 192, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 128>);
-XLC_VARIANT(Emitted_xlstm_125m_norm_gate_4,
+XLC_VARIANT(Emitted_xlstm_125m_norm_gate_5,
             xlc::device::NormGateConfig<__nv_bfloat16, 4, 192, 96>);
 XLC_VARIANT(Emitted_xlstm_125m_rms_norm_1,
             xlc::device::RmsNormConfig<__nv_bfloat16, 768, 96>);
-XLC_VARIANT(Emitted_xlstm_125m_swiglu_5,
+XLC_VARIANT(Emitted_xlstm_125m_swiglu_6,
             xlc::device::SwigluConfig<__nv_bfloat16, 2048, 256>);
 XLC_VARIANT(Emitted_xlstm_1_4b_embedding_0,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 2048, 256>);
-XLC_VARIANT(Emitted_xlstm_1_4b_mlstm_chunk_fused_2,
-            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
 XLC_VARIANT(Emitted_xlstm_1_4b_mlstm_chunk_fused_3,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
+XLC_VARIANT(Emitted_xlstm_1_4b_mlstm_chunk_fused_4,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 32, 2>);
-XLC_VARIANT(Emitted_xlstm_1_4b_mlstm_decode_step_7,
+XLC_VARIANT(Emitted_xlstm_1_4b_mlstm_decode_step_8,
             xlc::device::MlstmDecodeConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 128>);
-XLC_VARIANT(Emitted_xlstm_1_4b_norm_gate_4,
+XLC_VARIANT(Emitted_xlstm_1_4b_norm_gate_5,
             xlc::device::NormGateConfig<__nv_bfloat16, 4, 512, 256>);
 XLC_VARIANT(Emitted_xlstm_1_4b_rms_norm_1,
             xlc::device::RmsNormConfig<__nv_bfloat16, 2048, 256>);
-XLC_VARIANT(Emitted_xlstm_1_4b_soft_cap_6,
+XLC_VARIANT(Emitted_xlstm_1_4b_soft_cap_7,
             xlc::device::SoftCapConfig<float, 256>);
-XLC_VARIANT(Emitted_xlstm_1_4b_swiglu_5,
+XLC_VARIANT(Emitted_xlstm_1_4b_swiglu_6,
             xlc::device::SwigluConfig<__nv_bfloat16, 5504, 256>);
 XLC_VARIANT(Emitted_xlstm_7b_embedding_0,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 4096, 256>);
-XLC_VARIANT(Emitted_xlstm_7b_mlstm_chunk_fused_2,
-            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
 XLC_VARIANT(Emitted_xlstm_7b_mlstm_chunk_fused_3,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 2>);
+XLC_VARIANT(Emitted_xlstm_7b_mlstm_chunk_fused_4,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 32, 2>);
-XLC_VARIANT(Emitted_xlstm_7b_mlstm_decode_step_7,
+XLC_VARIANT(Emitted_xlstm_7b_mlstm_decode_step_8,
             xlc::device::MlstmDecodeConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 128>);
-XLC_VARIANT(Emitted_xlstm_7b_norm_gate_4,
+XLC_VARIANT(Emitted_xlstm_7b_norm_gate_5,
             xlc::device::NormGateConfig<__nv_bfloat16, 8, 512, 256>);
 XLC_VARIANT(Emitted_xlstm_7b_rms_norm_1,
             xlc::device::RmsNormConfig<__nv_bfloat16, 4096, 256>);
-XLC_VARIANT(Emitted_xlstm_7b_swiglu_5,
+XLC_VARIANT(Emitted_xlstm_7b_swiglu_6,
             xlc::device::SwigluConfig<__nv_bfloat16, 10944, 256>);
 XLC_VARIANT(Emitted_xlstm_sig_tied_embedding_0,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 128, 32>);
-XLC_VARIANT(Emitted_xlstm_sig_tied_mlstm_chunk_fused_2,
-            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, __nv_bfloat16, 2, 16, 32, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kMaxAbs>, 32, 32, 1>);
 XLC_VARIANT(Emitted_xlstm_sig_tied_mlstm_chunk_fused_3,
+            xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, __nv_bfloat16, 2, 16, 32, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kMaxAbs>, 32, 32, 1>);
+XLC_VARIANT(Emitted_xlstm_sig_tied_mlstm_chunk_fused_4,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, __nv_bfloat16, 2, 16, 32, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kMaxAbs>, 32, 16, 1>);
-XLC_VARIANT(Emitted_xlstm_sig_tied_mlstm_decode_step_6,
+XLC_VARIANT(Emitted_xlstm_sig_tied_mlstm_decode_step_7,
             xlc::device::MlstmDecodeConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, __nv_bfloat16, 2, 16, 32, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kMaxAbs>, 32, 128>);
-XLC_VARIANT(Emitted_xlstm_sig_tied_norm_gate_4,
+XLC_VARIANT(Emitted_xlstm_sig_tied_norm_gate_5,
             xlc::device::NormGateConfig<__nv_bfloat16, 2, 32, 32>);
 XLC_VARIANT(Emitted_xlstm_sig_tied_rms_norm_1,
             xlc::device::RmsNormConfig<__nv_bfloat16, 128, 32>);
-XLC_VARIANT(Emitted_xlstm_sig_tied_swiglu_5,
+XLC_VARIANT(Emitted_xlstm_sig_tied_swiglu_6,
             xlc::device::SwigluConfig<__nv_bfloat16, 256, 32>);
 XLC_VARIANT(Emitted_xlstm_tiny_embedding_0,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 64, 32>);
-XLC_VARIANT(Emitted_xlstm_tiny_mlstm_chunk_fused_2,
+XLC_VARIANT(Emitted_xlstm_tiny_mlstm_chunk_fused_3,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16, 1>);
-XLC_VARIANT(Emitted_xlstm_tiny_mlstm_decode_step_6,
+XLC_VARIANT(Emitted_xlstm_tiny_mlstm_decode_step_7,
             xlc::device::MlstmDecodeConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 128>);
-XLC_VARIANT(Emitted_xlstm_tiny_norm_gate_3,
+XLC_VARIANT(Emitted_xlstm_tiny_norm_gate_4,
             xlc::device::NormGateConfig<__nv_bfloat16, 4, 16, 32>);
 XLC_VARIANT(Emitted_xlstm_tiny_rms_norm_1,
             xlc::device::RmsNormConfig<__nv_bfloat16, 64, 32>);
-XLC_VARIANT(Emitted_xlstm_tiny_swiglu_4,
+XLC_VARIANT(Emitted_xlstm_tiny_swiglu_5,
             xlc::device::SwigluConfig<__nv_bfloat16, 192, 32>);
 
 } // namespace xlc::test::emitted
@@ -92,21 +92,21 @@ XLC_VARIANT(Emitted_xlstm_tiny_swiglu_4,
   X(Emitted_xlstm_tiny_rms_norm_1, "xlstm-tiny rms_norm_1", false)
 
 #define XLC_EMITTED_NORM_GATE(X) \
-  X(Emitted_xlstm_1_4b_norm_gate_4, "xlstm-1.4b norm_gate_4") \
-  X(Emitted_xlstm_125m_norm_gate_4, "xlstm-125m norm_gate_4") \
-  X(Emitted_xlstm_7b_norm_gate_4, "xlstm-7b norm_gate_4") \
-  X(Emitted_xlstm_sig_tied_norm_gate_4, "xlstm-sig-tied norm_gate_4") \
-  X(Emitted_xlstm_tiny_norm_gate_3, "xlstm-tiny norm_gate_3")
+  X(Emitted_xlstm_1_4b_norm_gate_5, "xlstm-1.4b norm_gate_5") \
+  X(Emitted_xlstm_125m_norm_gate_5, "xlstm-125m norm_gate_5") \
+  X(Emitted_xlstm_7b_norm_gate_5, "xlstm-7b norm_gate_5") \
+  X(Emitted_xlstm_sig_tied_norm_gate_5, "xlstm-sig-tied norm_gate_5") \
+  X(Emitted_xlstm_tiny_norm_gate_4, "xlstm-tiny norm_gate_4")
 
 #define XLC_EMITTED_SWIGLU(X) \
-  X(Emitted_xlstm_1_4b_swiglu_5, "xlstm-1.4b swiglu_5") \
-  X(Emitted_xlstm_125m_swiglu_5, "xlstm-125m swiglu_5") \
-  X(Emitted_xlstm_7b_swiglu_5, "xlstm-7b swiglu_5") \
-  X(Emitted_xlstm_sig_tied_swiglu_5, "xlstm-sig-tied swiglu_5") \
-  X(Emitted_xlstm_tiny_swiglu_4, "xlstm-tiny swiglu_4")
+  X(Emitted_xlstm_1_4b_swiglu_6, "xlstm-1.4b swiglu_6") \
+  X(Emitted_xlstm_125m_swiglu_6, "xlstm-125m swiglu_6") \
+  X(Emitted_xlstm_7b_swiglu_6, "xlstm-7b swiglu_6") \
+  X(Emitted_xlstm_sig_tied_swiglu_6, "xlstm-sig-tied swiglu_6") \
+  X(Emitted_xlstm_tiny_swiglu_5, "xlstm-tiny swiglu_5")
 
 #define XLC_EMITTED_SOFT_CAP(X) \
-  X(Emitted_xlstm_1_4b_soft_cap_6, "xlstm-1.4b soft_cap_6", 150917, 30.0)
+  X(Emitted_xlstm_1_4b_soft_cap_7, "xlstm-1.4b soft_cap_7", 150917, 30.0)
 
 #define XLC_EMITTED_EMBEDDING(X) \
   X(Emitted_xlstm_1_4b_embedding_0, "xlstm-1.4b embedding_0", 50304) \
@@ -118,21 +118,21 @@ XLC_VARIANT(Emitted_xlstm_tiny_swiglu_4,
 #define XLC_EMITTED_CHUNKWISE(X)
 
 #define XLC_EMITTED_CHUNK_FUSED(X) \
-  X(Emitted_xlstm_1_4b_mlstm_chunk_fused_2, "xlstm-1.4b mlstm_chunk_fused_2", 15.0, 133) \
   X(Emitted_xlstm_1_4b_mlstm_chunk_fused_3, "xlstm-1.4b mlstm_chunk_fused_3", 15.0, 133) \
-  X(Emitted_xlstm_125m_mlstm_chunk_fused_2, "xlstm-125m mlstm_chunk_fused_2", 15.0, 133) \
+  X(Emitted_xlstm_1_4b_mlstm_chunk_fused_4, "xlstm-1.4b mlstm_chunk_fused_4", 15.0, 133) \
   X(Emitted_xlstm_125m_mlstm_chunk_fused_3, "xlstm-125m mlstm_chunk_fused_3", 15.0, 133) \
-  X(Emitted_xlstm_7b_mlstm_chunk_fused_2, "xlstm-7b mlstm_chunk_fused_2", 15.0, 133) \
+  X(Emitted_xlstm_125m_mlstm_chunk_fused_4, "xlstm-125m mlstm_chunk_fused_4", 15.0, 133) \
   X(Emitted_xlstm_7b_mlstm_chunk_fused_3, "xlstm-7b mlstm_chunk_fused_3", 15.0, 133) \
-  X(Emitted_xlstm_sig_tied_mlstm_chunk_fused_2, "xlstm-sig-tied mlstm_chunk_fused_2", 0.0, 69) \
+  X(Emitted_xlstm_7b_mlstm_chunk_fused_4, "xlstm-7b mlstm_chunk_fused_4", 15.0, 133) \
   X(Emitted_xlstm_sig_tied_mlstm_chunk_fused_3, "xlstm-sig-tied mlstm_chunk_fused_3", 0.0, 69) \
-  X(Emitted_xlstm_tiny_mlstm_chunk_fused_2, "xlstm-tiny mlstm_chunk_fused_2", 15.0, 37)
+  X(Emitted_xlstm_sig_tied_mlstm_chunk_fused_4, "xlstm-sig-tied mlstm_chunk_fused_4", 0.0, 69) \
+  X(Emitted_xlstm_tiny_mlstm_chunk_fused_3, "xlstm-tiny mlstm_chunk_fused_3", 15.0, 37)
 
 #define XLC_EMITTED_DECODE(X) \
-  X(Emitted_xlstm_1_4b_mlstm_decode_step_7, "xlstm-1.4b mlstm_decode_step_7", 15.0) \
-  X(Emitted_xlstm_125m_mlstm_decode_step_7, "xlstm-125m mlstm_decode_step_7", 15.0) \
-  X(Emitted_xlstm_7b_mlstm_decode_step_7, "xlstm-7b mlstm_decode_step_7", 15.0) \
-  X(Emitted_xlstm_sig_tied_mlstm_decode_step_6, "xlstm-sig-tied mlstm_decode_step_6", 0.0) \
-  X(Emitted_xlstm_tiny_mlstm_decode_step_6, "xlstm-tiny mlstm_decode_step_6", 15.0)
+  X(Emitted_xlstm_1_4b_mlstm_decode_step_8, "xlstm-1.4b mlstm_decode_step_8", 15.0) \
+  X(Emitted_xlstm_125m_mlstm_decode_step_8, "xlstm-125m mlstm_decode_step_8", 15.0) \
+  X(Emitted_xlstm_7b_mlstm_decode_step_8, "xlstm-7b mlstm_decode_step_8", 15.0) \
+  X(Emitted_xlstm_sig_tied_mlstm_decode_step_7, "xlstm-sig-tied mlstm_decode_step_7", 0.0) \
+  X(Emitted_xlstm_tiny_mlstm_decode_step_7, "xlstm-tiny mlstm_decode_step_7", 15.0)
 
 #endif // XLC_TEST_GPU_HARNESS_EMITTEDVARIANTS_H

@@ -506,24 +506,33 @@ template <class Backend, class VA, class VB> struct ChunkwiseRun {
     be.fill(h, 0xFF);
   }
 
+  /// The chunk-state workspace (B·NH·(NC+1) states of T).
+  double workspaceBytes() const {
+    return static_cast<double>(batch * NH * (chunks + 1) * DQK * DV * sizeof(typename Cell::T));
+  }
+
   void launch(Backend &be) {
     be.launch(kChunkStates, VA::kConfig, &device::mlstm_chunk_states<ConfigA>, dimsA, params);
     be.launch(kChunkOutputs, VB::kConfig, &device::mlstm_chunk_outputs<ConfigB>, dimsB, params);
   }
 };
 
-/// The device buffers and launch geometry of one fused chunkwise forward (mlstm_chunk_fused:
-/// one launch, no workspace; also used by the benchmark).
+/// The device buffers and launch geometry of one fused chunkwise forward (mlstm_chunk_scores,
+/// then the mlstm_chunk_fused state pass over its records; also used by the benchmark).
 template <class Backend, class V> struct ChunkFusedRun {
   using Config = typename V::Config;
   using Cell = typename Config::Cell;
+  using ScoresConfig = device::MlstmChunkScoresConfig<Cell, Config::kChunk>;
+  using Record = typename Config::Record;
   static constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
   static constexpr int64_t L = Config::kChunk;
 
   int64_t batch, seq, chunks;
-  typename Backend::Buffer qkvo, gates, C, n, m, counters, h;
+  std::string scoresConfig = scoresConfigOf(V::kConfig);
+  typename Backend::Buffer qkvo, gates, C, n, m, counters, wsP, wsG, h;
+  device::MlstmChunkScoresParams scoresParams{};
   device::MlstmChunkFusedParams params{};
-  LaunchDims dims;
+  LaunchDims scoresDims, dims;
 
   ChunkFusedRun(Backend &be, const MlstmInputs &in, const MlstmStateArrays &state, int64_t batch,
                 int64_t seq, double cap, double eps)
@@ -534,8 +543,32 @@ template <class Backend, class V> struct ChunkFusedRun {
     n = toDevice(be, state.n);
     m = toDevice(be, state.m);
     counters = toDevice(be, HostArray(DType::I64, batch * NH)); // zero, as the runtime's duty
+    const int64_t records = batch * NH * chunks;
+    wsP = be.alloc(records * Record::kP * sizeof(__nv_bfloat16));
+    wsG = be.alloc(records * Record::kG * sizeof(float));
     h = be.alloc(batch * seq * NH * DV * sizeof(typename Cell::T));
-    be.fill(h, 0xFF); // NaN bytes in everything the kernel writes
+    // NaN bytes in everything the kernels write (the scores kernel writes whole records).
+    be.fill(wsP, 0xFF);
+    be.fill(wsG, 0xFF);
+    be.fill(h, 0xFF);
+    auto &s = scoresParams;
+    s.q = qkvo.pointer();
+    s.q_offset = in.qOffset;
+    s.q_stride = in.width;
+    s.k = qkvo.pointer();
+    s.k_offset = in.kOffset;
+    s.k_stride = in.width;
+    s.igate = gates.pointer();
+    s.i_offset = 0;
+    s.i_stride = 2 * NH;
+    s.fgate = gates.pointer();
+    s.f_offset = NH;
+    s.f_stride = 2 * NH;
+    s.ws_p = wsP.pointer();
+    s.ws_g = static_cast<float *>(wsG.pointer());
+    s.batch = batch;
+    s.seq_len = seq;
+    s.gate_soft_cap = cap;
     auto &p = params;
     p.q = qkvo.pointer();
     p.q_offset = in.qOffset;
@@ -546,12 +579,8 @@ template <class Backend, class V> struct ChunkFusedRun {
     p.v = qkvo.pointer();
     p.v_offset = in.vOffset;
     p.v_stride = in.width;
-    p.igate = gates.pointer();
-    p.i_offset = 0;
-    p.i_stride = 2 * NH;
-    p.fgate = gates.pointer();
-    p.f_offset = NH;
-    p.f_stride = 2 * NH;
+    p.ws_p = wsP.pointer();
+    p.ws_g = static_cast<const float *>(wsG.pointer());
     p.C = C.pointer();
     p.n = static_cast<float *>(n.pointer());
     p.m = static_cast<float *>(m.pointer());
@@ -560,14 +589,24 @@ template <class Backend, class V> struct ChunkFusedRun {
     p.batch = batch;
     p.seq_len = seq;
     p.eps = eps;
-    p.gate_soft_cap = cap;
+    scoresDims.grid[0] = static_cast<unsigned>(chunks);
+    scoresDims.grid[1] = static_cast<unsigned>(batch * NH);
+    scoresDims.block = ScoresConfig::kThreads;
+    scoresDims.sharedBytes = ScoresConfig::kSharedBytes;
     dims.grid[0] = Config::kTilesV;
     dims.grid[1] = static_cast<unsigned>(batch * NH);
     dims.block = Config::kThreads;
     dims.sharedBytes = Config::kSharedBytes;
   }
 
+  /// The scores' records (P̃ and the gate vectors of every chunk).
+  double workspaceBytes() const {
+    return static_cast<double>(batch * NH * chunks * (Record::kP * 2 + Record::kG * 4));
+  }
+
   void launch(Backend &be) {
+    be.launch(kChunkScores, scoresConfig.c_str(), &device::mlstm_chunk_scores<ScoresConfig>,
+              scoresDims, scoresParams);
     be.launch(kChunkFused, V::kConfig, &device::mlstm_chunk_fused<Config>, dims, params);
   }
 };

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <stdexcept>
 #include <string>
 
 namespace xlc::test {
@@ -37,12 +38,38 @@ inline constexpr Family kChunkStates{"xlc/device/mlstm_chunkwise.cuh",
 inline constexpr Family kChunkOutputs{"xlc/device/mlstm_chunkwise.cuh",
                                       "xlc::device::MlstmChunkwiseParams",
                                       "xlc::device::mlstm_chunk_outputs"};
+inline constexpr Family kChunkScores{"xlc/device/mlstm_chunk_scores.cuh",
+                                     "xlc::device::MlstmChunkScoresParams",
+                                     "xlc::device::mlstm_chunk_scores"};
 inline constexpr Family kChunkFused{"xlc/device/mlstm_chunk_fused.cuh",
                                     "xlc::device::MlstmChunkFusedParams",
                                     "xlc::device::mlstm_chunk_fused"};
 inline constexpr Family kDecodeStep{"xlc/device/mlstm_decode_step.cuh",
                                     "xlc::device::MlstmDecodeParams",
                                     "xlc::device::mlstm_decode_step"};
+
+/// "xlc::device::MlstmChunkScoresConfig<CELL, L>" for the fused variant spelt
+/// "xlc::device::MlstmChunkFusedConfig<CELL, L, TILE_V, SPLIT>": the scores kernel the compiler
+/// emits next to that state pass (same cell, same chunk).
+inline std::string scoresConfigOf(const std::string &fused) {
+  const std::string prefix = "xlc::device::MlstmChunkFusedConfig<";
+  if (fused.rfind(prefix, 0) != 0)
+    throw std::runtime_error("not a fused chunkwise config: " + fused);
+  // The cell is the first template argument: up to the first ',' at bracket depth 0.
+  size_t pos = prefix.size(), depth = 0;
+  for (; pos < fused.size(); ++pos) {
+    if (fused[pos] == '<')
+      ++depth;
+    else if (fused[pos] == '>')
+      --depth;
+    else if (fused[pos] == ',' && depth == 0)
+      break;
+  }
+  const std::string cell = fused.substr(prefix.size(), pos - prefix.size());
+  const size_t chunkEnd = fused.find(',', pos + 1);
+  const std::string chunk = fused.substr(pos + 1, chunkEnd - pos - 1);
+  return "xlc::device::MlstmChunkScoresConfig<" + cell + "," + chunk + ">";
+}
 
 /// The translation unit for |family| instantiated with the config type spelled |config|.
 inline std::string translationUnit(const Family &family, const std::string &config) {

@@ -16,15 +16,16 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <set>
 
 namespace {
 
 using namespace xlc::test;
 
 struct CompileCase {
-  const char *name;
+  std::string name;
   const Family *family;
-  const char *config;
+  std::string config;
 };
 
 #define XLC_COMPILE_CASE(family, variant)                                                      \
@@ -87,7 +88,16 @@ const std::vector<CompileCase> &compileCases() {
       XLC_COMPILE_CASE(kDecodeStep, Decode7B32),
       XLC_COMPILE_CASE(kDecodeStep, Bf16Decode7B),
   };
-  return cases;
+  static const std::vector<CompileCase> withScores = [] {
+    // Each fused state pass runs after the scores kernel of its cell and chunk.
+    std::vector<CompileCase> all = cases;
+    std::set<std::string> seen;
+    for (const CompileCase &c : cases)
+      if (c.family == &kChunkFused && seen.insert(scoresConfigOf(c.config)).second)
+        all.push_back({c.name + "Scores", &kChunkScores, scoresConfigOf(c.config)});
+    return all;
+  }();
+  return withScores;
 }
 
 class NvrtcCompile : public ::testing::TestWithParam<CompileCase> {};
@@ -105,7 +115,7 @@ TEST_P(NvrtcCompile, ToCubinForSm90a) {
   std::string log;
   const std::string source = translationUnit(*c.family, c.config);
   std::vector<char> cubin;
-  ASSERT_NO_THROW(cubin = xlc::cuda::Nvrtc::instance().compile(source, std::string(c.name) + ".cu",
+  ASSERT_NO_THROW(cubin = xlc::cuda::Nvrtc::instance().compile(source, c.name + ".cu",
                                                                options, headers, &log))
       << source;
   EXPECT_GT(cubin.size(), 0u);
@@ -116,14 +126,14 @@ TEST_P(NvrtcCompile, ToCubinForSm90a) {
   const bool haveRegs = std::regex_search(log, regs, std::regex(R"(Used (\d+) registers)"));
   const bool haveSpills =
       std::regex_search(log, spills, std::regex(R"((\d+) bytes spill stores, (\d+) bytes spill loads)"));
-  std::printf("%-20s %-32s %7zu bytes cubin, %s registers, %s spill stores\n", c.name,
+  std::printf("%-20s %-32s %7zu bytes cubin, %s registers, %s spill stores\n", c.name.c_str(),
               c.family->function, cubin.size(), haveRegs ? regs[1].str().c_str() : "?",
               haveSpills ? spills[1].str().c_str() : "?");
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, NvrtcCompile, ::testing::ValuesIn(compileCases()),
                          [](const ::testing::TestParamInfo<CompileCase> &info) {
-                           return std::string(info.param.name);
+                           return info.param.name;
                          });
 
 } // namespace
