@@ -56,7 +56,7 @@
 #   ab           an A/B comparison on that 7B checkpoint in one lease: xlc-bench --no-hf on the
 #                cases of XLC_AB_CASES (default decode-b1-p2048), once per value of XLC_AB_VALUES
 #                (default "off on") of the backend option --XLC_AB_OPTION (default gemv-prologues;
-#                also pdl, gemv), the values alternating for XLC_AB_ROUNDS rounds (default 2),
+#                also pdl, gemv, kept-counters), the values alternating for XLC_AB_ROUNDS rounds (default 2),
 #                XLC_AB_REPS repeats each (default 3): each run's JSON and one table (value,
 #                round, case, primary figure) in ab/ and in the summary. Not in the default steps
 #   sanitizers   test/gpu/run_sanitizers.sh: compute-sanitizer memcheck, initcheck, racecheck and

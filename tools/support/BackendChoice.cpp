@@ -81,6 +81,11 @@ void addBackendOptions(CLI::App &app, std::string &device, BackendSettings &sett
                  "the decode GEMMs right after them read (the row kernels are then not "
                  "launched): on or off; default: $XLC_GEMV_PROLOGUES, else on")
       ->check(CLI::IsMember({"off", "on"}));
+  app.add_option("--kept-counters", settings.keptCounters,
+                 "CUDA: keep the mLSTM kernels' self-resetting counters in memory of their own, "
+                 "zeroed once, instead of zeroing them before every launch: on or off; default: "
+                 "$XLC_KEPT_COUNTERS, else on")
+      ->check(CLI::IsMember({"off", "on"}));
 }
 
 std::unique_ptr<exec::Backend> createBackend(std::string_view device,
@@ -98,6 +103,7 @@ std::unique_ptr<exec::Backend> createBackend(std::string_view device,
     options.gemv = settings.gemv;
     options.pdl = settings.pdl;
     options.gemvPrologues = settings.gemvPrologues;
+    options.keptCounters = settings.keptCounters;
     return exec::createCudaBackend(artifact, checkpoint, limits, options);
 #else
     fail("device 'cuda': this build has no CUDA backend");

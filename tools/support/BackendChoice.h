@@ -53,13 +53,15 @@ struct BackendSettings {
   /// CUDA: the GEMV kernel absorbs the RMS norms and SwiGLUs before decode GEMMs, "on" or "off"
   /// ("" = $XLC_GEMV_PROLOGUES, else on; CudaBackendOptions::gemvPrologues).
   std::string gemvPrologues;
+  /// --kept-counters ("" = $XLC_KEPT_COUNTERS, else on; CudaBackendOptions::keptCounters).
+  std::string keptCounters;
   /// CPU backend threads; 0 = all cores.
   unsigned threads = 0;
 };
 
 /// Adds the options every tool that creates a backend has, with one help text each: --device
 /// (auto, cpu, cuda) into |device|, and --threads, --kernel-cache, --host-sampling, --gemv,
-/// --pdl and --gemv-prologues into |settings|.
+/// --pdl, --gemv-prologues and --kept-counters into |settings|.
 void addBackendOptions(CLI::App &app, std::string &device, BackendSettings &settings);
 
 /// The backend for |device| ("cpu" or "cuda", from chooseDevice) on |artifact| and |checkpoint|

@@ -91,8 +91,10 @@ double cellFlops(const art::Kernel &kernel, const exec::CallShape &shape) {
   const double chunk = static_cast<double>(configNumber(kernel, "chunk"));
   const double tokens = static_cast<double>(shape.batch) * static_cast<double>(shape.seq);
   double perToken = 0;
-  if (family == "mlstm_chunk_fused")
-    perToken = chunk * (k + v) + 4 * k * v;
+  if (family == "mlstm_chunk_scores")
+    perToken = chunk * k;
+  else if (family == "mlstm_chunk_fused")
+    perToken = chunk * v + 4 * k * v;
   else if (family == "mlstm_chunk_states")
     perToken = 2 * k * v;
   else if (family == "mlstm_chunk_outputs")

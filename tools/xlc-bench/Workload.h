@@ -8,7 +8,8 @@
 //             LM head has m = B, one row per sequence); every mLSTM cell launch, per token and
 //             head with L = chunk, K = qk head dim, V = v head dim (causal halves counted once,
 //             the useful work):
-//               chunkwise, fused             L·(K + V) + 4·K·V
+//               chunkwise, scores kernel     L·K              (the gated causal QKᵀ)
+//               chunkwise, fused state pass  L·V + 4·K·V      (P̃·V, Q·C_prev, C += Kᵀ(ā⊙V))
 //               chunkwise, states kernel     2·K·V            (C += Kᵀ(ā⊙V) per chunk)
 //               chunkwise, outputs kernel    L·(K + V) + 2·K·V (QKᵀ, P·V, Q·C_prev)
 //               decode step                  4·K·V            (C update, qᵀC readout)

@@ -17,6 +17,7 @@
 #include "runtime/exec/cuda/DeviceSampler.h"
 #include "runtime/exec/cuda/Gemv.h"
 #include "runtime/exec/cuda/GemvFusion.h"
+#include "runtime/exec/cuda/KeptCounters.h"
 #include "runtime/exec/cuda/GraphCache.h"
 #include "runtime/exec/cuda/KernelCache.h"
 #include "runtime/exec/cuda/Preflight.h"
@@ -200,6 +201,12 @@ private:
     std::optional<GemmCall> first;   ///< paired: the first GEMM, waiting for the second
   };
   std::optional<PendingPrologue> pending_;
+  /// Counters outside the arena, zeroed once (KeptCounters.h), by buffer id; empty when
+  /// CudaBackendOptions::keptCounters is off.
+  std::map<art::BufferId, cuda::DeviceBuffer> keptCounters_;
+  /// keptCounters_ for the call in progress; null while an observer looks at every step (it
+  /// then sees the arena's counters zeroed before each launch, as the CPU backend has them).
+  const std::map<art::BufferId, cuda::DeviceBuffer> *keptNow_ = nullptr;
   /// (function, B, S) whose GEMMs decideGemms() has seen (cleared beyond kMaxDecidedCalls).
   std::set<std::tuple<std::string, std::uint64_t, std::uint64_t>> gemmsDecided_;
   static constexpr std::size_t kMaxDecidedCalls = 4096;
@@ -221,6 +228,13 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
       for (AbsorbableRowKernel &row : findAbsorbableRowKernels(artifact, f))
         absorbable_[f.name].emplace(row.step, std::move(row));
   allocate();
+  if (onOffOption(options.keptCounters, "XLC_KEPT_COUNTERS", "kept-counters"))
+    for (art::BufferId id : findKeptCounters(artifact)) {
+      const std::uint64_t bytes = plan().bytes(id, limits.maxBatch, limits.maxSeq);
+      cuda::DeviceBuffer buffer(std::max<std::uint64_t>(bytes, 8));
+      XLC_CU_CHECK(api_.cuMemsetD8_v2(buffer.address(), 0, buffer.bytes()));
+      keptCounters_.emplace(id, std::move(buffer));
+    }
   blas_ = std::make_unique<CublasLt>();
   widenedBiases_ = uploadWeights(artifact, checkpoint, buffers_,
                                  {.verbose = options_.verbose, .cacheDir = options_.cacheDir});
@@ -229,11 +243,12 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   std::size_t freeBytes = 0, totalBytes = 0;
   XLC_CU_CHECK(api_.cuMemGetInfo_v2(&freeBytes, &totalBytes));
   description_ = fmt::format(
-      "cuda: {}; {}; small-m GEMMs {}{}; PDL {}; {} in use, ready in {:.2f} s; tokens drawn "
-      "on the {}",
+      "cuda: {}; {}; small-m GEMMs {}{}; PDL {}; {} kept counters; {} in use, ready in {:.2f} "
+      "s; tokens drawn on the {}",
       device_.summary(), blas_->description(),
       gemv_ ? fmt::format("GEMV {}", Gemv::modeName(gemv_->mode())) : std::string("cuBLASLt"),
       absorbable_.empty() ? "" : " (absorbing the row kernels before them)", pdl_ ? "on" : "off",
+      keptCounters_.size(),
       gib(totalBytes - freeBytes), secondsSince(start), sampler_ ? "GPU" : "host");
 }
 
@@ -462,6 +477,7 @@ std::vector<std::int64_t> CudaBackend::execute(const PreparedFunction &fn, const
     absorbedNow_ = &it->second;
     absorbableNow_ = &absorbable_.find(fn.function->name)->second;
   }
+  keptNow_ = observer || keptCounters_.empty() ? nullptr : &keptCounters_;
   // A staged draw runs right after the function, in its graph (its options and rows are in
   // device memory, so the graph of a shape serves every step), and its results come back
   // before the one synchronisation below.
@@ -525,6 +541,8 @@ void CudaBackend::finishDraw(const DrawSource &source, const CallShape &shape,
 
 void CudaBackend::zero(const BufferRef &buffer, const PreparedStep &) {
   dropPendingPrologue();
+  if (keptNow_ && keptNow_->count(buffer.id))
+    return; // zero since the last launch left it so (KeptCounters.h)
   XLC_CU_CHECK(api_.cuMemsetD8Async(buffer.address, 0,
                                     buffer.elements * art::dtypeSize(buffer.buffer->dtype),
                                     stream_->handle()));
@@ -544,9 +562,14 @@ void CudaBackend::launch(const PreparedStep &ps, std::span<const LaunchArg> args
   slots_.clear();
   for (const LaunchArg &arg : args) {
     switch (arg.kind) {
-    case art::ParamKind::Buffer:
-      slots_.push_back(arg.buffer.address);
+    case art::ParamKind::Buffer: {
+      CUdeviceptr address = arg.buffer.address;
+      if (keptNow_)
+        if (auto kept = keptNow_->find(arg.buffer.id); kept != keptNow_->end())
+          address = kept->second.address();
+      slots_.push_back(address);
       break;
+    }
     case art::ParamKind::I64:
       slots_.push_back(static_cast<std::uint64_t>(arg.integer));
       break;

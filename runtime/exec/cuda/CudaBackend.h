@@ -51,6 +51,10 @@ struct CudaBackendOptions {
   /// right after them read, when all of those run on it (GemvFusion.h): "on" or "off"; empty =
   /// $XLC_GEMV_PROLOGUES, else on.
   std::string gemvPrologues;
+  /// Give the self-resetting counters of the mLSTM kernels (KeptCounters.h) device memory of
+  /// their own, zeroed once, instead of zeroing them in the arena before every launch: "on" or
+  /// "off"; empty = $XLC_KEPT_COUNTERS, else on.
+  std::string keptCounters;
   /// Progress and timing lines on stderr (kernel compilation, weight upload, the checkpoint
   /// tensor the LM head was read from).
   bool verbose = false;
