@@ -6,6 +6,9 @@
 //   m' = max(lf + m, ĩ),  fa = e^{lf + m − m'},  ia = e^{ĩ − m'}
 //   C' = fa·C + ia·k vᵀ,  n' = fa·n + ia·k,  h = (q̂ᵀC') · mlstm_output_scale(q̂ᵀn', m', eps)
 //
+// The entry point does not call grid_dependency_sync(): the kernel does, once its C loads are
+// in flight (see below).
+//
 // Grid (ceil(DV / kBlockDV), B·NH, 1), block (kThreads, 1, 1), no dynamic shared memory
 // (static shared memory: q̂, k, n' [DQK] and the column partial sums). Block (x, bh) owns the
 // columns [x·kBlockDV, (x+1)·kBlockDV) of C for (b, head) = (bh / NH, bh % NH). Threads sweep C
@@ -102,7 +105,10 @@ template <class Config> __device__ void mlstm_decode_step(const MlstmDecodeParam
 
   // ---- The C tile first: its loads (the bulk of the bytes) do not depend on the gates, q or
   // k, so they are all in flight while those are loaded and reduced below; then one pass
-  // updates, stores and accumulates q̂ᵀC'.
+  // updates, stores and accumulates q̂ᵀC'. They are even issued before this kernel waits for
+  // the one before it (the entry point does not wait: the family's waitsInside): under
+  // programmatic dependent launch they overlap that kernel's tail. Invariant: the kernel right
+  // before a decode step never writes C (it is the gate GEMM; only this kernel writes C).
   TState *Ctile = static_cast<TState *>(p.C) + bh * kDQK * kDV + e0;
   const int rowInPass = tid / kColThreads, e = (tid % kColThreads) * kVec;
   const bool vector = e + kVec <= cols && view_aligned16<TState>(Ctile, 0, kDV);
@@ -120,6 +126,9 @@ template <class Config> __device__ void mlstm_decode_step(const MlstmDecodeParam
       }
     }
   }
+  // Everything below reads what the previous kernel wrote (q, k, v, the gates) or writes.
+  grid_dependency_sync();
+
   // ---- Gates (every thread computes the same scalars).
   const float lf = mlstm_log_forget(
       to_float(static_cast<const TGate *>(p.fgate)[b * p.f_stride + p.f_offset + hd]), cap);

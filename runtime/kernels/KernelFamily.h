@@ -118,6 +118,11 @@ struct FamilyDef {
   Geometry (*geometry)(const Config &config) = nullptr;
   /// Executes one launch on the CPU in fp32 (CpuLaunch.h); throws xlc::Error naming the step.
   void (*cpu)(CpuLaunch &launch) = nullptr;
+  /// The device function calls grid_dependency_sync() itself, after issuing the loads of
+  /// memory that the kernel before it never writes (the recurrent state), so that under
+  /// programmatic dependent launch those loads overlap that kernel's tail; the entry point then
+  /// does not call it first.
+  bool waitsInside = false;
 };
 
 /// Every family, in a fixed order.

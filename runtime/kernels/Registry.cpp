@@ -137,10 +137,11 @@ art::Kernel renderKernel(const FamilyDef &family, const Config &config, std::str
                                  "shared-memory size disagrees with the header\");\n",
                                  g.sharedBytes);
   kernel.source += fmt::format("extern \"C\" __global__ void __launch_bounds__(Config::kThreads)\n"
-                               "xlc_kernel(xlc::device::{} p) {{\n"
-                               "  xlc::device::grid_dependency_sync();\n"
+                               "xlc_kernel(xlc::device::{} p) {{\n{}"
                                "  xlc::device::{}<Config>(p);\n}}\n",
-                               family.paramsType, family.function);
+                               family.paramsType,
+                               family.waitsInside ? "" : "  xlc::device::grid_dependency_sync();\n",
+                               family.function);
   return kernel;
 }
 

@@ -21,6 +21,12 @@
 #                kernel_bench --gemv-only (xlc's GEMV vs. cuBLASLt per 7B projection at m = 1, 2,
 #                4, 8: us, GB/s, % of 3.35 TB/s), and gpu_backend_tests with XLC_GEMV=on (every
 #                GEMM of at most 8 rows forced onto the GEMV kernel; step gemv-on)
+#   chunkwise    the chunkwise kernels (issue 10), in chunkwise/: gpu_kernel_tests Gpu.ChunkFused and
+#                GpuEmitted.MlstmKernels (every emitted mLSTM kernel vs. the float64 reference),
+#                then kernel_bench --no-gemv for each of XLC_CHUNK_VARIANTS (default "fused L64;
+#                fused L64 DV32": the compiler's fused form and its batch-1 variant) at B8 S8192
+#                and B1 S2048, each checked on the timed shape first; one table in the summary.
+#                Not in the default steps (~2 minutes)
 #   parity-tiny  test/parity/run_parity.sh --configs tiny with the bundled xlc-run
 #   parity-125m  the same for the 125M model, which has tied embeddings: transformers 5 stores
 #                lm_head.weight anyway and uses it as the LM head, and so must xlc (issue 10)
@@ -88,8 +94,8 @@ done
 has() { [[ ",$steps," == *",$1,"* ]]; }
 for s in ${steps//,/ }; do
   case "$s" in
-    tests|cpu-vs-cuda-7b|sampling|gemv|parity-tiny|parity-125m|parity-7b|bench-7b|load-7b|xlc-bench|ab|sanitizers) ;;
-    *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, sampling, gemv, parity-tiny," \
+    tests|cpu-vs-cuda-7b|sampling|gemv|chunkwise|parity-tiny|parity-125m|parity-7b|bench-7b|load-7b|xlc-bench|ab|sanitizers) ;;
+    *) echo "run_bundle.sh: unknown step $s (tests, cpu-vs-cuda-7b, sampling, gemv, chunkwise, parity-tiny," \
          "parity-125m, parity-7b, bench-7b, load-7b, xlc-bench, ab, sanitizers)" >&2; exit 2 ;;
   esac
 done
@@ -118,6 +124,11 @@ if has gemv; then
     [ -x "$bin/$b" ] || bundle_error "no $bin/$b"
   done
   needed+=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-3heads xlstm-chunk128)
+fi
+if has chunkwise; then
+  for b in gpu_kernel_tests kernel_bench; do
+    [ -x "$bin/$b" ] || bundle_error "no $bin/$b"
+  done
 fi
 if has sampling; then
   for b in gpu_sampling_tests sampling_bench; do
@@ -262,6 +273,37 @@ if has gemv; then
     status=1
   fi
   XLC_GEMV=on backend_tests gemv-on gemv/gpu_backend_tests_gemv_on 300 '-SevenB/*'
+fi
+
+if has chunkwise; then
+  t=$SECONDS
+  mkdir -p "$out/chunkwise"
+  head_log "$out/chunkwise/gpu_chunk_tests.log"
+  timeout 300 "$bin/gpu_kernel_tests" --gtest_filter='Gpu.ChunkFused:GpuEmitted.MlstmKernels' \
+    --gtest_output="json:$out/chunkwise/gpu_chunk_tests.json" >> "$out/chunkwise/gpu_chunk_tests.log" 2>&1
+  rc=$?
+  grep -E '^\[ *(OK|FAILED|SKIPPED) *\]|FAIL$' "$out/chunkwise/gpu_chunk_tests.log"
+  stamp_json "$out/chunkwise/gpu_chunk_tests.json"
+  counts="$(gtest_counts "$out/chunkwise/gpu_chunk_tests.log")"
+  brc=0
+  i=0
+  IFS=';' read -ra variants <<< "${XLC_CHUNK_VARIANTS:-fused L64;fused L64 DV32}"
+  for v in "${variants[@]}"; do
+    v="$(echo "$v" | sed 's/^ *//; s/ *$//')"
+    i=$((i + 1))
+    head_log "$out/chunkwise/kernel_bench_$i.log"
+    echo "variant: $v" >> "$out/chunkwise/kernel_bench_$i.log"
+    timeout 300 "$bin/kernel_bench" --no-gemv --only "$v" --reps 10 --warmup 2 \
+      --json "$out/chunkwise/kernel_bench_$i.json" >> "$out/chunkwise/kernel_bench_$i.log" 2>&1 || brc=1
+    stamp_json "$out/chunkwise/kernel_bench_$i.json"
+  done
+  if [ "$rc" -eq 0 ] && [ "$brc" -eq 0 ] && [[ "$counts" == *", 0 skipped" ]] &&
+     [[ "$counts" != "0 passed,"* ]]; then
+    record chunkwise ok "kernel tests: $counts; kernel_bench rc $brc; $((SECONDS - t)) s"
+  else
+    record chunkwise FAIL "kernel tests: $counts, rc $rc; kernel_bench rc $brc; $((SECONDS - t)) s"
+    status=1
+  fi
 fi
 
 for c in tiny 125m 7b; do
@@ -517,6 +559,11 @@ fi
     echo "-- A/B (ab/table.txt):"
     cat "$out/ab/table.txt"
   fi
+  for f in "$out"/chunkwise/kernel_bench_*.log; do
+    [ -f "$f" ] || continue
+    echo "-- chunkwise ($(sed -n 's/^variant: //p' "$f")):"
+    sed -n '/^chunkwise forward /,/^  (goal/p' "$f"
+  done
   if [ -f "$out/gemv/kernel_bench_gemv.log" ]; then
     echo "-- decode GEMMs (kernel_bench --gemv-only):"
     sed -n '/^decode GEMM /,/^  (%3.35/p' "$out/gemv/kernel_bench_gemv.log"

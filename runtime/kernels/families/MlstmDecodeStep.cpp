@@ -49,6 +49,8 @@ const FamilyDef &mlstmDecodeStepFamily() {
             return g;
           },
       .cpu = runCpu,
+      // The C tile's loads go out before the wait for the gate GEMM (mlstm_decode_step.cuh).
+      .waitsInside = true,
   };
   return def;
 }

@@ -20,6 +20,7 @@ struct Family {
   const char *header;   ///< "xlc/device/rms_norm.cuh"
   const char *params;   ///< "xlc::device::RmsNormParams"
   const char *function; ///< "xlc::device::rms_norm"
+  bool waitsInside = false; ///< the function calls grid_dependency_sync() (FamilyDef::waitsInside)
 };
 
 inline constexpr Family kEmbedding{"xlc/device/embedding.cuh", "xlc::device::EmbeddingParams",
@@ -46,7 +47,7 @@ inline constexpr Family kChunkFused{"xlc/device/mlstm_chunk_fused.cuh",
                                     "xlc::device::mlstm_chunk_fused"};
 inline constexpr Family kDecodeStep{"xlc/device/mlstm_decode_step.cuh",
                                     "xlc::device::MlstmDecodeParams",
-                                    "xlc::device::mlstm_decode_step"};
+                                    "xlc::device::mlstm_decode_step", true};
 
 /// "xlc::device::MlstmChunkScoresConfig<CELL, L>" for the fused variant spelt
 /// "xlc::device::MlstmChunkFusedConfig<CELL, L, TILE_V, SPLIT>": the scores kernel the compiler
@@ -77,10 +78,12 @@ inline std::string translationUnit(const Family &family, const std::string &conf
                      "using Config = {};\n"
                      "extern \"C\" __global__ void __launch_bounds__(Config::kThreads)\n"
                      "xlc_kernel({} p) {{\n"
-                     "  xlc::device::grid_dependency_sync();\n"
+                     "{}"
                      "  {}<Config>(p);\n"
                      "}}\n",
-                     family.header, config, family.params, family.function);
+                     family.header, config, family.params,
+                     family.waitsInside ? "" : "  xlc::device::grid_dependency_sync();\n",
+                     family.function);
 }
 
 } // namespace xlc::test
