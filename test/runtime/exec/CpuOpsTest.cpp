@@ -316,6 +316,9 @@ struct CellCase {
   double softCap; ///< 0 = none
   std::int64_t seq;
   unsigned threads;
+  /// 0: mlstmRecurrent; L > 0: the fused chunkwise form's split, mlstmChunkScores then
+  /// mlstmChunkStatePass, at chunk length L.
+  std::int64_t chunk = 0;
 };
 
 /// q|k|v|o fused like the model's projection, gates i|f fused, a random initial state; the cell
@@ -391,18 +394,32 @@ void checkCell(const CellCase &c) {
       cell.inputGate = c.gate == ref::InputGate::Exp ? cpu::InputGate::Exp : cpu::InputGate::Sigmoid;
       cell.normalizer =
           c.normalizer == ref::Normalizer::MaxAbs ? cpu::Normalizer::MaxAbs : cpu::Normalizer::None;
-      cpu::mlstmRecurrent(pool, cell);
+      if (c.chunk == 0) {
+        cpu::mlstmRecurrent(pool, cell);
+        continue;
+      }
+      cpu::MlstmChunkRecords op;
+      op.cell = cell;
+      op.chunk = c.chunk;
+      const std::int64_t records = nh * ((len + c.chunk - 1) / c.chunk);
+      std::vector<float> wsP(static_cast<std::size_t>(records * c.chunk * c.chunk), NAN);
+      std::vector<float> wsG(static_cast<std::size_t>(records * (4 * c.chunk + 4)), NAN);
+      op.wsP = wsP.data();
+      op.wsG = wsG.data();
+      cpu::mlstmChunkScores(pool, op);
+      cpu::mlstmChunkStatePass(pool, op);
     }
   }
   const double errH = ref::relativeError(toTensor(h, {batch, c.seq, nh * dv}), expected.h);
   const double errC = ref::relativeError(toTensor(C, {batch, nh, dqk, dv}), expected.state.C);
   const double errN = ref::relativeError(toTensor(n, {batch, nh, dqk}), expected.state.n);
   const double errM = ref::maxAbsError(toTensor(m, {batch, nh}), expected.state.m);
-  std::printf("[ measure  ] cell %s/%s cap %g S %lld threads %u: h %.2e, C %.2e, n %.2e, m %.2e "
-              "(abs)\n",
+  std::printf("[ measure  ] cell %s/%s cap %g S %lld threads %u chunk %lld: h %.2e, C %.2e, "
+              "n %.2e, m %.2e (abs)\n",
               std::string(ref::toString(c.gate)).c_str(),
               std::string(ref::toString(c.normalizer)).c_str(), c.softCap,
-              static_cast<long long>(c.seq), c.threads, errH, errC, errN, errM);
+              static_cast<long long>(c.seq), c.threads, static_cast<long long>(c.chunk), errH,
+              errC, errN, errM);
   EXPECT_LT(errH, 1e-4);
   EXPECT_LT(errC, 1e-5);
   EXPECT_LT(errN, 1e-5);
@@ -415,6 +432,17 @@ TEST(CpuMlstmTest, MatchesTheRecurrentReference) {
   checkCell({ref::InputGate::Sigmoid, ref::Normalizer::MaxAbs, 0.0, 50, 3});
   checkCell({ref::InputGate::Exp, ref::Normalizer::None, 15.0, 23, 2});
   checkCell({ref::InputGate::Sigmoid, ref::Normalizer::None, 0.0, 3, 8});
+}
+
+// The fused chunkwise form's CPU split (what the CPU backend runs for mlstm_chunk_scores and
+// mlstm_chunk_fused): partial last chunks, S < L, both gates and normalisers, the state carried
+// between the two calls.
+TEST(CpuMlstmTest, ScoresAndStatePassMatchTheRecurrentReference) {
+  checkCell({ref::InputGate::Exp, ref::Normalizer::MaxAbs, 15.0, 37, 1, 8});
+  checkCell({ref::InputGate::Exp, ref::Normalizer::MaxAbs, 15.0, 50, 4, 16});
+  checkCell({ref::InputGate::Sigmoid, ref::Normalizer::MaxAbs, 0.0, 50, 3, 4});
+  checkCell({ref::InputGate::Exp, ref::Normalizer::None, 15.0, 23, 2, 8});
+  checkCell({ref::InputGate::Sigmoid, ref::Normalizer::None, 0.0, 3, 8, 16});
 }
 
 } // namespace
