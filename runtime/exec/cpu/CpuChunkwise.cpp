@@ -43,6 +43,30 @@ std::int64_t numChunks(const MlstmChunkwise &op) {
   return (op.cell.seq + op.chunk - 1) / op.chunk;
 }
 
+/// C' = decay·C + Σ_j weight_j k_j v_jᵀ and n' = decay·n + Σ_j weight_j k_j over the chunk's
+/// rows [row0, row0 + len) of head hd (cNext, nNext may be cPrev, nPrev: the update is in place
+/// element by element).
+void chunkStateUpdate(const MlstmCell &cell, std::int64_t row0, std::int64_t len,
+                      std::int64_t hd, const float *weight, float decay, const float *cPrev,
+                      const float *nPrev, float *cNext, float *nNext) {
+  const std::int64_t dqk = cell.dqk, dv = cell.dv;
+  for (std::int64_t d = 0; d < dqk; ++d) {
+    float nd = decay * nPrev[d];
+    float *row = cNext + d * dv;
+    const float *prev = cPrev + d * dv;
+    for (std::int64_t e = 0; e < dv; ++e)
+      row[e] = decay * prev[e];
+    for (std::int64_t j = 0; j < len; ++j) {
+      const float kd = weight[j] * cell.k.row(row0 + j)[hd * dqk + d];
+      nd += kd;
+      const float *__restrict v = cell.v.row(row0 + j) + hd * dv;
+      for (std::int64_t e = 0; e < dv; ++e)
+        row[e] += kd * v[e];
+    }
+    nNext[d] = nd;
+  }
+}
+
 /// Offsets into one record's gate vectors (MlstmChunkRecord in mlstm_chunk_scores.cuh).
 struct RecordLayout {
   std::int64_t L;
@@ -104,25 +128,8 @@ void mlstmChunkStates(ThreadPool &pool, const MlstmChunkwise &op) {
       for (std::int64_t j = 0; j < len; ++j)
         weight[j] = static_cast<float>(std::exp(a[j] - static_cast<double>(mNew)));
 
-      const float *cPrev = wsC + c * dqk * dv;
-      const float *nPrev = wsN + c * dqk;
-      float *cNext = wsC + (c + 1) * dqk * dv;
-      float *nNext = wsN + (c + 1) * dqk;
-      for (std::int64_t d = 0; d < dqk; ++d) {
-        float nd = decay * nPrev[d];
-        float *__restrict row = cNext + d * dv;
-        const float *__restrict prev = cPrev + d * dv;
-        for (std::int64_t e = 0; e < dv; ++e)
-          row[e] = decay * prev[e];
-        for (std::int64_t j = 0; j < len; ++j) {
-          const float kd = weight[j] * cell.k.row(row0 + j)[hd * dqk + d];
-          nd += kd;
-          const float *__restrict v = cell.v.row(row0 + j) + hd * dv;
-          for (std::int64_t e = 0; e < dv; ++e)
-            row[e] += kd * v[e];
-        }
-        nNext[d] = nd;
-      }
+      chunkStateUpdate(cell, row0, len, hd, weight.data(), decay, wsC + c * dqk * dv,
+                       wsN + c * dqk, wsC + (c + 1) * dqk * dv, wsN + (c + 1) * dqk);
       wsM[c + 1] = mNew;
     }
     std::copy_n(wsC + nc * dqk * dv, dqk * dv, cell.C + pair * dqk * dv);
@@ -323,20 +330,7 @@ void mlstmChunkStatePass(ThreadPool &pool, const MlstmChunkRecords &op) {
       const float decay = static_cast<float>(std::exp(g + m - mNew));
       for (std::int64_t j = 0; j < len; ++j)
         weight[j] = static_cast<float>(std::exp(G[rec.keyLog() + j] - mNew));
-      for (std::int64_t d = 0; d < dqk; ++d) {
-        float nd = decay * n[d];
-        float *__restrict row = C + d * dv;
-        for (std::int64_t e = 0; e < dv; ++e)
-          row[e] *= decay;
-        for (std::int64_t j = 0; j < len; ++j) {
-          const float kd = weight[j] * cell.k.row(row0 + j)[hd * dqk + d];
-          nd += kd;
-          const float *__restrict v = cell.v.row(row0 + j) + hd * dv;
-          for (std::int64_t e = 0; e < dv; ++e)
-            row[e] += kd * v[e];
-        }
-        n[d] = nd;
-      }
+      chunkStateUpdate(cell, row0, len, hd, weight.data(), decay, C, n, C, n);
       m = mNew;
     }
     cell.m[pair] = static_cast<float>(m);

@@ -55,11 +55,8 @@ const FamilyDef &mlstmChunkFusedFamily() {
             std::vector<ParamDef> params = mlstm::viewParams({"q", "k", "v"});
             for (ParamDef &p : mlstm::recordParams())
               params.push_back(std::move(p));
-            params.push_back(bufferParam("C", "state_dtype"));
-            params.push_back(bufferParam("n", artifact::DType::F32));
-            params.push_back(bufferParam("m", artifact::DType::F32));
-            params.push_back(bufferParam("counters", artifact::DType::I64, Duty::Zeroed));
-            params.push_back(bufferParam("h", "dtype"));
+            for (ParamDef &p : mlstm::inPlaceStateParams())
+              params.push_back(std::move(p));
             params.push_back(i64Param("batch"));
             params.push_back(i64Param("seq_len"));
             params.push_back(f32Param("eps"));

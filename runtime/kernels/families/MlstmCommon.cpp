@@ -56,13 +56,16 @@ std::vector<ParamDef> viewParams(std::initializer_list<const char *> names) {
   return params;
 }
 
+std::vector<ParamDef> inPlaceStateParams() {
+  return {bufferParam("C", "state_dtype"), bufferParam("n", artifact::DType::F32),
+          bufferParam("m", artifact::DType::F32),
+          bufferParam("counters", artifact::DType::I64, Duty::Zeroed), bufferParam("h", "dtype")};
+}
+
 std::vector<ParamDef> inPlaceParams(bool withSeqLen) {
   std::vector<ParamDef> params = viewParams();
-  params.push_back(bufferParam("C", "state_dtype"));
-  params.push_back(bufferParam("n", artifact::DType::F32));
-  params.push_back(bufferParam("m", artifact::DType::F32));
-  params.push_back(bufferParam("counters", artifact::DType::I64, Duty::Zeroed));
-  params.push_back(bufferParam("h", "dtype"));
+  for (ParamDef &p : inPlaceStateParams())
+    params.push_back(std::move(p));
   params.push_back(i64Param("batch"));
   if (withSeqLen)
     params.push_back(i64Param("seq_len"));

@@ -28,6 +28,8 @@ std::string cellConfigType(const Config &config);
 /// "gate_dtype"), by default q, q_offset, q_stride, k, ..., fgate_stride.
 std::vector<ParamDef> viewParams(std::initializer_list<const char *> names = {"q", "k", "v",
                                                                               "igate", "fgate"});
+/// C, n, m, counters (zeroed before the launch, left zero by it), h: the state updated in place.
+std::vector<ParamDef> inPlaceStateParams();
 /// The decode step's parameters (state updated in place): viewParams(),
 /// then C, n, m, counters (zeroed before the launch), h, batch, seq_len when |withSeqLen|, eps,
 /// gate_soft_cap.

@@ -330,6 +330,31 @@ struct MlstmInputs {
   HostArray qkvo, gates;
 };
 
+/// The views of a params struct over |in|'s fused buffers: q, k (and v, the gates when the
+/// struct has them) in q|k|v|o of row stride |in.width|, i and f in i|f of row stride 2·|nh|.
+template <class P>
+void setMlstmViews(P &p, const MlstmInputs &in, void *qkvo, void *gates, int64_t nh) {
+  p.q = qkvo;
+  p.q_offset = in.qOffset;
+  p.q_stride = in.width;
+  p.k = qkvo;
+  p.k_offset = in.kOffset;
+  p.k_stride = in.width;
+  if constexpr (requires { p.v; }) {
+    p.v = qkvo;
+    p.v_offset = in.vOffset;
+    p.v_stride = in.width;
+  }
+  if constexpr (requires { p.igate; }) {
+    p.igate = gates;
+    p.i_offset = 0;
+    p.i_stride = 2 * nh;
+    p.fgate = gates;
+    p.f_offset = nh;
+    p.f_stride = 2 * nh;
+  }
+}
+
 template <class Cell> MlstmInputs makeMlstmInputs(ref::Random &rng, int64_t rows, int64_t seq) {
   constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
   MlstmInputs in;
@@ -461,21 +486,7 @@ template <class Backend, class VA, class VB> struct ChunkwiseRun {
     h = be.alloc(batch * seq * NH * DV * sizeof(typename Cell::T));
     poison(be);
     auto &p = params;
-    p.q = qkvo.pointer();
-    p.q_offset = in.qOffset;
-    p.q_stride = in.width;
-    p.k = qkvo.pointer();
-    p.k_offset = in.kOffset;
-    p.k_stride = in.width;
-    p.v = qkvo.pointer();
-    p.v_offset = in.vOffset;
-    p.v_stride = in.width;
-    p.igate = gates.pointer();
-    p.i_offset = 0;
-    p.i_stride = 2 * NH;
-    p.fgate = gates.pointer();
-    p.f_offset = NH;
-    p.f_stride = 2 * NH;
+    setMlstmViews(p, in, qkvo.pointer(), gates.pointer(), NH);
     p.C = C.pointer();
     p.n = static_cast<float *>(n.pointer());
     p.m = static_cast<float *>(m.pointer());
@@ -552,33 +563,14 @@ template <class Backend, class V> struct ChunkFusedRun {
     be.fill(wsG, 0xFF);
     be.fill(h, 0xFF);
     auto &s = scoresParams;
-    s.q = qkvo.pointer();
-    s.q_offset = in.qOffset;
-    s.q_stride = in.width;
-    s.k = qkvo.pointer();
-    s.k_offset = in.kOffset;
-    s.k_stride = in.width;
-    s.igate = gates.pointer();
-    s.i_offset = 0;
-    s.i_stride = 2 * NH;
-    s.fgate = gates.pointer();
-    s.f_offset = NH;
-    s.f_stride = 2 * NH;
+    setMlstmViews(s, in, qkvo.pointer(), gates.pointer(), NH);
     s.ws_p = wsP.pointer();
     s.ws_g = static_cast<float *>(wsG.pointer());
     s.batch = batch;
     s.seq_len = seq;
     s.gate_soft_cap = cap;
     auto &p = params;
-    p.q = qkvo.pointer();
-    p.q_offset = in.qOffset;
-    p.q_stride = in.width;
-    p.k = qkvo.pointer();
-    p.k_offset = in.kOffset;
-    p.k_stride = in.width;
-    p.v = qkvo.pointer();
-    p.v_offset = in.vOffset;
-    p.v_stride = in.width;
+    setMlstmViews(p, in, qkvo.pointer(), gates.pointer(), NH);
     p.ws_p = wsP.pointer();
     p.ws_g = static_cast<const float *>(wsG.pointer());
     p.C = C.pointer();
@@ -753,21 +745,7 @@ template <class Backend, class V> struct DecodeRun {
     h = be.alloc(batch * NH * DV * sizeof(typename Cell::T));
     be.fill(h, 0xFF);
     auto &p = params;
-    p.q = qkvo.pointer();
-    p.q_offset = in.qOffset;
-    p.q_stride = in.width;
-    p.k = qkvo.pointer();
-    p.k_offset = in.kOffset;
-    p.k_stride = in.width;
-    p.v = qkvo.pointer();
-    p.v_offset = in.vOffset;
-    p.v_stride = in.width;
-    p.igate = gates.pointer();
-    p.i_offset = 0;
-    p.i_stride = 2 * NH;
-    p.fgate = gates.pointer();
-    p.f_offset = NH;
-    p.f_stride = 2 * NH;
+    setMlstmViews(p, in, qkvo.pointer(), gates.pointer(), NH);
     p.C = C.pointer();
     p.n = static_cast<float *>(n.pointer());
     p.m = static_cast<float *>(m.pointer());
