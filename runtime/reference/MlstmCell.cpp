@@ -9,6 +9,7 @@
 #include "runtime/reference/MlstmCell.h"
 
 #include "runtime/reference/BlockOps.h"
+#include "runtime/reference/MlstmCellDetail.h"
 #include "runtime/support/Error.h"
 
 #include <algorithm>
@@ -42,13 +43,7 @@ MlstmHeadState MlstmHeadState::zeros(std::int64_t dqk, std::int64_t dv) {
   return {Tensor({dqk, dv}), Tensor({dqk}), 0.0};
 }
 
-namespace {
-
-struct HeadDims {
-  std::int64_t seq;
-  std::int64_t dqk;
-  std::int64_t dv;
-};
+namespace detail {
 
 HeadDims checkHeadInputs(const Tensor &q, const Tensor &k, const Tensor &v, const Tensor &iPre,
                          const Tensor &fPre, const MlstmHeadState *initial, std::string_view form) {
@@ -68,11 +63,71 @@ HeadDims checkHeadInputs(const Tensor &q, const Tensor &k, const Tensor &v, cons
   return dims;
 }
 
-/// The input gate in log space: ĩ itself for the exponential gate, logσ(ĩ) for the sigmoid gate
-/// (see "Input gate kind" in the header).
 double logInputGate(double iPre, InputGate gate) {
   return gate == InputGate::Exp ? iPre : logSigmoid(iPre);
 }
+
+CellDims checkCellInputs(const Tensor &q, const Tensor &k, const Tensor &v, const Tensor &iPre,
+                         const Tensor &fPre, std::int64_t numHeads, std::string_view what) {
+  check(numHeads > 0, "{}: num_heads must be positive, got {}", what, numHeads);
+  check(q.rank() == 3 && v.rank() == 3, "{}: q and v must be [B, S, NH*D], got {} and {}", what,
+        shapeString(q.shape), shapeString(v.shape));
+  const std::int64_t batch = q.dim(0), seq = q.dim(1);
+  check(q.dim(2) % numHeads == 0 && v.dim(2) % numHeads == 0 && q.dim(2) > 0 && v.dim(2) > 0,
+        "{}: feature sizes of q ({}) and v ({}) must be positive multiples of num_heads {}", what,
+        q.dim(2), v.dim(2), numHeads);
+  const std::int64_t dqk = q.dim(2) / numHeads, dv = v.dim(2) / numHeads;
+  checkShape(k, q.shape, fmt::format("{} k", what));
+  checkShape(v, {batch, seq, numHeads * dv}, fmt::format("{} v", what));
+  checkShape(iPre, {batch, seq, numHeads}, fmt::format("{} input-gate pre-activation", what));
+  checkShape(fPre, {batch, seq, numHeads}, fmt::format("{} forget-gate pre-activation", what));
+  return {batch, seq, numHeads, dqk, dv};
+}
+
+Tensor gatherHead(const Tensor &x, std::int64_t batch, std::int64_t head, std::int64_t numHeads) {
+  const std::int64_t seq = x.dim(1), width = x.dim(2) / numHeads;
+  Tensor rows({seq, width});
+  for (std::int64_t t = 0; t < seq; ++t)
+    for (std::int64_t d = 0; d < width; ++d)
+      rows.data[t * width + d] = x.data[((batch * seq + t) * numHeads + head) * width + d];
+  return rows;
+}
+
+Tensor gatherGate(const Tensor &x, std::int64_t batch, std::int64_t head, std::int64_t numHeads) {
+  Tensor rows = gatherHead(x, batch, head, numHeads);
+  return Tensor({rows.dim(0)}, std::move(rows.data));
+}
+
+void scatterHead(Tensor &x, const Tensor &rows, std::int64_t batch, std::int64_t head,
+                 std::int64_t numHeads) {
+  const std::int64_t seq = x.dim(1), width = x.dim(2) / numHeads;
+  for (std::int64_t t = 0; t < seq; ++t)
+    for (std::int64_t d = 0; d < width; ++d)
+      x.data[((batch * seq + t) * numHeads + head) * width + d] = rows.data[t * width + d];
+}
+
+MlstmHeadState gatherState(const MlstmStates &states, std::int64_t pair) {
+  const std::int64_t dqk = states.C.dim(2), dv = states.C.dim(3);
+  auto slice = [](const Tensor &t, std::int64_t begin, std::int64_t size) {
+    return std::vector<double>(t.data.begin() + begin, t.data.begin() + begin + size);
+  };
+  return {Tensor({dqk, dv}, slice(states.C, pair * dqk * dv, dqk * dv)),
+          Tensor({dqk}, slice(states.n, pair * dqk, dqk)), states.m.data[pair]};
+}
+
+void scatterState(MlstmStates &states, const MlstmHeadState &head, std::int64_t pair) {
+  std::copy(head.C.data.begin(), head.C.data.end(), states.C.data.begin() + head.C.numel() * pair);
+  std::copy(head.n.data.begin(), head.n.data.end(), states.n.data.begin() + head.n.numel() * pair);
+  states.m.data[pair] = head.m;
+}
+
+} // namespace detail
+
+namespace {
+
+using detail::checkHeadInputs;
+using detail::HeadDims;
+using detail::logInputGate;
 
 /// Final readout shared by all forms. |num| [DV] = q̂ᵀC (stabilised by e^{−m}), |den| = q̂ᵀn.
 /// Writes h [DV] and returns denom (header: "Per-token outputs").
@@ -385,53 +440,28 @@ void MlstmStates::checkShapes(std::int64_t batch, std::int64_t numHeads, std::in
 MlstmCellResult mlstmCell(const Tensor &q, const Tensor &k, const Tensor &v, const Tensor &iPre,
                           const Tensor &fPre, std::int64_t numHeads, const MlstmStates *initial,
                           const MlstmCellAttrs &attrs, const MlstmSchedule &schedule) {
-  check(numHeads > 0, "mLSTM cell: num_heads must be positive, got {}", numHeads);
-  check(q.rank() == 3 && v.rank() == 3,
-        "mLSTM cell: q and v must be [B, S, NH*D], got {} and {}", shapeString(q.shape),
-        shapeString(v.shape));
-  const std::int64_t batch = q.dim(0), seq = q.dim(1);
-  check(q.dim(2) % numHeads == 0 && v.dim(2) % numHeads == 0 && q.dim(2) > 0 && v.dim(2) > 0,
-        "mLSTM cell: feature sizes of q ({}) and v ({}) must be positive multiples of num_heads {}",
-        q.dim(2), v.dim(2), numHeads);
-  const std::int64_t dqk = q.dim(2) / numHeads, dv = v.dim(2) / numHeads;
-  checkShape(k, q.shape, "mLSTM cell k");
-  checkShape(v, {batch, seq, numHeads * dv}, "mLSTM cell v");
-  checkShape(iPre, {batch, seq, numHeads}, "mLSTM cell input-gate pre-activation");
-  checkShape(fPre, {batch, seq, numHeads}, "mLSTM cell forget-gate pre-activation");
+  const detail::CellDims dims =
+      detail::checkCellInputs(q, k, v, iPre, fPre, numHeads, "mLSTM cell");
   if (initial)
-    initial->checkShapes(batch, numHeads, dqk, dv, "mLSTM cell initial state");
+    initial->checkShapes(dims.batch, numHeads, dims.dqk, dims.dv, "mLSTM cell initial state");
   const bool parallel = schedule.form == MlstmForm::Parallel;
   check(!(parallel && initial), "mLSTM cell: the parallel form takes no initial state");
 
   MlstmCellResult result;
-  result.h = Tensor({batch, seq, numHeads * dv});
+  result.h = Tensor({dims.batch, dims.seq, numHeads * dims.dv});
   if (!parallel)
-    result.state = MlstmStates::zeros(batch, numHeads, dqk, dv);
+    result.state = MlstmStates::zeros(dims.batch, numHeads, dims.dqk, dims.dv);
 
-  Tensor qh({seq, dqk}), kh({seq, dqk}), vh({seq, dv}), ih({seq}), fh({seq});
-  for (std::int64_t bi = 0; bi < batch; ++bi) {
+  for (std::int64_t bi = 0; bi < dims.batch; ++bi) {
     for (std::int64_t h = 0; h < numHeads; ++h) {
-      for (std::int64_t t = 0; t < seq; ++t) {
-        std::int64_t row = bi * seq + t;
-        for (std::int64_t d = 0; d < dqk; ++d) {
-          qh.data[t * dqk + d] = q.data[row * numHeads * dqk + h * dqk + d];
-          kh.data[t * dqk + d] = k.data[row * numHeads * dqk + h * dqk + d];
-        }
-        for (std::int64_t e = 0; e < dv; ++e)
-          vh.data[t * dv + e] = v.data[row * numHeads * dv + h * dv + e];
-        ih.data[t] = iPre.data[row * numHeads + h];
-        fh.data[t] = fPre.data[row * numHeads + h];
-      }
-
+      Tensor qh = detail::gatherHead(q, bi, h, numHeads), kh = detail::gatherHead(k, bi, h, numHeads),
+             vh = detail::gatherHead(v, bi, h, numHeads);
+      Tensor ih = detail::gatherGate(iPre, bi, h, numHeads),
+             fh = detail::gatherGate(fPre, bi, h, numHeads);
       const std::int64_t pair = bi * numHeads + h;
       MlstmHeadState init;
-      if (initial) {
-        init.C = Tensor({dqk, dv}, std::vector<double>(initial->C.data.begin() + pair * dqk * dv,
-                                                       initial->C.data.begin() + (pair + 1) * dqk * dv));
-        init.n = Tensor({dqk}, std::vector<double>(initial->n.data.begin() + pair * dqk,
-                                                   initial->n.data.begin() + (pair + 1) * dqk));
-        init.m = initial->m.data[pair];
-      }
+      if (initial)
+        init = detail::gatherState(*initial, pair);
       const MlstmHeadState *initPtr = initial ? &init : nullptr;
 
       MlstmHeadResult head;
@@ -446,17 +476,9 @@ MlstmCellResult mlstmCell(const Tensor &q, const Tensor &k, const Tensor &v, con
         static_cast<MlstmHeadOutputs &>(head) = mlstmParallel(qh, kh, vh, ih, fh, attrs);
         break;
       }
-
-      for (std::int64_t t = 0; t < seq; ++t)
-        for (std::int64_t e = 0; e < dv; ++e)
-          result.h.data[(bi * seq + t) * numHeads * dv + h * dv + e] = head.h.data[t * dv + e];
-      if (!parallel) {
-        std::copy(head.state.C.data.begin(), head.state.C.data.end(),
-                  result.state.C.data.begin() + pair * dqk * dv);
-        std::copy(head.state.n.data.begin(), head.state.n.data.end(),
-                  result.state.n.data.begin() + pair * dqk);
-        result.state.m.data[pair] = head.state.m;
-      }
+      detail::scatterHead(result.h, head.h, bi, h, numHeads);
+      if (!parallel)
+        detail::scatterState(result.state, head.state, pair);
     }
   }
   return result;
