@@ -87,6 +87,62 @@ Tensor add(const Tensor &a, const Tensor &b);
 /// cap is given (30 for the 7B).
 Tensor lmHead(const Tensor &x, const Tensor &weight, std::optional<double> logitSoftCap);
 
+//===--------------------------------------------------------------------===//
+// Gradients (reverse mode). Each takes the op's forward inputs and dy = ∂L/∂y and returns ∂L/∂ of
+// every input, so that an op and its derivative sit side by side; test/reference checks each
+// against finite differences of the op above.
+//===--------------------------------------------------------------------===//
+
+struct LinearGrads {
+  Tensor x;      ///< dy W, shaped like x
+  Tensor weight; ///< Σ_rows dyᵀ x, [out, in]
+  Tensor bias;   ///< Σ_rows dy, [out]; empty when the op had no bias
+};
+/// y = x Wᵀ + b.
+LinearGrads linearBackward(const Tensor &x, const Tensor &weight, bool hasBias, const Tensor &dy);
+
+struct NormGrads {
+  Tensor x;
+  Tensor weight;
+};
+/// y = x·r·w, r = (mean(x²) + eps)^{−1/2}: with g = dy ⊙ w,
+/// dx = r·g − r³·x·⟨g, x⟩/D and dw = Σ_rows dy ⊙ x·r.
+NormGrads rmsNormBackward(const Tensor &x, const Tensor &weight, double eps, const Tensor &dy);
+
+/// Per head: x̂ = (x − μ)·r, r = (var + eps)^{−1/2}, y = x̂ ⊙ w: with g = dy ⊙ w,
+/// dx = r·(g − mean(g) − x̂·mean(g ⊙ x̂)) and dw = Σ_rows dy ⊙ x̂.
+NormGrads multiHeadLayerNormBackward(const Tensor &x, const Tensor &weight,
+                                     std::int64_t numHeads, double eps, const Tensor &dy);
+
+/// y = a·tanh(x/a): dx = dy·(1 − tanh²(x/a)).
+Tensor softCapBackward(const Tensor &x, double cap, const Tensor &dy);
+
+struct GatedGrads {
+  Tensor gate;  ///< ∂L/∂ of the gate's pre-activation (oPre, or the SwiGLU gate branch)
+  Tensor value; ///< ∂L/∂ of the gated value (h, or the SwiGLU up branch)
+};
+/// y = σ(o)·h: do = dy·h·σ(o)(1 − σ(o)), dh = dy·σ(o).
+GatedGrads outputGateBackward(const Tensor &oPre, const Tensor &h, const Tensor &dy);
+/// y = SiLU(g)·u: dg = dy·u·σ(g)(1 + g(1 − σ(g))), du = dy·SiLU(g).
+GatedGrads swigluBackward(const Tensor &gate, const Tensor &up, const Tensor &dy);
+
+/// ∂L/∂table [vocab, D] of an embedding lookup: row t accumulates dy of every position holding
+/// token t, summed in position order (deterministic).
+Tensor embeddingBackward(std::span<const std::int64_t> tokens, std::int64_t vocab,
+                         const Tensor &dy);
+
+/// The next-token objective of §2.1 step 6: mean over counted positions of
+/// −log softmax(logits_p)[target_p], for logits [..., V] and one target per row; a negative target
+/// is not counted (transformers' ignore index −100, or a padded position). Also ∂loss/∂logits
+/// = (softmax − onehot)/count on counted rows, 0 on the others. Log-sum-exp with the row max
+/// subtracted. Throws naming the position of a target ≥ V.
+struct CrossEntropy {
+  double loss = 0.0;      ///< 0 when nothing is counted
+  std::int64_t count = 0; ///< counted positions
+  Tensor dLogits;
+};
+CrossEntropy crossEntropy(const Tensor &logits, std::span<const std::int64_t> targets);
+
 } // namespace xlc::ref
 
 #endif // XLC_RUNTIME_REFERENCE_BLOCKOPS_H
