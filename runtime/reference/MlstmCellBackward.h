@@ -60,6 +60,28 @@ MlstmHeadGrads mlstmRecurrentBackward(const Tensor &q, const Tensor &k, const Te
                                       const MlstmHeadState *initial, const MlstmCellAttrs &attrs,
                                       const Tensor &dh, const MlstmHeadState *dFinal = nullptr);
 
+/// The same derivative computed the way the chunkwise backward kernels compute it (§3.5, but
+/// exact): the state before every chunk recomputed by the chunkwise forward, then per chunk, last
+/// to first, with (δC, δn, δm) the gradient of the state after it:
+///   readout   as in the recurrent backward, per token, with num_t = β_t q̂_tᵀC_{k−1}
+///             + Σ_{j≤t} w_tj (q̂_t·k_j) v_j (den_t likewise with n_{k−1} and 1), giving
+///             δq̂_t = β_t (C_{k−1} δnum_t + δden_t n_{k−1}) + Σ_j w_tj (v_j·δnum_t + δden_t) k_j,
+///             δk_j, δv_j from the same pairs, δC_{k−1} += Σ_t β_t q̂_t δnum_tᵀ (δn likewise),
+///             δβ_t and δw_tj = (q̂_t·k_j)(v_j·δnum_t + δden_t);
+///   update    C_k = d C_{k−1} + Σ_j ā_j k_j v_jᵀ: δk_j += ā_j (δC v_j + δn), δv_j += ā_j δCᵀk_j,
+///             δd = ⟨δC, C_{k−1}⟩ + ⟨δn, n_{k−1}⟩, δā_j = k_jᵀδC v_j + δn·k_j, δC ← d δC;
+///   log space β_t = e^{b_t + m_{k−1} − m_t}, w_tj = e^{b_t − b_j + ig_j − m_t}, d = e^{g + m_{k−1} − m_k},
+///             ā_j = e^{a_j − m_k}: each exponential's gradient (value × its δ) goes to the
+///             exponent's terms; m_t and m_k pass theirs to the argmax of their max;
+///   gates     b_t = Σ_{s≤t} lf_s, g = b_L, a_j = Σ_{s>j} lf_s + ig_j summed back into δlf, δig.
+/// Agrees with mlstmRecurrentBackward to float64 rounding for every input (both are the
+/// derivative of the same function, and m_t is the same max in both forms).
+MlstmHeadGrads mlstmChunkwiseBackward(const Tensor &q, const Tensor &k, const Tensor &v,
+                                      const Tensor &iPre, const Tensor &fPre,
+                                      const MlstmHeadState *initial, std::int64_t chunkSize,
+                                      const MlstmCellAttrs &attrs, const Tensor &dh,
+                                      const MlstmHeadState *dFinal = nullptr);
+
 /// ∂L/∂ of the cell's inputs on the model layout (MlstmCell.h's mlstmCell): q, k, v, iPre, fPre
 /// and, when an initial state was given, of it (else an empty MlstmStates).
 struct MlstmCellGrads {

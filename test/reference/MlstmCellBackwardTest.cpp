@@ -167,3 +167,60 @@ TEST(MlstmCellBackward, RejectsMisShapedGradients) {
 
 } // namespace
 } // namespace xlc::ref
+
+namespace xlc::ref {
+namespace {
+
+// The chunkwise organisation of the backward (the kernels' algorithm) against the recurrent one:
+// the same derivative, so float64 rounding apart; the floor is that of the finite-difference
+// tests scaled down by 1e3 (Λ·1e-12 absolute per element).
+TEST(MlstmChunkwiseBackward, EqualsTheRecurrentBackward) {
+  constexpr double kTol = 1e-9;
+  std::uint64_t seed = 5000;
+  int cases = 0;
+  for (Gates gates :
+       {Gates::Realistic, Gates::SevenBInit, Gates::StrongForget, Gates::WeakForget})
+    for (InputGate ig : {InputGate::Exp, InputGate::Sigmoid})
+      for (Normalizer norm : {Normalizer::MaxAbs, Normalizer::None})
+        for (std::int64_t chunk : {1, 4, 7, 16})
+          for (bool withInitial : {false, true}) {
+            const std::int64_t seq = 13, dqk = 4, dv = 3;
+            SCOPED_TRACE(std::string(testing::name(gates)) + "/" + std::string(toString(ig)) + "/" +
+                         std::string(toString(norm)) + "/L" + std::to_string(chunk) +
+                         (withInitial ? "/initial" : "/zeros"));
+            Random rng(++seed);
+            HeadInputs in = testing::randomHead(rng, seq, dqk, dv, gates);
+            MlstmHeadState init = testing::randomState(rng, dqk, dv);
+            const MlstmCellAttrs attrs{1e-6, ig, norm};
+            const MlstmHeadState *initPtr = withInitial ? &init : nullptr;
+            MlstmHeadResult fwd = mlstmRecurrent(in.q, in.k, in.v, in.i, in.f, initPtr, attrs);
+            Tensor dh = rng.normal(fwd.h.shape, 0.0, 1.0);
+            MlstmHeadState dFinal = testing::randomState(rng, dqk, dv);
+            const double floor = 1e-6 * (innerAbs(dh, fwd.h) + innerAbs(dFinal.C, fwd.state.C) +
+                                         innerAbs(dFinal.n, fwd.state.n) +
+                                         std::abs(dFinal.m * fwd.state.m));
+            MlstmHeadGrads ref = mlstmRecurrentBackward(in.q, in.k, in.v, in.i, in.f, initPtr,
+                                                        attrs, dh, &dFinal);
+            MlstmHeadGrads got = mlstmChunkwiseBackward(in.q, in.k, in.v, in.i, in.f, initPtr,
+                                                        chunk, attrs, dh, &dFinal);
+            EXPECT_LT(gradientError(got.q, ref.q, floor), kTol) << "dq";
+            EXPECT_LT(gradientError(got.k, ref.k, floor), kTol) << "dk";
+            EXPECT_LT(gradientError(got.v, ref.v, floor), kTol) << "dv";
+            EXPECT_LT(gradientError(got.iPre, ref.iPre, floor), kTol) << "di";
+            EXPECT_LT(gradientError(got.fPre, ref.fPre, floor), kTol) << "df";
+            EXPECT_LT(gradientError(got.initial.C, ref.initial.C, floor), kTol) << "dC0";
+            EXPECT_LT(gradientError(got.initial.n, ref.initial.n, floor), kTol) << "dn0";
+            EXPECT_NEAR(got.initial.m, ref.initial.m, kTol * (std::abs(ref.initial.m) + floor))
+                << "dm0";
+            ++cases;
+          }
+  EXPECT_EQ(cases, 128);
+}
+
+TEST(MlstmChunkwiseBackward, RejectsABadChunkSize) {
+  Tensor q({3, 4}), v({3, 2}), g({3});
+  EXPECT_THROW(mlstmChunkwiseBackward(q, q, v, g, g, nullptr, 0, {}, Tensor({3, 2})), Error);
+}
+
+} // namespace
+} // namespace xlc::ref
