@@ -1,0 +1,52 @@
+//===- AdamW.h - The optimizer's arithmetic, and gradient clipping -*- C++ -*-===//
+//
+// The host (CPU backend) implementation and the spec of the fused GPU optimizer kernel: one
+// update of one tensor in fp32, element by element (xlstm-7b.md §6.2; llm.c's adamw.cuh):
+//   g  = s·grad                          s: the global-norm clipping factor (1 if unclipped)
+//   m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²
+//   m̂ = m / (1 − β1^t),     v̂ = v / (1 − β2^t)        t = 1, 2, ... (the update's number)
+//   p ← p − lr·( m̂ / (√v̂ + ε) + λ·p )                 λ = weight decay for matrices, else 0
+// Weight decay applies to the dense projection matrices only (the 7B's ".*kernel" rule): not to
+// the embedding, norms or biases. Clipping scales all gradients by min(1, c / (‖g‖ + 1e-6)) with
+// ‖g‖ the global L2 norm over every tensor, summed in float64 in a fixed order (tensor order, then
+// element order) so that the same gradients always give the same factor.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_RUNTIME_TRAIN_ADAMW_H
+#define XLC_RUNTIME_TRAIN_ADAMW_H
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace xlc::train {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weightDecay = 0.1;
+  double maxGradNorm = 1.0; ///< ≤ 0: no clipping (the 7B used 0.5)
+
+  /// Throws xlc::Error naming the first bad field.
+  void validate() const;
+};
+
+/// One update of one tensor (all spans the same length); |step| is 1-based.
+void adamwUpdate(std::span<float> param, std::span<const float> grad, std::span<float> m,
+                 std::span<float> v, const AdamWConfig &config, std::int64_t step, double lr,
+                 float gradScale, bool decay);
+
+/// Whether a checkpoint tensor gets weight decay: rank-2 projection matrices, not the embedding
+/// (its name ends in "embeddings.weight").
+bool decaysWeight(std::string_view checkpointName, std::size_t rank);
+
+/// √(Σ over tensors, Σ over elements of g²), accumulated in float64 in that order.
+double globalGradNorm(std::span<const std::span<const float>> grads);
+
+/// min(1, maxNorm / (norm + 1e-6)); 1 when maxNorm ≤ 0 (no clipping).
+float clipScale(double norm, double maxNorm);
+
+} // namespace xlc::train
+
+#endif // XLC_RUNTIME_TRAIN_ADAMW_H
