@@ -13,6 +13,8 @@
 #include "runtime/reference/MlstmCell.h"
 #include "runtime/support/Error.h"
 
+#include "test/runtime/exec/CpuTestUtil.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -26,33 +28,12 @@
 namespace xlc::exec {
 namespace {
 
+using testing::randomFloats;
+using testing::relError;
+using testing::toTensor;
+using testing::viewTensor;
+
 using cpu::View;
-
-/// Normal(mean, sd) floats, never exactly zero.
-std::vector<float> randomFloats(std::size_t count, std::mt19937 &rng, float mean = 0.0f,
-                                float sd = 1.0f) {
-  std::normal_distribution<float> dist(mean, sd);
-  std::vector<float> v(count);
-  for (float &x : v) {
-    do
-      x = dist(rng);
-    while (x == 0.0f);
-  }
-  return v;
-}
-
-/// ‖out − ref‖₂ / ‖ref‖₂ in double; +∞ on any non-finite value.
-double relError(const std::vector<float> &out, const std::vector<double> &ref) {
-  EXPECT_EQ(out.size(), ref.size());
-  double num = 0.0, den = 0.0;
-  for (std::size_t i = 0; i < out.size() && i < ref.size(); ++i) {
-    if (!std::isfinite(out[i]) || !std::isfinite(ref[i]))
-      return INFINITY;
-    num += (out[i] - ref[i]) * (out[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  return den > 0.0 ? std::sqrt(num / den) : std::sqrt(num);
-}
 
 //===----------------------------------------------------------------------===//
 // Thread pool
@@ -190,21 +171,6 @@ TEST(CpuGemmTest, ResultDoesNotDependOnThreads) {
 //===----------------------------------------------------------------------===//
 // Row-wise ops on strided views
 //===----------------------------------------------------------------------===//
-
-/// Columns [offset, offset + width) of |rows| rows of a row-major [rows, stride] buffer as a
-/// float64 tensor [rows, width].
-ref::Tensor viewTensor(const std::vector<float> &buf, std::int64_t rows, std::int64_t stride,
-                       std::int64_t offset, std::int64_t width) {
-  ref::Tensor t({rows, width});
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t c = 0; c < width; ++c)
-      t.data[r * width + c] = buf[r * stride + offset + c];
-  return t;
-}
-
-ref::Tensor toTensor(const std::vector<float> &v, ref::Shape shape) {
-  return ref::Tensor(std::move(shape), std::vector<double>(v.begin(), v.end()));
-}
 
 TEST(CpuRowOpsTest, RmsNormWithAndWithoutWeight) {
   std::mt19937 rng(3);
