@@ -25,6 +25,8 @@
 #define GET_TYPEDEF_CLASSES
 #include "dialect/XlstmTypes.h.inc"
 
+#include "dialect/XlstmInterfaces.h.inc"
+
 #define GET_OP_CLASSES
 #include "dialect/XlstmOps.h.inc"
 

@@ -8,6 +8,7 @@
 #define XLC_DIALECT_XLSTMOPS_TD
 
 include "dialect/XlstmBase.td"
+include "dialect/XlstmInterfaces.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/BuiltinAttributeInterfaces.td"
@@ -91,7 +92,7 @@ def Xlstm_ParamOp : Xlstm_Op<"param", [Pure, DeclareOpInterfaceMethods<SymbolUse
 // Primitive layers
 //===----------------------------------------------------------------------===//
 
-def Xlstm_EmbeddingOp : Xlstm_Op<"embedding", [Pure]> {
+def Xlstm_EmbeddingOp : Xlstm_Op<"embedding", [Pure, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "Looks up token ids in an embedding table.";
   let description = [{
     `result[b, s, :] = table[tokens[b, s], :]`. No scaling, no positional encoding.
@@ -109,7 +110,8 @@ def Xlstm_EmbeddingOp : Xlstm_Op<"embedding", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Xlstm_RMSNormOp : Xlstm_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Xlstm_RMSNormOp : Xlstm_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "RMS normalisation over the last dimension, times an optional weight.";
   let description = [{
     `y = x * rsqrt(mean(x^2) + eps) * weight`, reduced in fp32, no bias (xlstm-7b.md §2.2).
@@ -129,7 +131,7 @@ def Xlstm_RMSNormOp : Xlstm_Op<"rms_norm", [Pure, AllTypesMatch<["input", "resul
   let hasVerifier = 1;
 }
 
-def Xlstm_LinearOp : Xlstm_Op<"linear", [Pure]> {
+def Xlstm_LinearOp : Xlstm_Op<"linear", [Pure, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "Dense projection y = x Wᵀ (+ b) with W in [out, in] layout.";
   let description = [{
     Contracts the last dimension of `input` with the second dimension of `weight`; the optional
@@ -152,7 +154,7 @@ def Xlstm_LinearOp : Xlstm_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Xlstm_SplitOp : Xlstm_Op<"split", [Pure]> {
+def Xlstm_SplitOp : Xlstm_Op<"split", [Pure, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "Splits the last dimension into consecutive slices.";
   let description = [{
     The inverse of a fused projection: result i holds features
@@ -189,7 +191,8 @@ def Xlstm_LastPositionOp : Xlstm_Op<"last_position", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Xlstm_SoftCapOp : Xlstm_Op<"soft_cap", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Xlstm_SoftCapOp : Xlstm_Op<"soft_cap", [Pure, AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "Soft-caps values to (-cap, cap) with cap * tanh(x / cap).";
   let description = [{
     Used on the gate pre-activations (cap 15 in xLSTM 7B) before log-sigmoid/exp.
@@ -204,7 +207,7 @@ def Xlstm_SoftCapOp : Xlstm_Op<"soft_cap", [Pure, AllTypesMatch<["input", "resul
   let hasVerifier = 1;
 }
 
-def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure]> {
+def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "The mLSTM cell: gated matrix-memory recurrence over a sequence.";
   let description = [{
     Runs the stabilised mLSTM recurrence of xlstm-7b.md §2.5 for every head and sequence:
@@ -249,7 +252,7 @@ def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure]> {
 }
 
 def Xlstm_MultiHeadLayerNormOp : Xlstm_Op<"multihead_layer_norm",
-    [Pure, AllTypesMatch<["input", "result"]>]> {
+    [Pure, AllTypesMatch<["input", "result"]>, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "LayerNorm per (token, head) over each head's values, times a weight.";
   let description = [{
     Splits the last dimension into `num_heads` groups, normalises each group to zero mean and
@@ -269,7 +272,7 @@ def Xlstm_MultiHeadLayerNormOp : Xlstm_Op<"multihead_layer_norm",
 }
 
 def Xlstm_OutputGateOp : Xlstm_Op<"output_gate",
-    [Pure, AllTypesMatch<["preact", "input", "result"]>]> {
+    [Pure, AllTypesMatch<["preact", "input", "result"]>, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "Applies the mLSTM output gate: sigmoid(preact) * input.";
   let description = [{
     ```mlir
@@ -281,7 +284,8 @@ def Xlstm_OutputGateOp : Xlstm_Op<"output_gate",
   let assemblyFormat = "$preact `,` $input attr-dict `:` type($result)";
 }
 
-def Xlstm_SwiGLUOp : Xlstm_Op<"swiglu", [Pure, AllTypesMatch<["gate", "up", "result"]>]> {
+def Xlstm_SwiGLUOp : Xlstm_Op<"swiglu", [Pure, AllTypesMatch<["gate", "up", "result"]>,
+    DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "SwiGLU activation: silu(gate) * up.";
   let description = [{
     ```mlir
@@ -293,7 +297,8 @@ def Xlstm_SwiGLUOp : Xlstm_Op<"swiglu", [Pure, AllTypesMatch<["gate", "up", "res
   let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
 }
 
-def Xlstm_AddOp : Xlstm_Op<"add", [Pure, Commutative, AllTypesMatch<["lhs", "rhs", "result"]>]> {
+def Xlstm_AddOp : Xlstm_Op<"add", [Pure, Commutative, AllTypesMatch<["lhs", "rhs", "result"]>,
+    DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "Elementwise addition (the residual connections).";
   let description = [{
     ```mlir
@@ -325,7 +330,7 @@ def Xlstm_SwiGLUFFNOp : Xlstm_Op<"swiglu_ffn", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Xlstm_LMHeadOp : Xlstm_Op<"lm_head", [Pure]> {
+def Xlstm_LMHeadOp : Xlstm_Op<"lm_head", [Pure, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "Output projection to vocabulary logits with an optional logit soft-cap.";
   let description = [{
     `logits = cap * tanh((x Wᵀ) / cap)` with W `[V, D]` (no bias); without `soft_cap` the
@@ -344,6 +349,240 @@ def Xlstm_LMHeadOp : Xlstm_Op<"lm_head", [Pure]> {
     $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)
   }];
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Training: the loss and the gradient ops (built by xlc-autodiff through
+// DifferentiableOpInterface; the math of each is the float64 reference's, runtime/reference)
+//===----------------------------------------------------------------------===//
+
+def Xlstm_LMHeadLossOp : Xlstm_Op<"lm_head_loss", [Pure, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
+  let summary = "Next-token cross-entropy of the LM head's logits, without the logits.";
+  let description = [{
+    `loss = mean over positions p with targets[p] >= 0 of -log softmax(logits_p)[targets[p]]`,
+    `logits = cap * tanh((x Wᵀ) / cap)` (no cap without `soft_cap`), as `xlstm.lm_head` computes
+    them (ModelBackward.h). A negative target is not counted. Kernels compute it over row chunks
+    so that the full logits of a batch never exist at once.
+
+    ```mlir
+    %loss = xlstm.lm_head_loss %x, %w, %targets {soft_cap = 3.000000e+01 : f64}
+        : tensor<?x?x64xbf16>, tensor<50304x64xbf16>, tensor<?x?xi32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight,
+                       Xlstm_TokenTensor:$targets, OptionalAttr<F64Attr>:$soft_cap);
+  let results = (outs 0DTensorOf<[F32]>:$loss);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $targets attr-dict `:` type($input) `,` type($weight) `,`
+    type($targets) `->` type($loss)
+  }];
+}
+
+def Xlstm_LMHeadLossGradOp : Xlstm_Op<"lm_head_loss_grad", [Pure,
+    AllTypesMatch<["input", "d_input"]>, AllTypesMatch<["weight", "d_weight"]>]> {
+  let summary = "Gradient of `xlstm.lm_head_loss` times `d_loss`.";
+  let description = [{
+    With z = x Wᵀ, l = cap·tanh(z/cap) and n counted positions:
+    `dz = d_loss · (softmax(l) − onehot(target)) · (1 − tanh²(z/cap)) / n` on counted rows, 0 on
+    the others; `d_input = dz W`, `d_weight = Σ_rows dzᵀ x`.
+
+    ```mlir
+    %dx, %dw = xlstm.lm_head_loss_grad %x, %w, %targets, %dloss {soft_cap = 3.000000e+01 : f64}
+        : tensor<?x?x64xbf16>, tensor<50304x64xbf16>, tensor<?x?xi32>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight,
+                       Xlstm_TokenTensor:$targets, 0DTensorOf<[F32]>:$d_loss,
+                       OptionalAttr<F64Attr>:$soft_cap);
+  let results = (outs Xlstm_FloatTensor:$d_input, Xlstm_FloatTensor:$d_weight);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $targets `,` $d_loss attr-dict `:` type($input) `,` type($weight) `,`
+    type($targets) `,` type($d_loss)
+  }];
+}
+
+def Xlstm_LMHeadGradOp : Xlstm_Op<"lm_head_grad", [Pure,
+    AllTypesMatch<["input", "d_input"]>, AllTypesMatch<["weight", "d_weight"]>]> {
+  let summary = "Gradient of `xlstm.lm_head` given the logits' gradient.";
+  let description = [{
+    `dz = d_logits · (1 − tanh²(z/cap))` with z = x Wᵀ recomputed (no cap: dz = d_logits);
+    `d_input = dz W`, `d_weight = Σ_rows dzᵀ x`.
+
+    ```mlir
+    %dx, %dw = xlstm.lm_head_grad %x, %w, %dl {soft_cap = 3.000000e+01 : f64}
+        : tensor<?x?x64xbf16>, tensor<100x64xbf16>, tensor<?x?x100xf32>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight,
+                       Xlstm_FloatTensor:$d_logits, OptionalAttr<F64Attr>:$soft_cap);
+  let results = (outs Xlstm_FloatTensor:$d_input, Xlstm_FloatTensor:$d_weight);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $d_logits attr-dict `:` type($input) `,` type($weight) `,`
+    type($d_logits)
+  }];
+}
+
+def Xlstm_EmbeddingGradOp : Xlstm_Op<"embedding_grad", [Pure]> {
+  let summary = "Gradient of an embedding lookup w.r.t. its table.";
+  let description = [{
+    `d_table[t, :] = Σ over positions holding token t of dy[b, s, :]`, summed in position order
+    (deterministic). The result has the table's type.
+
+    ```mlir
+    %dt = xlstm.embedding_grad %tokens, %dy : tensor<?x?xi32>, tensor<?x?x64xbf16>
+        -> tensor<100x64xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_TokenTensor:$tokens, Xlstm_FloatTensor:$dy);
+  let results = (outs Xlstm_FloatTensor:$d_table);
+  let assemblyFormat = "$tokens `,` $dy attr-dict `:` type($tokens) `,` type($dy) `->` type($d_table)";
+}
+
+def Xlstm_RMSNormGradOp : Xlstm_Op<"rms_norm_grad", [Pure,
+    AllTypesMatch<["input", "dy", "d_input"]>]> {
+  let summary = "Gradient of `xlstm.rms_norm`.";
+  let description = [{
+    With r = (mean(x²) + eps)^(−1/2) and g = dy ⊙ w: `d_input = r·g − r³·x·⟨g, x⟩/D`,
+    `d_weight = Σ_rows dy ⊙ x·r` (present exactly when `weight` is).
+
+    ```mlir
+    %dx, %dw = xlstm.rms_norm_grad %x, %w, %dy {eps = 1.0e-06 : f64}
+        : tensor<?x?x64xbf16>, tensor<64xbf16> -> tensor<64xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Optional<Xlstm_FloatTensor>:$weight,
+                       Xlstm_FloatTensor:$dy, DefaultValuedAttr<F64Attr, "1.0e-6">:$eps);
+  let results = (outs Xlstm_FloatTensor:$d_input, Optional<Xlstm_FloatTensor>:$d_weight);
+  let assemblyFormat = [{
+    $input (`,` $weight^)? `,` $dy attr-dict `:` type($input) (`,` type($weight)^)?
+    (`->` type($d_weight)^)?
+  }];
+}
+
+def Xlstm_LinearGradOp : Xlstm_Op<"linear_grad", [Pure,
+    AllTypesMatch<["input", "d_input"]>, AllTypesMatch<["weight", "d_weight"]>]> {
+  let summary = "Gradient of `xlstm.linear` w.r.t. its input, weight and bias.";
+  let description = [{
+    `d_input = dy W`, `d_weight = Σ_rows dyᵀ x`, and with `has_bias` `d_bias = Σ_rows dy`
+    (two GEMMs — one of them transposed and accumulating — and a row sum at the kernel level).
+
+    ```mlir
+    %dx, %dw = xlstm.linear_grad %x, %w, %dy
+        : tensor<?x?x64xbf16>, tensor<32x64xbf16>, tensor<?x?x32xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight, Xlstm_FloatTensor:$dy,
+                       UnitAttr:$has_bias);
+  let results = (outs Xlstm_FloatTensor:$d_input, Xlstm_FloatTensor:$d_weight,
+                      Optional<Xlstm_FloatTensor>:$d_bias);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $dy attr-dict `:` type($input) `,` type($weight) `,` type($dy)
+    (`->` type($d_bias)^)?
+  }];
+}
+
+def Xlstm_ConcatOp : Xlstm_Op<"concat", [Pure]> {
+  let summary = "Concatenates along the last dimension (the gradient of `xlstm.split`).";
+  let description = [{
+    ```mlir
+    %y = xlstm.concat %a, %b : tensor<?x?x8xbf16>, tensor<?x?x8xbf16> -> tensor<?x?x16xbf16>
+    ```
+  }];
+  let arguments = (ins Variadic<Xlstm_FloatTensor>:$inputs);
+  let results = (outs Xlstm_FloatTensor:$result);
+  let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Xlstm_SoftCapGradOp : Xlstm_Op<"soft_cap_grad", [Pure,
+    AllTypesMatch<["input", "dy", "d_input"]>]> {
+  let summary = "Gradient of `xlstm.soft_cap`: dy · (1 − tanh²(x/cap)).";
+  let description = [{
+    ```mlir
+    %dx = xlstm.soft_cap_grad %x, %dy {cap = 1.500000e+01 : f64} : tensor<?x?x2xf32>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$dy, F64Attr:$cap);
+  let results = (outs Xlstm_FloatTensor:$d_input);
+  let assemblyFormat = "$input `,` $dy attr-dict `:` type($input)";
+}
+
+def Xlstm_MLSTMCellGradOp : Xlstm_Op<"mlstm_cell_grad", [Pure,
+    AllTypesMatch<["q", "d_q"]>, AllTypesMatch<["k", "d_k"]>, AllTypesMatch<["v", "d_v"]>,
+    AllTypesMatch<["igate", "d_igate"]>, AllTypesMatch<["fgate", "d_fgate"]>,
+    AllTypesMatch<["v", "dh"]>]> {
+  let summary = "The mLSTM cell's exact gradient w.r.t. q, k, v and the gates.";
+  let description = [{
+    Reverse mode through `xlstm.mlstm_cell` from the zero initial state (a training sequence
+    starts fresh; a state entering the step is a constant): the derivative of the recurrent form
+    with the normaliser and the stabiliser differentiated (runtime/reference/MlstmCellBackward.h;
+    the kernels organise it chunk by chunk, MlstmChunkwiseBackward.cpp). With `gate_soft_cap` the
+    gate gradients are those of the raw pre-activations (the cap's derivative applied). The
+    attributes are the forward cell's.
+
+    ```mlir
+    %dq, %dk, %dv, %di, %df = xlstm.mlstm_cell_grad %q, %k, %v, %i, %f, %dh {num_heads = 2 : i64}
+        : tensor<?x?x8xbf16>, tensor<?x?x8xbf16>, tensor<?x?x16xbf16>, tensor<?x?x2xf32>,
+          tensor<?x?x2xf32>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$q, Xlstm_FloatTensor:$k, Xlstm_FloatTensor:$v,
+                       Xlstm_FloatTensor:$igate, Xlstm_FloatTensor:$fgate, Xlstm_FloatTensor:$dh,
+                       I64Attr:$num_heads,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$eps,
+                       OptionalAttr<F64Attr>:$gate_soft_cap,
+                       DefaultValuedAttr<Xlstm_InputGateKindAttr, "InputGateKind::Exp">:$input_gate,
+                       DefaultValuedAttr<Xlstm_NormalizerKindAttr, "NormalizerKind::MaxAbs">:$normalizer);
+  let results = (outs Xlstm_FloatTensor:$d_q, Xlstm_FloatTensor:$d_k, Xlstm_FloatTensor:$d_v,
+                      Xlstm_FloatTensor:$d_igate, Xlstm_FloatTensor:$d_fgate);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $dh attr-dict `:` type($q) `,` type($k) `,`
+    type($v) `,` type($igate) `,` type($fgate)
+  }];
+}
+
+def Xlstm_MultiHeadLayerNormGradOp : Xlstm_Op<"multihead_layer_norm_grad", [Pure,
+    AllTypesMatch<["input", "dy", "d_input"]>, AllTypesMatch<["weight", "d_weight"]>]> {
+  let summary = "Gradient of `xlstm.multihead_layer_norm`.";
+  let description = [{
+    Per (token, head) with x̂ the normalised values, r = (var + eps)^(−1/2), g = dy ⊙ w:
+    `d_input = r·(g − mean(g) − x̂·mean(g ⊙ x̂))`, `d_weight = Σ_rows dy ⊙ x̂`.
+
+    ```mlir
+    %dh, %dw = xlstm.multihead_layer_norm_grad %h, %w, %dy {num_heads = 2 : i64}
+        : tensor<?x?x16xbf16>, tensor<16xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$weight, Xlstm_FloatTensor:$dy,
+                       I64Attr:$num_heads, DefaultValuedAttr<F64Attr, "1.0e-6">:$eps);
+  let results = (outs Xlstm_FloatTensor:$d_input, Xlstm_FloatTensor:$d_weight);
+  let assemblyFormat = "$input `,` $weight `,` $dy attr-dict `:` type($input) `,` type($weight)";
+}
+
+def Xlstm_OutputGateGradOp : Xlstm_Op<"output_gate_grad", [Pure,
+    AllTypesMatch<["preact", "input", "dy", "d_preact", "d_input"]>]> {
+  let summary = "Gradient of `xlstm.output_gate`: dy·h·σ(o)σ(−o) and dy·σ(o).";
+  let description = [{
+    ```mlir
+    %do, %dh = xlstm.output_gate_grad %o, %h, %dy : tensor<?x?x16xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$preact, Xlstm_FloatTensor:$input, Xlstm_FloatTensor:$dy);
+  let results = (outs Xlstm_FloatTensor:$d_preact, Xlstm_FloatTensor:$d_input);
+  let assemblyFormat = "$preact `,` $input `,` $dy attr-dict `:` type($dy)";
+}
+
+def Xlstm_SwiGLUGradOp : Xlstm_Op<"swiglu_grad", [Pure,
+    AllTypesMatch<["gate", "up", "dy", "d_gate", "d_up"]>]> {
+  let summary = "Gradient of `xlstm.swiglu`: dy·u·σ(g)(1 + g·σ(−g)) and dy·silu(g).";
+  let description = [{
+    ```mlir
+    %dg, %du = xlstm.swiglu_grad %g, %u, %dy : tensor<?x?x32xbf16>
+    ```
+  }];
+  let arguments = (ins Xlstm_FloatTensor:$gate, Xlstm_FloatTensor:$up, Xlstm_FloatTensor:$dy);
+  let results = (outs Xlstm_FloatTensor:$d_gate, Xlstm_FloatTensor:$d_up);
+  let assemblyFormat = "$gate `,` $up `,` $dy attr-dict `:` type($dy)";
 }
 
 //===----------------------------------------------------------------------===//

@@ -104,6 +104,35 @@ def FuseCellGates : Pass<"xlc-fuse-cell-gates", "::mlir::ModuleOp"> {
   let dependentDialects = ["::xlc::xlstm::XlstmDialect"];
 }
 
+def Autodiff : Pass<"xlc-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Builds @train_step (loss and parameter gradients) from @forward by reverse mode.";
+  let description = [{
+    Clones `@forward` into `@train_step(tokens, targets, loss_scale) -> (loss, gradients...)`:
+    every mLSTM cell starts from the zero state (the state arguments are dropped), the LM head
+    becomes `xlstm.lm_head_loss` (mean next-token cross-entropy over targets >= 0, no logits),
+    and the ops from the loss back to the inputs are differentiated in reverse program order,
+    each through its `DifferentiableOpInterface` (an op without one is an error naming it).
+    The seed is `loss_scale` (1 for one batch, 1/n when n micro-batches accumulate), so the
+    gradients are those of `loss_scale · loss`. Gradients that meet at a value are added
+    (`xlstm.add`); a parameter read more than once (tied embeddings) gets one summed gradient.
+    Results: the loss, then one gradient per parameter that reaches the loss, in the module's
+    declaration order, each tagged `xlstm.gradient_of = @parameter`. `@forward` is kept (the
+    inference functions are still built from it). Run it before the passes that fold norm
+    weights, so that every checkpoint tensor keeps a gradient of its own.
+
+    Before:
+    ```mlir
+    func.func @forward(%tokens: tensor<?x?xi32>, %s: !xlstm.state<...>) -> (tensor<?x?x100xf32>, !xlstm.state<...>)
+    ```
+    After (added):
+    ```mlir
+    func.func @train_step(%tokens: tensor<?x?xi32>, %targets: tensor<?x?xi32>, %loss_scale: tensor<f32>)
+        -> (tensor<f32> {xlstm.name = "loss"}, tensor<100x16xbf16> {xlstm.gradient_of = @embedding}, ...)
+    ```
+  }];
+  let dependentDialects = ["::xlc::xlstm::XlstmDialect", "::mlir::func::FuncDialect"];
+}
+
 def LowerToKernels : Pass<"xlc-lower-to-kernels", "::mlir::ModuleOp"> {
   let summary = "Forms kernels: lowers fused xlstm IR of @forward to xk ops in @prefill, @decode_step and @score.";
   let description = [{
