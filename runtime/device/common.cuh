@@ -140,6 +140,16 @@ __device__ __forceinline__ void store_floats(T *p, const float (&in)[N]) {
 // Reductions
 //===--------------------------------------------------------------------===//
 
+/// A partial sum another block wrote during this launch (after its __threadfence and a counter
+/// that says it is done): read from L2 (ld.global.cg), never from a possibly stale L1 line.
+__device__ __forceinline__ float load_partial(const float *p) {
+#if defined(XLC_DEVICE_EMULATION)
+  return *static_cast<const volatile float *>(p);
+#else
+  return __ldcg(p);
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
   for (int mask = 16; mask > 0; mask >>= 1)

@@ -231,16 +231,6 @@ __device__ __forceinline__ float sum_squares8(const uint4 &v) {
   return s;
 }
 
-/// A partial sum another block wrote during this launch: read from L2 (ld.global.cg), never
-/// from a possibly stale L1 line.
-__device__ __forceinline__ float load_partial(const float *p) {
-#if defined(XLC_DEVICE_EMULATION)
-  return *static_cast<const volatile float *>(p);
-#else
-  return __ldcg(p);
-#endif
-}
-
 /// The GEMM a block computes: the launch's first (D = A·Wᵀ ...) or its second (D2 = A·W2ᵀ ...).
 struct Segment {
   const bf16 *w;
@@ -475,7 +465,7 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
     if (threadIdx.x < p.m) {
       float sum = 0.0f;
       for (unsigned y = 0; y < gridDim.y; ++y)
-        sum += gemv_detail::load_partial(squaresOut + static_cast<int64_t>(y) * p.m + threadIdx.x);
+        sum += load_partial(squaresOut + static_cast<int64_t>(y) * p.m + threadIdx.x);
       rowScale[threadIdx.x] = rsqrtf(sum / static_cast<float>(p.k) + static_cast<float>(p.eps));
     }
     __syncthreads();
@@ -487,7 +477,7 @@ template <class Config> __device__ void gemv(const GemvParams &p) {
       continue;
     float sum = 0.0f;
     for (unsigned y = 0; y < gridDim.y; ++y)
-      sum += gemv_detail::load_partial(partials + seg.partials +
+      sum += load_partial(partials + seg.partials +
                                        (static_cast<int64_t>(y) * p.m + i) * seg.n + j);
     gemv_detail::store_output(seg, i, j, rmsNorm ? sum * rowScale[i] : sum);
   }

@@ -15,6 +15,7 @@ namespace xlc::kernels {
 
 const FamilyDef &embeddingFamily();
 const FamilyDef &rmsNormFamily();
+const FamilyDef &rmsNormBackwardFamily();
 const FamilyDef &normGateFamily();
 const FamilyDef &swigluFamily();
 const FamilyDef &softCapFamily();

@@ -117,6 +117,86 @@ CaseReport runRmsNorm(Backend &be, const std::string &name, const RmsNormCase &c
 }
 
 //===--------------------------------------------------------------------===//
+// rms_norm_backward
+//===--------------------------------------------------------------------===//
+
+struct RmsNormBackwardCase {
+  int64_t rows = 9;   ///< more than one block of rows, so the last-block reduction runs
+  int64_t offset = 0; ///< column offset of the input view
+  int64_t stride = 0; ///< row stride of the input view (0: kDim)
+  bool weight = true;
+  double eps = 1e-6;
+  uint64_t seed = 11;
+};
+
+/// dx (T) against ref::rmsNormBackward; dw (fp32, accumulated onto random initial values) to
+/// kTolF32Out·(rows per block) since its sums are fp32 in a different order; the counter must be
+/// left zero.
+template <class Backend, class V>
+CaseReport runRmsNormBackward(Backend &be, const std::string &name, const RmsNormBackwardCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t D = Config::kDim;
+  const int64_t stride = c.stride > 0 ? c.stride : D;
+  const int64_t blocks = (c.rows + Config::kRowsPerBlock - 1) / Config::kRowsPerBlock;
+  ref::Random rng(c.seed);
+  HostArray x(dtypeOf<T>(), c.rows * stride + c.offset), w(dtypeOf<T>(), D);
+  HostArray dy(dtypeOf<T>(), c.rows * D), dw0(DType::F32, D);
+  for (size_t i = 0; i < x.size(); ++i)
+    x.set(i, rng.normal(0.3, 1.5));
+  for (int64_t i = 0; i < D; ++i) {
+    w.set(i, rng.normal(1.0, 0.2));
+    dw0.set(i, rng.normal(0.0, 0.5));
+  }
+  for (size_t i = 0; i < dy.size(); ++i)
+    dy.set(i, rng.normal(0.0, 1.0));
+  auto xb = toDevice(be, x), wb = toDevice(be, w), dyb = toDevice(be, dy), dwb = toDevice(be, dw0);
+  auto counter = toDevice(be, HostArray(DType::I64, 1));
+  auto dxb = be.alloc(c.rows * D * sizeof(T)), partial = be.alloc(blocks * D * sizeof(float));
+  be.fill(dxb, 0xFF);
+  be.fill(partial, 0xFF);
+  device::RmsNormBackwardParams p{xb.pointer(), c.offset, stride,
+                                  c.weight ? wb.pointer() : nullptr, dyb.pointer(),
+                                  dxb.pointer(),
+                                  c.weight ? static_cast<float *>(partial.pointer()) : nullptr,
+                                  c.weight ? static_cast<float *>(dwb.pointer()) : nullptr,
+                                  static_cast<int64_t *>(counter.pointer()), c.rows, c.eps};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(blocks);
+  dims.block = Config::kThreads;
+  be.launch(kRmsNormBackward, V::kConfig, &device::rms_norm_backward<Config>, dims, p);
+  HostArray dx = fromDevice(be, dxb, dtypeOf<T>(), c.rows * D);
+  HostArray dw = fromDevice(be, dwb, DType::F32, D);
+  HostArray left = fromDevice(be, counter, DType::I64, 1);
+
+  ref::Tensor xt({c.rows, D}), wt({D}, 1.0), dyt({c.rows, D});
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t i = 0; i < D; ++i) {
+      xt.at(r, i) = x.get(r * stride + c.offset + i);
+      dyt.at(r, i) = dy.get(r * D + i);
+    }
+  if (c.weight)
+    for (int64_t i = 0; i < D; ++i)
+      wt.at(i) = w.get(i);
+  ref::NormGrads g = ref::rmsNormBackward(xt, wt, c.eps, dyt);
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("dx rel err", relativeError(dx.values(), g.x.data), outputTolerance<T>());
+  if (c.weight) {
+    std::vector<double> expected(D);
+    for (int64_t i = 0; i < D; ++i)
+      expected[i] = dw0.get(i) + g.weight.data[i];
+    report.add("dw rel err", relativeError(dw.values(), expected), 1e-5);
+  } else {
+    std::vector<double> untouched(D);
+    for (int64_t i = 0; i < D; ++i)
+      untouched[i] = dw0.get(i);
+    report.add("dw untouched", relativeError(dw.values(), untouched), 0.0);
+  }
+  report.add("counter left nonzero", left.get(0) != 0.0 ? 1.0 : 0.0, 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
 // norm_gate
 //===--------------------------------------------------------------------===//
 

@@ -24,6 +24,7 @@
 #include "xlc/device/mlstm_decode_step.cuh"
 #include "xlc/device/norm_gate.cuh"
 #include "xlc/device/rms_norm.cuh"
+#include "xlc/device/rms_norm_backward.cuh"
 #include "xlc/device/soft_cap.cuh"
 #include "xlc/device/swiglu.cuh"
 

@@ -27,6 +27,9 @@ inline constexpr Family kEmbedding{"xlc/device/embedding.cuh", "xlc::device::Emb
                                    "xlc::device::embedding"};
 inline constexpr Family kRmsNorm{"xlc/device/rms_norm.cuh", "xlc::device::RmsNormParams",
                                  "xlc::device::rms_norm"};
+inline constexpr Family kRmsNormBackward{"xlc/device/rms_norm_backward.cuh",
+                                         "xlc::device::RmsNormBackwardParams",
+                                         "xlc::device::rms_norm_backward"};
 inline constexpr Family kNormGate{"xlc/device/norm_gate.cuh", "xlc::device::NormGateParams",
                                   "xlc::device::norm_gate"};
 inline constexpr Family kSwiglu{"xlc/device/swiglu.cuh", "xlc::device::SwigluParams",

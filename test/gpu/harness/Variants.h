@@ -21,6 +21,10 @@ XLC_VARIANT(TinyRmsNorm,
             xlc::device::RmsNormConfig<__nv_bfloat16, 64, 64>);
 XLC_VARIANT(TinyRmsNormF32,
             xlc::device::RmsNormConfig<float, 64, 32>);
+XLC_VARIANT(TinyRmsNormBackward,
+            xlc::device::RmsNormBackwardConfig<__nv_bfloat16, 64, 32, 4>);
+XLC_VARIANT(TinyRmsNormBackwardF32,
+            xlc::device::RmsNormBackwardConfig<float, 64, 32, 3>);
 XLC_VARIANT(TinyNormGate,
             xlc::device::NormGateConfig<__nv_bfloat16, 4, 16, 64>);
 XLC_VARIANT(TinySwiglu,
@@ -84,6 +88,8 @@ XLC_VARIANT(Embedding7B,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 4096, 256>);
 XLC_VARIANT(RmsNorm7B,
             xlc::device::RmsNormConfig<__nv_bfloat16, 4096, 256>);
+XLC_VARIANT(RmsNormBackward7B,
+            xlc::device::RmsNormBackwardConfig<__nv_bfloat16, 4096, 256, 16>);
 XLC_VARIANT(NormGate7B,
             xlc::device::NormGateConfig<__nv_bfloat16, 8, 512, 256>);
 XLC_VARIANT(Swiglu7B,

@@ -32,6 +32,18 @@ TEST(Emulated, RmsNorm) {
                                              {.rows = 2, .offset = 0, .stride = 3 * 4096}));
 }
 
+TEST(Emulated, RmsNormBackward) {
+  EmuBackend be;
+  expectOk(runRmsNormBackward<EmuBackend, TinyRmsNormBackward>(be, "tiny, 3 blocks of 4 rows",
+                                                               {.rows = 9}));
+  expectOk(runRmsNormBackward<EmuBackend, TinyRmsNormBackward>(
+      be, "tiny, strided view, no weight", {.rows = 5, .offset = 3, .stride = 101, .weight = false}));
+  expectOk(runRmsNormBackward<EmuBackend, TinyRmsNormBackwardF32>(be, "tiny fp32, one row",
+                                                                  {.rows = 1}));
+  expectOk(runRmsNormBackward<EmuBackend, RmsNormBackward7B>(be, "7B width, 2 blocks",
+                                                             {.rows = 20}));
+}
+
 TEST(Emulated, NormGate) {
   EmuBackend be;
   expectOk(runNormGate<EmuBackend, TinyNormGate>(be, "tiny, o view of q|k|v|o",

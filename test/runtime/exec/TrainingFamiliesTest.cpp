@@ -1,0 +1,131 @@
+//===- TrainingFamiliesTest.cpp - Training kernel families through the plan executor -===//
+//
+// Each training family, rendered from the registry, in a one-step artifact function that the
+// CPU backend validates and executes like any other: parameters, duties (a zeroed counter, an
+// accumulated gradient) and the CPU implementation, against the float64 reference. The device
+// side of the same families is checked on the SIMT emulator (test/runtime/cuda) and the GPU.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/exec/Backend.h"
+#include "runtime/exec/cpu/CpuBackend.h"
+#include "runtime/kernels/KernelFamily.h"
+#include "runtime/reference/BlockOps.h"
+#include "runtime/weights/Checkpoint.h"
+
+#include "test/runtime/exec/BackwardGemmArtifact.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <unistd.h>
+
+namespace xlc::exec {
+namespace {
+
+namespace fs = std::filesystem;
+namespace art = xlc::artifact;
+using testing::Bf16Values;
+using testing::randomBf16;
+
+constexpr std::uint64_t kDim = 16;
+enum : art::BufferId { kX, kDy, kW, kDx, kDw, kPartial, kCounter };
+
+/// backward(x, dy) → dx, with dw [16] a gradient buffer the step accumulates into; w from a
+/// checkpoint tensor "w".
+art::Artifact rmsNormBackwardArtifact() {
+  const art::Dim B = art::Dim::batch(), S = art::Dim::seq();
+  art::Artifact a;
+  a.compiler = {"xlc", "test"};
+  a.targetArch = "sm_90a";
+  a.deviceHeadersHash = "00";
+  a.model = {"rms-norm-backward", 64, kDim, 1, 16, 0, 2, 1};
+  a.sourceName = "rms-norm-backward.xlca";
+  const art::Expr perToken = art::Expr::batchSeq(256);
+  a.buffers = {
+      {kX, "x", art::BufferClass::Input, art::DType::BF16, {B, S, kDim}, {}, {}},
+      {kDy, "dy", art::BufferClass::Input, art::DType::BF16, {B, S, kDim}, {}, {}},
+      {kW, "w", art::BufferClass::Weight, art::DType::BF16, {kDim}, {}, {}},
+      {kDx, "dx", art::BufferClass::Output, art::DType::BF16, {B, S, kDim}, {}, {}},
+      {kDw, "dw", art::BufferClass::Gradient, art::DType::F32, {kDim}, {}, {}},
+      // One row of partial sums per block of rows: at most B·S rows.
+      {kPartial, "dw_partial", art::BufferClass::Workspace, art::DType::F32, {B, S, kDim},
+       art::Expr::constant(0), {}},
+      {kCounter, "counter", art::BufferClass::Workspace, art::DType::I64, {1}, perToken, {}},
+  };
+  a.arenaBytes = art::Expr{256, 0, 0, 256, 1};
+  a.weights = {{kW, {"w"}, {{kDim}}, 0, std::nullopt}};
+  const kernels::Config config = {{"dtype", "bf16"},      {"dim", kDim}, {"threads", 32},
+                                  {"rows_per_block", 4}, {"has_weight", true}};
+  art::Kernel k = kernels::renderKernel(*kernels::findFamily("rms_norm_backward"), config,
+                                        "#xk.tile<rows = 4>");
+  k.name = "rms_norm_backward_0";
+  a.kernels = {k};
+  art::Step step = art::Step::makeLaunch(
+      "rms_norm_backward", {{"eps", 1e-6}, {"has_weight", true}}, 0,
+      {art::Arg::buffer(kX), art::Arg::i64(0), art::Arg::i64(kDim), art::Arg::buffer(kW),
+       art::Arg::buffer(kDy), art::Arg::buffer(kDx), art::Arg::buffer(kPartial),
+       art::Arg::buffer(kDw), art::Arg::buffer(kCounter), art::Arg::symbol(art::Symbol::BS),
+       art::Arg::f32(1e-6f)});
+  step.duties = {{art::DutyKind::Zero, kCounter}, {art::DutyKind::Accumulate, kDw}};
+  art::Function f;
+  f.name = "backward";
+  f.inputs = {{"x", kX}, {"dy", kDy}};
+  f.outputs = {{"dx", kDx}};
+  f.steps = {step};
+  a.functions = {f};
+  return a;
+}
+
+TEST(TrainingFamiliesTest, RmsNormBackwardAccumulatesItsWeightGradientAcrossCalls) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("xlc-training-families-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const Bf16Values w = randomBf16(kDim, 3);
+  weights::TensorToWrite t{"w", weights::DType::BF16, {kDim},
+                           {reinterpret_cast<const std::uint8_t *>(w.bits.data()),
+                            w.bits.size() * 2}};
+  weights::writeSafetensors((dir / "w.safetensors").string(), std::span(&t, 1));
+  const weights::Checkpoint checkpoint =
+      weights::Checkpoint::open((dir / "w.safetensors").string());
+  const art::Artifact a = rmsNormBackwardArtifact(); // the backend keeps a reference
+  std::unique_ptr<Backend> cpu = createCpuBackend(a, checkpoint, {2, 8}, 2);
+
+  const std::int64_t rows = 2 * 7;
+  ref::Tensor wt({static_cast<std::int64_t>(kDim)});
+  for (std::uint64_t i = 0; i < kDim; ++i)
+    wt.data[i] = w.values[i];
+  ref::Tensor dwExpected({static_cast<std::int64_t>(kDim)});
+  for (int call = 0; call < 2; ++call) {
+    const Bf16Values x = randomBf16(rows * kDim, 10 + call), dy = randomBf16(rows * kDim, 20 + call);
+    std::vector<float> dx(rows * kDim);
+    CallArgs args;
+    args.batch = 2;
+    args.seq = 7;
+    args.inputs.emplace("x", std::as_bytes(std::span(x.bits)));
+    args.inputs.emplace("dy", std::as_bytes(std::span(dy.bits)));
+    args.outputs.emplace("dx", OutputRequest{dx});
+    cpu->call("backward", args);
+    const ref::Tensor xt({rows, static_cast<std::int64_t>(kDim)},
+                         std::vector<double>(x.values.begin(), x.values.end()));
+    const ref::Tensor dyt({rows, static_cast<std::int64_t>(kDim)},
+                          std::vector<double>(dy.values.begin(), dy.values.end()));
+    const ref::NormGrads g = ref::rmsNormBackward(xt, wt, 1e-6, dyt);
+    for (std::uint64_t i = 0; i < kDim; ++i)
+      dwExpected.data[i] += g.weight.data[i];
+    // dx is bf16 in the artifact: one rounding.
+    EXPECT_LT(ref::relativeError(
+                  ref::Tensor(g.x.shape, std::vector<double>(dx.begin(), dx.end())), g.x),
+              4e-3);
+    const std::vector<float> dw = cpu->readBuffer(kDw, {2, 7});
+    EXPECT_LT(ref::relativeError(ref::Tensor(dwExpected.shape,
+                                             std::vector<double>(dw.begin(), dw.end())),
+                                 dwExpected),
+              1e-5)
+        << "after call " << call;
+  }
+  fs::remove_all(dir);
+}
+
+} // namespace
+} // namespace xlc::exec
