@@ -20,7 +20,7 @@ std::span<const FamilyDef *const> families() {
       &embeddingFamily(),         &rmsNormFamily(),          &normGateFamily(),
       &swigluFamily(),            &softCapFamily(),          &mlstmChunkStatesFamily(),
       &mlstmChunkOutputsFamily(), &mlstmChunkScoresFamily(), &mlstmChunkFusedFamily(),
-      &mlstmDecodeStepFamily(),   &rmsNormBackwardFamily(),
+      &mlstmDecodeStepFamily(),   &rmsNormBackwardFamily(),    &swigluBackwardFamily(),
   };
   return all;
 }

@@ -18,6 +18,7 @@ const FamilyDef &rmsNormFamily();
 const FamilyDef &rmsNormBackwardFamily();
 const FamilyDef &normGateFamily();
 const FamilyDef &swigluFamily();
+const FamilyDef &swigluBackwardFamily();
 const FamilyDef &softCapFamily();
 const FamilyDef &mlstmChunkStatesFamily();
 const FamilyDef &mlstmChunkOutputsFamily();

@@ -296,6 +296,68 @@ CaseReport runSwiglu(Backend &be, const std::string &name, const SwigluCase &c) 
 }
 
 //===--------------------------------------------------------------------===//
+// swiglu_backward
+//===--------------------------------------------------------------------===//
+
+/// The forward's fused [gate | up] input and the gradients written into a fused [dgate | dup]
+/// destination of the same layout, against ref::swigluBackward; the destination's other columns
+/// (a wider stride) must stay untouched.
+template <class Backend, class V>
+CaseReport runSwigluBackward(Backend &be, const std::string &name, const SwigluCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t D = Config::kDim;
+  const int64_t stride = c.stride > 0 ? c.stride : 2 * D;
+  const int64_t upOffset = c.upOffset >= 0 ? c.upOffset : D;
+  ref::Random rng(c.seed);
+  HostArray buf(dtypeOf<T>(), c.rows * stride + std::max(c.gateOffset, upOffset));
+  HostArray dout(dtypeOf<T>(), c.rows * D), dest(dtypeOf<T>(), buf.size());
+  for (size_t i = 0; i < buf.size(); ++i) {
+    buf.set(i, rng.normal(0.0, 2.5));
+    dest.set(i, 7.0); // sentinel for the columns the kernel must not write
+  }
+  for (size_t i = 0; i < dout.size(); ++i)
+    dout.set(i, rng.normal(0.0, 1.0));
+  auto bb = toDevice(be, buf), db = toDevice(be, dout), out = toDevice(be, dest);
+  device::SwigluBackwardParams p{bb.pointer(), c.gateOffset, stride,   bb.pointer(),
+                                 upOffset,     stride,       db.pointer(), out.pointer(),
+                                 c.gateOffset, upOffset,     stride,   c.rows};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(c.rows);
+  dims.grid[1] = Config::kColBlocks;
+  dims.block = Config::kThreads;
+  be.launch(kSwigluBackward, V::kConfig, &device::swiglu_backward<Config>, dims, p);
+  HostArray got = fromDevice(be, out, dtypeOf<T>(), dest.size());
+  ref::Tensor g({c.rows, D}), u({c.rows, D}), dy({c.rows, D});
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t i = 0; i < D; ++i) {
+      g.at(r, i) = buf.get(r * stride + c.gateOffset + i);
+      u.at(r, i) = buf.get(r * stride + upOffset + i);
+      dy.at(r, i) = dout.get(r * D + i);
+    }
+  ref::GatedGrads ref = ref::swigluBackward(g, u, dy);
+  std::vector<double> dg(c.rows * D), du(c.rows * D), refG(ref.gate.data), refU(ref.value.data);
+  double untouched = 0.0;
+  for (int64_t r = 0; r < c.rows; ++r) {
+    for (int64_t i = 0; i < D; ++i) {
+      dg[r * D + i] = got.get(r * stride + c.gateOffset + i);
+      du[r * D + i] = got.get(r * stride + upOffset + i);
+    }
+    for (int64_t i = 0; i < stride; ++i) {
+      const bool written = (i >= c.gateOffset && i < c.gateOffset + D) ||
+                           (i >= upOffset && i < upOffset + D);
+      if (!written && got.get(r * stride + i) != 7.0)
+        untouched += 1.0;
+    }
+  }
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("dgate rel err", relativeError(dg, refG), outputTolerance<T>());
+  report.add("dup rel err", relativeError(du, refU), outputTolerance<T>());
+  report.add("other columns written", untouched, 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
 // soft_cap
 //===--------------------------------------------------------------------===//
 

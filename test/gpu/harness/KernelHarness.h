@@ -27,6 +27,7 @@
 #include "xlc/device/rms_norm_backward.cuh"
 #include "xlc/device/soft_cap.cuh"
 #include "xlc/device/swiglu.cuh"
+#include "xlc/device/swiglu_backward.cuh"
 
 #include <cmath>
 #include <cstdint>

@@ -34,6 +34,9 @@ inline constexpr Family kNormGate{"xlc/device/norm_gate.cuh", "xlc::device::Norm
                                   "xlc::device::norm_gate"};
 inline constexpr Family kSwiglu{"xlc/device/swiglu.cuh", "xlc::device::SwigluParams",
                                 "xlc::device::swiglu"};
+inline constexpr Family kSwigluBackward{"xlc/device/swiglu_backward.cuh",
+                                        "xlc::device::SwigluBackwardParams",
+                                        "xlc::device::swiglu_backward"};
 inline constexpr Family kSoftCap{"xlc/device/soft_cap.cuh", "xlc::device::SoftCapParams",
                                  "xlc::device::soft_cap"};
 inline constexpr Family kChunkStates{"xlc/device/mlstm_chunkwise.cuh",

@@ -29,6 +29,8 @@ XLC_VARIANT(TinyNormGate,
             xlc::device::NormGateConfig<__nv_bfloat16, 4, 16, 64>);
 XLC_VARIANT(TinySwiglu,
             xlc::device::SwigluConfig<__nv_bfloat16, 192, 64>);
+XLC_VARIANT(TinySwigluBackward,
+            xlc::device::SwigluBackwardConfig<__nv_bfloat16, 192, 32>);
 XLC_VARIANT(SoftCapF32,
             xlc::device::SoftCapConfig<float, 256>);
 XLC_VARIANT(SoftCapBf16,
@@ -88,6 +90,8 @@ XLC_VARIANT(Embedding7B,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 4096, 256>);
 XLC_VARIANT(RmsNorm7B,
             xlc::device::RmsNormConfig<__nv_bfloat16, 4096, 256>);
+XLC_VARIANT(SwigluBackward7B,
+            xlc::device::SwigluBackwardConfig<__nv_bfloat16, 10944, 128>);
 XLC_VARIANT(RmsNormBackward7B,
             xlc::device::RmsNormBackwardConfig<__nv_bfloat16, 4096, 256, 16>);
 XLC_VARIANT(NormGate7B,

@@ -61,6 +61,14 @@ TEST(Emulated, Swiglu) {
       be, "tiny, unaligned (scalar path)", {.rows = 2, .stride = 389, .gateOffset = 1, .upOffset = 195}));
 }
 
+TEST(Emulated, SwigluBackward) {
+  EmuBackend be;
+  expectOk(runSwigluBackward<EmuBackend, TinySwigluBackward>(be, "tiny, fused [dgate | dup]",
+                                                             {.rows = 3}));
+  expectOk(runSwigluBackward<EmuBackend, TinySwigluBackward>(
+      be, "tiny, wider rows, swapped halves", {.rows = 2, .stride = 401, .gateOffset = 200, .upOffset = 3}));
+}
+
 TEST(Emulated, SoftCap) {
   EmuBackend be;
   expectOk(runSoftCap<EmuBackend, SoftCapF32>(be, "fp32 with a tail", {.count = 2053}));

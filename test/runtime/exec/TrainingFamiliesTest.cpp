@@ -11,8 +11,10 @@
 #include "runtime/exec/cpu/CpuBackend.h"
 #include "runtime/kernels/KernelFamily.h"
 #include "runtime/reference/BlockOps.h"
+#include "runtime/support/Error.h"
 #include "runtime/weights/Checkpoint.h"
 
+#include "test/runtime/ErrorMatchers.h"
 #include "test/runtime/exec/BackwardGemmArtifact.h"
 
 #include <gtest/gtest.h>
@@ -125,6 +127,83 @@ TEST(TrainingFamiliesTest, RmsNormBackwardAccumulatesItsWeightGradientAcrossCall
         << "after call " << call;
   }
   fs::remove_all(dir);
+}
+
+/// backward(gu, dout) → d: the SwiGLU gradient of the fused [gate | up] input [B, S, 2·8], written
+/// as the fused [dgate | dup] output.
+TEST(TrainingFamiliesTest, SwigluBackwardWritesTheFusedGradient) {
+  constexpr std::uint64_t kF = 8;
+  const art::Dim B = art::Dim::batch(), S = art::Dim::seq();
+  enum : art::BufferId { kGu, kDout, kD };
+  art::Artifact a;
+  a.compiler = {"xlc", "test"};
+  a.targetArch = "sm_90a";
+  a.deviceHeadersHash = "00";
+  a.model = {"swiglu-backward", 64, kF, 1, 16, 0, 2, 1};
+  a.sourceName = "swiglu-backward.xlca";
+  a.buffers = {
+      {kGu, "gu", art::BufferClass::Input, art::DType::BF16, {B, S, 2 * kF}, {}, {}},
+      {kDout, "dout", art::BufferClass::Input, art::DType::BF16, {B, S, kF}, {}, {}},
+      {kD, "d", art::BufferClass::Output, art::DType::F32, {B, S, 2 * kF}, {}, {}},
+  };
+  a.arenaBytes = art::Expr::constant(0);
+  const kernels::Config config = {{"dtype", "f32"}, {"dim", kF}, {"threads", 32}};
+  // The kernel's dtype is the buffers' element type: f32 here for d; gu and dout are bf16 — a
+  // family reads one T, so the artifact's validator must refuse this mix.
+  art::Kernel k =
+      kernels::renderKernel(*kernels::findFamily("swiglu_backward"), config, "#xk.tile<threads = 32>");
+  k.name = "swiglu_backward_0";
+  a.kernels = {k};
+  const std::vector<art::Arg> args{
+      art::Arg::buffer(kGu),   art::Arg::i64(0),  art::Arg::i64(2 * kF),
+      art::Arg::buffer(kGu),   art::Arg::i64(kF), art::Arg::i64(2 * kF),
+      art::Arg::buffer(kDout), art::Arg::buffer(kD), art::Arg::i64(0),
+      art::Arg::i64(kF),       art::Arg::i64(2 * kF), art::Arg::symbol(art::Symbol::BS)};
+  art::Function f;
+  f.name = "backward";
+  f.inputs = {{"gu", kGu}, {"dout", kDout}};
+  f.outputs = {{"d", kD}};
+  f.steps = {art::Step::makeLaunch("swiglu_backward", nlohmann::json::object(), 0, args)};
+  a.functions = {f};
+  const weights::Checkpoint none;
+  xlc::testing::expectError([&] { createCpuBackend(a, none, {2, 8}, 2); },
+                            {"parameter 'gate' of family 'swiglu_backward' takes f32 elements",
+                             "buffer 0 'gu' is bf16"});
+
+  // All bf16: accepted and executed.
+  a.buffers[kD].dtype = art::DType::BF16;
+  kernels::Config bf16 = config;
+  bf16["dtype"] = "bf16";
+  a.kernels[0] = kernels::renderKernel(*kernels::findFamily("swiglu_backward"), bf16,
+                                       "#xk.tile<threads = 32>");
+  a.kernels[0].name = "swiglu_backward_0";
+  std::unique_ptr<Backend> cpu = createCpuBackend(a, none, {2, 8}, 2);
+  const std::int64_t rows = 2 * 3;
+  const Bf16Values gu = randomBf16(rows * 2 * kF, 31), dout = randomBf16(rows * kF, 32);
+  std::vector<float> d(rows * 2 * kF);
+  CallArgs call;
+  call.batch = 2;
+  call.seq = 3;
+  call.inputs.emplace("gu", std::as_bytes(std::span(gu.bits)));
+  call.inputs.emplace("dout", std::as_bytes(std::span(dout.bits)));
+  call.outputs.emplace("d", OutputRequest{d});
+  cpu->call("backward", call);
+  ref::Tensor g({rows, static_cast<std::int64_t>(kF)}), u(g.shape), dy(g.shape);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::uint64_t c = 0; c < kF; ++c) {
+      g.data[r * kF + c] = gu.values[r * 2 * kF + c];
+      u.data[r * kF + c] = gu.values[r * 2 * kF + kF + c];
+      dy.data[r * kF + c] = dout.values[r * kF + c];
+    }
+  const ref::GatedGrads expected = ref::swigluBackward(g, u, dy);
+  ref::Tensor dg(g.shape), du(g.shape);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::uint64_t c = 0; c < kF; ++c) {
+      dg.data[r * kF + c] = d[r * 2 * kF + c];
+      du.data[r * kF + c] = d[r * 2 * kF + kF + c];
+    }
+  EXPECT_LT(ref::relativeError(dg, expected.gate), 4e-3);
+  EXPECT_LT(ref::relativeError(du, expected.value), 4e-3);
 }
 
 } // namespace
