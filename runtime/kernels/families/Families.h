@@ -17,6 +17,7 @@ const FamilyDef &embeddingFamily();
 const FamilyDef &rmsNormFamily();
 const FamilyDef &rmsNormBackwardFamily();
 const FamilyDef &normGateFamily();
+const FamilyDef &normGateBackwardFamily();
 const FamilyDef &swigluFamily();
 const FamilyDef &swigluBackwardFamily();
 const FamilyDef &softCapFamily();

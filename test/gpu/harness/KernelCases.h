@@ -250,6 +250,80 @@ CaseReport runNormGate(Backend &be, const std::string &name, const NormGateCase 
 }
 
 //===--------------------------------------------------------------------===//
+// norm_gate_backward
+//===--------------------------------------------------------------------===//
+
+/// h and o as views (o inside a wider q|k|v|o-like row), do written into a destination of that
+/// layout; dh, do against the float64 gradients, dw (fp32, accumulated onto random values) to
+/// 1e-5, the counter left zero.
+template <class Backend, class V>
+CaseReport runNormGateBackward(Backend &be, const std::string &name, const NormGateCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t NH = Config::kNumHeads, W = Config::kWidth;
+  const int64_t hStride = c.hStride > 0 ? c.hStride : W, oStride = c.oStride > 0 ? c.oStride : W;
+  const int64_t blocks = (c.rows + Config::kRowsPerBlock - 1) / Config::kRowsPerBlock;
+  ref::Random rng(c.seed);
+  HostArray h(dtypeOf<T>(), c.rows * hStride + c.hOffset);
+  HostArray o(dtypeOf<T>(), c.rows * oStride + c.oOffset), w(dtypeOf<T>(), W);
+  HostArray dout(dtypeOf<T>(), c.rows * W), dw0(DType::F32, W);
+  for (size_t i = 0; i < h.size(); ++i)
+    h.set(i, rng.normal(0.5, 2.0));
+  for (size_t i = 0; i < o.size(); ++i)
+    o.set(i, rng.normal(0.0, 3.0));
+  for (int64_t i = 0; i < W; ++i) {
+    w.set(i, rng.normal(1.0, 0.3));
+    dw0.set(i, rng.normal(0.0, 0.5));
+  }
+  for (size_t i = 0; i < dout.size(); ++i)
+    dout.set(i, rng.normal(0.0, 1.0));
+  auto hb = toDevice(be, h), ob = toDevice(be, o), wb = toDevice(be, w), db = toDevice(be, dout);
+  auto dwb = toDevice(be, dw0), counter = toDevice(be, HostArray(DType::I64, 1));
+  auto dhb = be.alloc(c.rows * W * sizeof(T)), dob = be.alloc(o.size() * sizeof(T));
+  auto partial = be.alloc(blocks * W * sizeof(float));
+  be.fill(dhb, 0xFF);
+  be.fill(dob, 0xFF);
+  device::NormGateBackwardParams p{hb.pointer(),  c.hOffset,    hStride,     wb.pointer(),
+                                   ob.pointer(),  c.oOffset,    oStride,     db.pointer(),
+                                   dhb.pointer(), dob.pointer(), c.oOffset,  oStride,
+                                   static_cast<float *>(partial.pointer()),
+                                   static_cast<float *>(dwb.pointer()),
+                                   static_cast<int64_t *>(counter.pointer()), c.rows, c.eps};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(blocks);
+  dims.block = Config::kThreads;
+  be.launch(kNormGateBackward, V::kConfig, &device::norm_gate_backward<Config>, dims, p);
+  HostArray dh = fromDevice(be, dhb, dtypeOf<T>(), c.rows * W);
+  HostArray dO = fromDevice(be, dob, dtypeOf<T>(), o.size());
+  HostArray dw = fromDevice(be, dwb, DType::F32, W);
+  HostArray left = fromDevice(be, counter, DType::I64, 1);
+
+  ref::Tensor ht({c.rows, W}), ot({c.rows, W}), wt({W}), dt({c.rows, W});
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t i = 0; i < W; ++i) {
+      ht.at(r, i) = h.get(r * hStride + c.hOffset + i);
+      ot.at(r, i) = o.get(r * oStride + c.oOffset + i);
+      dt.at(r, i) = dout.get(r * W + i);
+    }
+  for (int64_t i = 0; i < W; ++i)
+    wt.at(i) = w.get(i);
+  const ref::GatedGrads gate = ref::outputGateBackward(ot, ref::multiHeadLayerNorm(ht, wt, NH, c.eps), dt);
+  const ref::NormGrads ln = ref::multiHeadLayerNormBackward(ht, wt, NH, c.eps, gate.value);
+  std::vector<double> gotDo(c.rows * W), expectedDw(W);
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t i = 0; i < W; ++i)
+      gotDo[r * W + i] = dO.get(r * oStride + c.oOffset + i);
+  for (int64_t i = 0; i < W; ++i)
+    expectedDw[i] = dw0.get(i) + ln.weight.data[i];
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("dh rel err", relativeError(dh.values(), ln.x.data), outputTolerance<T>());
+  report.add("do rel err", relativeError(gotDo, gate.gate.data), outputTolerance<T>());
+  report.add("dw rel err", relativeError(dw.values(), expectedDw), 1e-5);
+  report.add("counter left nonzero", left.get(0) != 0.0 ? 1.0 : 0.0, 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
 // swiglu
 //===--------------------------------------------------------------------===//
 

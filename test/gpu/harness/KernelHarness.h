@@ -23,6 +23,7 @@
 #include "xlc/device/mlstm_chunkwise.cuh"
 #include "xlc/device/mlstm_decode_step.cuh"
 #include "xlc/device/norm_gate.cuh"
+#include "xlc/device/norm_gate_backward.cuh"
 #include "xlc/device/rms_norm.cuh"
 #include "xlc/device/rms_norm_backward.cuh"
 #include "xlc/device/soft_cap.cuh"

@@ -32,6 +32,9 @@ inline constexpr Family kRmsNormBackward{"xlc/device/rms_norm_backward.cuh",
                                          "xlc::device::rms_norm_backward"};
 inline constexpr Family kNormGate{"xlc/device/norm_gate.cuh", "xlc::device::NormGateParams",
                                   "xlc::device::norm_gate"};
+inline constexpr Family kNormGateBackward{"xlc/device/norm_gate_backward.cuh",
+                                          "xlc::device::NormGateBackwardParams",
+                                          "xlc::device::norm_gate_backward"};
 inline constexpr Family kSwiglu{"xlc/device/swiglu.cuh", "xlc::device::SwigluParams",
                                 "xlc::device::swiglu"};
 inline constexpr Family kSwigluBackward{"xlc/device/swiglu_backward.cuh",

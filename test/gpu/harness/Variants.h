@@ -29,6 +29,8 @@ XLC_VARIANT(TinyNormGate,
             xlc::device::NormGateConfig<__nv_bfloat16, 4, 16, 64>);
 XLC_VARIANT(TinySwiglu,
             xlc::device::SwigluConfig<__nv_bfloat16, 192, 64>);
+XLC_VARIANT(TinyNormGateBackward,
+            xlc::device::NormGateBackwardConfig<__nv_bfloat16, 4, 16, 64, 3>);
 XLC_VARIANT(TinySwigluBackward,
             xlc::device::SwigluBackwardConfig<__nv_bfloat16, 192, 32>);
 XLC_VARIANT(SoftCapF32,
@@ -90,6 +92,8 @@ XLC_VARIANT(Embedding7B,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 4096, 256>);
 XLC_VARIANT(RmsNorm7B,
             xlc::device::RmsNormConfig<__nv_bfloat16, 4096, 256>);
+XLC_VARIANT(NormGateBackward7B,
+            xlc::device::NormGateBackwardConfig<__nv_bfloat16, 8, 512, 256, 16>);
 XLC_VARIANT(SwigluBackward7B,
             xlc::device::SwigluBackwardConfig<__nv_bfloat16, 10944, 128>);
 XLC_VARIANT(RmsNormBackward7B,

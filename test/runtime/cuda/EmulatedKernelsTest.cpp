@@ -54,6 +54,16 @@ TEST(Emulated, NormGate) {
   expectOk(runNormGate<EmuBackend, NormGate7B>(be, "7B heads", {.rows = 2}));
 }
 
+TEST(Emulated, NormGateBackward) {
+  EmuBackend be;
+  expectOk(runNormGateBackward<EmuBackend, TinyNormGateBackward>(
+      be, "tiny, o view of q|k|v|o, 3 blocks", {.rows = 7, .oOffset = 96, .oStride = 192}));
+  expectOk(runNormGateBackward<EmuBackend, TinyNormGateBackward>(
+      be, "tiny, unaligned views", {.rows = 2, .hOffset = 1, .hStride = 67, .oOffset = 5, .oStride = 77}));
+  expectOk(runNormGateBackward<EmuBackend, NormGateBackward7B>(be, "7B heads, 2 blocks",
+                                                               {.rows = 17}));
+}
+
 TEST(Emulated, Swiglu) {
   EmuBackend be;
   expectOk(runSwiglu<EmuBackend, TinySwiglu>(be, "tiny, fused [gate | up]", {.rows = 3}));

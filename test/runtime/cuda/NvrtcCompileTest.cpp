@@ -41,6 +41,8 @@ const std::vector<CompileCase> &compileCases() {
       XLC_COMPILE_CASE(kRmsNormBackward, RmsNormBackward7B),
       XLC_COMPILE_CASE(kNormGate, TinyNormGate),
       XLC_COMPILE_CASE(kSwiglu, TinySwiglu),
+      XLC_COMPILE_CASE(kNormGateBackward, TinyNormGateBackward),
+      XLC_COMPILE_CASE(kNormGateBackward, NormGateBackward7B),
       XLC_COMPILE_CASE(kSwigluBackward, TinySwigluBackward),
       XLC_COMPILE_CASE(kSwigluBackward, SwigluBackward7B),
       XLC_COMPILE_CASE(kSoftCap, SoftCapF32),
