@@ -21,7 +21,7 @@ std::span<const FamilyDef *const> families() {
       &swigluFamily(),            &softCapFamily(),          &mlstmChunkStatesFamily(),
       &mlstmChunkOutputsFamily(), &mlstmChunkScoresFamily(), &mlstmChunkFusedFamily(),
       &mlstmDecodeStepFamily(),   &rmsNormBackwardFamily(),    &swigluBackwardFamily(),
-      &normGateBackwardFamily(),
+      &normGateBackwardFamily(),  &embeddingBackwardFamily(),
   };
   return all;
 }

@@ -68,6 +68,71 @@ double rawInputGate(ref::Random &rng, int head);
 double rawForgetGate(ref::Random &rng, int head, int numHeads, int64_t token);
 
 //===--------------------------------------------------------------------===//
+// embedding_backward
+//===--------------------------------------------------------------------===//
+
+struct EmbeddingBackwardCase {
+  int64_t rows = 11;
+  int64_t vocab = 7;            ///< few ids: every id repeats, partitions see several rows
+  std::vector<int64_t> badRows; ///< rows given an out-of-range token
+  uint64_t seed = 12;
+};
+
+/// dtable (fp32, accumulated onto random values) against ref::embeddingBackward: the same
+/// additions in the same row order per element, so 1e-6 (only the initial value's addition
+/// differs); the error flag names a bad row (any of them) or stays 0.
+template <class Backend, class V>
+CaseReport runEmbeddingBackward(Backend &be, const std::string &name,
+                                const EmbeddingBackwardCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t D = Config::kDim;
+  ref::Random rng(c.seed);
+  std::vector<int32_t> tokens(c.rows);
+  std::vector<int64_t> good;
+  for (int64_t r = 0; r < c.rows; ++r) {
+    tokens[r] = static_cast<int32_t>(rng.uniform(0.0, static_cast<double>(c.vocab)));
+    if (std::find(c.badRows.begin(), c.badRows.end(), r) != c.badRows.end())
+      tokens[r] = r % 2 ? -1 : static_cast<int32_t>(c.vocab);
+  }
+  HostArray tok(DType::I32, c.rows), dy(dtypeOf<T>(), c.rows * D), table(DType::F32, c.vocab * D);
+  for (int64_t r = 0; r < c.rows; ++r)
+    tok.set(r, tokens[r]);
+  for (size_t i = 0; i < dy.size(); ++i)
+    dy.set(i, rng.normal(0.0, 1.0));
+  for (size_t i = 0; i < table.size(); ++i)
+    table.set(i, rng.normal(0.0, 0.5));
+  auto tb = toDevice(be, tok), db = toDevice(be, dy), out = toDevice(be, table);
+  auto error = toDevice(be, HostArray(DType::I64, 1));
+  device::EmbeddingBackwardParams p{static_cast<const int32_t *>(tb.pointer()), db.pointer(),
+                                    static_cast<float *>(out.pointer()),
+                                    static_cast<int64_t *>(error.pointer()), c.rows, c.vocab};
+  LaunchDims dims;
+  dims.grid[0] = Config::kColBlocks;
+  dims.grid[1] = Config::kPartitions;
+  dims.block = Config::kThreads;
+  be.launch(kEmbeddingBackward, V::kConfig, &device::embedding_backward<Config>, dims, p);
+  HostArray got = fromDevice(be, out, DType::F32, c.vocab * D);
+  const double flag = fromDevice(be, error, DType::I64, 1).get(0);
+
+  std::vector<double> expected(table.size());
+  for (size_t i = 0; i < table.size(); ++i)
+    expected[i] = table.get(i);
+  for (int64_t r = 0; r < c.rows; ++r)
+    if (tokens[r] >= 0 && tokens[r] < c.vocab)
+      for (int64_t i = 0; i < D; ++i)
+        expected[tokens[r] * D + i] += dy.get(r * D + i);
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("dtable rel err", relativeError(got.values(), expected), 1e-6);
+  const bool flagOk = c.badRows.empty()
+                          ? flag == 0.0
+                          : std::find(c.badRows.begin(), c.badRows.end(),
+                                      static_cast<int64_t>(flag) - 1) != c.badRows.end();
+  report.add("error flag wrong", flagOk ? 0.0 : 1.0, 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
 // rms_norm
 //===--------------------------------------------------------------------===//
 

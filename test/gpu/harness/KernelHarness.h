@@ -18,6 +18,7 @@
 #include "KernelSource.h"
 
 #include "xlc/device/embedding.cuh"
+#include "xlc/device/embedding_backward.cuh"
 #include "xlc/device/mlstm_chunk_fused.cuh"
 #include "xlc/device/mlstm_chunk_scores.cuh"
 #include "xlc/device/mlstm_chunkwise.cuh"

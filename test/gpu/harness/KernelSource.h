@@ -25,6 +25,9 @@ struct Family {
 
 inline constexpr Family kEmbedding{"xlc/device/embedding.cuh", "xlc::device::EmbeddingParams",
                                    "xlc::device::embedding"};
+inline constexpr Family kEmbeddingBackward{"xlc/device/embedding_backward.cuh",
+                                           "xlc::device::EmbeddingBackwardParams",
+                                           "xlc::device::embedding_backward"};
 inline constexpr Family kRmsNorm{"xlc/device/rms_norm.cuh", "xlc::device::RmsNormParams",
                                  "xlc::device::rms_norm"};
 inline constexpr Family kRmsNormBackward{"xlc/device/rms_norm_backward.cuh",

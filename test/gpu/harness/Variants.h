@@ -17,6 +17,8 @@ namespace xlc::test::variants {
 // ---- Tiny model: NH 4, DQK 8, DV 16, D 64, FFN 192, chunk 16 ----
 XLC_VARIANT(TinyEmbedding,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 64, 64>);
+XLC_VARIANT(TinyEmbeddingBackward,
+            xlc::device::EmbeddingBackwardConfig<__nv_bfloat16, 64, 32, 3>);
 XLC_VARIANT(TinyRmsNorm,
             xlc::device::RmsNormConfig<__nv_bfloat16, 64, 64>);
 XLC_VARIANT(TinyRmsNormF32,
@@ -92,6 +94,8 @@ XLC_VARIANT(Embedding7B,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 4096, 256>);
 XLC_VARIANT(RmsNorm7B,
             xlc::device::RmsNormConfig<__nv_bfloat16, 4096, 256>);
+XLC_VARIANT(EmbeddingBackward7B,
+            xlc::device::EmbeddingBackwardConfig<__nv_bfloat16, 4096, 128, 64>);
 XLC_VARIANT(NormGateBackward7B,
             xlc::device::NormGateBackwardConfig<__nv_bfloat16, 8, 512, 256, 16>);
 XLC_VARIANT(SwigluBackward7B,

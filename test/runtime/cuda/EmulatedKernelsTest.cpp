@@ -93,6 +93,15 @@ TEST(Emulated, Embedding) {
                                                    {.rows = 7, .badRows = {2, 5}}));
 }
 
+TEST(Emulated, EmbeddingBackward) {
+  EmuBackend be;
+  expectOk(runEmbeddingBackward<EmuBackend, TinyEmbeddingBackward>(be, "tiny, repeated ids", {}));
+  expectOk(runEmbeddingBackward<EmuBackend, TinyEmbeddingBackward>(
+      be, "tiny, out-of-range ids", {.rows = 9, .vocab = 5, .badRows = {3, 6}}));
+  expectOk(runEmbeddingBackward<EmuBackend, EmbeddingBackward7B>(be, "7B width",
+                                                                 {.rows = 5, .vocab = 300}));
+}
+
 TEST(Emulated, ChunkwiseTiny) {
   EmuBackend be;
   expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(

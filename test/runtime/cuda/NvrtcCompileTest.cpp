@@ -34,6 +34,8 @@ struct CompileCase {
 const std::vector<CompileCase> &compileCases() {
   static const std::vector<CompileCase> cases = {
       XLC_COMPILE_CASE(kEmbedding, TinyEmbedding),
+      XLC_COMPILE_CASE(kEmbeddingBackward, TinyEmbeddingBackward),
+      XLC_COMPILE_CASE(kEmbeddingBackward, EmbeddingBackward7B),
       XLC_COMPILE_CASE(kRmsNorm, TinyRmsNorm),
       XLC_COMPILE_CASE(kRmsNorm, TinyRmsNormF32),
       XLC_COMPILE_CASE(kRmsNormBackward, TinyRmsNormBackward),
