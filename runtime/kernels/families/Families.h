@@ -14,6 +14,7 @@
 namespace xlc::kernels {
 
 const FamilyDef &embeddingFamily();
+const FamilyDef &crossEntropyFamily();
 const FamilyDef &embeddingBackwardFamily();
 const FamilyDef &rmsNormFamily();
 const FamilyDef &rmsNormBackwardFamily();

@@ -133,6 +133,80 @@ CaseReport runEmbeddingBackward(Backend &be, const std::string &name,
 }
 
 //===--------------------------------------------------------------------===//
+// cross_entropy
+//===--------------------------------------------------------------------===//
+
+struct CrossEntropyCase {
+  int64_t rows = 6;
+  int64_t vocab = 300;
+  double cap = 30.0;           ///< used when the variant is capped
+  std::vector<int32_t> targets; ///< empty: random in [0, vocab) with row 1 not counted (−100)
+  uint64_t seed = 13;
+};
+
+/// dz and the accumulated loss (onto 0.25) against ref::crossEntropy (with ref::softCap and
+/// softCapBackward when capped), grad_scale = 1/(counted rows); the counter left zero and the
+/// error flag naming a row whose target is ≥ vocab.
+template <class Backend, class V>
+CaseReport runCrossEntropy(Backend &be, const std::string &name, const CrossEntropyCase &c) {
+  using Config = typename V::Config;
+  ref::Random rng(c.seed);
+  std::vector<int32_t> targets = c.targets;
+  if (targets.empty()) {
+    for (int64_t r = 0; r < c.rows; ++r)
+      targets.push_back(static_cast<int32_t>(rng.uniform(0.0, static_cast<double>(c.vocab))));
+    targets[1] = -100;
+  }
+  int64_t counted = 0, badRow = -1;
+  for (int64_t r = 0; r < c.rows; ++r) {
+    counted += targets[r] >= 0 && targets[r] < c.vocab;
+    if (targets[r] >= c.vocab && badRow < 0)
+      badRow = r;
+  }
+  HostArray z(DType::F32, c.rows * c.vocab), t(DType::I32, c.rows), loss(DType::F32, 1);
+  for (size_t i = 0; i < z.size(); ++i)
+    z.set(i, rng.normal(0.0, 20.0));
+  for (int64_t r = 0; r < c.rows; ++r)
+    t.set(r, targets[r]);
+  loss.set(0, 0.25);
+  auto zb = toDevice(be, z), tb = toDevice(be, t), lb = toDevice(be, loss);
+  auto rowsb = be.alloc(c.rows * sizeof(float));
+  auto counter = toDevice(be, HostArray(DType::I64, 1)), error = toDevice(be, HostArray(DType::I64, 1));
+  const double scale = counted ? 1.0 / static_cast<double>(counted) : 0.0;
+  device::CrossEntropyParams p{static_cast<float *>(zb.pointer()),
+                               static_cast<const int32_t *>(tb.pointer()),
+                               static_cast<float *>(rowsb.pointer()),
+                               static_cast<float *>(lb.pointer()),
+                               static_cast<int64_t *>(counter.pointer()),
+                               static_cast<int64_t *>(error.pointer()),
+                               c.rows, c.vocab, c.cap, scale};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(c.rows);
+  dims.block = Config::kThreads;
+  be.launch(kCrossEntropy, V::kConfig, &device::cross_entropy<Config>, dims, p);
+  HostArray dz = fromDevice(be, zb, DType::F32, c.rows * c.vocab);
+  const double gotLoss = fromDevice(be, lb, DType::F32, 1).get(0);
+  const double left = fromDevice(be, counter, DType::I64, 1).get(0);
+  const double flag = fromDevice(be, error, DType::I64, 1).get(0);
+
+  ref::Tensor zt({c.rows, c.vocab});
+  for (size_t i = 0; i < z.size(); ++i)
+    zt.data[i] = z.get(i);
+  std::vector<int64_t> t64;
+  for (int32_t v : targets)
+    t64.push_back(v < c.vocab ? v : -1);
+  const ref::Tensor logits = Config::kCapped ? ref::softCap(zt, c.cap) : zt;
+  const ref::CrossEntropy ce = ref::crossEntropy(logits, t64);
+  const ref::Tensor dzRef = Config::kCapped ? ref::softCapBackward(zt, c.cap, ce.dLogits) : ce.dLogits;
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("dz rel err", relativeError(dz.values(), dzRef.data), 1e-5);
+  report.add("loss rel err", std::abs(gotLoss - (0.25 + ce.loss)) / (0.25 + ce.loss), 1e-5);
+  report.add("counter left nonzero", left != 0.0 ? 1.0 : 0.0, 0.0);
+  report.add("error flag wrong", flag == static_cast<double>(badRow + 1) ? 0.0 : 1.0, 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
 // rms_norm
 //===--------------------------------------------------------------------===//
 

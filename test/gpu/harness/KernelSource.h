@@ -28,6 +28,9 @@ inline constexpr Family kEmbedding{"xlc/device/embedding.cuh", "xlc::device::Emb
 inline constexpr Family kEmbeddingBackward{"xlc/device/embedding_backward.cuh",
                                            "xlc::device::EmbeddingBackwardParams",
                                            "xlc::device::embedding_backward"};
+inline constexpr Family kCrossEntropy{"xlc/device/cross_entropy.cuh",
+                                      "xlc::device::CrossEntropyParams",
+                                      "xlc::device::cross_entropy"};
 inline constexpr Family kRmsNorm{"xlc/device/rms_norm.cuh", "xlc::device::RmsNormParams",
                                  "xlc::device::rms_norm"};
 inline constexpr Family kRmsNormBackward{"xlc/device/rms_norm_backward.cuh",

@@ -19,6 +19,10 @@ XLC_VARIANT(TinyEmbedding,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 64, 64>);
 XLC_VARIANT(TinyEmbeddingBackward,
             xlc::device::EmbeddingBackwardConfig<__nv_bfloat16, 64, 32, 3>);
+XLC_VARIANT(CrossEntropyCapped,
+            xlc::device::CrossEntropyConfig<128, true>);
+XLC_VARIANT(CrossEntropyPlain,
+            xlc::device::CrossEntropyConfig<64, false>);
 XLC_VARIANT(TinyRmsNorm,
             xlc::device::RmsNormConfig<__nv_bfloat16, 64, 64>);
 XLC_VARIANT(TinyRmsNormF32,

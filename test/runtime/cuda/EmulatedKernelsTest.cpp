@@ -102,6 +102,13 @@ TEST(Emulated, EmbeddingBackward) {
                                                                  {.rows = 5, .vocab = 300}));
 }
 
+TEST(Emulated, CrossEntropy) {
+  EmuBackend be;
+  expectOk(runCrossEntropy<EmuBackend, CrossEntropyCapped>(be, "capped at 30, one row not counted", {}));
+  expectOk(runCrossEntropy<EmuBackend, CrossEntropyPlain>(be, "no cap, a target past the vocabulary",
+                                                          {.rows = 4, .vocab = 77, .targets = {3, 76, 77, 0}}));
+}
+
 TEST(Emulated, ChunkwiseTiny) {
   EmuBackend be;
   expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(
