@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <random>
 #include <unistd.h>
 
 namespace xlc::exec {
@@ -204,6 +205,96 @@ TEST(TrainingFamiliesTest, SwigluBackwardWritesTheFusedGradient) {
     }
   EXPECT_LT(ref::relativeError(dg, expected.gate), 4e-3);
   EXPECT_LT(ref::relativeError(du, expected.value), 4e-3);
+}
+
+/// loss(z_in, targets) with grad_scale a function scalar: z_in copied into the output z, the loss
+/// head in place on it; the loss accumulates in a persistent [1] buffer across calls.
+TEST(TrainingFamiliesTest, CrossEntropyTakesItsScaleAsAFunctionScalar) {
+  constexpr std::uint64_t kV = 40;
+  const art::Dim B = art::Dim::batch(), S = art::Dim::seq();
+  enum : art::BufferId { kZin, kTargets, kZ, kRows, kLoss, kCount, kError };
+  art::Artifact a;
+  a.compiler = {"xlc", "test"};
+  a.targetArch = "sm_90a";
+  a.deviceHeadersHash = "00";
+  a.model = {"loss-head", kV, 8, 1, 16, 0, 2, 1};
+  a.sourceName = "loss-head.xlca";
+  a.buffers = {
+      {kZin, "z_in", art::BufferClass::Input, art::DType::F32, {B, S, kV}, {}, {}},
+      {kTargets, "targets", art::BufferClass::Input, art::DType::I32, {B, S}, {}, {}},
+      {kZ, "z", art::BufferClass::Output, art::DType::F32, {B, S, kV}, {}, {}},
+      {kRows, "loss_rows", art::BufferClass::Workspace, art::DType::F32, {B, S},
+       art::Expr::constant(0), {}},
+      {kLoss, "loss", art::BufferClass::Gradient, art::DType::F32, {1}, {}, {}},
+      {kCount, "counter", art::BufferClass::Workspace, art::DType::I64, {1},
+       art::Expr::batchSeq(256), {}},
+      {kError, "error", art::BufferClass::Workspace, art::DType::I64, {1},
+       art::Expr{256, 0, 0, 256, 1}, {}},
+  };
+  a.arenaBytes = art::Expr{512, 0, 0, 256, 1};
+  art::Kernel k = kernels::renderKernel(*kernels::findFamily("cross_entropy"),
+                                        {{"threads", 32}, {"capped", true}},
+                                        "#xk.tile<threads = 32>");
+  k.name = "cross_entropy_0";
+  a.kernels = {k};
+  art::Step head = art::Step::makeLaunch(
+      "cross_entropy", {{"vocab", kV}}, 0,
+      {art::Arg::buffer(kZ), art::Arg::buffer(kTargets), art::Arg::buffer(kRows),
+       art::Arg::buffer(kLoss), art::Arg::buffer(kCount), art::Arg::buffer(kError),
+       art::Arg::symbol(art::Symbol::BS), art::Arg::i64(kV), art::Arg::f32(30.0f),
+       art::Arg::scalar(0)});
+  head.duties = {{art::DutyKind::Zero, kCount},
+                 {art::DutyKind::Zero, kError},
+                 {art::DutyKind::ErrorFlag, kError},
+                 {art::DutyKind::Accumulate, kLoss}};
+  art::Function f;
+  f.name = "loss";
+  f.inputs = {{"z_in", kZin}, {"targets", kTargets}};
+  f.outputs = {{"z", kZ}};
+  f.scalars = {{"grad_scale", art::ParamKind::F32}};
+  f.steps = {art::Step::makeCopy("copy", kZin, kZ, art::Expr::batchSeq(kV * 4)), head};
+  a.functions = {f};
+  const weights::Checkpoint none;
+  std::unique_ptr<Backend> cpu = createCpuBackend(a, none, {2, 8}, 2);
+
+  const std::int64_t rows = 2 * 3;
+  std::vector<float> zIn(rows * kV);
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0.0f, 15.0f);
+  for (float &x : zIn)
+    x = normal(rng);
+  const std::vector<std::int32_t> targets{1, 39, -100, 0, 7, 22};
+  double expectedLoss = 0.0;
+  for (int call = 0; call < 2; ++call) {
+    std::vector<float> dz(rows * kV);
+    CallArgs args;
+    args.batch = 2;
+    args.seq = 3;
+    args.inputs.emplace("z_in", std::as_bytes(std::span(zIn)));
+    args.inputs.emplace("targets", std::as_bytes(std::span(targets)));
+    args.outputs.emplace("z", OutputRequest{dz});
+    args.scalars.emplace("grad_scale", 1.0 / 5.0);
+    cpu->call("loss", args);
+    const ref::Tensor zt({rows, static_cast<std::int64_t>(kV)},
+                         std::vector<double>(zIn.begin(), zIn.end()));
+    const ref::CrossEntropy ce =
+        ref::crossEntropy(ref::softCap(zt, 30.0), std::vector<std::int64_t>(targets.begin(), targets.end()));
+    expectedLoss += ce.loss;
+    EXPECT_LT(ref::relativeError(ref::Tensor(zt.shape, std::vector<double>(dz.begin(), dz.end())),
+                                 ref::softCapBackward(zt, 30.0, ce.dLogits)),
+              1e-5);
+    EXPECT_NEAR(cpu->readBuffer(kLoss, {2, 3})[0], expectedLoss, 1e-5 * expectedLoss);
+  }
+  // A target past the vocabulary is the error the flag reports, naming the step.
+  const std::vector<std::int32_t> bad{1, 40, 2, 0, 7, 22};
+  std::vector<float> dz(rows * kV);
+  CallArgs args;
+  args.batch = 2;
+  args.seq = 3;
+  args.inputs.emplace("z_in", std::as_bytes(std::span(zIn)));
+  args.inputs.emplace("targets", std::as_bytes(std::span(bad)));
+  args.scalars.emplace("grad_scale", 1.0);
+  xlc::testing::expectError([&] { cpu->call("loss", args); }, {"loss step 1", "cross_entropy"});
 }
 
 } // namespace
