@@ -32,7 +32,21 @@ struct AdamWConfig {
   void validate() const;
 };
 
-/// One update of one tensor (all spans the same length); |step| is 1-based.
+/// The constants of one step: the learning rate, the bias corrections c1 = 1 − β1^t and
+/// c2 = 1 − β2^t, and the clipping factor (what the GPU kernel takes as launch arguments).
+struct AdamWStep {
+  double lr = 0.0;
+  double c1 = 1.0, c2 = 1.0;
+  float gradScale = 1.0f;
+};
+/// The constants of update number |step| (1-based).
+AdamWStep adamwStep(const AdamWConfig &config, std::int64_t step, double lr, float gradScale);
+
+/// One update of one tensor with the constants of |step| (all spans the same length).
+void adamwApply(std::span<float> param, std::span<const float> grad, std::span<float> m,
+                std::span<float> v, const AdamWConfig &config, const AdamWStep &step, bool decay);
+
+/// adamwApply with adamwStep(config, step, lr, gradScale); |step| is 1-based.
 void adamwUpdate(std::span<float> param, std::span<const float> grad, std::span<float> m,
                  std::span<float> v, const AdamWConfig &config, std::int64_t step, double lr,
                  float gradScale, bool decay);

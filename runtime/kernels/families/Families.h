@@ -13,6 +13,7 @@
 
 namespace xlc::kernels {
 
+const FamilyDef &adamwFamily();
 const FamilyDef &embeddingFamily();
 const FamilyDef &crossEntropyFamily();
 const FamilyDef &embeddingBackwardFamily();

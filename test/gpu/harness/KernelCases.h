@@ -30,6 +30,7 @@
 #include "runtime/reference/BlockOps.h"
 #include "runtime/reference/MlstmCell.h"
 #include "runtime/reference/Tensor.h"
+#include "runtime/train/AdamW.h"
 
 #include <fmt/format.h>
 
@@ -129,6 +130,70 @@ CaseReport runEmbeddingBackward(Backend &be, const std::string &name,
                           : std::find(c.badRows.begin(), c.badRows.end(),
                                       static_cast<int64_t>(flag) - 1) != c.badRows.end();
   report.add("error flag wrong", flagOk ? 0.0 : 1.0, 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
+// adamw
+//===--------------------------------------------------------------------===//
+
+struct AdamWCase {
+  int64_t count = 1000;
+  unsigned blocks = 3;  ///< fewer than count needs: the grid-stride loop runs
+  int steps = 3;        ///< consecutive updates (t = 1..steps)
+  double weightDecay = 0.1;
+  uint64_t seed = 14;
+};
+
+/// |steps| updates against the host's train::adamwUpdate (the same fp32 arithmetic): m, v and
+/// the fp32 parameter (the master, or the weight itself) to 1e-6, a bf16 working weight to one
+/// rounding of the master.
+template <class Backend, class V>
+CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  ref::Random rng(c.seed);
+  std::vector<float> param(c.count), m(c.count, 0.0f), v(c.count, 0.0f);
+  HostArray w(dtypeOf<T>(), c.count), master(DType::F32, c.count), zeros(DType::F32, c.count);
+  for (int64_t i = 0; i < c.count; ++i) {
+    master.set(i, rng.normal(0.0, 0.05));
+    w.set(i, master.get(i));
+    param[i] = static_cast<float>(Config::kMaster ? master.get(i) : w.get(i));
+  }
+  auto wb = toDevice(be, w), mb = toDevice(be, master), m1 = toDevice(be, zeros), v1 = toDevice(be, zeros);
+  train::AdamWConfig cfg;
+  cfg.weightDecay = c.weightDecay;
+  for (int t = 1; t <= c.steps; ++t) {
+    HostArray g(DType::F32, c.count);
+    std::vector<float> grad(c.count);
+    for (int64_t i = 0; i < c.count; ++i) {
+      g.set(i, rng.normal(0.0, 1.0));
+      grad[i] = static_cast<float>(g.get(i));
+    }
+    auto gb = toDevice(be, g);
+    const train::AdamWStep step = train::adamwStep(cfg, t, 1e-3, 0.7f);
+    device::AdamWParams p{wb.pointer(),
+                          Config::kMaster ? static_cast<float *>(mb.pointer()) : nullptr,
+                          static_cast<const float *>(gb.pointer()),
+                          static_cast<float *>(m1.pointer()),
+                          static_cast<float *>(v1.pointer()),
+                          c.count, step.lr, cfg.beta1, cfg.beta2, cfg.eps, c.weightDecay,
+                          step.c1, step.c2, step.gradScale};
+    LaunchDims dims;
+    dims.grid[0] = c.blocks;
+    dims.block = Config::kThreads;
+    be.launch(kAdamW, V::kConfig, &device::adamw<Config>, dims, p);
+    train::adamwApply(param, grad, m, v, cfg, step, c.weightDecay > 0.0);
+  }
+  auto asDouble = [](const std::vector<float> &f) { return std::vector<double>(f.begin(), f.end()); };
+  HostArray gotW = fromDevice(be, wb, dtypeOf<T>(), c.count);
+  HostArray gotP = Config::kMaster ? fromDevice(be, mb, DType::F32, c.count) : gotW;
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("param rel err", relativeError(gotP.values(), asDouble(param)), 1e-6);
+  report.add("m rel err", relativeError(fromDevice(be, m1, DType::F32, c.count).values(), asDouble(m)), 1e-6);
+  report.add("v rel err", relativeError(fromDevice(be, v1, DType::F32, c.count).values(), asDouble(v)), 1e-6);
+  if (Config::kMaster)
+    report.add("working weight rel err", relativeError(gotW.values(), asDouble(param)), 4e-3);
   return report;
 }
 

@@ -17,6 +17,7 @@
 
 #include "KernelSource.h"
 
+#include "xlc/device/adamw.cuh"
 #include "xlc/device/cross_entropy.cuh"
 #include "xlc/device/embedding.cuh"
 #include "xlc/device/embedding_backward.cuh"

@@ -28,6 +28,8 @@ inline constexpr Family kEmbedding{"xlc/device/embedding.cuh", "xlc::device::Emb
 inline constexpr Family kEmbeddingBackward{"xlc/device/embedding_backward.cuh",
                                            "xlc::device::EmbeddingBackwardParams",
                                            "xlc::device::embedding_backward"};
+inline constexpr Family kAdamW{"xlc/device/adamw.cuh", "xlc::device::AdamWParams",
+                               "xlc::device::adamw"};
 inline constexpr Family kCrossEntropy{"xlc/device/cross_entropy.cuh",
                                       "xlc::device::CrossEntropyParams",
                                       "xlc::device::cross_entropy"};

@@ -19,6 +19,10 @@ XLC_VARIANT(TinyEmbedding,
             xlc::device::EmbeddingConfig<__nv_bfloat16, 64, 64>);
 XLC_VARIANT(TinyEmbeddingBackward,
             xlc::device::EmbeddingBackwardConfig<__nv_bfloat16, 64, 32, 3>);
+XLC_VARIANT(AdamWMasterBf16,
+            xlc::device::AdamWConfig<__nv_bfloat16, true, 128>);
+XLC_VARIANT(AdamWF32,
+            xlc::device::AdamWConfig<float, false, 64>);
 XLC_VARIANT(CrossEntropyCapped,
             xlc::device::CrossEntropyConfig<128, true>);
 XLC_VARIANT(CrossEntropyPlain,

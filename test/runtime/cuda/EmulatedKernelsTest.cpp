@@ -102,6 +102,12 @@ TEST(Emulated, EmbeddingBackward) {
                                                                  {.rows = 5, .vocab = 300}));
 }
 
+TEST(Emulated, AdamW) {
+  EmuBackend be;
+  expectOk(runAdamW<EmuBackend, AdamWMasterBf16>(be, "bf16 weight, fp32 master, 3 steps", {}));
+  expectOk(runAdamW<EmuBackend, AdamWF32>(be, "fp32 weight, no decay", {.count = 77, .blocks = 1, .weightDecay = 0.0}));
+}
+
 TEST(Emulated, CrossEntropy) {
   EmuBackend be;
   expectOk(runCrossEntropy<EmuBackend, CrossEntropyCapped>(be, "capped at 30, one row not counted", {}));

@@ -36,6 +36,8 @@ const std::vector<CompileCase> &compileCases() {
       XLC_COMPILE_CASE(kEmbedding, TinyEmbedding),
       XLC_COMPILE_CASE(kEmbeddingBackward, TinyEmbeddingBackward),
       XLC_COMPILE_CASE(kEmbeddingBackward, EmbeddingBackward7B),
+      XLC_COMPILE_CASE(kAdamW, AdamWMasterBf16),
+      XLC_COMPILE_CASE(kAdamW, AdamWF32),
       XLC_COMPILE_CASE(kCrossEntropy, CrossEntropyCapped),
       XLC_COMPILE_CASE(kCrossEntropy, CrossEntropyPlain),
       XLC_COMPILE_CASE(kRmsNorm, TinyRmsNorm),

@@ -1,0 +1,73 @@
+//===- adamw.cuh - The AdamW update of one tensor -----------------*- CUDA -*-===//
+//
+// One optimizer step for every element i < count of one parameter tensor, in fp32
+// (runtime/train/AdamW.h is the same arithmetic on the host and documents it; xlstm-7b.md §6.2):
+//     g = grad_scale·grad[i]                          grad_scale: the global-norm clipping factor
+//     m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²
+//     p ← p − lr·( (m / c1) / (√(v / c2) + ε) + λ·p )   c1 = 1 − β1^t, c2 = 1 − β2^t
+// with λ the weight decay (0 for tensors that do not decay: the caller passes it per tensor).
+// kMaster: p is an fp32 master copy and the working weight (T, what the forward reads) is
+// rewritten from it, rounded to nearest; otherwise the working weight is updated in place
+// (T = float: exact; bf16 without a master loses updates below half an ulp — the low-memory mode
+// adds stochastic rounding later).
+//
+// Grid (any, 1, 1), block (kThreads, 1, 1), no shared memory: a grid-stride loop, so one kernel
+// serves every tensor size (the launch picks enough blocks to fill the GPU). Elementwise: no
+// ordering questions, bit-identical from run to run.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_DEVICE_ADAMW_CUH
+#define XLC_DEVICE_ADAMW_CUH
+
+#include "xlc/device/common.cuh"
+
+namespace xlc::device {
+
+struct AdamWParams {
+  void *weight;        ///< [count] of T: the working weight the forward reads
+  float *master;       ///< [count] fp32 master weights (kMaster), else null
+  const float *grad;   ///< [count]
+  float *m;            ///< [count] first moment
+  float *v;            ///< [count] second moment
+  int64_t count;
+  double lr;
+  double beta1, beta2, eps;
+  double weight_decay; ///< λ for this tensor (0: no decay)
+  double c1, c2;       ///< bias corrections 1 − β^t of this step
+  double grad_scale;   ///< the clipping factor
+};
+
+template <class T_, bool kMaster_, int kThreads_> struct AdamWConfig {
+  using T = T_;
+  static constexpr bool kMaster = kMaster_;
+  static constexpr int kThreads = kThreads_;
+  static constexpr int kSharedBytes = 0;
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "kThreads must be whole warps");
+};
+
+template <class Config> __device__ void adamw(const AdamWParams &p) {
+  using T = typename Config::T;
+  const float b1 = static_cast<float>(p.beta1), b2 = static_cast<float>(p.beta2);
+  const float eps = static_cast<float>(p.eps), lr = static_cast<float>(p.lr);
+  const float lambda = static_cast<float>(p.weight_decay), scale = static_cast<float>(p.grad_scale);
+  const float c1 = static_cast<float>(p.c1), c2 = static_cast<float>(p.c2);
+  T *w = static_cast<T *>(p.weight);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * Config::kThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x; i < p.count;
+       i += stride) {
+    const float g = scale * p.grad[i];
+    const float m = b1 * p.m[i] + (1.0f - b1) * g;
+    const float v = b2 * p.v[i] + (1.0f - b2) * g * g;
+    p.m[i] = m;
+    p.v[i] = v;
+    float param = Config::kMaster ? p.master[i] : to_float(w[i]);
+    param -= lr * ((m / c1) / (sqrtf(v / c2) + eps) + lambda * param);
+    if (Config::kMaster)
+      p.master[i] = param;
+    w[i] = from_float<T>(param);
+  }
+}
+
+} // namespace xlc::device
+
+#endif // XLC_DEVICE_ADAMW_CUH
