@@ -22,7 +22,7 @@ std::span<const FamilyDef *const> families() {
       &mlstmChunkOutputsFamily(), &mlstmChunkScoresFamily(), &mlstmChunkFusedFamily(),
       &mlstmDecodeStepFamily(),   &rmsNormBackwardFamily(),    &swigluBackwardFamily(),
       &normGateBackwardFamily(),  &embeddingBackwardFamily(),
-      &crossEntropyFamily(),      &adamwFamily(),
+      &crossEntropyFamily(),      &adamwFamily(),             &gradNormFamily(),
   };
   return all;
 }

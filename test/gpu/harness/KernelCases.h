@@ -198,6 +198,56 @@ CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
 }
 
 //===--------------------------------------------------------------------===//
+// grad_norm
+//===--------------------------------------------------------------------===//
+
+/// Two tensors' squares summed into one norm_sq (starting at 0.5) against train::globalGradNorm,
+/// to fp32 summation accuracy; a second identical run gives the same bits; the counter is left 0.
+template <class Backend, class V>
+CaseReport runGradNorm(Backend &be, const std::string &name, unsigned blocks) {
+  using Config = typename V::Config;
+  ref::Random rng(15);
+  const int64_t sizes[2] = {5000, 333};
+  std::vector<std::vector<float>> host(2);
+  std::vector<typename Backend::Buffer> bufs;
+  for (int t = 0; t < 2; ++t) {
+    HostArray g(DType::F32, sizes[t]);
+    for (int64_t i = 0; i < sizes[t]; ++i) {
+      g.set(i, rng.normal(0.0, 1.0));
+      host[t].push_back(static_cast<float>(g.get(i)));
+    }
+    bufs.push_back(toDevice(be, g));
+  }
+  auto run = [&] {
+    HostArray start(DType::F32, 1);
+    start.set(0, 0.5);
+    auto norm = toDevice(be, start), counter = toDevice(be, HostArray(DType::I64, 1));
+    auto partial = be.alloc(blocks * sizeof(float));
+    for (int t = 0; t < 2; ++t) {
+      device::GradNormParams p{static_cast<const float *>(bufs[t].pointer()),
+                               static_cast<float *>(partial.pointer()),
+                               static_cast<float *>(norm.pointer()),
+                               static_cast<int64_t *>(counter.pointer()), sizes[t]};
+      LaunchDims dims;
+      dims.grid[0] = blocks;
+      dims.block = Config::kThreads;
+      be.launch(kGradNorm, V::kConfig, &device::grad_norm<Config>, dims, p);
+    }
+    return std::pair{fromDevice(be, norm, DType::F32, 1).get(0),
+                     fromDevice(be, counter, DType::I64, 1).get(0)};
+  };
+  const auto [first, left] = run();
+  const auto [second, unused] = run();
+  std::vector<std::span<const float>> spans{host[0], host[1]};
+  const double norm = train::globalGradNorm(spans);
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("norm_sq rel err", std::abs(first - (0.5 + norm * norm)) / (0.5 + norm * norm), 1e-5);
+  report.add("runs differ", first == second ? 0.0 : 1.0, 0.0);
+  report.add("counter left nonzero", left != 0.0 ? 1.0 : 0.0, 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
 // cross_entropy
 //===--------------------------------------------------------------------===//
 

@@ -20,6 +20,7 @@
 #include "xlc/device/adamw.cuh"
 #include "xlc/device/cross_entropy.cuh"
 #include "xlc/device/embedding.cuh"
+#include "xlc/device/grad_norm.cuh"
 #include "xlc/device/embedding_backward.cuh"
 #include "xlc/device/mlstm_chunk_fused.cuh"
 #include "xlc/device/mlstm_chunk_scores.cuh"

@@ -23,6 +23,8 @@ XLC_VARIANT(AdamWMasterBf16,
             xlc::device::AdamWConfig<__nv_bfloat16, true, 128>);
 XLC_VARIANT(AdamWF32,
             xlc::device::AdamWConfig<float, false, 64>);
+XLC_VARIANT(GradNorm256,
+            xlc::device::GradNormConfig<256>);
 XLC_VARIANT(CrossEntropyCapped,
             xlc::device::CrossEntropyConfig<128, true>);
 XLC_VARIANT(CrossEntropyPlain,

@@ -108,6 +108,12 @@ TEST(Emulated, AdamW) {
   expectOk(runAdamW<EmuBackend, AdamWF32>(be, "fp32 weight, no decay", {.count = 77, .blocks = 1, .weightDecay = 0.0}));
 }
 
+TEST(Emulated, GradNorm) {
+  EmuBackend be;
+  expectOk(runGradNorm<EmuBackend, GradNorm256>(be, "two tensors, 4 blocks", 4));
+  expectOk(runGradNorm<EmuBackend, GradNorm256>(be, "two tensors, 1 block", 1));
+}
+
 TEST(Emulated, CrossEntropy) {
   EmuBackend be;
   expectOk(runCrossEntropy<EmuBackend, CrossEntropyCapped>(be, "capped at 30, one row not counted", {}));

@@ -38,6 +38,7 @@ const std::vector<CompileCase> &compileCases() {
       XLC_COMPILE_CASE(kEmbeddingBackward, EmbeddingBackward7B),
       XLC_COMPILE_CASE(kAdamW, AdamWMasterBf16),
       XLC_COMPILE_CASE(kAdamW, AdamWF32),
+      XLC_COMPILE_CASE(kGradNorm, GradNorm256),
       XLC_COMPILE_CASE(kCrossEntropy, CrossEntropyCapped),
       XLC_COMPILE_CASE(kCrossEntropy, CrossEntropyPlain),
       XLC_COMPILE_CASE(kRmsNorm, TinyRmsNorm),

@@ -1,0 +1,64 @@
+//===- grad_norm.cuh - Squared L2 norm of a gradient, for global-norm clipping -*- CUDA -*-===//
+//
+// norm_sq += Σ_{i < count} grad[i]²       (fp32, ACCUMULATED)
+// One launch per gradient tensor, in a fixed tensor order, all adding into the same norm_sq:
+// the global norm ‖g‖ = √norm_sq then gives the clipping factor min(1, c / (‖g‖ + 1e-6))
+// (runtime/train/AdamW.h clipScale) that the optimizer step takes as grad_scale.
+//
+// Grid (kBlocks, 1, 1), block (kThreads, 1, 1), no dynamic shared memory: a grid-stride loop,
+// each block's sum (a block_sum, a fixed shuffle order) written to partial[blockIdx.x], and the
+// last block to finish (an atomic counter it resets) adds the partials in block order. For a
+// fixed configuration the result is bit-identical from run to run.
+//
+//===----------------------------------------------------------------------===//
+#ifndef XLC_DEVICE_GRAD_NORM_CUH
+#define XLC_DEVICE_GRAD_NORM_CUH
+
+#include "xlc/device/common.cuh"
+
+namespace xlc::device {
+
+struct GradNormParams {
+  const float *grad; ///< [count]
+  float *partial;    ///< [gridDim.x] scratch
+  float *norm_sq;    ///< [1], accumulated
+  int64_t *counter;  ///< [1], zero before the launch (left zero after it)
+  int64_t count;
+};
+
+template <int kThreads_> struct GradNormConfig {
+  static constexpr int kThreads = kThreads_;
+  static constexpr int kSharedBytes = 0;
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "kThreads must be whole warps");
+};
+
+template <class Config> __device__ void grad_norm(const GradNormParams &p) {
+  __shared__ float scratch[32];
+  __shared__ bool isLast;
+  float sum = 0.0f;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * Config::kThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x; i < p.count;
+       i += stride)
+    sum += p.grad[i] * p.grad[i];
+  sum = block_sum<Config::kThreads>(sum, scratch);
+  if (threadIdx.x == 0) {
+    p.partial[blockIdx.x] = sum;
+    __threadfence();
+    const unsigned long long prev =
+        atomicAdd(reinterpret_cast<unsigned long long *>(p.counter), 1ull);
+    isLast = prev == static_cast<unsigned long long>(gridDim.x - 1);
+  }
+  __syncthreads();
+  if (!isLast || threadIdx.x != 0)
+    return;
+  __threadfence();
+  float total = 0.0f;
+  for (unsigned b = 0; b < gridDim.x; ++b)
+    total += load_partial(p.partial + b);
+  *p.norm_sq += total;
+  *p.counter = 0;
+}
+
+} // namespace xlc::device
+
+#endif // XLC_DEVICE_GRAD_NORM_CUH
