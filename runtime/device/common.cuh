@@ -140,6 +140,25 @@ __device__ __forceinline__ void store_floats(T *p, const float (&in)[N]) {
 // Reductions
 //===--------------------------------------------------------------------===//
 
+/// The handshake of a cross-block reduction: every block calls it once, with all its threads,
+/// after writing its partial results to global memory. It returns true in exactly one block,
+/// the last to arrive (an atomic counter), after a fence, so that every other block's partials
+/// are visible there (read them with load_partial). That block must set *counter back to 0, so
+/// that a completed launch leaves it zero for the next. |flag| is a __shared__ bool of the caller.
+__device__ __forceinline__ bool arrive_last(int64_t *counter, bool &flag) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    const unsigned long long prev =
+        atomicAdd(reinterpret_cast<unsigned long long *>(counter), 1ull);
+    flag = prev == static_cast<unsigned long long>(gridDim.x) * gridDim.y * gridDim.z - 1;
+  }
+  __syncthreads();
+  if (flag)
+    __threadfence();
+  return flag;
+}
+
 /// A partial sum another block wrote during this launch (after its __threadfence and a counter
 /// that says it is done): read from L2 (ld.global.cg), never from a possibly stale L1 line.
 __device__ __forceinline__ float load_partial(const float *p) {

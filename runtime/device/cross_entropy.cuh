@@ -93,17 +93,10 @@ template <class Config> __device__ void cross_entropy(const CrossEntropyParams &
       z[v] = scale * d;
     }
   }
-  if (threadIdx.x == 0) {
+  if (threadIdx.x == 0)
     p.loss_rows[row] = lossRow;
-    __threadfence();
-    const unsigned long long prev =
-        atomicAdd(reinterpret_cast<unsigned long long *>(p.counter), 1ull);
-    isLast = prev == static_cast<unsigned long long>(gridDim.x - 1);
-  }
-  __syncthreads();
-  if (!isLast || threadIdx.x != 0)
+  if (!arrive_last(p.counter, isLast) || threadIdx.x != 0)
     return;
-  __threadfence();
   float total = 0.0f;
   for (int64_t r = 0; r < p.rows; ++r)
     total += load_partial(p.loss_rows + r);

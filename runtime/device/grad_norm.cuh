@@ -41,17 +41,10 @@ template <class Config> __device__ void grad_norm(const GradNormParams &p) {
        i += stride)
     sum += p.grad[i] * p.grad[i];
   sum = block_sum<Config::kThreads>(sum, scratch);
-  if (threadIdx.x == 0) {
+  if (threadIdx.x == 0)
     p.partial[blockIdx.x] = sum;
-    __threadfence();
-    const unsigned long long prev =
-        atomicAdd(reinterpret_cast<unsigned long long *>(p.counter), 1ull);
-    isLast = prev == static_cast<unsigned long long>(gridDim.x - 1);
-  }
-  __syncthreads();
-  if (!isLast || threadIdx.x != 0)
+  if (!arrive_last(p.counter, isLast) || threadIdx.x != 0)
     return;
-  __threadfence();
   float total = 0.0f;
   for (unsigned b = 0; b < gridDim.x; ++b)
     total += load_partial(p.partial + b);

@@ -142,17 +142,8 @@ template <class Config> __device__ void norm_gate_backward(const NormGateBackwar
       if (lane + 32 * j < kDV)
         partial[hd * kDV + lane + 32 * j] = acc[a][j];
   }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    __threadfence();
-    const unsigned long long prev =
-        atomicAdd(reinterpret_cast<unsigned long long *>(p.counter), 1ull);
-    isLast = prev == static_cast<unsigned long long>(gridDim.x - 1);
-  }
-  __syncthreads();
-  if (!isLast)
+  if (!arrive_last(p.counter, isLast))
     return;
-  __threadfence();
   for (int c = threadIdx.x; c < kW; c += Config::kThreads) {
     float sum = 0.0f;
     for (unsigned b = 0; b < gridDim.x; ++b)

@@ -115,17 +115,8 @@ template <class Config> __device__ void rms_norm_backward(const RmsNormBackwardP
       if (c + i < kDim)
         partial[c + i] = acc[g][i];
   }
-  __syncthreads();
-  if (tid == 0) {
-    __threadfence();
-    const unsigned long long prev =
-        atomicAdd(reinterpret_cast<unsigned long long *>(p.counter), 1ull);
-    isLast = prev == static_cast<unsigned long long>(gridDim.x - 1);
-  }
-  __syncthreads();
-  if (!isLast)
+  if (!arrive_last(p.counter, isLast))
     return;
-  __threadfence();
   for (int c = tid; c < kDim; c += kThreads) {
     float sum = 0.0f;
     for (unsigned b = 0; b < gridDim.x; ++b)
