@@ -12,6 +12,7 @@
 #include "runtime/kernels/KernelFamily.h"
 #include "runtime/reference/BlockOps.h"
 #include "runtime/support/Error.h"
+#include "runtime/train/AdamW.h"
 #include "runtime/weights/Checkpoint.h"
 
 #include "test/runtime/ErrorMatchers.h"
@@ -295,6 +296,88 @@ TEST(TrainingFamiliesTest, CrossEntropyTakesItsScaleAsAFunctionScalar) {
   args.inputs.emplace("targets", std::as_bytes(std::span(bad)));
   args.scalars.emplace("grad_scale", 1.0);
   xlc::testing::expectError([&] { cpu->call("loss", args); }, {"loss step 1", "cross_entropy"});
+}
+
+/// update(grad) with the step's constants as function scalars: a trainable fp32 parameter (filled
+/// from the checkpoint, written by the step), AdamW moments in optimizer buffers, three steps
+/// against train::adamwUpdate on the host.
+TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
+  constexpr std::uint64_t kN = 24;
+  enum : art::BufferId { kW, kGrad, kM, kV };
+  art::Artifact a;
+  a.compiler = {"xlc", "test"};
+  a.targetArch = "sm_90a";
+  a.deviceHeadersHash = "00";
+  a.model = {"adamw", 64, 8, 1, 16, 0, 2, 1};
+  a.sourceName = "adamw.xlca";
+  a.buffers = {
+      {kW, "w", art::BufferClass::Parameter, art::DType::F32, {kN}, {}, {}},
+      {kGrad, "grad", art::BufferClass::Input, art::DType::F32, {kN}, {}, {}},
+      {kM, "m", art::BufferClass::Optimizer, art::DType::F32, {kN}, {}, {}},
+      {kV, "v", art::BufferClass::Optimizer, art::DType::F32, {kN}, {}, {}},
+  };
+  a.arenaBytes = art::Expr::constant(0);
+  a.weights = {{kW, {"w"}, {{kN}}, 0, std::nullopt}};
+  art::Kernel k = kernels::renderKernel(*kernels::findFamily("adamw"),
+                                        {{"dtype", "f32"}, {"master", false}, {"threads", 32},
+                                         {"blocks", 2}},
+                                        "#xk.tile<threads = 32>");
+  k.name = "adamw_0";
+  a.kernels = {k};
+  const train::AdamWConfig config; // β1 0.9, β2 0.95, ε 1e-8, λ 0.1
+  art::Step update = art::Step::makeLaunch(
+      "adamw", nlohmann::json::object(), 0,
+      {art::Arg::buffer(kW), art::Arg::i64(0), art::Arg::buffer(kGrad), art::Arg::buffer(kM),
+       art::Arg::buffer(kV), art::Arg::i64(kN), art::Arg::scalar(0),
+       art::Arg::f32(static_cast<float>(config.beta1)),
+       art::Arg::f32(static_cast<float>(config.beta2)), art::Arg::f32(static_cast<float>(config.eps)),
+       art::Arg::f32(static_cast<float>(config.weightDecay)), art::Arg::scalar(1),
+       art::Arg::scalar(2), art::Arg::scalar(3)});
+  art::Function f;
+  f.name = "update";
+  f.inputs = {{"grad", kGrad}};
+  f.scalars = {{"lr", art::ParamKind::F32},
+               {"c1", art::ParamKind::F32},
+               {"c2", art::ParamKind::F32},
+               {"grad_scale", art::ParamKind::F32}};
+  f.steps = {update};
+  a.functions = {f};
+
+  const fs::path dir = fs::temp_directory_path() / ("xlc-adamw-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::vector<float> w0(kN);
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  for (float &x : w0)
+    x = normal(rng);
+  weights::TensorToWrite t{"w", weights::DType::F32, {kN},
+                           {reinterpret_cast<const std::uint8_t *>(w0.data()), w0.size() * 4}};
+  weights::writeSafetensors((dir / "w.safetensors").string(), std::span(&t, 1));
+  const weights::Checkpoint checkpoint = weights::Checkpoint::open((dir / "w.safetensors").string());
+  std::unique_ptr<Backend> cpu = createCpuBackend(a, checkpoint, {1, 1}, 2);
+
+  std::vector<float> w = w0, m(kN, 0.0f), v(kN, 0.0f);
+  for (int step = 1; step <= 3; ++step) {
+    std::vector<float> grad(kN);
+    for (float &g : grad)
+      g = normal(rng) * 10.0f;
+    const train::AdamWStep s = train::adamwStep(config, step, 1e-2, 0.5f);
+    train::adamwUpdate(w, grad, m, v, config, step, 1e-2, 0.5f, true);
+    CallArgs args;
+    args.inputs.emplace("grad", std::as_bytes(std::span(grad)));
+    args.scalars = {{"lr", s.lr}, {"c1", s.c1}, {"c2", s.c2}, {"grad_scale", s.gradScale}};
+    cpu->call("update", args);
+  }
+  // f32 launch arguments round lr, c1, c2 to float as the GPU receives them: 1e-6 relative.
+  const std::vector<float> got = cpu->readBuffer(kW, {1, 1});
+  const std::vector<float> gotM = cpu->readBuffer(kM, {1, 1});
+  auto tensor = [](const std::vector<float> &x) {
+    return ref::Tensor({static_cast<std::int64_t>(x.size())}, std::vector<double>(x.begin(), x.end()));
+  };
+  EXPECT_LT(ref::relativeError(tensor(got), tensor(w)), 1e-6);
+  EXPECT_LT(ref::relativeError(tensor(gotM), tensor(m)), 1e-6);
+  EXPECT_GT(ref::relativeError(tensor(got), tensor(w0)), 1e-3); // it moved
+  fs::remove_all(dir);
 }
 
 } // namespace
