@@ -3,7 +3,12 @@
 //   xlc-tokenize --tokenizer tokenizer.json [--bos] [--special] [--json]   < text  > ids
 //   xlc-tokenize --tokenizer tokenizer.json --decode [--skip-special] [--json] < ids > text
 //   xlc-tokenize --tokenizer tokenizer.json --bench N < text   (timing on stderr)
+//   xlc-tokenize --tokenizer tokenizer.json --token-file out.tok [--json] [file ...]
 //
+// With --token-file, each named file (or stdin, when none is named) is encoded as one document
+// and the documents are written as one training token file (runtime/train/TokenFile.h: uint16
+// ids when the vocabulary fits, a document index so training resets the state at document
+// starts), atomically; a one-line summary (or a JSON object with --json) goes to stdout.
 // Encode reads all of stdin as bytes (ill-formed UTF-8 becomes U+FFFD) and writes the ids
 // space-separated on one line, or {"ids": [...], "count": N} with --json. Decode reads ids
 // separated by whitespace and/or commas, a JSON array, or the --json object of encode, and
@@ -12,7 +17,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/support/Error.h"
+#include "runtime/support/MappedFile.h"
 #include "runtime/tokenizer/Tokenizer.h"
+#include "runtime/train/TokenFile.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -101,6 +108,8 @@ int main(int argc, char **argv) {
   std::string tokenizerPath;
   bool decode = false, json = false, bos = false, special = false, skipSpecial = false;
   int benchRuns = 0;
+  std::string tokenFile;
+  std::vector<std::string> documents;
   app.add_option("--tokenizer", tokenizerPath, "tokenizer.json to load")->required();
   app.add_flag("--decode", decode, "read ids on stdin and write text");
   app.add_flag("--json", json,
@@ -112,6 +121,10 @@ int main(int argc, char **argv) {
   app.add_option("--bench", benchRuns,
                  "encode stdin this many times and report the time per run on stderr")
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--token-file", tokenFile,
+                 "encode each input file (or stdin) as one document and write a training token "
+                 "file here");
+  app.add_option("files", documents, "with --token-file: text files, one document each");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -119,10 +132,49 @@ int main(int argc, char **argv) {
       xlc::fail("--bos, --special and --bench apply to encoding, not to --decode");
     if (!decode && skipSpecial)
       xlc::fail("--skip-special applies to --decode only");
+    if (!documents.empty() && tokenFile.empty())
+      xlc::fail("input files are read only with --token-file (otherwise the text comes on stdin)");
+    if (!tokenFile.empty() && (decode || benchRuns))
+      xlc::fail("--token-file encodes; it does not combine with --decode or --bench");
 
     auto loadStart = std::chrono::steady_clock::now();
     xlc::Tokenizer tokenizer = xlc::Tokenizer::fromFile(tokenizerPath);
     auto loadEnd = std::chrono::steady_clock::now();
+    xlc::EncodeOptions options{bos, special};
+    if (!tokenFile.empty()) {
+      xlc::train::TokenData data;
+      data.vocabSize = tokenizer.vocabSize();
+      std::uint64_t bytes = 0;
+      auto add = [&](const std::string &text) {
+        bytes += text.size();
+        std::vector<xlc::TokenId> ids = tokenizer.encode(text, options);
+        data.addDocument(std::vector<std::uint32_t>(ids.begin(), ids.end()));
+      };
+      if (documents.empty())
+        add(readStdin());
+      for (const std::string &path : documents) {
+        std::fprintf(stderr, "[xlc-tokenize] %s\n", path.c_str());
+        add(xlc::readFile(path));
+      }
+      xlc::train::writeTokenFile(tokenFile, data);
+      const unsigned idBytes = data.vocabSize <= 65536 ? 2 : 4;
+      if (json)
+        std::printf("%s\n", nlohmann::json{{"token_file", tokenFile},
+                                            {"tokens", data.ids.size()},
+                                            {"documents", data.documentStarts.size()},
+                                            {"text_bytes", bytes},
+                                            {"vocab_size", data.vocabSize},
+                                            {"id_bytes", idBytes}}
+                                .dump()
+                                .c_str());
+      else
+        std::printf("%s: %zu tokens in %zu documents from %llu bytes of text (%u-byte ids, "
+                    "vocabulary %llu)\n",
+                    tokenFile.c_str(), data.ids.size(), data.documentStarts.size(),
+                    static_cast<unsigned long long>(bytes), idBytes,
+                    static_cast<unsigned long long>(data.vocabSize));
+      return 0;
+    }
     std::string input = readStdin();
 
     if (decode) {
@@ -134,7 +186,6 @@ int main(int argc, char **argv) {
       return 0;
     }
 
-    xlc::EncodeOptions options{bos, special};
     if (benchRuns) {
       // Wall time and process CPU time (std::clock) per run: on a shared machine the CPU time is
       // the steadier number. The first run starts with an empty word cache.
