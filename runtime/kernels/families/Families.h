@@ -62,6 +62,16 @@ inline Geometry rowGeometry(const Config &config) {
   return g;
 }
 
+/// The geometry of families whose blocks take `rows_per_block` consecutive token rows each (a
+/// block sums its rows' weight-gradient terms): grid (ceil(B·S / rows_per_block), 1, 1) of
+/// `threads`.
+inline Geometry rowBlockGeometry(const Config &config) {
+  Geometry g;
+  g.block = {static_cast<std::uint32_t>(cfgInt(config, "threads")), 1, 1};
+  g.grid[0] = artifact::ceilDiv(artifact::Expr::batchSeq(), u64(cfgInt(config, "rows_per_block")));
+  return g;
+}
+
 } // namespace xlc::kernels
 
 #endif // XLC_RUNTIME_KERNELS_FAMILIES_FAMILIES_H

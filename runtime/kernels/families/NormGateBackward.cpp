@@ -75,14 +75,7 @@ const FamilyDef &normGateBackwardFamily() {
                                       num(c, "head_dim") + ", " + num(c, "threads") + ", " +
                                       num(c, "rows_per_block"));
           },
-      .geometry =
-          [](const Config &c) {
-            Geometry g;
-            g.block = {static_cast<std::uint32_t>(cfgInt(c, "threads")), 1, 1};
-            g.grid[0] = artifact::ceilDiv(artifact::Expr::batchSeq(),
-                                          u64(cfgInt(c, "rows_per_block")));
-            return g;
-          },
+      .geometry = rowBlockGeometry,
       .cpu = runCpu,
   };
   return def;
