@@ -90,6 +90,23 @@ TEST(Gpu, Embedding) {
                                                  {.rows = 9, .vocab = 50304, .badRows = {8}}));
 }
 
+// The training families (the same cases as the emulator's, plus 7B-sized ones).
+TEST(Gpu, TrainingFamilies) {
+  GpuBackend be;
+  expectOk(runRmsNormBackward<GpuBackend, TinyRmsNormBackward>(be, "rms_norm_backward tiny", {.rows = 9}));
+  expectOk(runRmsNormBackward<GpuBackend, RmsNormBackward7B>(be, "rms_norm_backward 7B, 257 rows", {.rows = 257}));
+  expectOk(runNormGateBackward<GpuBackend, NormGateBackward7B>(be, "norm_gate_backward 7B, 65 rows",
+                                                               {.rows = 65, .oOffset = 8192, .oStride = 12288}));
+  expectOk(runSwigluBackward<GpuBackend, SwigluBackward7B>(be, "swiglu_backward 7B", {.rows = 33}));
+  expectOk(runEmbeddingBackward<GpuBackend, EmbeddingBackward7B>(
+      be, "embedding_backward 7B", {.rows = 300, .vocab = 50304, .badRows = {7}}));
+  expectOk(runCrossEntropy<GpuBackend, CrossEntropyCapped>(be, "cross_entropy, 7B vocabulary",
+                                                           {.rows = 17, .vocab = 50304}));
+  expectOk(runAdamW<GpuBackend, AdamWMasterBf16>(be, "adamw bf16 + master, 1M elements",
+                                                 {.count = 1 << 20, .blocks = 264}));
+  expectOk(runGradNorm<GpuBackend, GradNorm256>(be, "grad_norm, 264 blocks", 264));
+}
+
 TEST(Gpu, ChunkwiseTiny) {
   XLC_REQUIRE_GPU(be);
   expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
