@@ -92,7 +92,7 @@ TEST(Gpu, Embedding) {
 
 // The training families (the same cases as the emulator's, plus 7B-sized ones).
 TEST(Gpu, TrainingFamilies) {
-  GpuBackend be;
+  XLC_REQUIRE_GPU(be);
   expectOk(runRmsNormBackward<GpuBackend, TinyRmsNormBackward>(be, "rms_norm_backward tiny", {.rows = 9}));
   expectOk(runRmsNormBackward<GpuBackend, RmsNormBackward7B>(be, "rms_norm_backward 7B, 257 rows", {.rows = 257}));
   expectOk(runNormGateBackward<GpuBackend, NormGateBackward7B>(be, "norm_gate_backward 7B, 65 rows",
