@@ -79,13 +79,7 @@ const FamilyDef &adamwFamily() {
                                                      (cfgBool(c, "master") ? "true" : "false") +
                                                      ", " + num(c, "threads"));
           },
-      .geometry =
-          [](const Config &c) {
-            Geometry g;
-            g.block = {static_cast<std::uint32_t>(cfgInt(c, "threads")), 1, 1};
-            g.grid[0] = artifact::Expr::constant(u64(cfgInt(c, "blocks")));
-            return g;
-          },
+      .geometry = gridStrideGeometry,
       .cpu = runCpu,
   };
   return def;

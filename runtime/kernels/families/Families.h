@@ -72,6 +72,15 @@ inline Geometry rowBlockGeometry(const Config &config) {
   return g;
 }
 
+/// The geometry of grid-stride families (one kernel for every tensor size): `blocks` blocks of
+/// `threads`.
+inline Geometry gridStrideGeometry(const Config &config) {
+  Geometry g;
+  g.block = {static_cast<std::uint32_t>(cfgInt(config, "threads")), 1, 1};
+  g.grid[0] = artifact::Expr::constant(u64(cfgInt(config, "blocks")));
+  return g;
+}
+
 } // namespace xlc::kernels
 
 #endif // XLC_RUNTIME_KERNELS_FAMILIES_FAMILIES_H
