@@ -54,18 +54,46 @@ std::int64_t embeddingBackward(ThreadPool &pool, const std::int32_t *tokens, Vie
 double crossEntropyBackward(ThreadPool &pool, float *z, const std::int32_t *targets,
                             std::int64_t rows, std::int64_t vocab, double cap, double gradScale);
 
-/// The mLSTM cell's exact backward (MlstmCellBackward.h), chunk by chunk as
-/// mlstmChunkwiseBackward organises it, per (b, head) pair in parallel. |cell| gives the forward's
-/// inputs (q, k, v and the RAW gate views: the soft-cap is part of the cell here, and its
-/// derivative is applied to di, df) and sizes; its C, n, m are the INITIAL state (read only) and
-/// h is unused. The states before every chunk are read from the forward's workspace slots
-/// (MlstmChunkwise's wsC, wsN, wsM layout: [B, NH, NC+1, ...], slot 0 the initial state). dh
-/// [rows, NH·dv]; dq, dk [rows, NH·dqk], dv [rows, NH·dv], di, df [rows, NH] are written;
-/// dC0, dn0, dm0 (each optional) receive the initial state's gradient; dCf, dnf, dmf (each
-/// optional, null = 0) are the final state's.
+/// A strided destination: element (r, c) at base[r·stride + offset + c].
+struct MutView {
+  float *base = nullptr;
+  std::int64_t offset = 0;
+  std::int64_t stride = 0;
+  float *row(std::int64_t r) const { return base + r * stride + offset; }
+};
+
+/// The mLSTM cell's exact backward (MlstmCellBackward.h) in the four stages of the GPU's
+/// kernels (runtime/device/mlstm_chunk_backward.cuh has the math), each a function here with the
+/// same workspaces, so the CPU backend executes the same plan: readout (R), state gradient (S),
+/// per-chunk gradients (P), stabiliser and gates (G). |forward| gives the cell's inputs (q, k, v
+/// and the RAW gate views: the soft-cap is part of the cell, its derivative applied to di, df),
+/// sizes, the chunk length and the forward's chunk-start states wsC, wsN, wsM ([B, NH, NC+1, ...],
+/// slot 0 the initial state); its C, n, m and h are not read. h is the forward's output and dh
+/// its gradient ([rows, NH·DV] views). Written: dq, dk [rows, NH·dqk], dv [rows, NH·dv], di, df
+/// [rows, NH] (strided destinations) and the workspaces (sizes as the kernels'): wsTok
+/// [B·NH, S, 4], wsDC [B·NH, NC, dqk, dv], wsDN [B·NH, NC, dqk], wsGate [B·NH, S, 4], wsChunk
+/// [B·NH, NC, 8]. dCf, dnf, dmf (optional, null = 0) are the final state's gradient; dC0, dn0,
+/// dm0 (optional) receive the initial state's (these four are CPU-only: the kernels start from a
+/// zero final-state gradient and leave the initial state's unwritten, as training needs). float64 arithmetic, fp32 storage; parallel over
+/// (b, head) pairs and chunks, each result computed by one task in a fixed order.
+struct MlstmChunkBackward {
+  MlstmChunkwise forward;
+  View h, dh;
+  MutView dq, dk, dv, di, df;
+  float *wsTok = nullptr, *wsDC = nullptr, *wsDN = nullptr, *wsGate = nullptr, *wsChunk = nullptr;
+  const float *dCf = nullptr, *dnf = nullptr, *dmf = nullptr;
+  float *dC0 = nullptr, *dn0 = nullptr, *dm0 = nullptr;
+};
+void mlstmBackwardReadout(ThreadPool &pool, const MlstmChunkBackward &op);
+void mlstmBackwardStates(ThreadPool &pool, const MlstmChunkBackward &op);
+void mlstmBackwardChunks(ThreadPool &pool, const MlstmChunkBackward &op);
+void mlstmBackwardGates(ThreadPool &pool, const MlstmChunkBackward &op);
+
+/// The four stages in order with workspaces of their own: the cell's backward in one call, for
+/// callers that hold no plan (tests, the reference comparisons). Gradient outputs contiguous.
 struct MlstmCellBackward {
   MlstmChunkwise forward; ///< the cell, chunk length and chunk-start states of the forward
-  View dh;
+  View h, dh;
   float *dq = nullptr, *dk = nullptr, *dv = nullptr, *di = nullptr, *df = nullptr;
   float *dC0 = nullptr, *dn0 = nullptr, *dm0 = nullptr;
   const float *dCf = nullptr, *dnf = nullptr, *dmf = nullptr;

@@ -138,8 +138,9 @@ TEST(CpuBackwardOpsTest, SwigluEmbeddingAndLossHead) {
   }
 }
 
-/// The cell's backward: the forward's chunk-start states from mlstmChunkStates (kernel A's work),
-/// then mlstmCellBackward, against the float64 recurrent backward with the soft-cap's derivative
+/// The cell's backward: the forward's chunk-start states and output from mlstmChunkStates and
+/// mlstmChunkOutputs (kernels A and B), then mlstmCellBackward (the four stages of the GPU's
+/// backward), against the float64 recurrent backward with the soft-cap's derivative
 /// applied to the gate gradients.
 void checkCellBackward(ref::InputGate gate, ref::Normalizer norm, double cap, std::int64_t seq,
                        std::int64_t chunk, unsigned threads) {
@@ -185,10 +186,15 @@ void checkCellBackward(ref::InputGate gate, ref::Normalizer norm, double cap, st
   cell.normalizer = norm == ref::Normalizer::MaxAbs ? cpu::Normalizer::MaxAbs : cpu::Normalizer::None;
   op.forward.chunk = chunk;
   op.forward.wsC = wsC.data(), op.forward.wsN = wsN.data(), op.forward.wsM = wsM.data();
-  // Kernel A's work updates C, n in place; the backward wants the initial state there.
-  const auto C0 = C, n0 = n;
+  // The forward (kernels A and B) updates C, n, m in place; the backward wants the initial
+  // state there, and the forward's output h.
+  std::vector<float> h(static_cast<std::size_t>(rows * nh * dv));
+  cell.h = h.data();
+  const auto C0 = C, n0 = n, m0 = m;
   cpu::mlstmChunkStates(pool, op.forward);
-  C = C0, n = n0;
+  cpu::mlstmChunkOutputs(pool, op.forward);
+  C = C0, n = n0, m = m0;
+  op.h = View{h.data(), 0, nh * dv};
   op.dh = View{dh.data(), 0, nh * dv};
   std::vector<float> dq(q.size()), dk(k.size()), dvv(v.size()), di(ig.size()), df(fg.size()),
       dC0(C.size()), dn0(n.size()), dm0(m.size());
