@@ -107,6 +107,24 @@ TEST(Gpu, TrainingFamilies) {
   expectOk(runGradNorm<GpuBackend, GradNorm256>(be, "grad_norm, 264 blocks", 264));
 }
 
+TEST(Gpu, MlstmBackward) {
+  XLC_REQUIRE_GPU(be);
+  expectOk(runMlstmBackward<GpuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
+      be, "backward L16 B2 S37 (partial last chunk)", {}));
+  expectOk(runMlstmBackward<GpuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
+      be, "backward L16 B1 S5 (S < L), random initial state", {.batch = 1, .seq = 5, .initialState = true, .seed = 32}));
+  expectOk(runMlstmBackward<GpuBackend, TinyStates32, TinyOutputs32, TinyBackward32>(
+      be, "backward L32 B2 S70", {.batch = 2, .seq = 70, .seed = 33}));
+  expectOk(runMlstmBackward<GpuBackend, TinySigStates16, TinySigOutputs16, TinySigBackward16>(
+      be, "backward sigmoid gate, no normaliser, B2 S40", {.batch = 2, .seq = 40, .seed = 34}));
+  expectOk(runMlstmBackward<GpuBackend, TinyBf16States16, TinyBf16Outputs16, TinyBf16Backward16>(
+      be, "backward bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 35}));
+  expectOk(runMlstmBackward<GpuBackend, States64, Outputs64, Backward64>(
+      be, "backward 7B head L64 B1 S300", {.batch = 1, .seq = 300, .seed = 37}));
+  expectOk(runMlstmBackward<GpuBackend, SigStates128, SigOutputs128, SigBackward128>(
+      be, "backward 7B head mLSTMsig L128 B2 S200", {.batch = 2, .seq = 200, .seed = 38}));
+}
+
 TEST(Gpu, ChunkwiseTiny) {
   XLC_REQUIRE_GPU(be);
   expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(

@@ -29,6 +29,7 @@
 
 #include "runtime/reference/BlockOps.h"
 #include "runtime/reference/MlstmCell.h"
+#include "runtime/reference/MlstmCellBackward.h"
 #include "runtime/reference/Tensor.h"
 #include "runtime/train/AdamW.h"
 
@@ -1178,6 +1179,194 @@ CaseReport runChunkwise(Backend &be, const std::string &name, const ChunkwiseCas
 template <class Backend, class V>
 CaseReport runChunkFused(Backend &be, const std::string &name, const ChunkwiseCase &c) {
   return runChunkwiseWith<ChunkFusedRun<Backend, V>>(be, name, c);
+}
+
+//===--------------------------------------------------------------------===//
+// mlstm backward (readout, state gradient, per-chunk gradients, gates) after the forward
+//===--------------------------------------------------------------------===//
+
+struct MlstmBackwardCase {
+  int64_t batch = 2;
+  int64_t seq = 37;
+  bool initialState = false; ///< training starts from the zero state; a random one also works
+  double cap = 15.0;
+  double eps = 1e-6;
+  uint64_t seed = 31;
+};
+
+/// bf16 q, k, v, h, δh and gradients (fp32 gates where the cell has them): the gradient is a
+/// product of factors each rounded once to bf16 (the saved chunk-start C and h, the outputs),
+/// and δq, δk go through the readout's conditioning (the emulator measures up to 1.7e-2 with
+/// uncapped gates, 2e-3 to 1e-2 elsewhere; δv at most 2.6e-3, δĩ, δf̃ at most 7e-3). Dropping the
+/// denominator's gradient fails every quantity but δv by 50x; dropping the routing of the token
+/// stabilisers' gradient fails δf̃ of the uncapped and no-normaliser cases.
+inline constexpr double kTolBackwardQK = 2e-2;
+inline constexpr double kTolBackwardV = 5e-3;
+inline constexpr double kTolBackwardGates = 1e-2;
+
+/// The device buffers and launches of the four backward kernels over a forward's saved state.
+template <class Backend, class VG> struct BackwardRun {
+  using Config = typename VG::Config;
+  using Cell = typename Config::Cell;
+  static constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  static constexpr int64_t L = Config::kChunk;
+  int64_t batch, seq, chunks;
+  typename Backend::Buffer dh, dqkvo, dgates, wsTok, wsDC, wsDN, wsGate, wsChunk;
+  device::MlstmChunkBackwardParams params{};
+  LaunchDims dimsR, dimsS, dimsP, dimsG;
+
+  template <class Forward>
+  BackwardRun(Backend &be, const MlstmInputs &in, const Forward &fwd, const HostArray &dhHost,
+              int64_t batch, int64_t seq, double cap, double eps)
+      : batch(batch), seq(seq), chunks((seq + L - 1) / L) {
+    const int64_t pairs = batch * NH, rows = batch * seq;
+    dh = toDevice(be, dhHost);
+    dqkvo = be.alloc(rows * in.width * sizeof(typename Cell::T));
+    dgates = be.alloc(rows * 2 * NH * sizeof(typename Cell::TGate));
+    be.fill(dqkvo, 0xFF);
+    be.fill(dgates, 0xFF);
+    wsTok = be.alloc(pairs * seq * 4 * sizeof(float));
+    wsDC = be.alloc(pairs * chunks * DQK * DV * sizeof(float));
+    wsDN = be.alloc(pairs * chunks * DQK * sizeof(float));
+    wsGate = be.alloc(pairs * seq * 4 * sizeof(float));
+    wsChunk = be.alloc(pairs * chunks * 8 * sizeof(float));
+    for (auto *w : {&wsTok, &wsDC, &wsDN, &wsGate, &wsChunk})
+      be.fill(*w, 0xFF);
+    auto &p = params;
+    setMlstmViews(p, in, fwd.qkvo.pointer(), fwd.gates.pointer(), NH);
+    p.ws_C = fwd.wsC.pointer();
+    p.ws_n = static_cast<const float *>(fwd.wsN.pointer());
+    p.ws_m = static_cast<const float *>(fwd.wsM.pointer());
+    p.h = fwd.h.pointer();
+    p.dh = dh.pointer();
+    p.dq = dqkvo.pointer();
+    p.dq_offset = in.qOffset;
+    p.dq_stride = in.width;
+    p.dk = dqkvo.pointer();
+    p.dk_offset = in.kOffset;
+    p.dk_stride = in.width;
+    p.dv = dqkvo.pointer();
+    p.dv_offset = in.vOffset;
+    p.dv_stride = in.width;
+    p.di = dgates.pointer();
+    p.di_offset = 0;
+    p.di_stride = 2 * NH;
+    p.df = dgates.pointer();
+    p.df_offset = NH;
+    p.df_stride = 2 * NH;
+    p.ws_tok = static_cast<float *>(wsTok.pointer());
+    p.ws_dC = static_cast<float *>(wsDC.pointer());
+    p.ws_dn = static_cast<float *>(wsDN.pointer());
+    p.ws_gate = static_cast<float *>(wsGate.pointer());
+    p.ws_chunk = static_cast<float *>(wsChunk.pointer());
+    p.batch = batch;
+    p.seq_len = seq;
+    p.eps = eps;
+    p.gate_soft_cap = cap;
+    const auto bh = static_cast<unsigned>(pairs), nc = static_cast<unsigned>(chunks);
+    dimsR.grid[0] = nc, dimsR.grid[1] = bh, dimsR.block = Config::kThreads;
+    dimsR.sharedBytes = Config::kReadoutBytes;
+    dimsS.grid[0] = Config::kTiles, dimsS.grid[1] = bh, dimsS.block = Config::kThreads;
+    dimsS.sharedBytes = Config::kStatesBytes;
+    dimsP.grid[0] = nc, dimsP.grid[1] = bh, dimsP.block = Config::kThreads;
+    dimsP.sharedBytes = Config::kSharedBytes;
+    dimsG.grid[0] = bh, dimsG.block = Config::kThreads;
+    dimsG.sharedBytes = Config::kGatesBytes;
+  }
+
+  void launch(Backend &be) {
+    be.launch(kBackwardReadout, VG::kConfig, &device::mlstm_backward_readout<Config>, dimsR, params);
+    be.launch(kBackwardStates, VG::kConfig, &device::mlstm_backward_states<Config>, dimsS, params);
+    be.launch(kBackwardChunk, VG::kConfig, &device::mlstm_backward_chunk<Config>, dimsP, params);
+    be.launch(kBackwardGates, VG::kConfig, &device::mlstm_backward_gates<Config>, dimsG, params);
+  }
+};
+
+/// The chunkwise forward (kernels A and B of VA, VB) and then the four backward kernels of VG on
+/// a random δh, against the float64 recurrent backward per (b, head) with the soft-cap's
+/// derivative applied to the gate gradients. The o columns of the fused gradient buffer must be
+/// left as they were (the kernels write only q, k and v columns).
+template <class Backend, class VA, class VB, class VG>
+CaseReport runMlstmBackward(Backend &be, const std::string &name, const MlstmBackwardCase &c) {
+  using Forward = ChunkwiseRun<Backend, VA, VB>;
+  using Run = BackwardRun<Backend, VG>;
+  using Cell = typename Run::Cell;
+  using T = typename Cell::T;
+  static_assert(std::is_same_v<Cell, typename Forward::Cell>, "forward and backward: one cell");
+  static_assert(Run::L == Forward::L, "forward and backward: one chunk size");
+  constexpr int64_t NH = Run::NH, DQK = Run::DQK, DV = Run::DV;
+  ref::Random rng(c.seed);
+  const int64_t rows = c.batch * c.seq;
+  MlstmInputs in = makeMlstmInputs<Cell>(rng, rows, c.seq);
+  MlstmStateArrays state = makeMlstmState<Cell>(rng, c.batch, c.initialState);
+  Forward fwd(be, in, state, c.batch, c.seq, c.cap, c.eps);
+  fwd.launch(be);
+  HostArray dh(dtypeOf<T>(), rows * NH * DV);
+  for (size_t i = 0; i < dh.size(); ++i)
+    dh.set(i, rng.normal(0.0, 1.0));
+  Run run(be, in, fwd, dh, c.batch, c.seq, c.cap, c.eps);
+  run.launch(be);
+  HostArray got = fromDevice(be, run.dqkvo, dtypeOf<T>(), rows * in.width);
+  HostArray gotGates = fromDevice(be, run.dgates, dtypeOf<typename Cell::TGate>(), rows * 2 * NH);
+
+  // Reference per (b, head), gathered in the fused layouts' column order.
+  std::vector<double> dq(rows * NH * DQK), dk(dq.size()), dv(rows * NH * DV), di(rows * NH),
+      df(rows * NH);
+  const ref::MlstmCellAttrs attrs = mlstmAttrs<Cell>(c.eps);
+  parallelFor(c.batch * NH, [&](int64_t bh) {
+    const int64_t b = bh / NH;
+    const int hd = static_cast<int>(bh % NH);
+    const HeadInputs h = headInputs<Cell>(in, b, hd, c.seq, c.cap);
+    const ref::MlstmHeadState initial = headState<Cell>(state, bh);
+    ref::Tensor dhHead({c.seq, DV});
+    for (int64_t t = 0; t < c.seq; ++t)
+      for (int64_t e = 0; e < DV; ++e)
+        dhHead.at(t, e) = dh.get((b * c.seq + t) * NH * DV + hd * DV + e);
+    const ref::MlstmHeadGrads g =
+        ref::mlstmRecurrentBackward(h.q, h.k, h.v, h.iPre, h.fPre, &initial, attrs, dhHead);
+    auto slope = [&](double raw) {
+      if (c.cap <= 0)
+        return 1.0;
+      const double th = std::tanh(raw / c.cap);
+      return 1.0 - th * th;
+    };
+    for (int64_t t = 0; t < c.seq; ++t) {
+      const int64_t r = b * c.seq + t;
+      for (int64_t d = 0; d < DQK; ++d) {
+        dq[r * NH * DQK + hd * DQK + d] = g.q.at(t, d);
+        dk[r * NH * DQK + hd * DQK + d] = g.k.at(t, d);
+      }
+      for (int64_t e = 0; e < DV; ++e)
+        dv[r * NH * DV + hd * DV + e] = g.v.at(t, e);
+      di[r * NH + hd] = g.iPre.at(t) * slope(in.gates.get(r * 2 * NH + hd));
+      df[r * NH + hd] = g.fPre.at(t) * slope(in.gates.get(r * 2 * NH + NH + hd));
+    }
+  });
+  std::vector<double> gq(dq.size()), gk(dk.size()), gv(dv.size()), gi(di.size()), gf(df.size());
+  double untouched = 0.0; // o columns written by the kernels (they must stay NaN)
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t x = 0; x < NH * DQK; ++x) {
+      gq[r * NH * DQK + x] = got.get(r * in.width + in.qOffset + x);
+      gk[r * NH * DQK + x] = got.get(r * in.width + in.kOffset + x);
+    }
+    for (int64_t x = 0; x < NH * DV; ++x) {
+      gv[r * NH * DV + x] = got.get(r * in.width + in.vOffset + x);
+      if (!std::isnan(got.get(r * in.width + in.vOffset + NH * DV + x)))
+        untouched += 1.0;
+    }
+    for (int64_t hd = 0; hd < NH; ++hd) {
+      gi[r * NH + hd] = gotGates.get(r * 2 * NH + hd);
+      gf[r * NH + hd] = gotGates.get(r * 2 * NH + NH + hd);
+    }
+  }
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("dq rel err", relativeError(gq, dq), kTolBackwardQK);
+  report.add("dk rel err", relativeError(gk, dk), kTolBackwardQK);
+  report.add("dv rel err", relativeError(gv, dv), kTolBackwardV);
+  report.add("di rel err", relativeError(gi, di), kTolBackwardGates);
+  report.add("df rel err", relativeError(gf, df), kTolBackwardGates);
+  report.add("o columns written", untouched, 0.0);
+  return report;
 }
 
 //===--------------------------------------------------------------------===//

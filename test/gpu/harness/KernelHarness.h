@@ -24,6 +24,7 @@
 #include "xlc/device/embedding_backward.cuh"
 #include "xlc/device/mlstm_chunk_fused.cuh"
 #include "xlc/device/mlstm_chunk_scores.cuh"
+#include "xlc/device/mlstm_chunk_backward.cuh"
 #include "xlc/device/mlstm_chunkwise.cuh"
 #include "xlc/device/mlstm_decode_step.cuh"
 #include "xlc/device/norm_gate.cuh"

@@ -58,6 +58,18 @@ inline constexpr Family kChunkStates{"xlc/device/mlstm_chunkwise.cuh",
 inline constexpr Family kChunkOutputs{"xlc/device/mlstm_chunkwise.cuh",
                                       "xlc::device::MlstmChunkwiseParams",
                                       "xlc::device::mlstm_chunk_outputs"};
+inline constexpr Family kBackwardReadout{"xlc/device/mlstm_chunk_backward.cuh",
+                                         "xlc::device::MlstmChunkBackwardParams",
+                                         "xlc::device::mlstm_backward_readout"};
+inline constexpr Family kBackwardStates{"xlc/device/mlstm_chunk_backward.cuh",
+                                        "xlc::device::MlstmChunkBackwardParams",
+                                        "xlc::device::mlstm_backward_states"};
+inline constexpr Family kBackwardChunk{"xlc/device/mlstm_chunk_backward.cuh",
+                                       "xlc::device::MlstmChunkBackwardParams",
+                                       "xlc::device::mlstm_backward_chunk"};
+inline constexpr Family kBackwardGates{"xlc/device/mlstm_chunk_backward.cuh",
+                                       "xlc::device::MlstmChunkBackwardParams",
+                                       "xlc::device::mlstm_backward_gates"};
 inline constexpr Family kChunkScores{"xlc/device/mlstm_chunk_scores.cuh",
                                      "xlc::device::MlstmChunkScoresParams",
                                      "xlc::device::mlstm_chunk_scores"};

@@ -72,6 +72,15 @@ XLC_VARIANT(TinyBf16States16,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16, 16, 32>);
 XLC_VARIANT(TinyBf16Outputs16,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16, 16, 16, 32>);
+// training backward (four kernels), after the forward of the same cell and chunk
+XLC_VARIANT(TinyBackward16,
+            xlc::device::MlstmChunkBackwardConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16>);
+XLC_VARIANT(TinyBackward32,
+            xlc::device::MlstmChunkBackwardConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 32, 16>);
+XLC_VARIANT(TinySigBackward16,
+            xlc::device::MlstmChunkBackwardConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kNone>, 16, 16>);
+XLC_VARIANT(TinyBf16Backward16,
+            xlc::device::MlstmChunkBackwardConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16>);
 // fused form (state on chip, one launch): one warp per 16-row query strip
 XLC_VARIANT(TinyFused16,
             xlc::device::MlstmChunkFusedConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 4, 8, 16, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 16, 16, 1>);
@@ -124,6 +133,11 @@ XLC_VARIANT(States128,
             xlc::device::MlstmChunkStatesConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 64, 64, 128>);
 XLC_VARIANT(Outputs128,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 128, 64, 128, 64, 128>);
+// training backward at the 7B head: chunk 64 in slices of 64; chunk 128 in slices of 32
+XLC_VARIANT(Backward64,
+            xlc::device::MlstmChunkBackwardConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64>);
+XLC_VARIANT(SigBackward128,
+            xlc::device::MlstmChunkBackwardConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kSigmoid, xlc::device::Normalizer::kNone>, 128, 32>);
 // Tiling alternatives timed by kernel_bench (wider DV tiles, longer chunks, 128-row query blocks)
 XLC_VARIANT(Outputs64W,
             xlc::device::MlstmChunkOutputsConfig<xlc::device::MlstmCellConfig<__nv_bfloat16, float, float, 8, 256, 512, xlc::device::InputGate::kExp, xlc::device::Normalizer::kMaxAbs>, 64, 64, 128, 64, 128>);

@@ -172,6 +172,22 @@ TEST(Emulated, ChunkFusedTiny) {
       be, "fused key split 4, S < L, B2 S21", {.batch = 2, .seq = 21, .seed = 31}));
 }
 
+TEST(Emulated, MlstmBackwardTiny) {
+  EmuBackend be;
+  expectOk(runMlstmBackward<EmuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
+      be, "backward L16 B2 S37 (partial last chunk)", {}));
+  expectOk(runMlstmBackward<EmuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
+      be, "backward L16 B1 S5 (S < L), random initial state", {.batch = 1, .seq = 5, .initialState = true, .seed = 32}));
+  expectOk(runMlstmBackward<EmuBackend, TinyStates32, TinyOutputs32, TinyBackward32>(
+      be, "backward L32 B2 S70", {.batch = 2, .seq = 70, .seed = 33}));
+  expectOk(runMlstmBackward<EmuBackend, TinySigStates16, TinySigOutputs16, TinySigBackward16>(
+      be, "backward sigmoid gate, no normaliser, B2 S40", {.batch = 2, .seq = 40, .seed = 34}));
+  expectOk(runMlstmBackward<EmuBackend, TinyBf16States16, TinyBf16Outputs16, TinyBf16Backward16>(
+      be, "backward bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 35}));
+  expectOk(runMlstmBackward<EmuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
+      be, "backward no gate soft-cap, B1 S40", {.batch = 1, .seq = 40, .cap = 0.0, .seed = 36}));
+}
+
 // Whether this binary is built with AddressSanitizer (GCC's macro, clang's feature test).
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kSanitized = true;

@@ -30,6 +30,9 @@ struct CompileCase {
 
 #define XLC_COMPILE_CASE(family, variant)                                                      \
   CompileCase { #variant, &family, variants::variant::kConfig }
+// One variant of a header with several entry points (the four backward kernels): named per entry.
+#define XLC_COMPILE_ENTRY(family, variant, entry)                                              \
+  CompileCase { #variant "_" #entry, &family, variants::variant::kConfig }
 
 const std::vector<CompileCase> &compileCases() {
   static const std::vector<CompileCase> cases = {
@@ -54,6 +57,30 @@ const std::vector<CompileCase> &compileCases() {
       XLC_COMPILE_CASE(kSwigluBackward, SwigluBackward7B),
       XLC_COMPILE_CASE(kSoftCap, SoftCapF32),
       XLC_COMPILE_CASE(kSoftCap, SoftCapBf16),
+      XLC_COMPILE_ENTRY(kBackwardReadout, TinyBackward16, Readout),
+      XLC_COMPILE_ENTRY(kBackwardStates, TinyBackward16, States),
+      XLC_COMPILE_ENTRY(kBackwardChunk, TinyBackward16, Chunk),
+      XLC_COMPILE_ENTRY(kBackwardGates, TinyBackward16, Gates),
+      XLC_COMPILE_ENTRY(kBackwardReadout, TinyBackward32, Readout),
+      XLC_COMPILE_ENTRY(kBackwardStates, TinyBackward32, States),
+      XLC_COMPILE_ENTRY(kBackwardChunk, TinyBackward32, Chunk),
+      XLC_COMPILE_ENTRY(kBackwardGates, TinyBackward32, Gates),
+      XLC_COMPILE_ENTRY(kBackwardReadout, TinySigBackward16, Readout),
+      XLC_COMPILE_ENTRY(kBackwardStates, TinySigBackward16, States),
+      XLC_COMPILE_ENTRY(kBackwardChunk, TinySigBackward16, Chunk),
+      XLC_COMPILE_ENTRY(kBackwardGates, TinySigBackward16, Gates),
+      XLC_COMPILE_ENTRY(kBackwardReadout, TinyBf16Backward16, Readout),
+      XLC_COMPILE_ENTRY(kBackwardStates, TinyBf16Backward16, States),
+      XLC_COMPILE_ENTRY(kBackwardChunk, TinyBf16Backward16, Chunk),
+      XLC_COMPILE_ENTRY(kBackwardGates, TinyBf16Backward16, Gates),
+      XLC_COMPILE_ENTRY(kBackwardReadout, Backward64, Readout),
+      XLC_COMPILE_ENTRY(kBackwardStates, Backward64, States),
+      XLC_COMPILE_ENTRY(kBackwardChunk, Backward64, Chunk),
+      XLC_COMPILE_ENTRY(kBackwardGates, Backward64, Gates),
+      XLC_COMPILE_ENTRY(kBackwardReadout, SigBackward128, Readout),
+      XLC_COMPILE_ENTRY(kBackwardStates, SigBackward128, States),
+      XLC_COMPILE_ENTRY(kBackwardChunk, SigBackward128, Chunk),
+      XLC_COMPILE_ENTRY(kBackwardGates, SigBackward128, Gates),
       XLC_COMPILE_CASE(kChunkStates, TinyStates16),
       XLC_COMPILE_CASE(kChunkOutputs, TinyOutputs16),
       XLC_COMPILE_CASE(kChunkStates, TinyStates32),
