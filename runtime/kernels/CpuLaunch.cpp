@@ -111,4 +111,11 @@ exec::cpu::View CpuLaunch::view(std::string_view name, std::string_view offsetNa
   return {floats(name, end), offset, stride};
 }
 
+exec::cpu::MutView CpuLaunch::mutView(std::string_view name, std::string_view offsetName,
+                                      std::string_view strideName, std::int64_t rows,
+                                      std::int64_t width) const {
+  const exec::cpu::View v = view(name, offsetName, strideName, rows, width); // checks the extent
+  return {floats(name, 0), v.offset, v.stride};
+}
+
 } // namespace xlc::kernels

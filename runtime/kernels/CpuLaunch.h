@@ -68,6 +68,10 @@ public:
   /// |width| elements, checked to lie inside the buffer.
   exec::cpu::View view(std::string_view name, std::string_view offsetName,
                        std::string_view strideName, std::int64_t rows, std::int64_t width) const;
+  /// The same, as a destination the launch writes.
+  exec::cpu::MutView mutView(std::string_view name, std::string_view offsetName,
+                             std::string_view strideName, std::int64_t rows,
+                             std::int64_t width) const;
 
   /// The product of non-negative factors, or an error naming the step when it overflows u64.
   std::uint64_t product(std::initializer_list<std::int64_t> factors) const;

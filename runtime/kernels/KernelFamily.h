@@ -91,6 +91,9 @@ struct Geometry {
   /// The source asserts Config::kSharedBytes == sharedBytes (the family mirrors the header's
   /// shared-memory layout here, and every NVRTC compile checks the two agree).
   bool assertSharedBytes = false;
+  /// The Config member the assertion reads (a header with several entry points names one per
+  /// entry point).
+  std::string_view sharedBytesConstant = "kSharedBytes";
 };
 
 /// A step attribute that must agree with the configuration or with a launch argument. Attributes

@@ -23,6 +23,8 @@ std::span<const FamilyDef *const> families() {
       &mlstmDecodeStepFamily(),   &rmsNormBackwardFamily(),    &swigluBackwardFamily(),
       &normGateBackwardFamily(),  &embeddingBackwardFamily(),
       &crossEntropyFamily(),      &adamwFamily(),             &gradNormFamily(),
+      &mlstmBackwardReadoutFamily(), &mlstmBackwardStatesFamily(), &mlstmBackwardChunkFamily(),
+      &mlstmBackwardGatesFamily(),
   };
   return all;
 }
@@ -135,9 +137,9 @@ art::Kernel renderKernel(const FamilyDef &family, const Config &config, std::str
       fmt::format("// xlc kernel: {} {}\n#include \"xlc/device/{}.cuh\"\nusing Config = {};\n",
                   family.name, kernel.tile, family.header, configType);
   if (g.assertSharedBytes)
-    kernel.source += fmt::format("static_assert(Config::kSharedBytes == {}, \"codegen's "
+    kernel.source += fmt::format("static_assert(Config::{} == {}, \"codegen's "
                                  "shared-memory size disagrees with the header\");\n",
-                                 g.sharedBytes);
+                                 g.sharedBytesConstant, g.sharedBytes);
   kernel.source += fmt::format("extern \"C\" __global__ void __launch_bounds__(Config::kThreads)\n"
                                "xlc_kernel(xlc::device::{} p) {{\n{}"
                                "  xlc::device::{}<Config>(p);\n}}\n",

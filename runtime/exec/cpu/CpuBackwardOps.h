@@ -54,14 +54,6 @@ std::int64_t embeddingBackward(ThreadPool &pool, const std::int32_t *tokens, Vie
 double crossEntropyBackward(ThreadPool &pool, float *z, const std::int32_t *targets,
                             std::int64_t rows, std::int64_t vocab, double cap, double gradScale);
 
-/// A strided destination: element (r, c) at base[r·stride + offset + c].
-struct MutView {
-  float *base = nullptr;
-  std::int64_t offset = 0;
-  std::int64_t stride = 0;
-  float *row(std::int64_t r) const { return base + r * stride + offset; }
-};
-
 /// The mLSTM cell's exact backward (MlstmCellBackward.h) in the four stages of the GPU's
 /// kernels (runtime/device/mlstm_chunk_backward.cuh has the math), each a function here with the
 /// same workspaces, so the CPU backend executes the same plan: readout (R), state gradient (S),

@@ -35,6 +35,14 @@ struct View {
   const float *row(std::int64_t r) const { return base + r * stride + offset; }
 };
 
+/// A strided destination, as View: element (r, c) at base[r·stride + offset + c].
+struct MutView {
+  float *base = nullptr;
+  std::int64_t offset = 0;
+  std::int64_t stride = 0;
+  float *row(std::int64_t r) const { return base + r * stride + offset; }
+};
+
 enum class GemmEpilogue { None, Bias, ResidualAdd };
 
 /// D[m, n] = A[m, k] · B[n, k]ᵀ (+ bias[n] | + C[m, n]), all row-major and contiguous (leading

@@ -30,6 +30,10 @@ const FamilyDef &mlstmChunkOutputsFamily();
 const FamilyDef &mlstmChunkScoresFamily();
 const FamilyDef &mlstmChunkFusedFamily();
 const FamilyDef &mlstmDecodeStepFamily();
+const FamilyDef &mlstmBackwardReadoutFamily();
+const FamilyDef &mlstmBackwardStatesFamily();
+const FamilyDef &mlstmBackwardChunkFamily();
+const FamilyDef &mlstmBackwardGatesFamily();
 
 /// A buffer of the element type configuration field |dtypeField| names.
 inline ParamDef bufferParam(std::string name, std::string dtypeField) {

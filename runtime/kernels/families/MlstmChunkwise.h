@@ -8,7 +8,10 @@
 #ifndef XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCHUNKWISE_H
 #define XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCHUNKWISE_H
 
+#include "runtime/exec/cpu/CpuBackwardOps.h"
 #include "runtime/kernels/families/MlstmCommon.h"
+
+#include <array>
 
 namespace xlc::kernels::mlstm {
 
@@ -24,6 +27,32 @@ std::vector<ParamDef> recordParams();
 /// The cell (cellOf) and the records (B·NH·NC of them, NC = ceil(seq_len / chunk)) of a scores
 /// or state-pass launch.
 exec::cpu::MlstmChunkRecords recordsOf(const CpuLaunch &launch);
+
+/// The backward's four kernels (mlstm_chunk_backward.cuh) share one parameter struct: the
+/// forward's views, its saved chunk-start states and output h, δh, the gradient destinations and
+/// the backward's workspaces.
+std::vector<ParamDef> backwardParams();
+
+/// Their configuration fields: the cell's, then chunk (the forward's L) and tile.
+std::vector<ConfigField> backwardFields();
+
+/// "xlc::device::MlstmChunkBackwardConfig<CELL, chunk, tile>".
+std::string backwardConfigType(const Config &config);
+
+/// MlstmChunkBackwardConfig's shared-memory sizes (the header's kReadoutBytes, kStatesBytes,
+/// kSharedBytes, kGatesBytes).
+struct BackwardShared {
+  std::int64_t readout, states, chunk, gates;
+};
+BackwardShared backwardShared(const Config &config);
+
+/// A backward kernel's geometry: |grid| × 256 threads, the shared memory of member |bytes|,
+/// asserted equal to the header's Config::|constant|.
+Geometry backwardGeometry(const Config &config, std::array<artifact::Expr, 3> grid,
+                          std::int64_t BackwardShared::*bytes, std::string_view constant);
+
+/// The CPU stages' view of a backward launch.
+exec::cpu::MlstmChunkBackward backwardOf(const CpuLaunch &launch);
 
 /// A shared-memory region of |elements| elements of |size| bytes, rounded up to 128 bytes.
 inline std::int64_t smemBytes(std::int64_t elements, std::int64_t size) {

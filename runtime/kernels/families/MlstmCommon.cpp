@@ -159,4 +159,84 @@ exec::cpu::MlstmChunkwise chunkwiseOf(const CpuLaunch &l) {
   return op;
 }
 
+std::vector<ParamDef> backwardParams() {
+  std::vector<ParamDef> params = viewParams();
+  params.push_back(bufferParam("ws_C", "dtype"));
+  for (const char *name : {"ws_n", "ws_m"})
+    params.push_back(bufferParam(name, artifact::DType::F32));
+  params.push_back(bufferParam("h", "dtype"));
+  params.push_back(bufferParam("dh", "dtype"));
+  for (const char *name : {"dq", "dk", "dv", "di", "df"}) {
+    params.push_back(bufferParam(name, name[1] == 'i' || name[1] == 'f' ? "gate_dtype" : "dtype"));
+    params.push_back(i64Param(std::string(name) + "_offset"));
+    params.push_back(i64Param(std::string(name) + "_stride"));
+  }
+  for (const char *name : {"ws_tok", "ws_dC", "ws_dn", "ws_gate", "ws_chunk"})
+    params.push_back(bufferParam(name, artifact::DType::F32));
+  params.push_back(i64Param("batch"));
+  params.push_back(i64Param("seq_len"));
+  params.push_back(f32Param("eps"));
+  params.push_back(f32Param("gate_soft_cap"));
+  return params;
+}
+
+std::vector<ConfigField> backwardFields() {
+  return cellFields({ConfigField::integer("chunk", 16, 128), ConfigField::integer("tile", 16, 64)});
+}
+
+std::string backwardConfigType(const Config &c) {
+  return configSpelling("MlstmChunkBackwardConfig",
+                        cellConfigType(c) + ", " + num(c, "chunk") + ", " + num(c, "tile"));
+}
+
+BackwardShared backwardShared(const Config &c) {
+  // MlstmChunkBackwardConfig's layout: fp32 regions rounded to 128 bytes.
+  const std::int64_t L = cfgInt(c, "chunk"), tile = cfgInt(c, "tile");
+  const std::int64_t vec = smemBytes(L, 4), matrix = smemBytes(L * (L + 1), 4);
+  const std::int64_t rowTile = smemBytes(L * (tile + 1), 4);
+  const std::int64_t squareTile = smemBytes(tile * (tile + 1), 4);
+  const std::int64_t rows = 8 * vec + 12 * vec + 128 + 2 * matrix;
+  return {rows + 2 * rowTile, 2 * vec + 2 * rowTile, rows + 4 * rowTile + 2 * squareTile,
+          24 * vec};
+}
+
+Geometry backwardGeometry(const Config &c, std::array<artifact::Expr, 3> grid,
+                          std::int64_t BackwardShared::*bytes, std::string_view constant) {
+  Geometry g;
+  g.block = {256, 1, 1};
+  g.grid = std::move(grid);
+  g.sharedBytes = static_cast<std::uint32_t>(backwardShared(c).*bytes);
+  g.assertSharedBytes = true;
+  g.sharedBytesConstant = constant;
+  return g;
+}
+
+exec::cpu::MlstmChunkBackward backwardOf(const CpuLaunch &l) {
+  exec::cpu::MlstmChunkBackward op;
+  op.forward.cell = cellOf(l, l.count("seq_len"));
+  op.forward.chunk = l.cfg("chunk");
+  const exec::cpu::MlstmCell &cell = op.forward.cell;
+  const std::int64_t chunks = (cell.seq + op.forward.chunk - 1) / op.forward.chunk;
+  const std::int64_t pairs = static_cast<std::int64_t>(l.product({cell.batch, cell.numHeads}));
+  const std::int64_t slots = static_cast<std::int64_t>(l.product({pairs, chunks + 1}));
+  op.forward.wsC = l.floats("ws_C", l.product({slots, cell.dqk, cell.dv}));
+  op.forward.wsN = l.floats("ws_n", l.product({slots, cell.dqk}));
+  op.forward.wsM = l.floats("ws_m", static_cast<std::uint64_t>(slots));
+  const std::int64_t rows = static_cast<std::int64_t>(l.product({cell.batch, cell.seq}));
+  const std::int64_t qk = cell.numHeads * cell.dqk, v = cell.numHeads * cell.dv;
+  op.h = {l.floats("h", l.product({rows, v})), 0, v};
+  op.dh = {l.floats("dh", l.product({rows, v})), 0, v};
+  op.dq = l.mutView("dq", "dq_offset", "dq_stride", rows, qk);
+  op.dk = l.mutView("dk", "dk_offset", "dk_stride", rows, qk);
+  op.dv = l.mutView("dv", "dv_offset", "dv_stride", rows, v);
+  op.di = l.mutView("di", "di_offset", "di_stride", rows, cell.numHeads);
+  op.df = l.mutView("df", "df_offset", "df_stride", rows, cell.numHeads);
+  op.wsTok = l.floats("ws_tok", l.product({pairs, cell.seq, 4}));
+  op.wsDC = l.floats("ws_dC", l.product({pairs, chunks, cell.dqk, cell.dv}));
+  op.wsDN = l.floats("ws_dn", l.product({pairs, chunks, cell.dqk}));
+  op.wsGate = l.floats("ws_gate", l.product({pairs, cell.seq, 4}));
+  op.wsChunk = l.floats("ws_chunk", l.product({pairs, chunks, 8}));
+  return op;
+}
+
 } // namespace xlc::kernels::mlstm

@@ -11,6 +11,7 @@
 
 #include "runtime/cuda/Nvrtc.h"
 #include "runtime/device/DeviceHeaders.h"
+#include "runtime/kernels/KernelFamily.h"
 #include "test/gpu/harness/GpuSkip.h"
 
 #include <gtest/gtest.h>
@@ -176,5 +177,43 @@ INSTANTIATE_TEST_SUITE_P(Variants, NvrtcCompile, ::testing::ValuesIn(compileCase
                          [](const ::testing::TestParamInfo<CompileCase> &info) {
                            return info.param.name;
                          });
+
+// The backward families as the registry renders them (renderKernel: the artifact's source, with
+// its static_assert that the family's shared-memory size is the header's), at the tiny model's
+// and the 7B's cell, chunk 64 in slices of 64 and chunk 128 in slices of 32.
+TEST(NvrtcCompileRendered, MlstmBackwardFamilies) {
+  std::string reason;
+  if (!xlc::cuda::Nvrtc::available(&reason))
+    XLC_SKIP_OR_FAIL("libnvrtc cannot be loaded: " << reason);
+  std::vector<xlc::cuda::NvrtcHeader> headers;
+  for (const xlc::device::EmbeddedHeader &h : xlc::device::embeddedHeaders())
+    headers.push_back({h.name, h.text});
+  const std::vector<std::string> options = xlc::cuda::Nvrtc::defaultOptions("sm_90a");
+  auto config = [](int nh, int dqk, int dv, int chunk, int tile, const char *gate) {
+    return xlc::kernels::Config{{"dtype", "bf16"},      {"gate_dtype", "f32"},
+                                {"state_dtype", "f32"}, {"num_heads", nh},
+                                {"qk_head_dim", dqk},   {"v_head_dim", dv},
+                                {"input_gate", gate},   {"normalizer", "max_abs"},
+                                {"chunk", chunk},       {"tile", tile}};
+  };
+  for (const xlc::kernels::Config &c :
+       {config(4, 8, 16, 16, 16, "exp"), config(8, 256, 512, 64, 64, "exp"),
+        config(8, 256, 512, 128, 32, "sigmoid")})
+    for (const char *family : {"mlstm_backward_readout", "mlstm_backward_states",
+                               "mlstm_backward_chunk", "mlstm_backward_gates"}) {
+      SCOPED_TRACE(std::string(family) + " " + c.dump());
+      const xlc::artifact::Kernel k =
+          xlc::kernels::renderKernel(*xlc::kernels::findFamily(family), c, "#xk.tile<>");
+      std::vector<std::string> all = options;
+      all.insert(all.end(), k.options.begin(), k.options.end());
+      std::vector<char> cubin;
+      std::string log;
+      ASSERT_NO_THROW(cubin = xlc::cuda::Nvrtc::instance().compile(k.source, std::string(family) + ".cu",
+                                                                   all, headers, &log))
+          << k.source;
+      EXPECT_GT(cubin.size(), 0u);
+      EXPECT_LE(k.sharedBytes, 227u * 1024u) << "over the H100's shared memory per block";
+    }
+}
 
 } // namespace

@@ -11,12 +11,14 @@
 #include "runtime/exec/cpu/CpuBackend.h"
 #include "runtime/kernels/KernelFamily.h"
 #include "runtime/reference/BlockOps.h"
+#include "runtime/reference/MlstmCellBackward.h"
 #include "runtime/support/Error.h"
 #include "runtime/train/AdamW.h"
 #include "runtime/weights/Checkpoint.h"
 
 #include "test/runtime/ErrorMatchers.h"
 #include "test/runtime/exec/BackwardGemmArtifact.h"
+#include "test/runtime/exec/CpuTestUtil.h"
 
 #include <gtest/gtest.h>
 
@@ -29,8 +31,8 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace art = xlc::artifact;
-using testing::Bf16Values;
-using testing::randomBf16;
+using xlc::testing::Bf16Values;
+using xlc::testing::randomBf16;
 
 constexpr std::uint64_t kDim = 16;
 enum : art::BufferId { kX, kDy, kW, kDx, kDw, kPartial, kCounter };
@@ -378,6 +380,190 @@ TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
   EXPECT_LT(ref::relativeError(tensor(gotM), tensor(m)), 1e-6);
   EXPECT_GT(ref::relativeError(tensor(got), tensor(w0)), 1e-3); // it moved
   fs::remove_all(dir);
+}
+
+/// forward_backward(qkv, gates, dh) → (dqkv, dgates): the chunkwise forward (mlstm_chunk_states,
+/// mlstm_chunk_outputs) from the zero state, then the backward's four kernels
+/// (mlstm_backward_readout, _states, _chunk, _gates) on the forward's saved chunk-start states
+/// and output, writing the fused q|k|v and i|f gradients. Every buffer f32, so the CPU
+/// backend's result is the exact derivative up to fp32 rounding (float64 oracle:
+/// ref::mlstmCellBackward, with the soft-cap's derivative).
+TEST(TrainingFamiliesTest, MlstmCellGradRunsItsFourKernelsAfterTheForward) {
+  constexpr std::uint64_t NH = 2, DQK = 8, DV = 16, L = 16, W = 2 * NH * DQK + NH * DV;
+  constexpr double kCap = 15.0, kEps = 1e-6;
+  const art::Dim B = art::Dim::batch(), S = art::Dim::seq();
+  enum : art::BufferId {
+    kQkv, kGates, kDh, kC, kN, kM, kWsC, kWsN, kWsM, kH, kDqkv, kDgates,
+    kTok, kDC, kDN, kGate, kChunk
+  };
+  // Arena: each region bounded by an affine size with coefficients rounded up to 256 bytes
+  // (slots: NC + 1 ≤ S + 1 per (b, head); records ≤ S).
+  auto round = [](std::uint64_t x) { return (x + 255) / 256 * 256; };
+  art::Expr offset = art::Expr::constant(0);
+  std::vector<art::Buffer> arena;
+  auto region = [&](art::BufferId id, const char *name, art::Shape shape, art::Expr bytes) {
+    art::Buffer b{id, name, id == kH ? art::BufferClass::Activation : art::BufferClass::Workspace,
+                  art::DType::F32, std::move(shape), offset, {}};
+    if (id != kH)
+      b.bytes = bytes;
+    offset = offset + bytes;
+    arena.push_back(b);
+  };
+  region(kWsC, "ws_C", {}, art::Expr{0, round(NH * DQK * DV * 4), 0, round(NH * DQK * DV * 4), 1});
+  region(kWsN, "ws_n", {}, art::Expr{0, round(NH * DQK * 4), 0, round(NH * DQK * 4), 1});
+  region(kWsM, "ws_m", {}, art::Expr{0, round(NH * 4), 0, round(NH * 4), 1});
+  region(kH, "h", {B, S, NH * DV}, art::Expr::batchSeq(round(NH * DV * 4)));
+  region(kTok, "ws_tok", {}, art::Expr::batchSeq(round(NH * 16)));
+  region(kDC, "ws_dC", {}, art::Expr::batchSeq(round(NH * DQK * DV * 4)));
+  region(kDN, "ws_dn", {}, art::Expr::batchSeq(round(NH * DQK * 4)));
+  region(kGate, "ws_gate", {}, art::Expr::batchSeq(round(NH * 16)));
+  region(kChunk, "ws_chunk", {}, art::Expr::batchSeq(round(NH * 32)));
+
+  art::Artifact a;
+  a.compiler = {"xlc", "test"};
+  a.targetArch = "sm_90a";
+  a.deviceHeadersHash = "00";
+  a.model = {"mlstm-cell-grad", 64, NH * DV, 1, L, 0, 2, 1};
+  a.sourceName = "mlstm-cell-grad.xlca";
+  a.buffers = {
+      {kQkv, "qkv", art::BufferClass::Input, art::DType::F32, {B, S, W}, {}, {}},
+      {kGates, "gates", art::BufferClass::Input, art::DType::F32, {B, S, 2 * NH}, {}, {}},
+      {kDh, "dh", art::BufferClass::Input, art::DType::F32, {B, S, NH * DV}, {}, {}},
+      {kC, "C", art::BufferClass::State, art::DType::F32, {B, NH, DQK, DV}, {}, {}},
+      {kN, "n", art::BufferClass::State, art::DType::F32, {B, NH, DQK}, {}, {}},
+      {kM, "m", art::BufferClass::State, art::DType::F32, {B, NH}, {}, {}},
+  };
+  a.buffers.insert(a.buffers.end(), arena.begin(), arena.begin() + 4); // ws_C, ws_n, ws_m, h
+  a.buffers.push_back({kDqkv, "dqkv", art::BufferClass::Output, art::DType::F32, {B, S, W}, {}, {}});
+  a.buffers.push_back(
+      {kDgates, "dgates", art::BufferClass::Output, art::DType::F32, {B, S, 2 * NH}, {}, {}});
+  a.buffers.insert(a.buffers.end(), arena.begin() + 4, arena.end());
+  a.arenaBytes = offset;
+
+  kernels::Config cell = {{"dtype", "f32"},     {"gate_dtype", "f32"},  {"state_dtype", "f32"},
+                          {"num_heads", NH},    {"qk_head_dim", DQK},   {"v_head_dim", DV},
+                          {"input_gate", "exp"}, {"normalizer", "max_abs"}, {"chunk", L}};
+  kernels::Config states = cell, outputs = cell, backward = cell;
+  states.update({{"tile_k", 16}, {"tile_v", 16}, {"threads", 32}});
+  outputs.update({{"block_l", 16}, {"block_dv", 16}, {"block_dqk", 16}, {"threads", 32}});
+  backward["tile"] = 16;
+  const char *names[] = {"mlstm_chunk_states", "mlstm_chunk_outputs", "mlstm_backward_readout",
+                         "mlstm_backward_states", "mlstm_backward_chunk", "mlstm_backward_gates"};
+  for (int i = 0; i < 6; ++i) {
+    art::Kernel k = kernels::renderKernel(*kernels::findFamily(names[i]),
+                                          i == 0 ? states : i == 1 ? outputs : backward, "#xk.tile<>");
+    k.name = std::string(names[i]) + "_0";
+    a.kernels.push_back(k);
+  }
+  std::vector<art::Arg> views = {
+      art::Arg::buffer(kQkv),   art::Arg::i64(0),       art::Arg::i64(W),
+      art::Arg::buffer(kQkv),   art::Arg::i64(NH * DQK), art::Arg::i64(W),
+      art::Arg::buffer(kQkv),   art::Arg::i64(2 * NH * DQK), art::Arg::i64(W),
+      art::Arg::buffer(kGates), art::Arg::i64(0),       art::Arg::i64(2 * NH),
+      art::Arg::buffer(kGates), art::Arg::i64(NH),      art::Arg::i64(2 * NH)};
+  const std::vector<art::Arg> tail = {art::Arg::symbol(art::Symbol::B),
+                                      art::Arg::symbol(art::Symbol::S),
+                                      art::Arg::f32(static_cast<float>(kEps)),
+                                      art::Arg::f32(static_cast<float>(kCap))};
+  std::vector<art::Arg> fwd = views;
+  for (art::BufferId id : {kC, kN, kM, kWsC, kWsN, kWsM, kH})
+    fwd.push_back(art::Arg::buffer(id));
+  fwd.insert(fwd.end(), tail.begin(), tail.end());
+  std::vector<art::Arg> bwd = views;
+  for (art::BufferId id : {kWsC, kWsN, kWsM, kH, kDh})
+    bwd.push_back(art::Arg::buffer(id));
+  for (auto [id, off, stride] : {std::tuple{kDqkv, std::uint64_t{0}, W},
+                                 {kDqkv, NH * DQK, W},
+                                 {kDqkv, 2 * NH * DQK, W},
+                                 {kDgates, std::uint64_t{0}, 2 * NH},
+                                 {kDgates, NH, 2 * NH}}) {
+    bwd.push_back(art::Arg::buffer(id));
+    bwd.push_back(art::Arg::i64(static_cast<std::int64_t>(off)));
+    bwd.push_back(art::Arg::i64(static_cast<std::int64_t>(stride)));
+  }
+  for (art::BufferId id : {kTok, kDC, kDN, kGate, kChunk})
+    bwd.push_back(art::Arg::buffer(id));
+  bwd.insert(bwd.end(), tail.begin(), tail.end());
+  nlohmann::json attrs = {{"num_heads", NH}, {"qk_head_dim", DQK}, {"v_head_dim", DV},
+                          {"input_gate", "exp"}, {"normalizer", "max_abs"}, {"eps", kEps},
+                          {"gate_soft_cap", kCap}, {"chunk", L}};
+  art::Function f;
+  f.name = "forward_backward";
+  f.inputs = {{"qkv", kQkv}, {"gates", kGates}, {"dh", kDh}};
+  f.outputs = {{"dqkv", kDqkv}, {"dgates", kDgates}};
+  f.states = {kC, kN, kM};
+  f.steps.push_back(art::Step::makeLaunch("mlstm_chunkwise", attrs, 0, fwd));
+  f.steps.push_back(art::Step::makeLaunch("mlstm_chunkwise", attrs, 1, fwd));
+  for (art::KernelIndex k = 2; k < 6; ++k)
+    f.steps.push_back(art::Step::makeLaunch("mlstm_cell_grad", attrs, k, bwd));
+  a.functions = {f};
+
+  const weights::Checkpoint none;
+  std::unique_ptr<Backend> cpu = createCpuBackend(a, none, {2, 40}, 2);
+  const std::int64_t batch = 2, seq = 37, rows = batch * seq; // a partial last chunk
+  std::mt19937 rng(41);
+  const std::vector<float> qkv = testing::randomFloats(static_cast<std::size_t>(rows * W), rng);
+  const std::vector<float> dh = testing::randomFloats(static_cast<std::size_t>(rows * NH * DV), rng);
+  std::vector<float> gates(static_cast<std::size_t>(rows * 2 * NH));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::uint64_t hd = 0; hd < NH; ++hd) {
+      gates[r * 2 * NH + hd] = 4.0f * normal(rng);
+      gates[r * 2 * NH + NH + hd] = 2.0f + 3.0f * normal(rng);
+    }
+  std::vector<float> dqkv(qkv.size()), dgates(gates.size());
+  CallArgs call;
+  call.batch = batch;
+  call.seq = seq;
+  call.inputs.emplace("qkv", std::as_bytes(std::span(qkv)));
+  call.inputs.emplace("gates", std::as_bytes(std::span(gates)));
+  call.inputs.emplace("dh", std::as_bytes(std::span(dh)));
+  call.outputs.emplace("dqkv", OutputRequest{dqkv});
+  call.outputs.emplace("dgates", OutputRequest{dgates});
+  cpu->call("forward_backward", call);
+
+  const auto sh = [](std::int64_t a0, std::int64_t a1, std::int64_t a2) {
+    return std::vector<std::int64_t>{a0, a1, a2};
+  };
+  ref::Tensor q(sh(batch, seq, NH * DQK)), k(q.shape), v(sh(batch, seq, NH * DV));
+  ref::Tensor ig(sh(batch, seq, NH)), fg(ig.shape), igRaw(ig.shape), fgRaw(ig.shape);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::uint64_t x = 0; x < NH * DQK; ++x) {
+      q.data[r * NH * DQK + x] = qkv[r * W + x];
+      k.data[r * NH * DQK + x] = qkv[r * W + NH * DQK + x];
+    }
+    for (std::uint64_t x = 0; x < NH * DV; ++x)
+      v.data[r * NH * DV + x] = qkv[r * W + 2 * NH * DQK + x];
+    for (std::uint64_t hd = 0; hd < NH; ++hd) {
+      igRaw.data[r * NH + hd] = gates[r * 2 * NH + hd];
+      fgRaw.data[r * NH + hd] = gates[r * 2 * NH + NH + hd];
+    }
+  }
+  const ref::Tensor dhT(sh(batch, seq, NH * DV), std::vector<double>(dh.begin(), dh.end()));
+  const ref::MlstmCellGrads g =
+      ref::mlstmCellBackward(q, k, v, ref::softCap(igRaw, kCap), ref::softCap(fgRaw, kCap), NH,
+                             nullptr, {kEps, ref::InputGate::Exp, ref::Normalizer::MaxAbs}, dhT);
+  const ref::Tensor di = ref::softCapBackward(igRaw, kCap, g.iPre);
+  const ref::Tensor df = ref::softCapBackward(fgRaw, kCap, g.fPre);
+  ref::Tensor gq(q.shape), gk(k.shape), gv(v.shape), gi(ig.shape), gf(ig.shape);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::uint64_t x = 0; x < NH * DQK; ++x) {
+      gq.data[r * NH * DQK + x] = dqkv[r * W + x];
+      gk.data[r * NH * DQK + x] = dqkv[r * W + NH * DQK + x];
+    }
+    for (std::uint64_t x = 0; x < NH * DV; ++x)
+      gv.data[r * NH * DV + x] = dqkv[r * W + 2 * NH * DQK + x];
+    for (std::uint64_t hd = 0; hd < NH; ++hd) {
+      gi.data[r * NH + hd] = dgates[r * 2 * NH + hd];
+      gf.data[r * NH + hd] = dgates[r * 2 * NH + NH + hd];
+    }
+  }
+  // fp32 storage of the forward's states and output between the kernels: ~1e-6.
+  EXPECT_LT(ref::relativeError(gq, g.q), 1e-5);
+  EXPECT_LT(ref::relativeError(gk, g.k), 1e-5);
+  EXPECT_LT(ref::relativeError(gv, g.v), 1e-5);
+  EXPECT_LT(ref::relativeError(gi, di), 1e-5);
+  EXPECT_LT(ref::relativeError(gf, df), 1e-5);
 }
 
 } // namespace
