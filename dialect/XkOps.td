@@ -214,4 +214,191 @@ def Xk_MLSTMDecodeStepOp : Xk_MLSTMOp<"mlstm_decode_step", "decode"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Training: the kernels of @train_step (lowered from xlc-autodiff's gradient ops). Weight
+// gradients are f32 whatever the weight's type: they are sums over every token of the batch.
+//===----------------------------------------------------------------------===//
+
+def Xk_ZeroStateOp : Xk_Op<"zero_state", [MemoryEffects<[MemAlloc]>]> {
+  let summary = "A zero mLSTM state owned by the function (a training sequence starts fresh).";
+  let description = [{
+    The state buffers behind the result are zeroed before the kernel that reads them. Each op
+    is its own buffers (an allocation: never merged with another), since the cell that reads
+    it updates it in place.
+
+    ```mlir
+    %s0 = xk.zero_state : !xlstm.state<8x256x512xf32>
+    ```
+  }];
+  let results = (outs Xlstm_AnyState:$state);
+  let assemblyFormat = "attr-dict `:` type($state)";
+}
+
+def Xk_MatmulOp : Xk_Op<"matmul", [Pure]> {
+  let summary = "D = op(A)·op(B) (+ addend): the GEMMs of the backward, through cuBLASLt.";
+  let description = [{
+    A matrix's rows are the product of its tensor's leading dimensions, its columns the last
+    one. op(A) = A, or Aᵀ with `trans_a`; op(B) = B, or Bᵀ with `trans_b`. The result is
+    `[..., N]` with A's leading dimensions, or the 2-D `[A's columns, N]` with `trans_a` (a
+    weight's gradient: dW = dYᵀ·X, summed over every token). With `addend` the product is added
+    to it (result-typed): gradients that meet at a value are summed in the GEMM's epilogue.
+
+    ```mlir
+    %dx = xk.matmul %dy, %w : (tensor<?x?x32xbf16>, tensor<32x64xbf16>) -> tensor<?x?x64xbf16>
+    %dw = xk.matmul %dy, %x {trans_a} : (tensor<?x?x32xbf16>, tensor<?x?x64xbf16>) -> tensor<32x64xf32>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$a, Xk_FloatTensor:$b, Optional<Xk_FloatTensor>:$addend,
+                       UnitAttr:$trans_a, UnitAttr:$trans_b, OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$result);
+  let assemblyFormat = [{
+    $a `,` $b (`addend` $addend^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Xk_CrossEntropyOp : Xk_Op<"cross_entropy", [Pure, AllTypesMatch<["logits", "d_logits"]>,
+    AllTypesMatch<["scale", "loss"]>]> {
+  let summary = "The loss head: soft-capped cross-entropy and its gradient (`cross_entropy`).";
+  let description = [{
+    Over pre-cap logits `[..., V]` (f32, replaced in place by their gradient) and targets:
+    `loss = scale · Σ_p loss_p` and `d_logits = scale · (softmax(l) − onehot) · cap′` on rows
+    with a target ≥ 0 (0 elsewhere), `l = cap·tanh(z/cap)`. `scale` is the step's loss scale
+    divided by the number of counted targets (the caller counts them), so the loss is the mean.
+
+    ```mlir
+    %loss, %dz = xk.cross_entropy %z, %targets, %scale {cap = 3.0e+01 : f64}
+        : tensor<?x?x50304xf32>, tensor<?x?xi32>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$logits, RankedTensorOf<[I32]>:$targets,
+                       0DTensorOf<[F32]>:$scale, OptionalAttr<F64Attr>:$cap,
+                       OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs 0DTensorOf<[F32]>:$loss, RankedTensorOf<[F32]>:$d_logits);
+  let assemblyFormat = [{
+    $logits `,` $targets `,` $scale attr-dict `:` type($logits) `,` type($targets) `,`
+    type($scale)
+  }];
+}
+
+def Xk_RMSNormBackwardOp : Xk_Op<"rms_norm_backward", [Pure,
+    AllTypesMatch<["input", "dy", "d_input"]>, AttrSizedOperandSegments]> {
+  let summary = "Gradient of `xk.rms_norm` (`rms_norm_backward`); d_weight in f32.";
+  let description = [{
+    With `residual` the input's gradient is added to it: the two paths of a residual block
+    (`x + f(norm(x))`) meet in this kernel's epilogue.
+
+    ```mlir
+    %dx, %dw = xk.rms_norm_backward %x, %w : tensor<64xbf16>, %dy residual %dres : tensor<?x?x64xbf16>
+        {eps = 1.0e-06 : f64} : tensor<?x?x64xbf16> -> tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$input, Optional<Xk_FloatTensor>:$weight,
+                       Xk_FloatTensor:$dy, Optional<Xk_FloatTensor>:$residual, F64Attr:$eps,
+                       OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$d_input, Optional<RankedTensorOf<[F32]>>:$d_weight);
+  let assemblyFormat = [{
+    $input (`,` $weight^ `:` type($weight))? `,` $dy (`residual` $residual^ `:` type($residual))?
+    attr-dict `:` type($input) (`->` type($d_weight)^)?
+  }];  let hasVerifier = 1;
+}
+
+def Xk_ColumnSumOp : Xk_Op<"column_sum", [Pure]> {
+  let summary = "Σ over rows of a [..., N] tensor, in f32 (a bias's gradient).";
+  let description = [{
+    Summed in a fixed order (blocks of rows, then the blocks in order): the same bits every run.
+
+    ```mlir
+    %db = xk.column_sum %dy : tensor<?x?x8xf32> -> tensor<8xf32>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$input, OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+}
+
+def Xk_NormGateBackwardOp : Xk_Op<"norm_gate_backward", [Pure,
+    AllTypesMatch<["input", "ogate", "dy", "d_input", "d_ogate"]>]> {
+  let summary = "Gradient of `xk.norm_gate` (`norm_gate_backward`); d_weight in f32.";
+  let description = [{
+    ```mlir
+    %dh, %dw, %do = xk.norm_gate_backward %h, %w, %o, %dy {num_heads = 8 : i64, eps = 1.0e-06 : f64}
+        : tensor<?x?x4096xbf16>, tensor<4096xbf16> -> tensor<4096xf32>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$input, Xk_FloatTensor:$weight, Xk_FloatTensor:$ogate,
+                       Xk_FloatTensor:$dy, I64Attr:$num_heads, F64Attr:$eps,
+                       OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$d_input, RankedTensorOf<[F32]>:$d_weight,
+                      Xk_FloatTensor:$d_ogate);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $ogate `,` $dy attr-dict `:` type($input) `,` type($weight) `->`
+    type($d_weight)
+  }];
+}
+
+def Xk_SwiGLUBackwardOp : Xk_Op<"swiglu_backward", [Pure,
+    AllTypesMatch<["gate", "up", "dy", "d_gate", "d_up"]>]> {
+  let summary = "Gradient of `xk.swiglu` (`swiglu_backward`).";
+  let description = [{
+    ```mlir
+    %dg, %du = xk.swiglu_backward %g, %u, %dy : tensor<?x?x10944xbf16>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$gate, Xk_FloatTensor:$up, Xk_FloatTensor:$dy,
+                       OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$d_gate, Xk_FloatTensor:$d_up);
+  let assemblyFormat = "$gate `,` $up `,` $dy attr-dict `:` type($dy)";
+}
+
+def Xk_EmbeddingBackwardOp : Xk_Op<"embedding_backward", [Pure]> {
+  let summary = "Gradient of an embedding lookup w.r.t. its table (`embedding_backward`).";
+  let description = [{
+    `d_table[t] = addend[t] + Σ over positions holding t of dy` (f32; without `addend` from 0),
+    summed in position order.
+
+    ```mlir
+    %dt = xk.embedding_backward %tokens, %dy addend %dhead
+        : (tensor<?x?xi32>, tensor<?x?x64xbf16>, tensor<100x64xf32>) -> tensor<100x64xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[I32]>:$tokens, Xk_FloatTensor:$dy,
+                       Optional<RankedTensorOf<[F32]>>:$addend, OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs RankedTensorOf<[F32]>:$d_table);
+  let assemblyFormat = [{
+    $tokens `,` $dy (`addend` $addend^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Xk_MLSTMCellGradOp : Xk_Op<"mlstm_cell_grad", [Pure,
+    AllTypesMatch<["q", "d_q"]>, AllTypesMatch<["k", "d_k"]>, AllTypesMatch<["v", "d_v"]>,
+    AllTypesMatch<["igate", "d_igate"]>, AllTypesMatch<["fgate", "d_fgate"]>,
+    AllTypesMatch<["h", "dh"]>]> {
+  let summary = "The mLSTM cell's backward (`mlstm_backward_*`, four kernels).";
+  let description = [{
+    `h` is the result of the `xk.mlstm_chunkwise` that computed the forward from a zero state:
+    the backward reads that kernel's saved chunk-start states and its output. The attributes are
+    the forward's; the tile names `chunk` (the forward's) and `tile`.
+
+    ```mlir
+    %dq, %dk, %dv, %di, %df = xk.mlstm_cell_grad %q, %k, %v, %i, %f, %h, %dh {num_heads = 8 : i64, ...}
+        : tensor<?x?x2048xbf16>, tensor<?x?x2048xbf16>, tensor<?x?x4096xbf16>, tensor<?x?x8xf32>,
+          tensor<?x?x8xf32>, tensor<?x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$q, Xk_FloatTensor:$k, Xk_FloatTensor:$v,
+                       Xk_FloatTensor:$igate, Xk_FloatTensor:$fgate, Xk_FloatTensor:$h,
+                       Xk_FloatTensor:$dh,
+                       I64Attr:$num_heads, F64Attr:$eps, OptionalAttr<F64Attr>:$gate_soft_cap,
+                       Xlstm_InputGateKindAttr:$input_gate, Xlstm_NormalizerKindAttr:$normalizer,
+                       OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$d_q, Xk_FloatTensor:$d_k, Xk_FloatTensor:$d_v,
+                      Xk_FloatTensor:$d_igate, Xk_FloatTensor:$d_fgate);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $h `,` $dh attr-dict `:` type($q) `,` type($k) `,`
+    type($v) `,` type($igate) `,` type($fgate) `,` type($h)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // XLC_DIALECT_XKOPS_TD

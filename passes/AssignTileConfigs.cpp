@@ -45,6 +45,9 @@ int64_t rowThreads(int64_t features) {
   return std::clamp<int64_t>(threads, 32, 256);
 }
 
+/// Dynamic shared memory per block on the H100 and H200.
+constexpr int64_t kMaxSharedBytes = 227 * 1024;
+
 /// The key split of the fused chunkwise kernel at (chunk, DQK, DV tile), or nothing when the
 /// fused form does not fit (shared memory of the state pass or the scores kernel beyond the
 /// H100's 227 KB per block, more than 1024
@@ -52,7 +55,6 @@ int64_t rowThreads(int64_t features) {
 /// the chunk's keys and the padded DQK halve into whole 16-wide steps, else one (four measured
 /// 21 % slower at the 7B head on the H100: docs/benchmarks/chunkwise-fused-h100-2026-12-06.md).
 std::optional<int64_t> fusedKeySplit(int64_t chunk, int64_t dqk, int64_t tileV) {
-  constexpr int64_t kMaxSharedBytes = 227 * 1024;
   if (chunk % 16 != 0 || tileV % 16 != 0)
     return std::nullopt;
   const int64_t qw = (dqk + 15) / 16 * 16;
@@ -96,9 +98,15 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
             {"block_dv", tileFor(dv, 128)},
             {"state_dv", tileFor(dv, 64)},
             {"warps", 4}};
+        // A forward the training backward reads keeps the two-kernel form: its chunk-start
+        // states (ws_C, ws_n, ws_m) are the backward's input.
+        const bool saved = llvm::any_of(cell.getH().getUsers(), [](Operation *user) {
+          return isa<xk::MLSTMCellGradOp>(user);
+        });
         // The fused form (one kernel, state on chip: mlstm_chunk_fused.cuh) wherever its
         // shared memory fits: two warps per query strip when the chunk and DQK split evenly.
-        if (std::optional<int64_t> split = fusedKeySplit(chunk, dqk, tileFor(dv, 64))) {
+        if (std::optional<int64_t> split = saved ? std::nullopt
+                                                 : fusedKeySplit(chunk, dqk, tileFor(dv, 64))) {
           entries.push_back({"fused", 1});
           entries.push_back({"key_split", *split});
           // Few sequences leave SMs idle: B·NH·ceil(DV / tile) blocks (the 7B: 64 at B = 1 for
@@ -117,6 +125,26 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
             }
         }
         tile = xk::TileAttr::get(ctx, entries);
+      } else if (auto grad = dyn_cast<xk::MLSTMCellGradOp>(op)) {
+        // The backward's chunk is the forward's; its DQK/DV slices as wide as shared memory
+        // allows (mlstm_chunk_backward.cuh: two L×L matrices and six slices per block).
+        auto forward = grad.getH().getDefiningOp<xk::MLSTMChunkwiseOp>();
+        const int64_t l = forward.getTile() ? forward.getTile()->get("chunk").value_or(chunk) : chunk;
+        auto state = cast<xlstm::StateType>(forward.getInitialState().getType());
+        const int64_t widest = std::max(state.getQkHeadDim(), state.getVHeadDim());
+        int64_t slice = std::min<int64_t>(64, (widest + 15) / 16 * 16);
+        while (slice > 16) {
+          const xlc::kernels::Config c = {{"chunk", l}, {"tile", slice}};
+          if (xlc::kernels::mlstm::backwardShared(c).chunk <= kMaxSharedBytes)
+            break;
+          slice /= 2;
+        }
+        tile = xk::TileAttr::get(ctx, {{"chunk", l}, {"tile", slice}});
+      } else if (isa<xk::RMSNormBackwardOp, xk::NormGateBackwardOp, xk::SwiGLUBackwardOp,
+                     xk::CrossEntropyOp, xk::ColumnSumOp>(op)) {
+        tile = xk::TileAttr::get(ctx, {{"threads", rowThreads(lastDim(op->getOperand(0)))}});
+      } else if (auto emb = dyn_cast<xk::EmbeddingBackwardOp>(op)) {
+        tile = xk::TileAttr::get(ctx, {{"threads", rowThreads(lastDim(emb.getDy()))}});
       } else if (auto step = dyn_cast<xk::MLSTMDecodeStepOp>(op)) {
         auto state = cast<xlstm::StateType>(step.getInitialState().getType());
         // DV tiles of 64 and 32 measured the same at batch 1 and 64 slightly faster at batch 64

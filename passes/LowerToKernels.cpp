@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "passes/KernelFormation.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/Builders.h"
@@ -21,9 +22,7 @@ namespace xlc {
 using namespace mlir;
 using namespace xlc;
 
-namespace {
-
-enum class CellForm { Chunkwise, DecodeStep };
+namespace xlc::detail {
 
 /// The projection |value| comes from when this add is its only user, else null.
 xlstm::LinearOp absorbableProjection(Value value) {
@@ -144,6 +143,12 @@ LogicalResult lowerOp(Operation *op, CellForm form) {
 /// Makes |func| return the logits of each sequence's last position only: every LM head reads
 /// xlstm.last_position of its input, so its GEMM and soft-cap run on B rows instead of B·S, and
 /// its result (and the function's) becomes [B, 1, V]. The logits must go straight to the return.
+} // namespace xlc::detail
+
+namespace {
+
+using namespace xlc::detail;
+
 LogicalResult selectLastPositions(func::FuncOp func) {
   SmallVector<xlstm::LMHeadOp> heads;
   func.walk([&](xlstm::LMHeadOp head) { heads.push_back(head); });
@@ -229,6 +234,11 @@ struct LowerToKernelsPass : public xlc::impl::LowerToKernelsBase<LowerToKernelsP
     auto score = cast<func::FuncOp>(b.clone(*forward));
     score.setSymName("score");
     forward.erase();
+    // @train_step (xlc-autodiff) keeps its own forward: every cell from a zero state, the
+    // chunkwise kernels with their chunk-start states saved for the backward.
+    if (auto train = module.lookupSymbol<func::FuncOp>("train_step"))
+      if (failed(lowerTrainStep(train)))
+        return signalPassFailure();
     specializeOneToken(decode);
     if (failed(selectLastPositions(prefill)) ||
         failed(lowerFunction(prefill, CellForm::Chunkwise)) ||

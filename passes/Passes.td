@@ -159,6 +159,14 @@ def LowerToKernels : Pass<"xlc-lower-to-kernels", "::mlir::ModuleOp"> {
     An op with no kernel form (a lone `xlstm.add`, a multi-head norm without its output gate, a
     cell without an initial state) is an error naming the op.
 
+    When the module has a `@train_step` (xlc-autodiff), it is lowered in place
+    (LowerTrainStep.cpp): its cells start from `xk.zero_state` and keep the two-kernel
+    chunkwise form (the backward reads the chunk-start states), the loss becomes an f32 GEMM and
+    `xk.cross_entropy`, and each gradient op its kernel (`xk.matmul`, `xk.column_sum`,
+    `xk.rms_norm_backward`, `xk.norm_gate_backward`, `xk.swiglu_backward`,
+    `xk.embedding_backward`, `xk.mlstm_cell_grad`); sums of gradients are absorbed into the
+    kernel of their later operand, and `xlstm.concat` stays (column slices the kernels write).
+
     Before:
     ```mlir
     %y = xlstm.linear %g, %wout : ...
