@@ -107,7 +107,7 @@ TEST(Gpu, TrainingFamilies) {
   expectOk(runGradNorm<GpuBackend, GradNorm256>(be, "grad_norm, 264 blocks", 264));
 }
 
-TEST(Gpu, MlstmBackward) {
+TEST(Gpu, MlstmBackwardTiny) {
   XLC_REQUIRE_GPU(be);
   expectOk(runMlstmBackward<GpuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
       be, "backward L16 B2 S37 (partial last chunk)", {}));
@@ -119,6 +119,10 @@ TEST(Gpu, MlstmBackward) {
       be, "backward sigmoid gate, no normaliser, B2 S40", {.batch = 2, .seq = 40, .seed = 34}));
   expectOk(runMlstmBackward<GpuBackend, TinyBf16States16, TinyBf16Outputs16, TinyBf16Backward16>(
       be, "backward bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 35}));
+}
+
+TEST(Gpu, MlstmBackward7B) {
+  XLC_REQUIRE_GPU(be);
   expectOk(runMlstmBackward<GpuBackend, States64, Outputs64, Backward64>(
       be, "backward 7B head L64 B1 S300", {.batch = 1, .seq = 300, .seed = 37}));
   expectOk(runMlstmBackward<GpuBackend, SigStates128, SigOutputs128, SigBackward128>(

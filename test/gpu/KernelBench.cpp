@@ -1,7 +1,7 @@
 //===- KernelBench.cpp - Timings of the mLSTM kernels at xLSTM 7B shapes --===//
 //
 //   kernel_bench [--json FILE] [--reps N] [--warmup N] [--quick] [--only VARIANT] [--shape BxS]
-//                [--gemv-only | --no-gemv]
+//                [--gemv-only | --no-gemv | --decode-only | --backward-only]
 //
 // 1. Chunkwise forward (the two-kernel form mlstm_chunk_states + mlstm_chunk_outputs, and the
 //    fused form mlstm_chunk_scores + the mlstm_chunk_fused state pass) at NH=8, DQK=256, DV=512 for
@@ -18,6 +18,10 @@
 // 3. Decode GEMMs (GemvBench.h): xlc's GEMV kernel (every launch candidate of the runtime) and
 //    cuBLASLt on every projection shape of the 7B at m = 1, 2, 4, 8, L2-cold, GB/s and % of
 //    3.35 TB/s side by side; the fastest plan checked against cuBLASLt first.
+// 4. With --backward-only: the training backward of the mLSTM cell (mlstm_chunk_backward.cuh, four
+//    kernels) after the two-kernel forward from the zero state, at the 7B head (chunk 64) for
+//    B=8 S=8192 and B=1 S=2048: the last (batch, head) checked against the float64 recurrent
+//    backward on that shape, then the forward and each backward kernel timed between events.
 // Prints a table, then one JSON document (also written to --json FILE). Exit status 1 if any
 // correctness check failed (timings are still printed). A benchmark, not a test: CI never runs it.
 //
@@ -37,6 +41,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -57,6 +62,7 @@ struct Options {
   bool gemv = true;           ///< the decode GEMM section (--no-gemv: without)
   bool gemvOnly = false;      ///< only the decode GEMM section
   bool decodeOnly = false;    ///< only the decode step section
+  bool backwardOnly = false;  ///< only the training backward section
 };
 
 struct Stats {
@@ -302,6 +308,148 @@ DecodeResult benchDecode(GpuBackend &be, const std::string &name, int64_t B, con
   return res;
 }
 
+/// The training backward of the mLSTM cell (mlstm_chunk_backward.cuh) after its forward.
+struct BackwardResult {
+  std::string name;
+  int64_t batch = 0, seq = 0;
+  bool ok = false;
+  CaseReport check;
+  Stats forward;                 ///< the two-kernel forward whose states the backward reads
+  std::array<Stats, 4> kernels;  ///< readout, state gradient, per-chunk gradients, gates
+  Stats backward;                ///< the four together
+};
+
+/// Checks one sampled head (the last (b, head)) against the float64 recurrent backward on the
+/// timed shape, then times the forward (states + outputs) and each backward kernel.
+template <class VA, class VB, class VG>
+BackwardResult benchBackward(GpuBackend &be, const std::string &name, int64_t B, int64_t S,
+                             const Options &o) {
+  using Forward = ChunkwiseRun<GpuBackend, VA, VB>;
+  using Run = BackwardRun<GpuBackend, VG>;
+  using Cell = typename Run::Cell;
+  constexpr int64_t NH = Run::NH, DQK = Run::DQK, DV = Run::DV;
+  const double cap = 15.0, eps = 1e-6;
+  BackwardResult res;
+  res.name = name;
+  res.batch = B;
+  res.seq = S;
+  std::printf("[bench] backward %s: B=%lld S=%lld\n", name.c_str(), static_cast<long long>(B),
+              static_cast<long long>(S));
+  std::fflush(stdout);
+  ref::Random rng(4321);
+  MlstmInputs in;
+  in.rows = B * S;
+  in.width = 2 * NH * DQK + 2 * NH * DV;
+  in.kOffset = NH * DQK;
+  in.vOffset = 2 * NH * DQK;
+  in.qkvo = HostArray(dtypeOf<typename Cell::T>(), in.rows * in.width);
+  fillUniform(in.qkvo, in.rows, in.width, 77);
+  in.gates = HostArray(dtypeOf<typename Cell::TGate>(), in.rows * 2 * NH);
+  for (int64_t r = 0; r < in.rows; ++r)
+    for (int hd = 0; hd < NH; ++hd) {
+      in.gates.set(r * 2 * NH + hd, rawInputGate(rng, hd));
+      in.gates.set(r * 2 * NH + NH + hd, rawForgetGate(rng, hd, NH, r % S));
+    }
+  MlstmStateArrays state = makeMlstmState<Cell>(rng, B, false); // training: the zero state
+  HostArray dh(dtypeOf<typename Cell::T>(), in.rows * NH * DV);
+  fillUniform(dh, in.rows, NH * DV, 78);
+  Forward fwd(be, in, state, B, S, cap, eps);
+  fwd.launch(be);
+  Run run(be, in, fwd, dh, B, S, cap, eps);
+  run.launch(be);
+
+  // ---- Correctness: the last (b, head) against the float64 recurrent backward.
+  const int64_t b = B - 1;
+  const int hd = static_cast<int>(NH - 1);
+  HostArray got = fromDevice(be, run.dqkvo, dtypeOf<typename Cell::T>(), in.rows * in.width);
+  HostArray gotGates =
+      fromDevice(be, run.dgates, dtypeOf<typename Cell::TGate>(), in.rows * 2 * NH);
+  const HeadInputs x = headInputs<Cell>(in, b, hd, S, cap);
+  const ref::MlstmHeadState init = headState<Cell>(state, b * NH + hd);
+  ref::Tensor dhHead({S, DV});
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t e = 0; e < DV; ++e)
+      dhHead.at(t, e) = dh.get((b * S + t) * NH * DV + hd * DV + e);
+  const ref::MlstmHeadGrads g = ref::mlstmRecurrentBackward(x.q, x.k, x.v, x.iPre, x.fPre, &init,
+                                                            mlstmAttrs<Cell>(eps), dhHead);
+  std::vector<double> oq, rq, ok, rk, ov, rv, og, rg;
+  for (int64_t t = 0; t < S; ++t) {
+    const int64_t r = b * S + t;
+    for (int64_t d = 0; d < DQK; ++d) {
+      oq.push_back(got.get(r * in.width + in.qOffset + hd * DQK + d));
+      rq.push_back(g.q.at(t, d));
+      ok.push_back(got.get(r * in.width + in.kOffset + hd * DQK + d));
+      rk.push_back(g.k.at(t, d));
+    }
+    for (int64_t e = 0; e < DV; ++e) {
+      ov.push_back(got.get(r * in.width + in.vOffset + hd * DV + e));
+      rv.push_back(g.v.at(t, e));
+    }
+    const double slopeI = 1.0 - std::pow(std::tanh(in.gates.get(r * 2 * NH + hd) / cap), 2);
+    const double slopeF = 1.0 - std::pow(std::tanh(in.gates.get(r * 2 * NH + NH + hd) / cap), 2);
+    og.push_back(gotGates.get(r * 2 * NH + hd));
+    rg.push_back(g.iPre.at(t) * slopeI);
+    og.push_back(gotGates.get(r * 2 * NH + NH + hd));
+    rg.push_back(g.fPre.at(t) * slopeF);
+  }
+  res.check = CaseReport{name + " on the benchmark shape (the last head)", "gpu", {}, {}};
+  res.check.add("dq rel err", relativeError(oq, rq), kTolBackwardQK);
+  res.check.add("dk rel err", relativeError(ok, rk), kTolBackwardQK);
+  res.check.add("dv rel err", relativeError(ov, rv), kTolBackwardV);
+  res.check.add("di, df rel err", relativeError(og, rg), kTolBackwardGates);
+  res.ok = res.check.ok();
+  std::printf("%s", res.check.describe().c_str());
+
+  // ---- Timing: the forward, then each backward kernel between events.
+  xlc::cuda::Stream stream;
+  std::array<xlc::cuda::Event, 6> ev;
+  struct L {
+    const xlc::cuda::Kernel *kernel;
+    LaunchDims dims;
+    const void *params;
+    size_t bytes;
+  };
+  const std::vector<L> launches = {
+      {&be.kernel(kChunkStates, VA::kConfig), fwd.dimsA, &fwd.params, sizeof(fwd.params)},
+      {&be.kernel(kChunkOutputs, VB::kConfig), fwd.dimsB, &fwd.params, sizeof(fwd.params)},
+      {&be.kernel(kBackwardReadout, VG::kConfig), run.dimsR, &run.params, sizeof(run.params)},
+      {&be.kernel(kBackwardStates, VG::kConfig), run.dimsS, &run.params, sizeof(run.params)},
+      {&be.kernel(kBackwardChunk, VG::kConfig), run.dimsP, &run.params, sizeof(run.params)},
+      {&be.kernel(kBackwardGates, VG::kConfig), run.dimsG, &run.params, sizeof(run.params)}};
+  for (const L &l : launches)
+    l.kernel->setMaxDynamicSharedMemory(static_cast<int>(l.dims.sharedBytes));
+  auto once = [&] {
+    for (std::size_t i = 0; i < launches.size(); ++i) {
+      const LaunchDims &d = launches[i].dims;
+      launches[i].kernel->launch({d.grid[0], d.grid[1], d.grid[2]}, {d.block, 1, 1}, d.sharedBytes,
+                                 stream.handle(), launches[i].params, launches[i].bytes);
+      if (i >= 1)
+        ev[i - 1].record(stream.handle());
+    }
+  };
+  xlc::cuda::Event start;
+  for (int i = 0; i < o.warmup; ++i)
+    once();
+  stream.synchronize();
+  std::vector<double> fwdMs, bwdMs;
+  std::array<std::vector<double>, 4> each;
+  const int reps = std::max(3, o.reps / 3); // the backward is long: a third of the repeats
+  for (int i = 0; i < reps; ++i) {
+    start.record(stream.handle());
+    once();
+    ev[4].synchronize();
+    fwdMs.push_back(ev[0].elapsedSince(start));
+    for (int k = 0; k < 4; ++k)
+      each[k].push_back(ev[k + 1].elapsedSince(ev[k]));
+    bwdMs.push_back(ev[4].elapsedSince(ev[0]));
+  }
+  res.forward = stats(fwdMs);
+  for (int k = 0; k < 4; ++k)
+    res.kernels[k] = stats(each[k]);
+  res.backward = stats(bwdMs);
+  return res;
+}
+
 int run(const Options &o) {
   std::string reason;
   if (!xlc::cuda::cudaAvailable(&reason)) {
@@ -325,7 +473,7 @@ int run(const Options &o) {
     shapes = {{o.batch, o.seq}};
   auto want = [&](const char *name) { return o.only.empty() || o.only == name; };
   std::vector<ChunkResult> chunk;
-  if (o.gemvOnly || o.decodeOnly)
+  if (o.gemvOnly || o.decodeOnly || o.backwardOnly)
     shapes.clear();
   for (const Shape &sh : shapes) {
     const int64_t B = sh.batch, S = sh.seq;
@@ -358,9 +506,15 @@ int run(const Options &o) {
     if (want("mLSTMsig L128"))
       chunk.push_back(benchChunkwise<SigStates128, SigOutputs128>(be, "mLSTMsig L128", B, S, o));
   }
+  std::vector<BackwardResult> backward;
+  if (o.backwardOnly)
+    for (const Shape &sh : o.batch > 0 ? std::vector<Shape>{{o.batch, o.seq}}
+                                       : std::vector<Shape>{{8, 8192}, {1, 2048}})
+      backward.push_back(
+          benchBackward<States64, Outputs64, Backward64>(be, "7B head L64", sh.batch, sh.seq, o));
   std::vector<DecodeResult> decode;
   for (int64_t batch : {int64_t{1}, int64_t{64}}) {
-    if (!o.only.empty() || o.gemvOnly)
+    if (!o.only.empty() || o.gemvOnly || o.backwardOnly)
       break;
     decode.push_back(benchDecode<Decode7B>(be, "decode fp32 state, DV tile 64", batch, o));
     decode.push_back(benchDecode<Decode7B32>(be, "decode fp32 state, DV tile 32", batch, o));
@@ -385,9 +539,23 @@ int run(const Options &o) {
                 r.ok ? "ok" : "FAIL");
   std::printf("  (state GB/s: C read + written once per step; the card copies ≈3000 GB/s)\n");
 
+  if (!backward.empty()) {
+    std::printf("\n%-20s %6s %6s %10s %9s %9s %9s %9s %10s %10s %6s\n", "training backward", "B",
+                "S", "fwd ms", "R ms", "S ms", "P ms", "G ms", "bwd ms", "fwd+bwd", "check");
+    for (const BackwardResult &r : backward)
+      std::printf("%-20s %6lld %6lld %10.3f %9.3f %9.3f %9.3f %9.3f %10.3f %10.3f %6s\n",
+                  r.name.c_str(), static_cast<long long>(r.batch), static_cast<long long>(r.seq),
+                  r.forward.median, r.kernels[0].median, r.kernels[1].median, r.kernels[2].median,
+                  r.kernels[3].median, r.backward.median, r.forward.median + r.backward.median,
+                  r.ok ? "ok" : "FAIL");
+    std::printf("  (R readout, S state gradient, P per-chunk gradients, G gates; the forward is the\n"
+                "   two-kernel form whose chunk-start states the backward reads; issue 11's goal:\n"
+                "   forward + backward <= 10 ms at B8 S8192)\n");
+  }
+
   bool gemvOk = true;
   std::string gemvJson = "[]";
-  if (o.gemv && o.only.empty())
+  if (o.gemv && o.only.empty() && !o.backwardOnly)
     gemvJson =
         runGemvBench(device, {.reps = o.reps, .warmup = o.warmup, .quick = o.quick}, gemvOk);
 
@@ -422,6 +590,18 @@ int run(const Options &o) {
                         jsonNumber(r.step.min), jsonNumber(r.stateGBps),
                         i + 1 < decode.size() ? "," : "");
   }
+  json += "  ],\n  \"backward\": [\n";
+  for (size_t i = 0; i < backward.size(); ++i) {
+    const BackwardResult &r = backward[i];
+    json += fmt::format("    {{\"variant\": \"{}\", \"B\": {}, \"S\": {}, \"check_ok\": {}, "
+                        "\"forward_ms\": {}, \"readout_ms\": {}, \"states_ms\": {}, "
+                        "\"chunk_ms\": {}, \"gates_ms\": {}, \"backward_ms\": {}}}{}\n",
+                        r.name, r.batch, r.seq, r.ok ? "true" : "false",
+                        jsonNumber(r.forward.median), jsonNumber(r.kernels[0].median),
+                        jsonNumber(r.kernels[1].median), jsonNumber(r.kernels[2].median),
+                        jsonNumber(r.kernels[3].median), jsonNumber(r.backward.median),
+                        i + 1 < backward.size() ? "," : "");
+  }
   json += "  ],\n  \"gemv\": " + gemvJson + "\n}\n";
   std::printf("\n%s", json.c_str());
   if (!o.jsonPath.empty()) {
@@ -432,6 +612,8 @@ int run(const Options &o) {
   for (const ChunkResult &r : chunk)
     ok &= r.ok;
   for (const DecodeResult &r : decode)
+    ok &= r.ok;
+  for (const BackwardResult &r : backward)
     ok &= r.ok;
   return ok ? 0 : 1;
 }
@@ -463,6 +645,10 @@ int main(int argc, char **argv) {
       o.gemvOnly = true;
     else if (arg == "--no-gemv")
       o.gemv = false;
+    else if (arg == "--backward-only") {
+      o.backwardOnly = true;
+      o.gemv = false;
+    }
     else if (arg == "--decode-only") {
       o.decodeOnly = true;
       o.gemv = false;
@@ -481,13 +667,15 @@ int main(int argc, char **argv) {
       std::printf("usage: kernel_bench [--json FILE] [--reps N (default 30)] [--warmup N (3)] "
                   "[--quick]\n"
                   "                    [--only VARIANT] [--shape BxS] [--gemv-only | --no-gemv |\n"
-                  "                    --decode-only]\n"
+                  "                    --decode-only | --backward-only]\n"
                   "  --only VARIANT  time only the chunkwise tiling of that name (e.g. \"L128\"), no\n"
                   "                  decode step (for profilers)\n"
                   "  --shape BxS     only this chunkwise shape (default 8x8192 and 1x2048)\n"
                   "  --gemv-only     only the decode GEMMs: xlc's GEMV vs cuBLASLt at 7B shapes\n"
                   "  --no-gemv       without the decode GEMMs\n"
-                  "  --decode-only   only the mLSTM decode step (batch 1 and 64)\n");
+                  "  --decode-only   only the mLSTM decode step (batch 1 and 64)\n"
+                  "  --backward-only only the training backward of the mLSTM cell at the 7B head\n"
+                  "                  (after its forward; B8 S8192 and B1 S2048, or --shape)\n");
       return 0;
     } else {
       std::fprintf(stderr, "kernel_bench: unknown argument %s (try --help)\n", arg.c_str());
