@@ -101,34 +101,42 @@ void validateWeights(const ModelConfig &config, const ModelWeights &weights) {
                "model weights: lm_head.weight");
 }
 
-ModelWeights randomWeights(const ModelConfig &config, std::uint64_t seed) {
-  ModelWeights weights;
-  std::vector<WeightSlot> slots = weightSlots(config, weights);
-  Random rng(seed);
+InitRule initRule(const ModelConfig &config, std::string_view name) {
   const double d = static_cast<double>(config.embeddingDim);
   const double smallInit = std::sqrt(2.0 / (5.0 * d));
   const double wangInit = 2.0 / std::max<double>(1.0, static_cast<double>(config.numBlocks)) /
                           std::sqrt(d);
-  auto endsWith = [](const std::string &s, std::string_view suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  auto endsWith = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
   };
+  if (endsWith("norm_mlstm.weight") || endsWith("norm_ffn.weight") ||
+      endsWith("multihead_norm.weight") || endsWith("out_norm.weight"))
+    return {1.0, 0.1, false};
+  if (endsWith("igate_preact.bias"))
+    return {-10.0, 1.0, false};
+  if (endsWith("fgate_preact.bias"))
+    return {0.0, 1.0, true};
+  if (endsWith("out_proj.weight") || endsWith("proj_down.weight"))
+    return {0.0, wangInit, false};
+  return {0.0, smallInit, false};
+}
+
+double InitRule::offset(std::int64_t index, std::int64_t count) const {
+  if (!headRamp)
+    return 0.0;
+  return count == 1 ? 3.0 : 3.0 + 3.0 * static_cast<double>(index) / static_cast<double>(count - 1);
+}
+
+ModelWeights randomWeights(const ModelConfig &config, std::uint64_t seed) {
+  ModelWeights weights;
+  std::vector<WeightSlot> slots = weightSlots(config, weights);
+  Random rng(seed);
   for (WeightSlot &slot : slots) {
-    const std::string &name = slot.name;
-    if (endsWith(name, "norm_mlstm.weight") || endsWith(name, "norm_ffn.weight") ||
-        endsWith(name, "multihead_norm.weight") || endsWith(name, "out_norm.weight")) {
-      *slot.tensor = rng.normal(slot.shape, 1.0, 0.1);
-    } else if (endsWith(name, "igate_preact.bias")) {
-      *slot.tensor = rng.normal(slot.shape, -10.0, 1.0);
-    } else if (endsWith(name, "fgate_preact.bias")) {
-      *slot.tensor = rng.normal(slot.shape, 0.0, 1.0);
-      std::int64_t nh = slot.shape[0];
-      for (std::int64_t h = 0; h < nh; ++h)
-        slot.tensor->data[h] += nh == 1 ? 3.0 : 3.0 + 3.0 * static_cast<double>(h) / (nh - 1);
-    } else if (endsWith(name, "out_proj.weight") || endsWith(name, "proj_down.weight")) {
-      *slot.tensor = rng.normal(slot.shape, 0.0, wangInit);
-    } else {
-      *slot.tensor = rng.normal(slot.shape, 0.0, smallInit);
-    }
+    const InitRule rule = initRule(config, slot.name);
+    *slot.tensor = rng.normal(slot.shape, rule.mean, rule.stddev);
+    const std::int64_t n = static_cast<std::int64_t>(slot.tensor->data.size());
+    for (std::int64_t i = 0; i < n; ++i)
+      slot.tensor->data[i] += rule.offset(i, n);
   }
   return weights;
 }

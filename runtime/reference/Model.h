@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace xlc::ref {
@@ -95,6 +96,16 @@ std::vector<WeightSlot> weightSlots(const ModelConfig &config, ModelWeights &wei
 
 /// Throws xlc::Error naming the checkpoint key of the first missing or mis-shaped tensor.
 void validateWeights(const ModelConfig &config, const ModelWeights &weights);
+
+/// How a checkpoint tensor is initialised (the 7B's recipe, xlstm-7b.md §6.1): Normal(mean,
+/// stddev), plus for the forget-gate bias a ramp over the heads (3 + 3·h/(NH − 1)).
+struct InitRule {
+  double mean = 0.0, stddev = 1.0;
+  bool headRamp = false;
+  /// The ramp's value for element |index| of |count| (0 without a ramp).
+  double offset(std::int64_t index, std::int64_t count) const;
+};
+InitRule initRule(const ModelConfig &config, std::string_view name);
 
 /// Random weights following the 7B initialisation (§6.1) in spirit, but never zero, so that every
 /// tensor influences the output: Normal(0, √(2/(5d))) for embedding, q, k, v, o-gate, i/f-gate

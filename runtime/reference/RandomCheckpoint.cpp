@@ -2,6 +2,10 @@
 
 #include "runtime/reference/RandomCheckpoint.h"
 
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
 #include "runtime/support/Error.h"
 #include "runtime/support/MappedFile.h"
 #include "runtime/weights/Checkpoint.h"
@@ -145,12 +149,93 @@ ModelWeights readCheckpointWeights(const ModelConfig &config,
   return weights;
 }
 
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/// Normal(0, 1) for element |index| of stream |stream|: Box–Muller on two 53-bit uniforms drawn
+/// from the element's own counters, so any thread can draw any element.
+double counterNormal(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
+  const std::uint64_t base = splitmix64(seed ^ splitmix64(stream + 1)) + 2 * index;
+  const double u1 = (static_cast<double>(splitmix64(base) >> 11) + 1.0) * 0x1.0p-53; // (0, 1]
+  const double u2 = static_cast<double>(splitmix64(base + 1) >> 11) * 0x1.0p-53;     // [0, 1)
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+/// The checkpoint's tensors drawn directly in their on-disk dtype, slot by slot, each slot's
+/// elements split over the cores (RandomCheckpointOptions::fast).
+CheckpointSummary writeFastCheckpoint(const ModelConfig &config, const std::string &directory,
+                                      const RandomCheckpointOptions &options) {
+  ModelWeights shapes; // weightSlots only points into it; nothing is allocated
+  std::vector<WeightSlot> slots = weightSlots(config, shapes);
+  const std::size_t elementSize = weights::dtypeSize(options.dtype);
+  std::vector<std::vector<std::uint8_t>> data(slots.size());
+  std::vector<weights::TensorToWrite> tensors;
+  CheckpointSummary summary;
+  summary.dtype = options.dtype;
+  const unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const InitRule rule = initRule(config, slots[i].name);
+    const std::int64_t n = numElements(slots[i].shape);
+    std::vector<std::uint8_t> &bytes = data[i];
+    bytes.resize(static_cast<std::size_t>(n) * elementSize);
+    auto fill = [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t j = begin; j < end; ++j) {
+        const float f = static_cast<float>(
+            rule.mean + rule.stddev * counterNormal(options.seed, i, static_cast<std::uint64_t>(j)) +
+            rule.offset(j, n));
+        if (options.dtype == weights::DType::F32) {
+          std::memcpy(bytes.data() + 4 * j, &f, 4);
+        } else {
+          const std::uint16_t b = weights::f32ToBF16(f);
+          std::memcpy(bytes.data() + 2 * j, &b, 2);
+        }
+      }
+    };
+    const std::int64_t per = (n + workers - 1) / workers;
+    std::vector<std::thread> threads;
+    for (unsigned w = 0; w < workers && static_cast<std::int64_t>(w) * per < n; ++w)
+      threads.emplace_back(fill, w * per, std::min<std::int64_t>(n, (w + 1) * per));
+    for (std::thread &t : threads)
+      t.join();
+    tensors.push_back({slots[i].name, options.dtype, shapeOf(slots[i].shape), bytes});
+    summary.parameters += static_cast<std::uint64_t>(n);
+    summary.bytes += bytes.size();
+  }
+  if (config.tieWordEmbeddings) // save_pretrained stores the tied head anyway: the same bytes
+    for (std::size_t i = 0; i < slots.size(); ++i)
+      if (slots[i].tensor == &shapes.embedding) {
+        tensors.push_back({"lm_head.weight", options.dtype, shapeOf(slots[i].shape), data[i]});
+        summary.parameters += static_cast<std::uint64_t>(numElements(slots[i].shape));
+        summary.bytes += data[i].size();
+      }
+  summary.tensors = tensors.size();
+  std::error_code ec;
+  fs::create_directories(directory, ec);
+  check(!ec, "cannot create the directory '{}': {}", directory, ec.message());
+  summary.path = (fs::path(directory) / weights::kSingleFileName).string();
+  weights::writeSafetensors(summary.path, tensors, {{"format", "pt"}});
+  return summary;
+}
+
+} // namespace
+
 CheckpointSummary writeRandomCheckpoint(const std::string &configPath, const std::string &outDir,
                                         const RandomCheckpointOptions &options) {
   const std::string text = readFile(configPath);
   const ModelConfig config = modelConfigFromHfJsonText(text, configPath);
-  const ModelWeights weights = randomWeights(config, options.seed);
-  CheckpointSummary summary = writeCheckpoint(config, weights, outDir, options.dtype);
+  CheckpointSummary summary;
+  if (options.fast) {
+    summary = writeFastCheckpoint(config, outDir, options);
+  } else {
+    const ModelWeights weights = randomWeights(config, options.seed);
+    summary = writeCheckpoint(config, weights, outDir, options.dtype);
+  }
 
   // config.json next to the weights, so the directory is a complete model (unless it is the
   // very file we read).

@@ -73,6 +73,11 @@ ModelWeights readCheckpointWeights(const ModelConfig &config, const weights::Che
 struct RandomCheckpointOptions {
   std::uint64_t seed = 0;
   weights::DType dtype = weights::DType::F32; ///< F32 or BF16
+  /// Draw with a counter-based generator on every core instead of randomWeights' sequential
+  /// one: the same initialisation (initRule), other values, no float64 copy of the model. For
+  /// benchmark checkpoints (the 7B in seconds instead of minutes); deterministic in the seed
+  /// whatever the number of threads.
+  bool fast = false;
 };
 
 /// Reads |configPath| (modelConfigFromHfJson), draws randomWeights(config, seed), writes

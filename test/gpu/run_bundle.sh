@@ -182,14 +182,15 @@ head_log() { { echo "== provenance"; cat "$provenance"; echo "=="; } > "$1"; }
 stamp_json() { bash "$here/test/gpu/provenance.sh" --stamp "$provenance" "$@"; }
 # checkpoint_7b LOG: prints the 7B checkpoint the 7B steps use: the parity step's
 # ($PARITY_WORK/hf-7b) if there is one, else $PARITY_WORK/xlc-random-7b, written once by
-# xlc-random-weights --dtype bf16 (its output appended to LOG).
+# xlc-random-weights --dtype bf16 --fast (the counter-based generator on every core: seconds
+# instead of minutes; its output appended to LOG).
 checkpoint_7b() {
   local ckpt="$PARITY_WORK/hf-7b"
   if [ ! -d "$ckpt" ]; then
     ckpt="$PARITY_WORK/xlc-random-7b"
     [ -f "$ckpt/model.safetensors" ] ||
       "$bin/xlc-random-weights" "$here/models/xlstm-7b/config.json" "$ckpt" --seed 1 \
-        --dtype bf16 >> "$1" 2>&1
+        --dtype bf16 --fast >> "$1" 2>&1
   fi
   echo "$ckpt"
 }

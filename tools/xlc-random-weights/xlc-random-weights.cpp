@@ -1,6 +1,6 @@
 //===- xlc-random-weights.cpp - A model directory with random weights ----===//
 //
-//   xlc-random-weights <config.json> <out-dir> [--seed N] [--dtype f32|bf16] [--json]
+//   xlc-random-weights <config.json> <out-dir> [--seed N] [--dtype f32|bf16] [--fast] [--json]
 //
 // Reads a Hugging Face xLSTM config.json, draws random weights with the float64 reference's
 // initialisation (ref::randomWeights: deterministic in the seed on every platform, never zero),
@@ -57,6 +57,10 @@ int main(int argc, char **argv) {
   app.add_option("--dtype", dtypeName, "Tensor dtype on disk (default f32)")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->type_name("f32|bf16");
+  bool fast = false;
+  app.add_flag("--fast", fast,
+               "Draw with a counter-based generator on every core (the same initialisation, other "
+               "values than the float64 reference's; for benchmark checkpoints: the 7B in seconds)");
   app.add_flag("--json", json, "Print one JSON summary on stdout instead of a line of text");
   app.footer("Exit status: 0 on success, 1 on any error, with the reason on stderr.");
   CLI11_PARSE(app, argc, argv);
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
     xlc::ref::RandomCheckpointOptions options;
     options.seed = seed;
     options.dtype = dtypeName == "bf16" ? xlc::weights::DType::BF16 : xlc::weights::DType::F32;
+    options.fast = fast;
     std::vector<std::string> warnings;
     const xlc::ref::ModelConfig config = xlc::ref::modelConfigFromHfJson(configPath, &warnings);
     for (const std::string &w : warnings)
@@ -84,6 +89,7 @@ int main(int argc, char **argv) {
       out["config"] = (std::filesystem::path(outDir) / "config.json").string();
       out["dtype"] = dtypeName;
       out["seed"] = seed;
+      out["generator"] = fast ? "counter" : "reference";
       out["tensors"] = summary.tensors;
       out["parameters"] = summary.parameters;
       out["bytes"] = summary.bytes;

@@ -169,5 +169,50 @@ TEST(RandomCheckpointTest, WritesAModelDirectoryDeterministically) {
   EXPECT_NE(readFile(sa.path), readFile(c.file("model.safetensors")));
 }
 
+/// The fast generator: the same tensors (names, shapes, dtype, the tied head's copy) as the
+/// reference generator's checkpoint, deterministic in the seed, and each tensor drawn by its
+/// initialisation rule (mean and spread of the larger tensors; the forget-gate bias ramp).
+TEST(RandomCheckpointTest, FastGeneratorDrawsTheSameInitialisation) {
+  TempDir ref("rw-ref"), a("rw-fast-a"), b("rw-fast-b"), c("rw-fast-c");
+  const std::string path = modelConfigPath("xlstm-sig-tied");
+  const CheckpointSummary sr = writeRandomCheckpoint(path, ref.str(), {5, weights::DType::BF16});
+  const CheckpointSummary sa =
+      writeRandomCheckpoint(path, a.str(), {5, weights::DType::BF16, /*fast=*/true});
+  writeRandomCheckpoint(path, b.str(), {5, weights::DType::BF16, true});
+  writeRandomCheckpoint(path, c.str(), {6, weights::DType::BF16, true});
+  EXPECT_EQ(readFile(sa.path), readFile(b.file("model.safetensors")));
+  EXPECT_NE(readFile(sa.path), readFile(c.file("model.safetensors")));
+  EXPECT_NE(readFile(sa.path), readFile(sr.path));
+  EXPECT_EQ(sa.tensors, sr.tensors);
+  EXPECT_EQ(sa.parameters, sr.parameters);
+  EXPECT_EQ(sa.bytes, sr.bytes);
+
+  const ModelConfig config = modelConfigFromHfJson(path);
+  const weights::Checkpoint fast = weights::Checkpoint::open(sa.path);
+  const weights::Checkpoint slow = weights::Checkpoint::open(sr.path);
+  ModelWeights shapes;
+  for (const WeightSlot &slot : weightSlots(config, shapes)) {
+    SCOPED_TRACE(slot.name);
+    const weights::TensorInfo &info = fast.get(slot.name);
+    EXPECT_EQ(info.shape, slow.get(slot.name).shape);
+    EXPECT_EQ(info.dtype, weights::DType::BF16);
+    std::vector<float> v(static_cast<std::size_t>(numElements(slot.shape)));
+    fast.readF32(info, v);
+    const InitRule rule = initRule(config, slot.name);
+    double mean = 0, sq = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const double x = v[i] - rule.offset(static_cast<std::int64_t>(i), static_cast<std::int64_t>(v.size()));
+      mean += x;
+      sq += x * x;
+    }
+    mean /= static_cast<double>(v.size());
+    const double sd = std::sqrt(std::max(0.0, sq / static_cast<double>(v.size()) - mean * mean));
+    if (v.size() >= 4096) { // enough draws for a 5 % check of the spread
+      EXPECT_NEAR(mean, rule.mean, 0.05 * rule.stddev + 1e-3 * std::abs(rule.mean));
+      EXPECT_NEAR(sd, rule.stddev, 0.05 * rule.stddev);
+    }
+  }
+}
+
 } // namespace
 } // namespace xlc::ref
