@@ -2,7 +2,8 @@
 //
 // The backward of rms_norm.cuh (runtime/reference/BlockOps.h rmsNormBackward): for each row,
 // with r = rsqrt(mean_c x[r, c]² + eps) and g = dy ⊙ w (w = 1 without a weight),
-//     dx[r, :] = r·g − (r³/D)·x·⟨g, x⟩
+//     dx[r, :] = r·g − (r³/D)·x·⟨g, x⟩  (+ residual[r, :] when given: the gradient of a residual
+//                                        block's skip path, added in this kernel's epilogue)
 // and the weight's gradient, summed over all rows and ACCUMULATED into dw (fp32):
 //     dw[c] += Σ_r dy[r, c]·x[r, c]·r.
 //
@@ -29,6 +30,7 @@ struct RmsNormBackwardParams {
   int64_t x_stride;   ///< row stride of the view, elements
   const void *weight; ///< [kDim] of T, or null (no weight)
   const void *dy;     ///< [rows, kDim] of T, contiguous
+  const void *residual; ///< [rows, kDim] of T added to dx, or null; may be dx itself
   void *dx;           ///< [rows, kDim] of T, written
   float *dw_partial;  ///< [gridDim.x, kDim] fp32 scratch (only read and written with a weight)
   float *dw;          ///< [kDim] fp32, accumulated (+=); null without a weight
@@ -92,13 +94,15 @@ template <class Config> __device__ void rms_norm_backward(const RmsNormBackwardP
     const float r = rsqrtf(total / kDim + static_cast<float>(p.eps));
     const float k = r * r * r / kDim * dot;
     T *dx = static_cast<T *>(p.dx) + row * kDim;
+    const T *res = p.residual ? static_cast<const T *>(p.residual) + row * kDim : nullptr;
 #pragma unroll
     for (int g = 0; g < kGroups; ++g) {
       const int c = (g * kThreads + tid) * 8;
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
         if (c + i < kDim)
-          dx[c + i] = from_float<T>(r * dv[g][i] * wv[g][i] - k * xv[g][i]);
+          dx[c + i] = from_float<T>(r * dv[g][i] * wv[g][i] - k * xv[g][i] +
+                                    (res ? to_float(res[c + i]) : 0.0f));
         acc[g][i] += dv[g][i] * xv[g][i] * r;
       }
     }

@@ -95,6 +95,8 @@ TEST(Gpu, TrainingFamilies) {
   XLC_REQUIRE_GPU(be);
   expectOk(runRmsNormBackward<GpuBackend, TinyRmsNormBackward>(be, "rms_norm_backward tiny", {.rows = 9}));
   expectOk(runRmsNormBackward<GpuBackend, RmsNormBackward7B>(be, "rms_norm_backward 7B, 257 rows", {.rows = 257}));
+  expectOk(runRmsNormBackward<GpuBackend, RmsNormBackward7B>(
+      be, "rms_norm_backward 7B, 129 rows, a residual gradient added", {.rows = 129, .residual = true}));
   expectOk(runNormGateBackward<GpuBackend, NormGateBackward7B>(be, "norm_gate_backward 7B, 65 rows",
                                                                {.rows = 65, .oOffset = 8192, .oStride = 12288}));
   expectOk(runSwigluBackward<GpuBackend, SwigluBackward7B>(be, "swiglu_backward 7B", {.rows = 33}));

@@ -3,7 +3,8 @@
 // dx = r·(dy ⊙ w) − (r³/D)·x·⟨dy ⊙ w, x⟩ per row, and dw += Σ_rows dy ⊙ x·r accumulated in fp32
 // (runtime/device/rms_norm_backward.cuh: blocks of rows_per_block rows, per-block partial sums
 // reduced in block order by the last block). Without a weight (a norm whose weight was folded)
-// only dx is computed and the weight-gradient slots are i64 nulls.
+// only dx is computed and the weight-gradient slots are i64 nulls. With `residual` a second
+// gradient of the input (a residual block's skip path) is added to dx.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,6 +12,8 @@
 #include "runtime/kernels/CpuLaunch.h"
 #include "runtime/kernels/families/Families.h"
 #include "runtime/support/Error.h"
+
+#include <vector>
 
 namespace xlc::kernels {
 
@@ -33,8 +36,19 @@ void runCpu(CpuLaunch &l) {
   }
   // The CPU sums the weight gradient in its own fixed row blocks (CpuBackwardOps.h); the GPU's
   // partial-sum scratch and counter are not needed here.
+  // The residual is read before dx is written (it may be dx itself, as on the GPU).
+  std::vector<float> residual;
+  if (cfgBool(l.config(), "residual")) {
+    const float *res = l.floats("residual", l.product({rows, dim}));
+    residual.assign(res, res + rows * dim);
+  } else {
+    check(l.integer("residual_null") == 0, "{}: residual_null must be 0 (a null pointer), got {}",
+          l.where(), l.integer("residual_null"));
+  }
   exec::cpu::rmsNormBackward(l.pool(), x, weight, exec::cpu::View{dy, 0, dim}, dx, dw, rows, dim,
                              l.real("eps"));
+  for (std::size_t i = 0; i < residual.size(); ++i)
+    dx[i] += residual[i];
 }
 
 } // namespace
@@ -49,9 +63,10 @@ const FamilyDef &rmsNormBackwardFamily() {
       .config = {ConfigField::dtype("dtype"), ConfigField::integer("dim"),
                  ConfigField::integer("threads", 32, 1024),
                  ConfigField::integer("rows_per_block", 1, 4096),
-                 ConfigField::boolean("has_weight")},
+                 ConfigField::boolean("has_weight"), ConfigField::boolean("residual")},
       .attrs = {{"eps", AttrCheck::Source::F32Arg, "eps"},
-                {"has_weight", AttrCheck::Source::ConfigField, "has_weight"}},
+                {"has_weight", AttrCheck::Source::ConfigField, "has_weight"},
+                {"residual", AttrCheck::Source::ConfigField, "residual"}},
       .params =
           [](const Config &c) {
             const bool weight = cfgBool(c, "has_weight");
@@ -59,6 +74,8 @@ const FamilyDef &rmsNormBackwardFamily() {
                                     i64Param("x_stride")};
             p.push_back(weight ? bufferParam("weight", "dtype") : i64Param("weight_null"));
             p.push_back(bufferParam("dy", "dtype"));
+            p.push_back(cfgBool(c, "residual") ? bufferParam("residual", "dtype")
+                                               : i64Param("residual_null"));
             p.push_back(bufferParam("dx", "dtype"));
             p.push_back(weight ? bufferParam("dw_partial", artifact::DType::F32)
                                : i64Param("dw_partial_null"));

@@ -380,11 +380,12 @@ struct RmsNormBackwardCase {
   int64_t offset = 0; ///< column offset of the input view
   int64_t stride = 0; ///< row stride of the input view (0: kDim)
   bool weight = true;
+  bool residual = false; ///< a second gradient added to dx (the residual block's skip path)
   double eps = 1e-6;
   uint64_t seed = 11;
 };
 
-/// dx (T) against ref::rmsNormBackward; dw (fp32, accumulated onto random initial values) to
+/// dx (T) against ref::rmsNormBackward (plus the residual); dw (fp32, accumulated onto random initial values) to
 /// kTolF32Out·(rows per block) since its sums are fp32 in a different order; the counter must be
 /// left zero.
 template <class Backend, class V>
@@ -396,7 +397,7 @@ CaseReport runRmsNormBackward(Backend &be, const std::string &name, const RmsNor
   const int64_t blocks = (c.rows + Config::kRowsPerBlock - 1) / Config::kRowsPerBlock;
   ref::Random rng(c.seed);
   HostArray x(dtypeOf<T>(), c.rows * stride + c.offset), w(dtypeOf<T>(), D);
-  HostArray dy(dtypeOf<T>(), c.rows * D), dw0(DType::F32, D);
+  HostArray dy(dtypeOf<T>(), c.rows * D), dw0(DType::F32, D), res(dtypeOf<T>(), c.rows * D);
   for (size_t i = 0; i < x.size(); ++i)
     x.set(i, rng.normal(0.3, 1.5));
   for (int64_t i = 0; i < D; ++i) {
@@ -405,14 +406,17 @@ CaseReport runRmsNormBackward(Backend &be, const std::string &name, const RmsNor
   }
   for (size_t i = 0; i < dy.size(); ++i)
     dy.set(i, rng.normal(0.0, 1.0));
+  for (size_t i = 0; i < res.size(); ++i)
+    res.set(i, rng.normal(0.0, 1.0));
   auto xb = toDevice(be, x), wb = toDevice(be, w), dyb = toDevice(be, dy), dwb = toDevice(be, dw0);
+  auto resb = toDevice(be, res);
   auto counter = toDevice(be, HostArray(DType::I64, 1));
   auto dxb = be.alloc(c.rows * D * sizeof(T)), partial = be.alloc(blocks * D * sizeof(float));
   be.fill(dxb, 0xFF);
   be.fill(partial, 0xFF);
   device::RmsNormBackwardParams p{xb.pointer(), c.offset, stride,
                                   c.weight ? wb.pointer() : nullptr, dyb.pointer(),
-                                  dxb.pointer(),
+                                  c.residual ? resb.pointer() : nullptr, dxb.pointer(),
                                   c.weight ? static_cast<float *>(partial.pointer()) : nullptr,
                                   c.weight ? static_cast<float *>(dwb.pointer()) : nullptr,
                                   static_cast<int64_t *>(counter.pointer()), c.rows, c.eps};
@@ -434,6 +438,9 @@ CaseReport runRmsNormBackward(Backend &be, const std::string &name, const RmsNor
     for (int64_t i = 0; i < D; ++i)
       wt.at(i) = w.get(i);
   ref::NormGrads g = ref::rmsNormBackward(xt, wt, c.eps, dyt);
+  if (c.residual)
+    for (size_t i = 0; i < g.x.data.size(); ++i)
+      g.x.data[i] += res.get(i);
   CaseReport report{name, Backend::kName, {}, {}};
   report.add("dx rel err", relativeError(dx.values(), g.x.data), outputTolerance<T>());
   if (c.weight) {

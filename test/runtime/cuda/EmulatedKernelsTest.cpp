@@ -40,6 +40,8 @@ TEST(Emulated, RmsNormBackward) {
       be, "tiny, strided view, no weight", {.rows = 5, .offset = 3, .stride = 101, .weight = false}));
   expectOk(runRmsNormBackward<EmuBackend, TinyRmsNormBackwardF32>(be, "tiny fp32, one row",
                                                                   {.rows = 1}));
+  expectOk(runRmsNormBackward<EmuBackend, TinyRmsNormBackward>(
+      be, "tiny, a residual gradient added", {.rows = 7, .residual = true, .seed = 13}));
   expectOk(runRmsNormBackward<EmuBackend, RmsNormBackward7B>(be, "7B width, 2 blocks",
                                                              {.rows = 20}));
 }

@@ -61,16 +61,16 @@ art::Artifact rmsNormBackwardArtifact() {
   };
   a.arenaBytes = art::Expr{256, 0, 0, 256, 1};
   a.weights = {{kW, {"w"}, {{kDim}}, 0, std::nullopt}};
-  const kernels::Config config = {{"dtype", "bf16"},      {"dim", kDim}, {"threads", 32},
-                                  {"rows_per_block", 4}, {"has_weight", true}};
+  const kernels::Config config = {{"dtype", "bf16"},      {"dim", kDim},        {"threads", 32},
+                                  {"rows_per_block", 4}, {"has_weight", true}, {"residual", false}};
   art::Kernel k = kernels::renderKernel(*kernels::findFamily("rms_norm_backward"), config,
                                         "#xk.tile<rows = 4>");
   k.name = "rms_norm_backward_0";
   a.kernels = {k};
   art::Step step = art::Step::makeLaunch(
-      "rms_norm_backward", {{"eps", 1e-6}, {"has_weight", true}}, 0,
+      "rms_norm_backward", {{"eps", 1e-6}, {"has_weight", true}, {"residual", false}}, 0,
       {art::Arg::buffer(kX), art::Arg::i64(0), art::Arg::i64(kDim), art::Arg::buffer(kW),
-       art::Arg::buffer(kDy), art::Arg::buffer(kDx), art::Arg::buffer(kPartial),
+       art::Arg::buffer(kDy), art::Arg::i64(0), art::Arg::buffer(kDx), art::Arg::buffer(kPartial),
        art::Arg::buffer(kDw), art::Arg::buffer(kCounter), art::Arg::symbol(art::Symbol::BS),
        art::Arg::f32(1e-6f)});
   step.duties = {{art::DutyKind::Zero, kCounter}, {art::DutyKind::Accumulate, kDw}};
