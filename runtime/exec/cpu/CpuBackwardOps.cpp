@@ -49,6 +49,14 @@ void rowsWithColumnSum(ThreadPool &pool, std::int64_t rows, std::int64_t width, 
 
 } // namespace
 
+void columnSum(ThreadPool &pool, View x, float *out, std::int64_t rows, std::int64_t cols) {
+  rowsWithColumnSum(pool, rows, cols, out, [&](std::int64_t r, double *acc) {
+    const float *xr = x.row(r);
+    for (std::int64_t c = 0; c < cols; ++c)
+      acc[c] += xr[c];
+  });
+}
+
 void rmsNormBackward(ThreadPool &pool, View x, const float *weight, View dy, float *dx,
                      float *dw, std::int64_t rows, std::int64_t dim, double eps) {
   rowsWithColumnSum(pool, rows, dim, weight ? dw : nullptr, [&](std::int64_t r, double *acc) {

@@ -36,6 +36,9 @@ void normGateBackward(ThreadPool &pool, View h, const float *weight, View o, Vie
                       float *dO, float *dw, std::int64_t rows, std::int64_t numHeads,
                       std::int64_t headDim, double eps);
 
+/// out[c] += Σ_rows x[r, c] (a bias's gradient), in the fixed row blocks of the file comment.
+void columnSum(ThreadPool &pool, View x, float *out, std::int64_t rows, std::int64_t cols);
+
 /// out = SiLU(g)·u: dg = dout·u·σ(g)(1 + g·σ(−g)), du = dout·SiLU(g).
 void swigluBackward(ThreadPool &pool, View gate, View up, View dout, float *dgate, float *dup,
                     std::int64_t rows, std::int64_t dim);

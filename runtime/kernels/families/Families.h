@@ -14,6 +14,7 @@
 namespace xlc::kernels {
 
 const FamilyDef &adamwFamily();
+const FamilyDef &columnSumFamily();
 const FamilyDef &embeddingFamily();
 const FamilyDef &gradNormFamily();
 const FamilyDef &crossEntropyFamily();

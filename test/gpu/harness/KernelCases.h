@@ -135,6 +135,58 @@ CaseReport runEmbeddingBackward(Backend &be, const std::string &name,
 }
 
 //===--------------------------------------------------------------------===//
+// column_sum
+//===--------------------------------------------------------------------===//
+
+struct ColumnSumCase {
+  int64_t rows = 100;
+  int64_t offset = 0; ///< column offset of the view
+  int64_t stride = 0; ///< row stride of the view (0: the column count)
+  uint64_t seed = 21;
+};
+
+/// out (fp32, accumulated onto random values) against float64 sums of the view's columns; the
+/// other columns of the strided rows must not count; the counter must be left zero.
+template <class Backend, class V>
+CaseReport runColumnSum(Backend &be, const std::string &name, const ColumnSumCase &c) {
+  using Config = typename V::Config;
+  using T = typename Config::T;
+  constexpr int64_t N = Config::kCols;
+  const int64_t stride = c.stride > 0 ? c.stride : N;
+  const int64_t blocks = (c.rows + Config::kRowsPerBlock - 1) / Config::kRowsPerBlock;
+  ref::Random rng(c.seed);
+  HostArray x(dtypeOf<T>(), c.rows * stride + c.offset), out0(DType::F32, N);
+  for (size_t i = 0; i < x.size(); ++i)
+    x.set(i, rng.normal(0.0, 1.0));
+  for (int64_t i = 0; i < N; ++i)
+    out0.set(i, rng.normal(0.0, 0.5));
+  auto xb = toDevice(be, x), outb = toDevice(be, out0);
+  auto counter = toDevice(be, HostArray(DType::I64, 1));
+  auto partial = be.alloc(blocks * N * sizeof(float));
+  be.fill(partial, 0xFF);
+  device::ColumnSumParams p{xb.pointer(), c.offset, stride,
+                            static_cast<float *>(partial.pointer()),
+                            static_cast<float *>(outb.pointer()),
+                            static_cast<int64_t *>(counter.pointer()), c.rows};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(blocks);
+  dims.block = Config::kThreads;
+  be.launch(kColumnSum, V::kConfig, &device::column_sum<Config>, dims, p);
+  HostArray out = fromDevice(be, outb, DType::F32, N);
+  std::vector<double> expected(N);
+  for (int64_t i = 0; i < N; ++i) {
+    expected[i] = out0.get(i);
+    for (int64_t r = 0; r < c.rows; ++r)
+      expected[i] += x.get(r * stride + c.offset + i);
+  }
+  CaseReport report{name, Backend::kName, {}, {}};
+  // fp32 sums of ~rows unit terms in another order than float64's.
+  report.add("out rel err", relativeError(out.values(), expected), 1e-5);
+  report.add("counter left nonzero", fromDevice(be, counter, DType::I64, 1).get(0), 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
 // adamw
 //===--------------------------------------------------------------------===//
 

@@ -18,6 +18,7 @@
 #include "KernelSource.h"
 
 #include "xlc/device/adamw.cuh"
+#include "xlc/device/column_sum.cuh"
 #include "xlc/device/cross_entropy.cuh"
 #include "xlc/device/embedding.cuh"
 #include "xlc/device/grad_norm.cuh"

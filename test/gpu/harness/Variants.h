@@ -23,6 +23,10 @@ XLC_VARIANT(AdamWMasterBf16,
             xlc::device::AdamWConfig<__nv_bfloat16, true, 128>);
 XLC_VARIANT(AdamWF32,
             xlc::device::AdamWConfig<float, false, 64>);
+XLC_VARIANT(ColumnSumGates,
+            xlc::device::ColumnSumConfig<float, 16, 32, 64>);
+XLC_VARIANT(ColumnSumBf16Wide,
+            xlc::device::ColumnSumConfig<__nv_bfloat16, 300, 128, 16>);
 XLC_VARIANT(GradNorm256,
             xlc::device::GradNormConfig<256>);
 XLC_VARIANT(CrossEntropyCapped,

@@ -110,6 +110,14 @@ TEST(Emulated, AdamW) {
   expectOk(runAdamW<EmuBackend, AdamWF32>(be, "fp32 weight, no decay", {.count = 77, .blocks = 1, .weightDecay = 0.0}));
 }
 
+TEST(Emulated, ColumnSum) {
+  EmuBackend be;
+  expectOk(runColumnSum<EmuBackend, ColumnSumGates>(be, "7B gate columns of a strided view, 3 blocks",
+                                                    {.rows = 150, .offset = 8, .stride = 40}));
+  expectOk(runColumnSum<EmuBackend, ColumnSumBf16Wide>(be, "bf16, 300 columns, one partial block",
+                                                       {.rows = 11}));
+}
+
 TEST(Emulated, GradNorm) {
   EmuBackend be;
   expectOk(runGradNorm<EmuBackend, GradNorm256>(be, "two tensors, 4 blocks", 4));

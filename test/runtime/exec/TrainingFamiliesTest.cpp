@@ -382,6 +382,63 @@ TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
   fs::remove_all(dir);
 }
 
+/// sum(x) with db [3] a gradient buffer: the column sums of columns 2..4 of x [B, S, 6], added
+/// to db on every call (a bias's gradient over two micro-batches).
+TEST(TrainingFamiliesTest, ColumnSumAccumulatesABiasGradient) {
+  constexpr std::uint64_t kW = 6, kN = 3;
+  const art::Dim B = art::Dim::batch(), S = art::Dim::seq();
+  enum : art::BufferId { kXIn, kDb, kPart, kCount };
+  art::Artifact a;
+  a.compiler = {"xlc", "test"};
+  a.targetArch = "sm_90a";
+  a.deviceHeadersHash = "00";
+  a.model = {"column-sum", 64, kW, 1, 16, 0, 2, 1};
+  a.sourceName = "column-sum.xlca";
+  a.buffers = {
+      {kXIn, "x", art::BufferClass::Input, art::DType::F32, {B, S, kW}, {}, {}},
+      {kDb, "db", art::BufferClass::Gradient, art::DType::F32, {kN}, {}, {}},
+      {kPart, "partial", art::BufferClass::Workspace, art::DType::F32, {B, S, kN},
+       art::Expr::constant(0), {}},
+      {kCount, "counter", art::BufferClass::Workspace, art::DType::I64, {1},
+       art::Expr::batchSeq(256), {}},
+  };
+  a.arenaBytes = art::Expr{256, 0, 0, 256, 1};
+  art::Kernel k = kernels::renderKernel(
+      *kernels::findFamily("column_sum"),
+      {{"dtype", "f32"}, {"cols", kN}, {"threads", 32}, {"rows_per_block", 4}}, "#xk.tile<>");
+  k.name = "column_sum_0";
+  a.kernels = {k};
+  art::Step step = art::Step::makeLaunch(
+      "column_sum", nlohmann::json::object(), 0,
+      {art::Arg::buffer(kXIn), art::Arg::i64(2), art::Arg::i64(kW), art::Arg::buffer(kPart),
+       art::Arg::buffer(kDb), art::Arg::buffer(kCount), art::Arg::symbol(art::Symbol::BS)});
+  step.duties = {{art::DutyKind::Zero, kCount}, {art::DutyKind::Accumulate, kDb}};
+  art::Function f;
+  f.name = "sum";
+  f.inputs = {{"x", kXIn}};
+  f.steps = {step};
+  a.functions = {f};
+  const weights::Checkpoint none;
+  std::unique_ptr<Backend> cpu = createCpuBackend(a, none, {2, 8}, 2);
+  std::mt19937 rng(5);
+  std::vector<double> expected(kN, 0.0);
+  for (int call = 0; call < 2; ++call) {
+    const std::int64_t rows = 2 * (5 + call);
+    const std::vector<float> x = testing::randomFloats(static_cast<std::size_t>(rows * kW), rng);
+    CallArgs args;
+    args.batch = 2;
+    args.seq = 5 + call;
+    args.inputs.emplace("x", std::as_bytes(std::span(x)));
+    cpu->call("sum", args);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::uint64_t c = 0; c < kN; ++c)
+        expected[c] += x[r * kW + 2 + c];
+    const std::vector<float> db = cpu->readBuffer(kDb, {2, 5 + call});
+    for (std::uint64_t c = 0; c < kN; ++c)
+      EXPECT_NEAR(db[c], expected[c], 1e-5) << "column " << c << " after call " << call;
+  }
+}
+
 /// forward_backward(qkv, gates, dh) → (dqkv, dgates): the chunkwise forward (mlstm_chunk_states,
 /// mlstm_chunk_outputs) from the zero state, then the backward's four kernels
 /// (mlstm_backward_readout, _states, _chunk, _gates) on the forward's saved chunk-start states
