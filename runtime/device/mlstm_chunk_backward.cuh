@@ -183,23 +183,15 @@ template <class Config> __device__ __forceinline__ GateScan gate_arrays(float *b
           base + 7 * n, 0.0f, 0.0f, -1};
 }
 
-/// Warp 0 fills |gs| for the chunk starting at row |row0| (global row b·S + start) of length
-/// |len|; the caller syncs before reading it. Entries j ≥ len: lf = 0, ig = u = a = −∞.
+/// The scans of scan_gates, by the 32 lanes of warp 0; lane 0 leaves g, max a and its first
+/// argmax in scratch[0..2].
 template <class Config>
-__device__ __forceinline__ void scan_gates(GateScan &gs, const MlstmChunkBackwardParams &p,
-                                           int64_t row0, int len, int hd, float cap,
-                                           float *scratch) {
+__device__ __forceinline__ void scan_gates_warp(GateScan &gs, const MlstmChunkBackwardParams &p,
+                                                int64_t row0, int len, int hd, float cap,
+                                                float *scratch) {
   using Cell = typename Config::Cell;
   using TGate = typename Cell::TGate;
   constexpr int L = Config::kChunk, kPer = Config::kPerLane;
-  if (threadIdx.x >= 32) {
-    __syncthreads();
-    gs.g = scratch[0];
-    gs.aMax = scratch[1];
-    gs.aArg = static_cast<int>(scratch[2]);
-    __syncthreads();
-    return;
-  }
   const int lane = threadIdx.x;
   const TGate *ig = static_cast<const TGate *>(p.igate);
   const TGate *fg = static_cast<const TGate *>(p.fgate);
@@ -247,6 +239,18 @@ __device__ __forceinline__ void scan_gates(GateScan &gs, const MlstmChunkBackwar
     scratch[1] = aMax;
     scratch[2] = static_cast<float>(first);
   }
+}
+
+/// Warp 0 fills |gs| for the chunk starting at row |row0| (global row b·S + start) of length
+/// |len|, and every thread gets g, max a and its argmax. Entries j ≥ len: lf = 0, ig = u = a =
+/// −∞. Contains two __syncthreads: call it with the whole block.
+template <class Config>
+__device__ __forceinline__ void scan_gates(GateScan &gs, const MlstmChunkBackwardParams &p,
+                                           int64_t row0, int len, int hd, float cap,
+                                           float *scratch) {
+  if (threadIdx.x < 32)
+    scan_gates_warp<Config>(gs, p, row0, len, hd, cap, scratch);
+  // Every thread of the block reaches the same two barriers (warp 0 after its scans).
   __syncthreads();
   gs.g = scratch[0];
   gs.aMax = scratch[1];
