@@ -20,7 +20,8 @@
 #                m = 1..8, every runtime tiling and every 7B projection vs. the float64 reference),
 #                kernel_bench --gemv-only (xlc's GEMV vs. cuBLASLt per 7B projection at m = 1, 2,
 #                4, 8: us, GB/s, % of 3.35 TB/s), and gpu_backend_tests with XLC_GEMV=on (every
-#                GEMM of at most 8 rows forced onto the GEMV kernel; step gemv-on)
+#                GEMM of at most 8 rows forced onto the GEMV kernel) and XLC_GEMV_PROLOGUES=on
+#                (the row kernels absorbed into them; off by default); step gemv-on
 #   chunkwise    the chunkwise kernels (issue 10), in chunkwise/: gpu_kernel_tests Gpu.ChunkFused and
 #                GpuEmitted.MlstmKernels (every emitted mLSTM kernel vs. the float64 reference),
 #                then kernel_bench --no-gemv for each of XLC_CHUNK_VARIANTS (default "fused L64;
@@ -273,7 +274,9 @@ if has gemv; then
     record gemv FAIL "kernel tests: $counts, rc $rc; kernel_bench --gemv-only rc $brc; $((SECONDS - t)) s"
     status=1
   fi
-  XLC_GEMV=on backend_tests gemv-on gemv/gpu_backend_tests_gemv_on 300 '-SevenB/*'
+  # The prologues are off by default (slower at batch-1 decode): test them here, where every
+  # small GEMM runs on the GEMV kernel.
+  XLC_GEMV=on XLC_GEMV_PROLOGUES=on backend_tests gemv-on gemv/gpu_backend_tests_gemv_on 300 '-SevenB/*'
 fi
 
 if has chunkwise; then

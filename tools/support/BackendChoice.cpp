@@ -79,7 +79,8 @@ void addBackendOptions(CLI::App &app, std::string &device, BackendSettings &sett
   app.add_option("--gemv-prologues", settings.gemvPrologues,
                  "CUDA: let the GEMV kernel absorb the RMS norms and SwiGLUs whose outputs only "
                  "the decode GEMMs right after them read (the row kernels are then not "
-                 "launched): on or off; default: $XLC_GEMV_PROLOGUES, else on")
+                 "launched): on or off; default: $XLC_GEMV_PROLOGUES, else off (slower at "
+                 "batch-1 decode on the H100)")
       ->check(CLI::IsMember({"off", "on"}));
   app.add_option("--kept-counters", settings.keptCounters,
                  "CUDA: keep the mLSTM kernels' self-resetting counters in memory of their own, "

@@ -51,7 +51,7 @@ struct BackendSettings {
   /// CudaBackendOptions::pdl).
   std::string pdl;
   /// CUDA: the GEMV kernel absorbs the RMS norms and SwiGLUs before decode GEMMs, "on" or "off"
-  /// ("" = $XLC_GEMV_PROLOGUES, else on; CudaBackendOptions::gemvPrologues).
+  /// ("" = $XLC_GEMV_PROLOGUES, else off; CudaBackendOptions::gemvPrologues).
   std::string gemvPrologues;
   /// --kept-counters ("" = $XLC_KEPT_COUNTERS, else on; CudaBackendOptions::keptCounters).
   std::string keptCounters;

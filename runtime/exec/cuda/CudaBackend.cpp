@@ -52,12 +52,13 @@ std::string gib(std::uint64_t bytes) {
 }
 
 /// An on/off option of CudaBackendOptions: "on" or "off"; empty = $|env|, else on.
-bool onOffOption(const std::string &option, const char *env, std::string_view what) {
+bool onOffOption(const std::string &option, const char *env, std::string_view what,
+                 const char *fallback = "on") {
   std::string value = option;
   std::string where = fmt::format("the CUDA backend's {} option", what);
   if (value.empty()) {
     const char *set = std::getenv(env);
-    value = set != nullptr && *set != '\0' ? set : "on";
+    value = set != nullptr && *set != '\0' ? set : fallback;
     where = fmt::format("${}", env);
   }
   check(value == "on" || value == "off", "{}: '{}' is not a {} mode (on or off)", where, value,
@@ -223,7 +224,9 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   checkWeights(artifact, checkpoint);
   stream_.emplace();
   compileKernels(options);
-  if (gemv_ && onOffOption(options.gemvPrologues, "XLC_GEMV_PROLOGUES", "GEMV prologue"))
+  // Off unless asked for: on the H100 the absorbed row kernels made batch-1 decode slower
+  // (177 -> 148 tok/s, docs/benchmarks/decode-ab-h100-2026-12-07.md).
+  if (gemv_ && onOffOption(options.gemvPrologues, "XLC_GEMV_PROLOGUES", "GEMV prologue", "off"))
     for (const art::Function &f : artifact.functions)
       for (AbsorbableRowKernel &row : findAbsorbableRowKernels(artifact, f))
         absorbable_[f.name].emplace(row.step, std::move(row));

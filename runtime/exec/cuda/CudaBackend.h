@@ -49,7 +49,7 @@ struct CudaBackendOptions {
   std::string pdl;
   /// Let the GEMV kernel absorb the row kernels (RMS norm, SwiGLU) whose outputs only the GEMMs
   /// right after them read, when all of those run on it (GemvFusion.h): "on" or "off"; empty =
-  /// $XLC_GEMV_PROLOGUES, else on.
+  /// $XLC_GEMV_PROLOGUES, else off (measured slower at batch-1 decode on the H100).
   std::string gemvPrologues;
   /// Give the self-resetting counters of the mLSTM kernels (KeptCounters.h) device memory of
   /// their own, zeroed once, instead of zeroing them in the arena before every launch: "on" or
