@@ -67,16 +67,8 @@ template <class Config> __device__ void column_sum(const ColumnSumParams &p) {
     if (c < kCols)
       partial[c] = acc[i];
   }
-  if (!arrive_last(p.counter, isLast))
-    return;
-  for (int c = tid; c < kCols; c += kThreads) {
-    float sum = 0.0f;
-    for (unsigned b = 0; b < gridDim.x; ++b)
-      sum += load_partial(p.partial + static_cast<int64_t>(b) * kCols + c);
-    p.out[c] += sum;
-  }
-  if (tid == 0)
-    *p.counter = 0;
+  if (arrive_last(p.counter, isLast))
+    add_partials_in_order<kThreads>(p.out, p.partial, kCols, p.counter);
 }
 
 } // namespace xlc::device

@@ -169,6 +169,22 @@ __device__ __forceinline__ float load_partial(const float *p) {
 #endif
 }
 
+/// The last block's part of a cross-block column sum (after arrive_last returned true):
+/// out[c] += Σ_b partial[b, c] over the grid's blocks in block order, for c < cols, then the
+/// counter back to zero. The fixed order makes the sum bit-identical from run to run.
+template <int kThreads>
+__device__ __forceinline__ void add_partials_in_order(float *out, const float *partial, int cols,
+                                                      int64_t *counter) {
+  for (int c = threadIdx.x; c < cols; c += kThreads) {
+    float sum = 0.0f;
+    for (unsigned b = 0; b < gridDim.x; ++b)
+      sum += load_partial(partial + static_cast<int64_t>(b) * cols + c);
+    out[c] += sum;
+  }
+  if (threadIdx.x == 0)
+    *counter = 0;
+}
+
 __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
   for (int mask = 16; mask > 0; mask >>= 1)

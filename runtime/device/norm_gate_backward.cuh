@@ -142,16 +142,8 @@ template <class Config> __device__ void norm_gate_backward(const NormGateBackwar
       if (lane + 32 * j < kDV)
         partial[hd * kDV + lane + 32 * j] = acc[a][j];
   }
-  if (!arrive_last(p.counter, isLast))
-    return;
-  for (int c = threadIdx.x; c < kW; c += Config::kThreads) {
-    float sum = 0.0f;
-    for (unsigned b = 0; b < gridDim.x; ++b)
-      sum += load_partial(p.dw_partial + static_cast<int64_t>(b) * kW + c);
-    p.dw[c] += sum;
-  }
-  if (threadIdx.x == 0)
-    *p.counter = 0;
+  if (arrive_last(p.counter, isLast))
+    add_partials_in_order<Config::kThreads>(p.dw, p.dw_partial, kW, p.counter);
 }
 
 } // namespace xlc::device

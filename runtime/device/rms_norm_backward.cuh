@@ -119,16 +119,8 @@ template <class Config> __device__ void rms_norm_backward(const RmsNormBackwardP
       if (c + i < kDim)
         partial[c + i] = acc[g][i];
   }
-  if (!arrive_last(p.counter, isLast))
-    return;
-  for (int c = tid; c < kDim; c += kThreads) {
-    float sum = 0.0f;
-    for (unsigned b = 0; b < gridDim.x; ++b)
-      sum += load_partial(p.dw_partial + static_cast<int64_t>(b) * kDim + c);
-    p.dw[c] += sum;
-  }
-  if (tid == 0)
-    *p.counter = 0;
+  if (arrive_last(p.counter, isLast))
+    add_partials_in_order<kThreads>(p.dw, p.dw_partial, kDim, p.counter);
 }
 
 } // namespace xlc::device

@@ -79,6 +79,24 @@ ModelConfig modelConfigFromHfJson(const std::string &path, std::vector<std::stri
   return fromParsed(config::loadModelConfig(path), warnings);
 }
 
+namespace {
+
+/// Writes |tensors| as <directory>/model.safetensors (the directory created if missing) and
+/// completes |summary| with the tensor count and the path.
+CheckpointSummary writeTensors(const std::string &directory,
+                               const std::vector<weights::TensorToWrite> &tensors,
+                               CheckpointSummary summary) {
+  summary.tensors = tensors.size();
+  std::error_code ec;
+  fs::create_directories(directory, ec);
+  check(!ec, "cannot create the directory '{}': {}", directory, ec.message());
+  summary.path = (fs::path(directory) / weights::kSingleFileName).string();
+  weights::writeSafetensors(summary.path, tensors, {{"format", "pt"}});
+  return summary;
+}
+
+} // namespace
+
 CheckpointSummary writeCheckpoint(const ModelConfig &config, const ModelWeights &weights,
                                   const std::string &directory, weights::DType dtype) {
   check(dtype == weights::DType::F32 || dtype == weights::DType::BF16,
@@ -113,14 +131,7 @@ CheckpointSummary writeCheckpoint(const ModelConfig &config, const ModelWeights 
     summary.parameters += values.size();
     summary.bytes += bytes.size();
   }
-  summary.tensors = tensors.size();
-
-  std::error_code ec;
-  fs::create_directories(directory, ec);
-  check(!ec, "cannot create the directory '{}': {}", directory, ec.message());
-  summary.path = (fs::path(directory) / weights::kSingleFileName).string();
-  weights::writeSafetensors(summary.path, tensors, {{"format", "pt"}});
-  return summary;
+  return writeTensors(directory, tensors, std::move(summary));
 }
 
 ModelWeights readCheckpointWeights(const ModelConfig &config,
@@ -214,13 +225,7 @@ CheckpointSummary writeFastCheckpoint(const ModelConfig &config, const std::stri
         summary.parameters += static_cast<std::uint64_t>(numElements(slots[i].shape));
         summary.bytes += data[i].size();
       }
-  summary.tensors = tensors.size();
-  std::error_code ec;
-  fs::create_directories(directory, ec);
-  check(!ec, "cannot create the directory '{}': {}", directory, ec.message());
-  summary.path = (fs::path(directory) / weights::kSingleFileName).string();
-  weights::writeSafetensors(summary.path, tensors, {{"format", "pt"}});
-  return summary;
+  return writeTensors(directory, tensors, std::move(summary));
 }
 
 } // namespace

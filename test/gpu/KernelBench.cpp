@@ -100,6 +100,26 @@ struct DecodeResult {
   double stateGBps = 0;
 };
 
+/// The mLSTM inputs of a benchmark shape (B·S rows): q|k|v|o uniform from a counter-based
+/// generator (fast at the 7B's sizes) with |seed|, the gate patterns of the tests from |rng|.
+template <class Cell> MlstmInputs benchInputs(ref::Random &rng, int64_t B, int64_t S, uint64_t seed) {
+  constexpr int64_t NH = Cell::kNumHeads, DQK = Cell::kDQK, DV = Cell::kDV;
+  MlstmInputs in;
+  in.rows = B * S;
+  in.width = 2 * NH * DQK + 2 * NH * DV;
+  in.kOffset = NH * DQK;
+  in.vOffset = 2 * NH * DQK;
+  in.qkvo = HostArray(dtypeOf<typename Cell::T>(), in.rows * in.width);
+  fillUniform(in.qkvo, in.rows, in.width, seed);
+  in.gates = HostArray(dtypeOf<typename Cell::TGate>(), in.rows * 2 * NH);
+  for (int64_t r = 0; r < in.rows; ++r)
+    for (int hd = 0; hd < NH; ++hd) {
+      in.gates.set(r * 2 * NH + hd, rawInputGate(rng, hd));
+      in.gates.set(r * 2 * NH + NH + hd, rawForgetGate(rng, hd, NH, r % S));
+    }
+  return in;
+}
+
 /// One kernel launch of a timed chunkwise forward: the kernel, its geometry and its parameter
 /// struct.
 struct ChunkLaunch {
@@ -132,19 +152,7 @@ ChunkResult benchChunk(GpuBackend &be, const std::string &name, int64_t B, int64
 
   // Inputs at the full shape: fast uniform q|k|v|o, the usual gate patterns, a random state.
   ref::Random rng(1234);
-  MlstmInputs in;
-  in.rows = B * S;
-  in.width = 2 * NH * DQK + 2 * NH * DV;
-  in.kOffset = NH * DQK;
-  in.vOffset = 2 * NH * DQK;
-  in.qkvo = HostArray(dtypeOf<typename Cell::T>(), in.rows * in.width);
-  fillUniform(in.qkvo, in.rows, in.width, 99);
-  in.gates = HostArray(dtypeOf<typename Cell::TGate>(), in.rows * 2 * NH);
-  for (int64_t r = 0; r < in.rows; ++r)
-    for (int hd = 0; hd < NH; ++hd) {
-      in.gates.set(r * 2 * NH + hd, rawInputGate(rng, hd));
-      in.gates.set(r * 2 * NH + NH + hd, rawForgetGate(rng, hd, NH, r % S));
-    }
+  MlstmInputs in = benchInputs<Cell>(rng, B, S, 99);
   MlstmStateArrays state = makeMlstmState<Cell>(rng, B, true);
   Run run(be, in, state, B, S, cap, eps);
 
@@ -337,19 +345,7 @@ BackwardResult benchBackward(GpuBackend &be, const std::string &name, int64_t B,
               static_cast<long long>(S));
   std::fflush(stdout);
   ref::Random rng(4321);
-  MlstmInputs in;
-  in.rows = B * S;
-  in.width = 2 * NH * DQK + 2 * NH * DV;
-  in.kOffset = NH * DQK;
-  in.vOffset = 2 * NH * DQK;
-  in.qkvo = HostArray(dtypeOf<typename Cell::T>(), in.rows * in.width);
-  fillUniform(in.qkvo, in.rows, in.width, 77);
-  in.gates = HostArray(dtypeOf<typename Cell::TGate>(), in.rows * 2 * NH);
-  for (int64_t r = 0; r < in.rows; ++r)
-    for (int hd = 0; hd < NH; ++hd) {
-      in.gates.set(r * 2 * NH + hd, rawInputGate(rng, hd));
-      in.gates.set(r * 2 * NH + NH + hd, rawForgetGate(rng, hd, NH, r % S));
-    }
+  MlstmInputs in = benchInputs<Cell>(rng, B, S, 77);
   MlstmStateArrays state = makeMlstmState<Cell>(rng, B, false); // training: the zero state
   HostArray dh(dtypeOf<typename Cell::T>(), in.rows * NH * DV);
   fillUniform(dh, in.rows, NH * DV, 78);

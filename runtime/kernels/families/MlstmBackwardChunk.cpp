@@ -11,26 +11,16 @@
 namespace xlc::kernels {
 
 const FamilyDef &mlstmBackwardChunkFamily() {
-  static const FamilyDef def{
-      .name = "mlstm_backward_chunk",
-      .op = "mlstm_cell_grad",
-      .header = "mlstm_chunk_backward",
-      .paramsType = "MlstmChunkBackwardParams",
-      .function = "mlstm_backward_chunk",
-      .config = mlstm::backwardFields(),
-      .attrs = mlstm::cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
-      .params = [](const Config &) { return mlstm::backwardParams(); },
-      .configType = mlstm::backwardConfigType,
-      .geometry =
-          [](const Config &c) {
-            return mlstm::backwardGeometry(
-                c,
-                {artifact::ceilDiv(artifact::Expr::seq(), u64(cfgInt(c, "chunk"))),
-                 artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1)},
-                &mlstm::BackwardShared::chunk, "kSharedBytes");
-          },
-      .cpu = [](CpuLaunch &l) { exec::cpu::mlstmBackwardChunks(l.pool(), mlstm::backwardOf(l)); },
-  };
+  static const FamilyDef def = mlstm::backwardFamily(
+      "mlstm_backward_chunk",
+      [](const Config &c) {
+        return mlstm::backwardGeometry(
+            c,
+            {artifact::ceilDiv(artifact::Expr::seq(), u64(cfgInt(c, "chunk"))),
+             artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1)},
+            &mlstm::BackwardShared::chunk, "kSharedBytes");
+      },
+      [](CpuLaunch &l) { exec::cpu::mlstmBackwardChunks(l.pool(), mlstm::backwardOf(l)); });
   return def;
 }
 

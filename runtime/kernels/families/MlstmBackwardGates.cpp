@@ -11,26 +11,16 @@
 namespace xlc::kernels {
 
 const FamilyDef &mlstmBackwardGatesFamily() {
-  static const FamilyDef def{
-      .name = "mlstm_backward_gates",
-      .op = "mlstm_cell_grad",
-      .header = "mlstm_chunk_backward",
-      .paramsType = "MlstmChunkBackwardParams",
-      .function = "mlstm_backward_gates",
-      .config = mlstm::backwardFields(),
-      .attrs = mlstm::cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
-      .params = [](const Config &) { return mlstm::backwardParams(); },
-      .configType = mlstm::backwardConfigType,
-      .geometry =
-          [](const Config &c) {
-            return mlstm::backwardGeometry(
-                c,
-                {artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1),
-                 artifact::Expr::constant(1)},
-                &mlstm::BackwardShared::gates, "kGatesBytes");
-          },
-      .cpu = [](CpuLaunch &l) { exec::cpu::mlstmBackwardGates(l.pool(), mlstm::backwardOf(l)); },
-  };
+  static const FamilyDef def = mlstm::backwardFamily(
+      "mlstm_backward_gates",
+      [](const Config &c) {
+        return mlstm::backwardGeometry(
+            c,
+            {artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1),
+             artifact::Expr::constant(1)},
+            &mlstm::BackwardShared::gates, "kGatesBytes");
+      },
+      [](CpuLaunch &l) { exec::cpu::mlstmBackwardGates(l.pool(), mlstm::backwardOf(l)); });
   return def;
 }
 

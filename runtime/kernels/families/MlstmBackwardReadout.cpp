@@ -11,26 +11,16 @@
 namespace xlc::kernels {
 
 const FamilyDef &mlstmBackwardReadoutFamily() {
-  static const FamilyDef def{
-      .name = "mlstm_backward_readout",
-      .op = "mlstm_cell_grad",
-      .header = "mlstm_chunk_backward",
-      .paramsType = "MlstmChunkBackwardParams",
-      .function = "mlstm_backward_readout",
-      .config = mlstm::backwardFields(),
-      .attrs = mlstm::cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
-      .params = [](const Config &) { return mlstm::backwardParams(); },
-      .configType = mlstm::backwardConfigType,
-      .geometry =
-          [](const Config &c) {
-            return mlstm::backwardGeometry(
-                c,
-                {artifact::ceilDiv(artifact::Expr::seq(), u64(cfgInt(c, "chunk"))),
-                 artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1)},
-                &mlstm::BackwardShared::readout, "kReadoutBytes");
-          },
-      .cpu = [](CpuLaunch &l) { exec::cpu::mlstmBackwardReadout(l.pool(), mlstm::backwardOf(l)); },
-  };
+  static const FamilyDef def = mlstm::backwardFamily(
+      "mlstm_backward_readout",
+      [](const Config &c) {
+        return mlstm::backwardGeometry(
+            c,
+            {artifact::ceilDiv(artifact::Expr::seq(), u64(cfgInt(c, "chunk"))),
+             artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1)},
+            &mlstm::BackwardShared::readout, "kReadoutBytes");
+      },
+      [](CpuLaunch &l) { exec::cpu::mlstmBackwardReadout(l.pool(), mlstm::backwardOf(l)); });
   return def;
 }
 

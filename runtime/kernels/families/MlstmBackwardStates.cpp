@@ -11,29 +11,19 @@
 namespace xlc::kernels {
 
 const FamilyDef &mlstmBackwardStatesFamily() {
-  static const FamilyDef def{
-      .name = "mlstm_backward_states",
-      .op = "mlstm_cell_grad",
-      .header = "mlstm_chunk_backward",
-      .paramsType = "MlstmChunkBackwardParams",
-      .function = "mlstm_backward_states",
-      .config = mlstm::backwardFields(),
-      .attrs = mlstm::cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
-      .params = [](const Config &) { return mlstm::backwardParams(); },
-      .configType = mlstm::backwardConfigType,
-      .geometry =
-          [](const Config &c) {
-            const std::int64_t tile = cfgInt(c, "tile");
-            const std::int64_t tiles = ((cfgInt(c, "qk_head_dim") + tile - 1) / tile) *
-                                       ((cfgInt(c, "v_head_dim") + tile - 1) / tile);
-            return mlstm::backwardGeometry(
-                c,
-                {artifact::Expr::constant(u64(tiles)),
-                 artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1)},
-                &mlstm::BackwardShared::states, "kStatesBytes");
-          },
-      .cpu = [](CpuLaunch &l) { exec::cpu::mlstmBackwardStates(l.pool(), mlstm::backwardOf(l)); },
-  };
+  static const FamilyDef def = mlstm::backwardFamily(
+      "mlstm_backward_states",
+      [](const Config &c) {
+        const std::int64_t tile = cfgInt(c, "tile");
+        const std::int64_t tiles = ((cfgInt(c, "qk_head_dim") + tile - 1) / tile) *
+                                   ((cfgInt(c, "v_head_dim") + tile - 1) / tile);
+        return mlstm::backwardGeometry(
+            c,
+            {artifact::Expr::constant(u64(tiles)),
+             artifact::Expr::batch(u64(cfgInt(c, "num_heads"))), artifact::Expr::constant(1)},
+            &mlstm::BackwardShared::states, "kStatesBytes");
+      },
+      [](CpuLaunch &l) { exec::cpu::mlstmBackwardStates(l.pool(), mlstm::backwardOf(l)); });
   return def;
 }
 

@@ -51,6 +51,12 @@ BackwardShared backwardShared(const Config &config);
 Geometry backwardGeometry(const Config &config, std::array<artifact::Expr, 3> grid,
                           std::int64_t BackwardShared::*bytes, std::string_view constant);
 
+/// The definition every backward family shares (op mlstm_cell_grad, the header, the parameter
+/// struct, configuration and attributes), with its entry point |function| (also its name), its
+/// geometry and its CPU stage.
+FamilyDef backwardFamily(std::string_view function, Geometry (*geometry)(const Config &),
+                         void (*cpu)(CpuLaunch &));
+
 /// The CPU stages' view of a backward launch.
 exec::cpu::MlstmChunkBackward backwardOf(const CpuLaunch &launch);
 

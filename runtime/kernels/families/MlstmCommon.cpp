@@ -211,6 +211,23 @@ Geometry backwardGeometry(const Config &c, std::array<artifact::Expr, 3> grid,
   return g;
 }
 
+FamilyDef backwardFamily(std::string_view function, Geometry (*geometry)(const Config &),
+                         void (*cpu)(CpuLaunch &)) {
+  return FamilyDef{
+      .name = function,
+      .op = "mlstm_cell_grad",
+      .header = "mlstm_chunk_backward",
+      .paramsType = "MlstmChunkBackwardParams",
+      .function = function,
+      .config = backwardFields(),
+      .attrs = cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
+      .params = [](const Config &) { return backwardParams(); },
+      .configType = backwardConfigType,
+      .geometry = geometry,
+      .cpu = cpu,
+  };
+}
+
 exec::cpu::MlstmChunkBackward backwardOf(const CpuLaunch &l) {
   exec::cpu::MlstmChunkBackward op;
   op.forward.cell = cellOf(l, l.count("seq_len"));
