@@ -150,10 +150,14 @@ run_target() {
     "${cmd[@]}" >> "$log" 2>&1
   rc=$?
   { echo "-- $tool report"; cat "$report" 2>/dev/null; echo "-- exit status $rc"; } >> "$log"
-  # "========= ERROR SUMMARY: 3 errors" (racecheck also prints a RACECHECK SUMMARY with its
-  # hazards; its errors are in the ERROR SUMMARY too). No summary: the tool did not finish.
+  # "========= ERROR SUMMARY: 3 errors"; racecheck may print only its own
+  # "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)" (E counts). No summary: the
+  # tool did not finish.
   errors="$(sed -n 's/.*ERROR SUMMARY: \([0-9][0-9]*\) error.*/\1/p' "$report" 2>/dev/null |
             tail -n 1)"
+  [ -n "$errors" ] ||
+    errors="$(sed -n 's/.*RACECHECK SUMMARY: .*(\([0-9][0-9]*\) error.*/\1/p' "$report" \
+                2>/dev/null | tail -n 1)"
   echo "${errors:--} $rc"
 }
 
