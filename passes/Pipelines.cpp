@@ -6,6 +6,8 @@
 //                           (decompose, fuse projections, fold norm weights, fuse cell gates)
 //   xlc-kernel-pipeline     fused model-level IR -> xk kernels with tile configurations
 //   xlc-inference-pipeline  both
+//   xlc-training-pipeline   both, with xlc-autodiff's @train_step (before the norm weights are
+//                           folded, which leaves @train_step's norms alone)
 //
 // The pass manager runs the IR verifier after every pass; the kernel pipeline ends with
 // xlc-verify-kernel-form, the seam codegen relies on.
@@ -42,6 +44,16 @@ void buildInferencePipeline(mlir::OpPassManager &pm) {
   buildKernelPipeline(pm);
 }
 
+void buildTrainingPipeline(mlir::OpPassManager &pm) {
+  pm.addPass(createDecomposeBlocks());
+  pm.addPass(createFuseProjections());
+  pm.addPass(createFuseCellGates());
+  pm.addPass(createAutodiff());
+  pm.addPass(createFoldNormWeights());
+  pm.addPass(mlir::createCanonicalizerPass());
+  buildKernelPipeline(pm);
+}
+
 void registerXlcPipelines() {
   mlir::PassPipelineRegistration<>(
       "xlc-fusion-pipeline",
@@ -55,6 +67,11 @@ void registerXlcPipelines() {
       "xlc-inference-pipeline",
       "Model-level IR to kernel-level IR: the fusion pipeline, then the kernel pipeline.",
       buildInferencePipeline);
+  mlir::PassPipelineRegistration<>(
+      "xlc-training-pipeline",
+      "The inference pipeline plus @train_step: xlc-autodiff after the fusions that keep "
+      "gradients recoverable, before norm-weight folding; then kernel formation for all.",
+      buildTrainingPipeline);
 }
 
 } // namespace xlc
