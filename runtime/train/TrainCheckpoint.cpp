@@ -1,0 +1,212 @@
+//===- TrainCheckpoint.cpp - Resumable training checkpoints ---------------===//
+
+#include "runtime/train/TrainCheckpoint.h"
+
+#include "runtime/support/Error.h"
+#include "runtime/support/Json.h"
+#include "runtime/support/MappedFile.h"
+#include "runtime/weights/Checkpoint.h"
+#include "runtime/weights/Convert.h"
+#include "runtime/weights/SafetensorsWriter.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+namespace xlc::train {
+namespace {
+
+namespace fs = std::filesystem;
+using json::Json;
+using json::ObjectReader;
+
+constexpr const char *kFormat = "xlc-train-checkpoint";
+constexpr std::uint64_t kVersion = 1;
+constexpr const char *kMarker = "COMPLETE";
+
+std::span<const std::uint8_t> bytesOf(std::string_view text) {
+  return {reinterpret_cast<const std::uint8_t *>(text.data()), text.size()};
+}
+
+/// fsync of a directory, so that the renames inside it are on disk.
+void syncDirectory(const fs::path &dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  check(fd >= 0, "cannot open the directory '{}' to flush it: {}", dir.string(), std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  check(rc == 0, "cannot flush the directory '{}': {}", dir.string(), std::strerror(err));
+}
+
+std::uint64_t elements(const ParameterState &p) {
+  std::uint64_t n = 1;
+  for (std::int64_t d : p.shape) {
+    check(d > 0, "parameter '{}': shape {} has a non-positive dimension", p.name,
+          weights::shapeString(p.shape));
+    n *= static_cast<std::uint64_t>(d);
+  }
+  return n;
+}
+
+std::span<const std::uint8_t> floatBytes(const std::vector<float> &v) {
+  return {reinterpret_cast<const std::uint8_t *>(v.data()), v.size() * sizeof(float)};
+}
+
+void checkParameter(const ParameterState &p) {
+  const std::uint64_t n = elements(p);
+  check(p.dtype == weights::DType::F32 || p.dtype == weights::DType::BF16,
+        "parameter '{}': working weights are f32 or bf16, got {}", p.name,
+        weights::dtypeName(p.dtype));
+  for (auto [what, v] : {std::pair{"weight", &p.weight}, {"exp_avg", &p.m}, {"exp_avg_sq", &p.v}})
+    check(v->size() == n, "parameter '{}': {} has {} values for shape {} ({} elements)", p.name,
+          what, v->size(), weights::shapeString(p.shape), n);
+  check(p.master.empty() || p.master.size() == n,
+        "parameter '{}': the master copy has {} values for {} elements", p.name, p.master.size(), n);
+  if (p.dtype == weights::DType::BF16)
+    for (std::size_t i = 0; i < p.weight.size(); ++i)
+      check(weights::bf16ToF32(weights::f32ToBF16(p.weight[i])) == p.weight[i] ||
+                p.weight[i] != p.weight[i],
+            "parameter '{}': element {} ({}) of a bf16 weight is not a bf16 value", p.name, i,
+            p.weight[i]);
+}
+
+} // namespace
+
+void writeTrainCheckpoint(const std::string &dir, std::span<const ParameterState> params,
+                          const TrainerState &state, std::string_view configJson) {
+  check(!dir.empty(), "writeTrainCheckpoint: empty directory name");
+  for (const ParameterState &p : params)
+    checkParameter(p);
+  const fs::path target(dir), tmp(dir + ".tmp"), prev(dir + ".prev");
+  std::error_code ec;
+  fs::remove_all(tmp, ec); // a leftover of an interrupted write is never a checkpoint
+  fs::create_directories(tmp, ec);
+  check(!ec, "cannot create the directory '{}': {}", tmp.string(), ec.message());
+
+  // model.safetensors: the working weights in their dtype.
+  std::vector<std::vector<std::uint8_t>> bf16(params.size());
+  std::vector<weights::TensorToWrite> model;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const ParameterState &p = params[i];
+    if (p.dtype == weights::DType::BF16) {
+      bf16[i].resize(p.weight.size() * 2);
+      for (std::size_t j = 0; j < p.weight.size(); ++j) {
+        const std::uint16_t b = weights::f32ToBF16(p.weight[j]);
+        std::memcpy(bf16[i].data() + 2 * j, &b, 2);
+      }
+      model.push_back({p.name, p.dtype, p.shape, bf16[i]});
+    } else {
+      model.push_back({p.name, p.dtype, p.shape, floatBytes(p.weight)});
+    }
+  }
+  weights::writeSafetensors((tmp / "model.safetensors").string(), model, {{"format", "pt"}});
+
+  // optimizer.safetensors: the moments and master copies, f32.
+  std::vector<weights::TensorToWrite> optimizer;
+  for (const ParameterState &p : params) {
+    optimizer.push_back({p.name + ".exp_avg", weights::DType::F32, p.shape, floatBytes(p.m)});
+    optimizer.push_back({p.name + ".exp_avg_sq", weights::DType::F32, p.shape, floatBytes(p.v)});
+    if (!p.master.empty())
+      optimizer.push_back({p.name + ".master", weights::DType::F32, p.shape, floatBytes(p.master)});
+  }
+  weights::writeSafetensors((tmp / "optimizer.safetensors").string(), optimizer,
+                            {{"format", kFormat}});
+
+  nlohmann::ordered_json doc;
+  doc["format"] = kFormat;
+  doc["version"] = kVersion;
+  doc["step"] = state.step;
+  doc["tokens_seen"] = state.tokensSeen;
+  doc["stream"] = {{"epoch", state.stream.epoch}, {"index", state.stream.index}};
+  doc["data_seed"] = state.dataSeed;
+  doc["run"] = state.run;
+  const std::string text = doc.dump(2) + "\n";
+  writeFileAtomically((tmp / "trainer_state.json").string(), bytesOf(text));
+  writeFileAtomically((tmp / "config.json").string(), bytesOf(configJson));
+  writeFileAtomically((tmp / kMarker).string(), bytesOf("xlc-train-checkpoint complete\n"));
+  syncDirectory(tmp);
+
+  // Replace: the previous checkpoint stays complete at <dir> or <dir>.prev at every moment.
+  const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  fs::remove_all(prev, ec);
+  if (fs::exists(target)) {
+    fs::rename(target, prev, ec);
+    check(!ec, "cannot move the previous checkpoint '{}' aside: {}", dir, ec.message());
+    syncDirectory(parent);
+  }
+  fs::rename(tmp, target, ec);
+  check(!ec, "cannot rename '{}' to '{}': {}", tmp.string(), dir, ec.message());
+  syncDirectory(parent);
+  fs::remove_all(prev, ec);
+}
+
+TrainCheckpoint readTrainCheckpoint(const std::string &dir) {
+  TrainCheckpoint out;
+  fs::path root(dir);
+  if (!fs::exists(root) && fs::exists(fs::path(dir + ".prev") / kMarker))
+    root = dir + ".prev"; // a replace interrupted between its two renames
+  out.directory = root.string();
+  check(fs::is_directory(root), "'{}' is not a training checkpoint directory", dir);
+  check(fs::exists(root / kMarker),
+        "'{}' has no {} marker: the checkpoint was not completely written", root.string(),
+        kMarker);
+
+  const std::string statePath = (root / "trainer_state.json").string();
+  const Json stateJson = json::parseStrictJson(readFile(statePath), "'" + statePath + "'", 16);
+  ObjectReader r(stateJson, {statePath, ""});
+  check(r.string("format") == kFormat, "{}: format is '{}', expected '{}'", statePath,
+        r.string("format"), kFormat);
+  const std::uint64_t version = r.u64("version");
+  check(version == kVersion, "{}: version {} (this build reads version {})", statePath, version,
+        kVersion);
+  out.state.step = json::asI64(r.get("step"), r.field("step"));
+  out.state.tokensSeen = r.u64("tokens_seen");
+  {
+    ObjectReader s(r.get("stream"), r.field("stream"));
+    out.state.stream.epoch = s.u64("epoch");
+    out.state.stream.index = s.u64("index");
+    s.finish();
+  }
+  out.state.dataSeed = r.u64("data_seed");
+  out.state.run = r.get("run");
+  r.finish();
+  out.configJson = readFile((root / "config.json").string());
+
+  const weights::Checkpoint model = weights::Checkpoint::open((root / "model.safetensors").string());
+  const weights::Checkpoint optimizer =
+      weights::Checkpoint::open((root / "optimizer.safetensors").string());
+  std::size_t optimizerTensors = 0;
+  for (const weights::TensorInfo &info : model.tensors()) {
+    ParameterState p;
+    p.name = info.name;
+    p.shape = info.shape;
+    p.dtype = info.dtype;
+    p.weight = model.readF32(info.name);
+    auto moment = [&](const std::string &suffix, std::vector<float> &to, bool required) {
+      const weights::TensorInfo *t = optimizer.find(info.name + suffix);
+      if (!t) {
+        check(!required, "{}: no '{}{}' for the model's tensor '{}'", optimizer.path(), info.name,
+              suffix, info.name);
+        return;
+      }
+      check(t->shape == info.shape && t->dtype == weights::DType::F32,
+            "{}: '{}{}' is {} {}, expected f32 {}", optimizer.path(), info.name, suffix,
+            weights::dtypeName(t->dtype), weights::shapeString(t->shape),
+            weights::shapeString(info.shape));
+      to = optimizer.readF32(info.name + suffix);
+      ++optimizerTensors;
+    };
+    moment(".exp_avg", p.m, true);
+    moment(".exp_avg_sq", p.v, true);
+    moment(".master", p.master, false);
+    out.params.push_back(std::move(p));
+  }
+  check(optimizerTensors == optimizer.tensors().size(),
+        "{}: {} tensors belong to no tensor of the model", optimizer.path(),
+        optimizer.tensors().size() - optimizerTensors);
+  return out;
+}
+
+} // namespace xlc::train
