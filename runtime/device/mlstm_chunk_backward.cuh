@@ -450,8 +450,9 @@ template <class Config> __device__ void mlstm_backward_states(const MlstmChunkBa
     if (threadIdx.x < L) {
       const int t = threadIdx.x;
       const float *tk = p.ws_tok + (static_cast<int64_t>(bh) * S + start + t) * 4;
-      coefC[t] = t < len ? tk[3] * tk[0] : 0.0f;         // β_t s_t
-      coefN[t] = t < len ? tk[3] * tk[1] * scale : 0.0f; // β_t δden_t (q̂ = q·scale)
+      // q̂ = q·scale: the scale folded into the per-token coefficients, not into every product.
+      coefC[t] = t < len ? tk[3] * tk[0] * scale : 0.0f; // β_t s_t
+      coefN[t] = t < len ? tk[3] * tk[1] * scale : 0.0f; // β_t δden_t
     }
     __syncthreads();
     load_tile_f32<L, kT, 256>(qs, kLd,
@@ -461,15 +462,18 @@ template <class Config> __device__ void mlstm_backward_states(const MlstmChunkBa
                               static_cast<const T *>(p.dh) + row0 * NH * DV + hd * DV + e0,
                               NH * DV, len, wv, false);
     __syncthreads();
+    for (int idx = threadIdx.x; idx < L * kT; idx += 256) // rows of δH times β_t s_t·scale
+      hs[(idx / kT) * kLd + idx % kT] *= coefC[idx / kT];
     const float d = p.ws_chunk[(static_cast<int64_t>(bh) * NC + c) * 8];
 #pragma unroll
     for (int i = 0; i < kI; ++i)
 #pragma unroll
       for (int j = 0; j < kI; ++j)
         acc[i][j] *= d;
-    // δC += Q̂ᵀ diag(β s) δH: A(d, t) = q̂_td·scale, B(t, e) = β_t s_t δh_te.
-    block_product(acc, len, [&](int dd, int t) { return qs[t * kLd + dd] * scale; },
-                  [&](int t, int e) { return coefC[t] * hs[t * kLd + e]; });
+    __syncthreads();
+    // δC += Q̂ᵀ diag(β s) δH: A(d, t) = q_td, B(t, e) = β_t s_t·scale·δh_te.
+    block_product(acc, len, [&](int dd, int t) { return qs[t * kLd + dd]; },
+                  [&](int t, int e) { return hs[t * kLd + e]; });
     if (ownsN) {
       float s = dn * d;
       for (int t = 0; t < len; ++t)
@@ -666,14 +670,14 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
         dAbar[r] += ab;
       }
     }
-    // δq̂ = W K + diag(β s) E + β δden n;  δk = Wᵀ Q̂ + diag(ā)(F + δn).
+    // δq̂ = W K + diag(β s) E + β δden n;  δk = (Wᵀ Q)·scale + diag(ā)(F + δn).
     float accQ[kL][kJ], accK[kL][kJ];
     zero(accQ);
     zero(accK);
     block_product(accQ, len, [&](int t, int j) { return Gm[t * kLdL + j]; },
                   [&](int j, int dd) { return x2[j * kLd + dd]; });
     block_product(accK, len, [&](int j, int t) { return Gm[t * kLdL + j]; },
-                  [&](int t, int dd) { return x1[t * kLd + dd] * scale; });
+                  [&](int t, int dd) { return x1[t * kLd + dd]; });
     T *dq = static_cast<T *>(p.dq), *dk = static_cast<T *>(p.dk);
 #pragma unroll
     for (int i = 0; i < kL; ++i)
@@ -682,7 +686,7 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
         const int r = ty + 16 * i, col = tx + 16 * j;
         if (r < len && col < wk) {
           const float gq = accQ[i][j] + betaT[r] * fmaf(sT[r], accE[i][j], ddenT[r] * nC[d0 + col]);
-          const float gk = accK[i][j] + abar[r] * (accF[i][j] + dn[d0 + col]);
+          const float gk = accK[i][j] * scale + abar[r] * (accF[i][j] + dn[d0 + col]);
           const int64_t row = row0 + r;
           dq[row * p.dq_stride + p.dq_offset + hd * DQK + d0 + col] = from_float<T>(gq * scale);
           dk[row * p.dk_stride + p.dk_offset + hd * DQK + d0 + col] = from_float<T>(gk);
