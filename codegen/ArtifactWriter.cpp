@@ -4,12 +4,17 @@
 
 #include "codegen/ArenaPlanner.h"
 #include "codegen/cuda/KernelEmitter.h"
+#include "codegen/cuda/KernelEmitterUtils.h"
 #include "dialect/XkDialect.h"
+#include "runtime/kernels/KernelFamily.h"
+#include "runtime/train/AdamW.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 
 #include <map>
 
@@ -59,10 +64,24 @@ public:
 
   // EmitContext.
   BufferView view(Value value) override { return views_.lookup(value); }
-  art::BufferId output(Value result) override;
+  art::BufferId output(Value result) override { return outputView(result).id; }
+  BufferView outputView(Value result) override;
+  std::optional<BufferView> placement(Value value) override {
+    auto it = views_.find(value);
+    return it == views_.end() ? std::nullopt : std::optional<BufferView>(it->second);
+  }
+  void place(Value value, BufferView view) override { views_[value] = view; }
+  BufferView activation(const std::string &name, RankedTensorType type) override;
   void alias(Value result, art::BufferId buffer) override {
     auto type = cast<RankedTensorType>(result.getType());
     views_[result] = BufferView{buffer, 0, type.getShape().back()};
+  }
+  std::vector<art::Duty> accumulateDuties(art::BufferId buffer) override;
+  FailureOr<art::Arg> scalarArg(Value value) override;
+  void saveChunkStates(Value h, ChunkStates states) override { chunkStates_[h] = states; }
+  std::optional<ChunkStates> chunkStates(Value h) override {
+    auto it = chunkStates_.find(h);
+    return it == chunkStates_.end() ? std::nullopt : std::optional<ChunkStates>(it->second);
   }
   art::BufferId workspace(const std::string &name, art::DType dtype,
                           const art::Expr &bytes) override;
@@ -75,8 +94,15 @@ private:
   art::BufferId addBuffer(std::string name, art::BufferClass cls, art::DType dtype,
                           art::Shape shape);
   FailureOr<art::BufferId> weightBuffer(xlstm::ParamOp read);
+  FailureOr<art::BufferId> weightBuffer(FlatSymbolRefAttr symbol, Operation *user);
   LogicalResult writeFunction(func::FuncOp func);
+  LogicalResult writeResults(func::FuncOp func, func::ReturnOp ret);
+  LogicalResult placeOperands(Block &body);
   LogicalResult writeGemm(xk::GemmOp gemm);
+  LogicalResult writeMatmul(xk::MatmulOp matmul);
+  LogicalResult writeZeroState(xk::ZeroStateOp op);
+  LogicalResult checkConcat(xlstm::ConcatOp concat);
+  void writeOptimizerFunctions();
   LogicalResult fillModelInfo();
 
   ModuleOp module_;
@@ -89,6 +115,13 @@ private:
   llvm::DenseMap<Value, BufferView> lastPositions_;
   llvm::DenseMap<Value, StateBuffers> states_;
   llvm::StringMap<art::BufferId> weights_;
+  /// The parameters @train_step reads: their buffers are trainable (class parameter).
+  llvm::StringSet<> trainable_;
+  /// The function's scalar arguments (0-d tensors): index into Function::scalars.
+  llvm::DenseMap<Value, std::uint32_t> scalars_;
+  llvm::DenseMap<Value, ChunkStates> chunkStates_;
+  /// xk.zero_state results: the cell that reads one zeroes it in its first launch.
+  llvm::DenseSet<Value> zeroStates_;
   std::map<unsigned, StateBuffers> stateByArg_;
   std::map<std::string, art::KernelIndex> kernelBySource_;
   llvm::StringMap<unsigned> nameUses_;
@@ -114,19 +147,53 @@ std::string Writer::nameOf(Operation *op) {
   std::string base = op->getName().stripDialect().str();
   if (auto named = dyn_cast<NameLoc>(op->getLoc()))
     base = named.getName().str();
+  // The backward's ops carry their forward op's location: "d." tells a gradient from the value.
+  if (isa<xk::MatmulOp, xk::RMSNormBackwardOp, xk::NormGateBackwardOp, xk::SwiGLUBackwardOp,
+          xk::ColumnSumOp, xk::EmbeddingBackwardOp, xk::MLSTMCellGradOp, xlstm::ConcatOp>(op))
+    base = "d." + base;
   return functionName_ + "." + base;
 }
 
-art::BufferId Writer::output(Value result) {
+BufferView Writer::outputView(Value result) {
   auto it = views_.find(result);
   if (it != views_.end())
-    return it->second.id;
+    return it->second;
   Operation *op = result.getDefiningOp();
-  auto type = cast<RankedTensorType>(result.getType());
-  art::BufferId id = addBuffer(nameOf(op), art::BufferClass::Activation,
-                               *dtypeOf(type.getElementType(), op), *shapeOf(type, op));
-  views_[result] = BufferView{id, 0, type.getShape().back()};
-  return id;
+  std::string name = nameOf(op);
+  // A result of several: the buffer is named after it (".0", ".1", ...).
+  if (op->getNumResults() > 1)
+    name += "." + std::to_string(cast<OpResult>(result).getResultNumber());
+  BufferView view = activation(name, cast<RankedTensorType>(result.getType()));
+  views_[result] = view;
+  return view;
+}
+
+BufferView Writer::activation(const std::string &name, RankedTensorType type) {
+  Operation *where = module_;
+  art::BufferId id = addBuffer(name, art::BufferClass::Activation,
+                               *dtypeOf(type.getElementType(), where), *shapeOf(type, where));
+  return BufferView{id, 0, type.getRank() == 0 ? 1 : type.getShape().back()};
+}
+
+std::vector<art::Duty> Writer::accumulateDuties(art::BufferId buffer) {
+  // Gradient buffers persist across calls and sum the micro-batches of a step (the optimizer
+  // step zeroes them); an arena buffer is zeroed by the first step that adds into it.
+  if (artifact_.buffers[buffer].cls == art::BufferClass::Gradient)
+    return {{art::DutyKind::Accumulate, buffer}};
+  for (const art::Step &step : function_->steps)
+    for (art::BufferId id : art::buffersOf(step))
+      if (id == buffer)
+        return {{art::DutyKind::Accumulate, buffer}};
+  return {{art::DutyKind::Zero, buffer}, {art::DutyKind::Accumulate, buffer}};
+}
+
+FailureOr<art::Arg> Writer::scalarArg(Value value) {
+  auto it = scalars_.find(value);
+  if (it == scalars_.end()) {
+    Operation *where = value.getDefiningOp() ? value.getDefiningOp() : module_.getOperation();
+    return where->emitError() << "a scalar operand must be an argument of the function";
+  }
+  return art::Arg::scalar(it->second);
 }
 
 art::BufferId Writer::workspace(const std::string &name, art::DType dtype,
@@ -138,8 +205,12 @@ art::BufferId Writer::workspace(const std::string &name, art::DType dtype,
 }
 
 art::KernelIndex Writer::kernel(art::Kernel kernel) {
-  // Identical source means identical binary: one kernel entry for all 32 layers of a 7B.
+  // Identical source means identical binary: one kernel entry for all 32 layers of a 7B. The
+  // parameters are part of the identity: one source may take a pointer or its null (an RMSNorm
+  // with its weight, in @train_step, and folded, in @prefill).
   std::string key = kernel.entry + "\n" + kernel.source;
+  for (const art::KernelParam &p : kernel.params)
+    key += "\n" + p.name + ":" + std::string(art::paramKindName(p.kind));
   auto it = kernelBySource_.find(key);
   if (it != kernelBySource_.end())
     return it->second;
@@ -151,18 +222,33 @@ art::KernelIndex Writer::kernel(art::Kernel kernel) {
 }
 
 FailureOr<art::BufferId> Writer::weightBuffer(xlstm::ParamOp read) {
-  StringRef symbol = read.getName();
+  return weightBuffer(read.getNameAttr(), read);
+}
+
+FailureOr<art::BufferId> Writer::weightBuffer(FlatSymbolRefAttr ref, Operation *user) {
+  StringRef symbol = ref.getValue();
   if (auto it = weights_.find(symbol); it != weights_.end())
     return it->second;
-  Operation *decl = SymbolTable::lookupNearestSymbolFrom(read, read.getNameAttr());
-  auto type = cast<RankedTensorType>(read.getType());
-  FailureOr<art::DType> dtype = dtypeOf(type.getElementType(), read);
+  Operation *decl = SymbolTable::lookupNearestSymbolFrom(user, ref);
+  RankedTensorType type;
+  if (auto p = dyn_cast_or_null<xlstm::ParameterOp>(decl))
+    type = p.getTensorType();
+  else if (auto a = dyn_cast_or_null<xlstm::AssembledParameterOp>(decl))
+    type = a.getTensorType();
+  else
+    return user->emitError() << "'" << symbol << "' is not a parameter";
+  FailureOr<art::DType> dtype = dtypeOf(type.getElementType(), user);
   if (failed(dtype))
     return failure();
   art::Shape shape;
   for (int64_t d : type.getShape())
     shape.push_back(art::Dim(static_cast<std::uint64_t>(d)));
-  art::BufferId id = addBuffer("weight." + symbol.str(), art::BufferClass::Weight, *dtype, shape);
+  // What @train_step reads is trained: a parameter buffer (steps may write it, and it splits
+  // back into the checkpoint's tensors); what only inference reads is a weight.
+  const bool trainable = trainable_.contains(symbol);
+  art::BufferId id =
+      addBuffer((trainable ? "param." : "weight.") + symbol.str(),
+                trainable ? art::BufferClass::Parameter : art::BufferClass::Weight, *dtype, shape);
 
   art::WeightBinding binding;
   binding.buffer = id;
@@ -179,11 +265,14 @@ FailureOr<art::BufferId> Writer::weightBuffer(xlstm::ParamOp read) {
       sourceOf(SymbolTable::lookupNearestSymbolFrom<xlstm::ParameterOp>(
           a, cast<FlatSymbolRefAttr>(ref)));
     binding.concatAxis = static_cast<std::uint32_t>(a.getAxis());
-    if (auto scale = a.getScaleColumnsAttr())
+    if (auto scale = a.getScaleColumnsAttr()) {
+      if (trainable)
+        return user->emitError() << "'" << symbol << "' folds a norm weight into its columns, "
+                                 << "so @train_step cannot train it (no norm folding before "
+                                    "xlc-autodiff)";
       binding.scaleColumnsBy =
           SymbolTable::lookupNearestSymbolFrom<xlstm::ParameterOp>(a, scale).getCheckpoint().str();
-  } else {
-    return read.emitError() << "'" << symbol << "' is not a parameter";
+    }
   }
   artifact_.weights.push_back(std::move(binding));
   weights_[symbol] = id;
@@ -276,6 +365,177 @@ std::string resultName(std::size_t index) {
   return index == 0 ? "logits" : "output_" + std::to_string(index);
 }
 
+LogicalResult Writer::writeMatmul(xk::MatmulOp matmul) {
+  RankedTensorType at = matmul.getA().getType(), bt = matmul.getB().getType(),
+                   dt = matmul.getResult().getType();
+  FailureOr<art::BufferId> a = contiguous(matmul, *this, matmul.getA(), "operand A");
+  FailureOr<art::BufferId> b = contiguous(matmul, *this, matmul.getB(), "operand B");
+  FailureOr<art::BufferId> d = contiguousOutput(matmul, *this, matmul.getResult(), "the result");
+  if (failed(a) || failed(b) || failed(d))
+    return failure();
+  // op(A) is [m, k]: A [rows, cols] as it is, or transposed (a weight's gradient dYᵀ·X sums over
+  // the rows, every token of the batch).
+  const art::Expr aRows = rowsExpr(at);
+  const art::Expr aCols = art::Expr::constant(static_cast<std::uint64_t>(at.getShape().back()));
+  art::GemmStep step;
+  step.a = *a;
+  step.b = *b;
+  step.d = *d;
+  step.transA = matmul.getTransA();
+  step.transB = matmul.getTransB();
+  step.m = step.transA ? aCols : aRows;
+  step.k = step.transA ? aRows : aCols;
+  step.n = art::Expr::constant(static_cast<std::uint64_t>(dt.getShape().back()));
+  if (rowsExpr(bt) != (step.transB ? step.n : step.k) &&
+      art::Expr::constant(static_cast<std::uint64_t>(bt.getShape().back())) !=
+          (step.transB ? step.k : step.n))
+    return matmul.emitError() << "operand B " << bt << " does not fit the product";
+  // With an addend the product is added to it, in its buffer (placeOperands put it there); a
+  // gradient buffer is always added to.
+  if (matmul.getAddend() && view(matmul.getAddend()).id != *d)
+    return matmul.emitError() << "the addend must be placed in the result's buffer";
+  step.accumulate = bool(matmul.getAddend()) ||
+                    artifact_.buffers[*d].cls == art::BufferClass::Gradient;
+  nlohmann::json attrs = {{"trans_a", step.transA},
+                          {"trans_b", step.transB},
+                          {"accumulate", step.accumulate}};
+  art::Step gemm = art::Step::makeGemm("matmul", std::move(attrs), step);
+  if (step.accumulate)
+    gemm.duties = accumulateDuties(*d);
+  this->step(std::move(gemm));
+  return success();
+}
+
+LogicalResult Writer::writeZeroState(xk::ZeroStateOp op) {
+  // A training sequence starts from zero: the state lives in the arena for this call only, and
+  // the cell that reads it zeroes it first (writeFunction adds the duties).
+  auto state = cast<xlstm::StateType>(op.getState().getType());
+  const std::uint64_t nh = state.getNumHeads(), dqk = state.getQkHeadDim(),
+                      dv = state.getVHeadDim();
+  const art::DType cType = state.getElementType().isBF16() ? art::DType::BF16 : art::DType::F32;
+  const std::string base = nameOf(op);
+  StateBuffers s;
+  s.C = addBuffer(base + ".C", art::BufferClass::Workspace, cType, {art::Dim::batch(), nh, dqk, dv});
+  s.n = addBuffer(base + ".n", art::BufferClass::Workspace, art::DType::F32,
+                  {art::Dim::batch(), nh, dqk});
+  s.m = addBuffer(base + ".m", art::BufferClass::Workspace, art::DType::F32,
+                  {art::Dim::batch(), nh});
+  states_[op.getState()] = s;
+  zeroStates_.insert(op.getState());
+  return success();
+}
+
+LogicalResult Writer::checkConcat(xlstm::ConcatOp concat) {
+  // placeOperands put every operand in its column slice of the result's buffer; its producer
+  // must have written it there.
+  BufferView whole = view(concat.getResult());
+  int64_t column = whole.offset;
+  for (auto [i, operand] : llvm::enumerate(concat.getInputs())) {
+    BufferView got = view(operand);
+    if (got.id != whole.id || got.offset != column || got.stride != whole.stride)
+      return concat.emitError() << "operand " << i << " was not written in place, at column "
+                                << column << " of the concatenation's buffer";
+    column += cast<RankedTensorType>(operand.getType()).getShape().back();
+  }
+  return success();
+}
+
+LogicalResult Writer::placeOperands(Block &body) {
+  // Backwards over the function, so a value is placed before the ops that produce its pieces
+  // are visited: the operands of an xlstm.concat become column slices of its buffer, and an
+  // addend (a sum absorbed into a producer's epilogue) lives in its result's buffer, which the
+  // producer then adds into.
+  for (Operation &op : llvm::reverse(body.without_terminator())) {
+    auto claim = [&](Value operand, BufferView at, StringRef what) -> LogicalResult {
+      Operation *producer = operand.getDefiningOp();
+      if (!producer || isa<xlstm::ParamOp, xlstm::SplitOp, xlstm::ConcatOp>(producer))
+        return op.emitError() << what << " must be the result of a kernel, to be written in place";
+      if (!operand.hasOneUse())
+        return op.emitError() << what << " has other uses, so it cannot be written in place";
+      if (views_.count(operand))
+        return op.emitError() << what << " is already placed elsewhere";
+      views_[operand] = at;
+      return success();
+    };
+    if (auto concat = dyn_cast<xlstm::ConcatOp>(op)) {
+      BufferView whole = outputView(concat.getResult());
+      int64_t column = whole.offset;
+      for (Value operand : concat.getInputs()) {
+        if (failed(claim(operand, {whole.id, column, whole.stride}, "a concatenated operand")))
+          return failure();
+        column += cast<RankedTensorType>(operand.getType()).getShape().back();
+      }
+    } else if (auto matmul = dyn_cast<xk::MatmulOp>(op)) {
+      if (matmul.getAddend() &&
+          failed(claim(matmul.getAddend(), outputView(matmul.getResult()), "the addend")))
+        return failure();
+    } else if (auto emb = dyn_cast<xk::EmbeddingBackwardOp>(op)) {
+      if (emb.getAddend() &&
+          failed(claim(emb.getAddend(), outputView(emb.getDTable()), "the addend")))
+        return failure();
+    }
+  }
+  return success();
+}
+
+LogicalResult Writer::writeResults(func::FuncOp func, func::ReturnOp ret) {
+  // Returned tensors are written straight into their buffers: gradients into the persistent
+  // gradient buffer of their parameter, the loss as per-token losses, everything else into an
+  // output buffer (an in-place soft-cap passes that buffer on to the GEMM that produces its
+  // input).
+  for (auto [index, v] : llvm::enumerate(ret.getOperands())) {
+    auto type = dyn_cast<RankedTensorType>(v.getType());
+    if (!type)
+      continue;
+    Operation *producer = v.getDefiningOp();
+    if (auto of = func.getResultAttrOfType<FlatSymbolRefAttr>(index, "xlstm.gradient_of")) {
+      FailureOr<art::BufferId> param = weightBuffer(of, ret);
+      if (failed(param))
+        return failure();
+      if (artifact_.buffers[*param].cls != art::BufferClass::Parameter)
+        return ret.emitError() << "result " << index << " is the gradient of " << of
+                               << ", which @train_step does not read";
+      FailureOr<art::Shape> shape = shapeOf(type, ret);
+      if (failed(shape))
+        return failure();
+      if (!type.getElementType().isF32() || *shape != artifact_.buffers[*param].shape)
+        return ret.emitError() << "result " << index << " (" << type << ") must be an f32 "
+                               << "tensor shaped like " << of;
+      if (views_.count(v))
+        return ret.emitError() << "result " << index << " is returned twice";
+      art::BufferId id = addBuffer("grad." + of.getValue().str(), art::BufferClass::Gradient,
+                                   art::DType::F32, artifact_.buffers[*param].shape);
+      artifact_.buffers[id].parameter = *param;
+      views_[v] = BufferView{id, 0, type.getShape().back()};
+      continue;
+    }
+    if (auto ce = dyn_cast_or_null<xk::CrossEntropyOp>(producer); ce && v == ce.getLoss()) {
+      // The loss comes back per token (0 where a target is not counted): the caller sums it in
+      // a fixed order, and evaluation gets its per-token losses.
+      FailureOr<art::Shape> shape = shapeOf(ce.getTargets().getType(), ret);
+      if (failed(shape))
+        return failure();
+      art::BufferId id = addBuffer(functionName_ + ".token_loss", art::BufferClass::Output,
+                                   art::DType::F32, *shape);
+      function_->outputs.push_back({"token_loss", id});
+      views_[v] = BufferView{id, 0, 1};
+      continue;
+    }
+    FailureOr<art::DType> dtype = dtypeOf(type.getElementType(), ret);
+    FailureOr<art::Shape> shape = shapeOf(type, ret);
+    if (failed(dtype) || failed(shape))
+      return failure();
+    art::BufferId id =
+        addBuffer(functionName_ + ".output." + std::to_string(function_->outputs.size()),
+                  art::BufferClass::Output, *dtype, *shape);
+    function_->outputs.push_back({resultName(function_->outputs.size()), id});
+    views_[v] = BufferView{id, 0, type.getShape().back()};
+    if (auto cap = dyn_cast_or_null<xk::SoftCapOp>(producer))
+      views_[cap.getInput()] = BufferView{id, 0, type.getShape().back()};
+  }
+  return success();
+}
+
 LogicalResult Writer::writeFunction(func::FuncOp func) {
   artifact_.functions.emplace_back();
   function_ = &artifact_.functions.back();
@@ -307,6 +567,15 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
     auto type = dyn_cast<RankedTensorType>(arg.getType());
     if (!type)
       return func.emitError() << "unsupported argument type " << arg.getType();
+    if (type.getRank() == 0) {
+      // A 0-d float argument is a scalar given at each call (the loss head's gradient scale).
+      if (!type.getElementType().isF32())
+        return func.emitError() << "scalar argument " << arg.getArgNumber() << " must be f32";
+      scalars_[arg] = static_cast<std::uint32_t>(function_->scalars.size());
+      function_->scalars.push_back(
+          {argumentName(func, arg.getArgNumber(), type), art::ParamKind::F32});
+      continue;
+    }
     FailureOr<art::DType> dtype = dtypeOf(type.getElementType(), op);
     FailureOr<art::Shape> shape = shapeOf(type, op);
     if (failed(dtype) || failed(shape))
@@ -317,26 +586,9 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
     function_->inputs.push_back({argumentName(func, arg.getArgNumber(), type), id});
   }
 
-  // Returned tensors are written straight into output buffers; an in-place soft-cap passes
-  // that buffer on to the GEMM that produces its input.
   auto ret = cast<func::ReturnOp>(body.getTerminator());
-  for (Value v : ret.getOperands()) {
-    auto type = dyn_cast<RankedTensorType>(v.getType());
-    if (!type)
-      continue;
-    Operation *producer = v.getDefiningOp();
-    FailureOr<art::DType> dtype = dtypeOf(type.getElementType(), ret);
-    FailureOr<art::Shape> shape = shapeOf(type, ret);
-    if (failed(dtype) || failed(shape))
-      return failure();
-    art::BufferId id =
-        addBuffer(functionName_ + ".output." + std::to_string(function_->outputs.size()),
-                  art::BufferClass::Output, *dtype, *shape);
-    function_->outputs.push_back({resultName(function_->outputs.size()), id});
-    views_[v] = BufferView{id, 0, type.getShape().back()};
-    if (auto cap = dyn_cast_or_null<xk::SoftCapOp>(producer))
-      views_[cap.getInput()] = BufferView{id, 0, type.getShape().back()};
-  }
+  if (failed(writeResults(func, ret)) || failed(placeOperands(body)))
+    return failure();
 
   for (Operation &op : body.without_terminator()) {
     if (auto read = dyn_cast<xlstm::ParamOp>(op)) {
@@ -351,6 +603,9 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
         views_[slice] = BufferView{parent.id, column, parent.stride};
         column += cast<RankedTensorType>(slice.getType()).getShape().back();
       }
+    } else if (auto concat = dyn_cast<xlstm::ConcatOp>(op)) {
+      if (failed(checkConcat(concat)))
+        return failure();
     } else if (auto last = dyn_cast<xlstm::LastPositionOp>(op)) {
       // A view, like a split: the GEMMs that read it take their rows in place.
       for (OpOperand &use : last->getUses()) {
@@ -363,14 +618,36 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
     } else if (auto gemm = dyn_cast<xk::GemmOp>(op)) {
       if (failed(writeGemm(gemm)))
         return failure();
+    } else if (auto matmul = dyn_cast<xk::MatmulOp>(op)) {
+      if (failed(writeMatmul(matmul)))
+        return failure();
+    } else if (auto zero = dyn_cast<xk::ZeroStateOp>(op)) {
+      if (failed(writeZeroState(zero)))
+        return failure();
     } else if (op.getDialect() && isa<xk::XkDialect>(op.getDialect())) {
       // mLSTM kernels update the state in place: the final state is the initial one's buffers.
-      if (auto cell = dyn_cast<xk::MLSTMChunkwiseOp>(op))
+      Value initial;
+      if (auto cell = dyn_cast<xk::MLSTMChunkwiseOp>(op)) {
         states_[cell.getFinalState()] = states_.lookup(cell.getInitialState());
-      if (auto cell = dyn_cast<xk::MLSTMDecodeStepOp>(op))
+        initial = cell.getInitialState();
+      }
+      if (auto cell = dyn_cast<xk::MLSTMDecodeStepOp>(op)) {
         states_[cell.getFinalState()] = states_.lookup(cell.getInitialState());
+        initial = cell.getInitialState();
+      }
+      const std::size_t first = function_->steps.size();
       if (failed(emitKernelOp(&op, *this)))
         return failure();
+      if (initial && zeroStates_.contains(initial)) {
+        // A zero initial state: its buffers are zeroed before the cell's first launch.
+        if (!initial.hasOneUse() || function_->steps.size() == first)
+          return op.emitError() << "a zero state must be read by exactly one cell";
+        StateBuffers s = states_.lookup(initial);
+        std::vector<art::Duty> &duties = function_->steps[first].duties;
+        duties.insert(duties.begin(), {art::Duty{art::DutyKind::Zero, s.C},
+                                       art::Duty{art::DutyKind::Zero, s.n},
+                                       art::Duty{art::DutyKind::Zero, s.m}});
+      }
     } else {
       return op.emitError() << "no code generation for this op; run xlc-inference-pipeline";
     }
@@ -392,6 +669,111 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
   }
   function_ = nullptr;
   return success();
+}
+
+void Writer::writeOptimizerFunctions() {
+  // The gradients train_step accumulates, in the order it returns them (the order of the global
+  // norm's sum and of the updates).
+  std::vector<art::BufferId> grads;
+  for (const art::Buffer &b : artifact_.buffers)
+    if (b.cls == art::BufferClass::Gradient)
+      grads.push_back(b.id);
+  constexpr int64_t kThreads = 256, kBlocks = 264; // two blocks per H100 SM, grid-stride loops
+  auto count = [&](art::BufferId id) {
+    return static_cast<int64_t>(artifact_.buffers[id].shape.empty()
+                                    ? 1
+                                    : art::shapeProduct(artifact_.buffers[id].shape)->c);
+  };
+  auto familyKernel = [&](std::string_view family, const kernels::Config &config) {
+    return kernel(kernels::renderKernel(*kernels::findFamily(family), config,
+                                        "#xk.tile<threads = 256>"));
+  };
+
+  // grad_norm() -> norm_sq [1]: Σ over every gradient of Σ g², for global-norm clipping (the
+  // caller takes the square root and passes min(1, c / (‖g‖ + 1e-6)) as grad_scale).
+  artifact_.functions.emplace_back();
+  function_ = &artifact_.functions.back();
+  function_->name = functionName_ = "grad_norm";
+  const art::BufferId normSq =
+      addBuffer("grad_norm.norm_sq", art::BufferClass::Output, art::DType::F32, {art::Dim(1)});
+  function_->outputs.push_back({"norm_sq", normSq});
+  const art::KernelIndex normKernel =
+      familyKernel("grad_norm", {{"threads", kThreads}, {"blocks", kBlocks}});
+  const art::BufferId partial = workspace("grad_norm.partial", art::DType::F32,
+                                          art::Expr::constant(kBlocks * 4));
+  const art::BufferId counter =
+      workspace("grad_norm.counter", art::DType::I64, art::Expr::constant(8));
+  for (std::size_t i = 0; i < grads.size(); ++i) {
+    art::Step s = art::Step::makeLaunch(
+        "grad_norm", nlohmann::json::object(), normKernel,
+        {art::Arg::buffer(grads[i]), art::Arg::buffer(partial), art::Arg::buffer(normSq),
+         art::Arg::buffer(counter), art::Arg::i64(count(grads[i]))});
+    s.duties = {{art::DutyKind::Zero, counter}};
+    if (i == 0)
+      s.duties.push_back({art::DutyKind::Zero, normSq});
+    s.duties.push_back({art::DutyKind::Accumulate, normSq});
+    step(std::move(s));
+  }
+
+  // optimizer_step(lr, beta1, beta2, eps, weight_decay, c1, c2, grad_scale): AdamW on every
+  // parameter train_step reads, from its gradient (which the update consumes: zeroed), its
+  // moments, and for a parameter narrower than f32 an f32 master copy it updates (the working
+  // weight is rewritten from it). Weight decay applies to the projection matrices only.
+  artifact_.functions.emplace_back();
+  function_ = &artifact_.functions.back();
+  function_->name = functionName_ = "optimizer_step";
+  const char *scalarNames[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "c1", "c2",
+                               "grad_scale"};
+  for (const char *name : scalarNames)
+    function_->scalars.push_back({name, art::ParamKind::F32});
+  auto scalar = [](std::uint32_t i) { return art::Arg::scalar(i); };
+  for (art::BufferId g : grads) {
+    const art::BufferId param = *artifact_.buffers[g].parameter;
+    const art::Buffer p = artifact_.buffers[param];
+    const std::string base = "optimizer." + p.name.substr(p.name.find('.') + 1);
+    auto optimizerBuffer = [&](const char *suffix, art::OptimizerRole role) {
+      art::BufferId id = addBuffer(base + "." + suffix, art::BufferClass::Optimizer,
+                                   art::DType::F32, p.shape);
+      artifact_.buffers[id].parameter = param;
+      artifact_.buffers[id].role = role;
+      return id;
+    };
+    const art::BufferId m = optimizerBuffer("exp_avg", art::OptimizerRole::ExpAvg);
+    const art::BufferId v = optimizerBuffer("exp_avg_sq", art::OptimizerRole::ExpAvgSq);
+    const bool master = p.dtype != art::DType::F32;
+    std::optional<art::BufferId> masterId;
+    if (master)
+      masterId = optimizerBuffer("master", art::OptimizerRole::Master);
+    // Decay when every checkpoint tensor of the parameter decays (a fused projection's pieces
+    // are all matrices; norms, biases and the embedding never decay).
+    const auto binding = std::find_if(artifact_.weights.begin(), artifact_.weights.end(),
+                                      [&](const art::WeightBinding &w) { return w.buffer == param; });
+    bool decay = binding != artifact_.weights.end();
+    if (decay)
+      for (std::size_t i = 0; i < binding->sources.size(); ++i)
+        decay = decay && train::decaysWeight(binding->sources[i], binding->sourceShapes[i].size());
+    const art::KernelIndex k =
+        familyKernel("adamw", {{"dtype", std::string(art::dtypeName(p.dtype))},
+                               {"master", master},
+                               {"threads", kThreads},
+                               {"blocks", kBlocks}});
+    std::vector<art::Arg> args = {art::Arg::buffer(param),
+                                  master ? art::Arg::buffer(*masterId) : art::Arg::i64(0),
+                                  art::Arg::buffer(g),
+                                  art::Arg::buffer(m),
+                                  art::Arg::buffer(v),
+                                  art::Arg::i64(count(param)),
+                                  scalar(0),
+                                  scalar(1),
+                                  scalar(2),
+                                  scalar(3),
+                                  decay ? scalar(4) : art::Arg::f32(0.0f),
+                                  scalar(5),
+                                  scalar(6),
+                                  scalar(7)};
+    step(art::Step::makeLaunch("adamw", {{"decay", decay}}, k, std::move(args)));
+  }
+  function_ = nullptr;
 }
 
 LogicalResult Writer::fillModelInfo() {
@@ -431,16 +813,22 @@ FailureOr<art::Artifact> Writer::build() {
   artifact_.deviceHeadersHash = deviceHeadersHash();
   if (failed(fillModelInfo()))
     return failure();
-  // @score (the prefill with logits at every position) is optional.
-  for (StringRef name : {"prefill", "decode_step", "score"}) {
+  // What @train_step reads is trainable, whichever function binds it first.
+  auto train = module_.lookupSymbol<func::FuncOp>("train_step");
+  if (train)
+    train.walk([&](xlstm::ParamOp read) { trainable_.insert(read.getName()); });
+  // @score (the prefill with logits at every position) and @train_step are optional.
+  for (StringRef name : {"prefill", "decode_step", "score", "train_step"}) {
     auto func = module_.lookupSymbol<func::FuncOp>(name);
-    if (!func && name == "score")
+    if (!func && (name == "score" || name == "train_step"))
       continue;
     if (!func)
       return module_.emitError() << "the module has no @" << name;
     if (failed(writeFunction(func)))
       return failure();
   }
+  if (train)
+    writeOptimizerFunctions();
   planArena(artifact_);
   return std::move(artifact_);
 }

@@ -255,8 +255,13 @@ private:
     if (!grad)
       return loss.emitError() << "the loss has no xlstm.lm_head_loss_grad: @train_step must "
                                  "come from xlc-autodiff";
-    if (auto arg = dyn_cast<BlockArgument>(grad.getDLoss()); !arg)
+    auto arg = dyn_cast<BlockArgument>(grad.getDLoss());
+    if (!arg)
       return grad.emitError() << "the loss scale must be an argument of @train_step";
+    // The kernel takes the loss scale already divided by the number of counted targets (the
+    // caller counts them: xk.cross_entropy), so the argument's meaning changes here, and its
+    // name with it.
+    func_.setArgAttr(arg.getArgNumber(), "xlstm.name", b.getStringAttr("grad_scale"));
     RankedTensorType in = loss.getInput().getType();
     int64_t vocab = loss.getWeight().getType().getDimSize(0);
     SmallVector<int64_t> shape(in.getShape());

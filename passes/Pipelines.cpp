@@ -44,13 +44,17 @@ void buildInferencePipeline(mlir::OpPassManager &pm) {
   buildKernelPipeline(pm);
 }
 
-void buildTrainingPipeline(mlir::OpPassManager &pm) {
+void buildTrainingFusionPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createDecomposeBlocks());
   pm.addPass(createFuseProjections());
   pm.addPass(createFuseCellGates());
   pm.addPass(createAutodiff());
   pm.addPass(createFoldNormWeights());
   pm.addPass(mlir::createCanonicalizerPass());
+}
+
+void buildTrainingPipeline(mlir::OpPassManager &pm) {
+  buildTrainingFusionPipeline(pm);
   buildKernelPipeline(pm);
 }
 

@@ -15,6 +15,9 @@ void buildKernelPipeline(mlir::OpPassManager &pm);
 /// Fusion, then kernel formation: model-level IR to kernel-level IR.
 void buildInferencePipeline(mlir::OpPassManager &pm);
 
+/// The training pipeline's model-level part (everything before kernel formation).
+void buildTrainingFusionPipeline(mlir::OpPassManager &pm);
+
 /// The inference pipeline with @train_step: decompose, fuse projections and cell gates,
 /// xlc-autodiff, then fold the norm weights (into the inference functions' projections only:
 /// @train_step's norms keep their checkpoint weights and gradients) and the kernel pipeline.

@@ -4,7 +4,8 @@
 #   .gpu/bin/        the runtime tools and GPU test binaries, built here in build-gpu-bundle/
 #                    (runtime only, Release; Debian 12 binaries run on the GPU machine's Ubuntu
 #                    24.04; the driver, NVRTC and cuBLASLt are dlopen'ed there)
-#   .gpu/artifacts/  the models of models/ compiled by xlc-compile (the GPU machine has no MLIR)
+#   .gpu/artifacts/  the models of models/ compiled by xlc-compile (the GPU machine has no MLIR),
+#                    and xlstm-tiny-train.xlca, the tiny model with its training functions
 #   .gpu/PROVENANCE  what the bundle was made from, "key: value" lines (test/gpu/provenance.sh):
 #                    the git commit, whether the tree was dirty (changed paths, a hash of the
 #                    diff), the device-header hash embedded in the binaries (checked equal to
@@ -34,7 +35,7 @@ bundle_build="$here/build-gpu-bundle"
 if [ ! -f "$bundle_build/build.ninja" ]; then
   cmake -S "$here" -B "$bundle_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DXLC_BUILD_COMPILER=OFF
 fi
-targets=(xlc-run xlc-dump xlc-random-weights cuda_runtime_tests gpu_kernel_tests gpu_backend_tests
+targets=(xlc-run xlc-train xlc-tokenize xlc-dump xlc-random-weights cuda_runtime_tests gpu_kernel_tests gpu_backend_tests
          kernel_bench gpu_sampling_tests sampling_bench xlc-bench)
 echo "[bundle] building ${targets[*]}"
 cmake --build "$bundle_build" --target "${targets[@]}" -j "$jobs"
@@ -51,6 +52,10 @@ for m in "${models[@]}"; do
   "$here/build/tools/xlc-compile/xlc-compile" "$(config_of "$m")" \
     -o "$here/.gpu/artifacts/$m.xlca"
 done
+# The tiny model with its training functions (xlc-compile --training), for xlc-train.
+"$here/build/tools/xlc-compile/xlc-compile" "$(config_of xlstm-tiny)" --training \
+  -o "$here/.gpu/artifacts/xlstm-tiny-train.xlca"
+models+=(xlstm-tiny-train)
 
 # Provenance: the runtime's device-header hash (generated into the bundle build) must be every
 # artifact's, or the CUDA backend would refuse the artifacts on the GPU machine.

@@ -11,8 +11,7 @@
 
 #include "codegen/cuda/KernelEmitter.h"
 #include "codegen/cuda/KernelEmitterUtils.h"
-
-#include <initializer_list>
+#include "codegen/cuda/MlstmEmitterUtils.h"
 
 using namespace mlir;
 
@@ -21,48 +20,10 @@ namespace art = xlc::artifact;
 
 namespace {
 
-/// The cell fields of an mLSTM kernel configuration (runtime/kernels/families/MlstmCommon.h).
-template <typename Op> kernels::Config cellConfig(Op op) {
-  auto state = cast<xlstm::StateType>(op.getInitialState().getType());
-  return {{"dtype", dtypeText(op.getQ().getType().getElementType())},
-          {"gate_dtype", dtypeText(op.getIgate().getType().getElementType())},
-          {"state_dtype", dtypeText(state.getElementType())},
-          {"num_heads", state.getNumHeads()},
-          {"qk_head_dim", state.getQkHeadDim()},
-          {"v_head_dim", state.getVHeadDim()},
-          {"input_gate", op.getInputGate() == xlstm::InputGateKind::Exp ? "exp" : "sigmoid"},
-          {"normalizer", op.getNormalizer() == xlstm::NormalizerKind::MaxAbs ? "max_abs" : "none"}};
-}
-
-/// Strided operands as (buffer, offset, stride) argument triples.
-std::vector<art::Arg> viewArgs(EmitContext &ctx, std::initializer_list<Value> values) {
-  std::vector<art::Arg> args;
-  for (Value v : values) {
-    BufferView view = ctx.view(v);
-    args.push_back(art::Arg::buffer(view.id));
-    args.push_back(art::Arg::i64(view.offset));
-    args.push_back(art::Arg::i64(view.stride));
-  }
-  return args;
-}
-
 /// The q, k, v, i, f operands as (buffer, offset, stride) argument triples.
 template <typename Op> std::vector<art::Arg> viewArgs(Op op, EmitContext &ctx) {
   return viewArgs(ctx, {op.getQ(), op.getK(), op.getV(), op.getIgate(), op.getFgate()});
 }
-
-template <typename Op> nlohmann::json cellAttrs(Op op) {
-  auto state = cast<xlstm::StateType>(op.getInitialState().getType());
-  return {{"num_heads", state.getNumHeads()},
-          {"qk_head_dim", state.getQkHeadDim()},
-          {"v_head_dim", state.getVHeadDim()},
-          {"eps", op.getEps().convertToDouble()},
-          {"gate_soft_cap", op.getGateSoftCap() ? op.getGateSoftCap()->convertToDouble() : 0.0},
-          {"input_gate", op.getInputGate() == xlstm::InputGateKind::Exp ? "exp" : "sigmoid"},
-          {"normalizer", op.getNormalizer() == xlstm::NormalizerKind::MaxAbs ? "max_abs" : "none"}};
-}
-
-double capOf(std::optional<llvm::APFloat> cap) { return cap ? cap->convertToDouble() : 0.0; }
 
 /// Each warp of a chunkwise kernel owns whole 16-row fragment rows of its tile: the largest
 /// warp count ≤ |warps| that divides the tile's |fragmentRows|.
@@ -100,10 +61,10 @@ LogicalResult emitMlstmChunkFused(xk::MLSTMChunkwiseOp op, EmitContext &ctx, int
       ctx.workspace(ctx.nameOf(op) + ".ws_p", art::DType::BF16, records(l * l * 2));
   art::BufferId wsG =
       ctx.workspace(ctx.nameOf(op) + ".ws_g", art::DType::F32, records((4 * l + 4) * 4));
-  nlohmann::json attrs = cellAttrs(op);
+  nlohmann::json attrs = mlstmCellAttrs(op);
   attrs["chunk"] = chunk;
 
-  kernels::Config scoresConfig = cellConfig(op);
+  kernels::Config scoresConfig = mlstmCellConfig(op);
   scoresConfig["chunk"] = chunk;
   FailureOr<art::KernelIndex> scores =
       emitFamilyKernel(op, ctx, "mlstm_chunk_scores", scoresConfig);
@@ -115,12 +76,12 @@ LogicalResult emitMlstmChunkFused(xk::MLSTMChunkwiseOp op, EmitContext &ctx, int
     scoresArgs.push_back(art::Arg::buffer(id));
   scoresArgs.push_back(art::Arg::symbol(art::Symbol::B));
   scoresArgs.push_back(art::Arg::symbol(art::Symbol::S));
-  scoresArgs.push_back(art::Arg::f32(static_cast<float>(capOf(op.getGateSoftCap()))));
+  scoresArgs.push_back(art::Arg::f32(static_cast<float>(mlstmCapOf(op.getGateSoftCap()))));
   attrs["phase"] = "scores";
   ctx.step(art::Step::makeLaunch("mlstm_chunkwise", attrs, *scores, std::move(scoresArgs)));
 
   auto fusedKernel = [&](int64_t tile, int64_t split) {
-    kernels::Config config = cellConfig(op);
+    kernels::Config config = mlstmCellConfig(op);
     config["chunk"] = chunk;
     config["tile_v"] = std::max<int64_t>(16, tile);
     config["key_split"] = split;
@@ -187,14 +148,14 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
   }
 
   // Kernel A: chunk-start states. One block per (C tile, batch·head).
-  kernels::Config a = cellConfig(op);
+  kernels::Config a = mlstmCellConfig(op);
   a["chunk"] = *chunk;
   a["tile_k"] = fragTile(*blockDQK);
   // Kernel A's C tile columns: the tile's state_dv, else block_dv (tiles written before state_dv).
   a["tile_v"] = fragTile(stateDV);
   a["threads"] = 32 * warpsFor(fragTile(*blockDQK) / 16, *warps);
   // Kernel B: outputs. One block per (DV tile, query block of the sequence, batch·head).
-  kernels::Config b = cellConfig(op);
+  kernels::Config b = mlstmCellConfig(op);
   b["chunk"] = *chunk;
   b["block_l"] = *blockQ;
   b["block_dv"] = fragTile(*blockDV);
@@ -230,9 +191,11 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
   args.push_back(art::Arg::symbol(art::Symbol::B));
   args.push_back(art::Arg::symbol(art::Symbol::S));
   args.push_back(art::Arg::f32(static_cast<float>(op.getEps().convertToDouble())));
-  args.push_back(art::Arg::f32(static_cast<float>(capOf(op.getGateSoftCap()))));
+  args.push_back(art::Arg::f32(static_cast<float>(mlstmCapOf(op.getGateSoftCap()))));
 
-  nlohmann::json attrs = cellAttrs(op);
+  // The backward (xk.mlstm_cell_grad on h) reads these chunk-start states.
+  ctx.saveChunkStates(op.getH(), ChunkStates{wsC, wsN, wsM});
+  nlohmann::json attrs = mlstmCellAttrs(op);
   attrs["chunk"] = *chunk;
   attrs["phase"] = "states";
   ctx.step(art::Step::makeLaunch("mlstm_chunkwise", attrs, *kernelA, args));
@@ -247,7 +210,7 @@ LogicalResult emitMlstmDecodeStep(xk::MLSTMDecodeStepOp op, EmitContext &ctx) {
     return failure();
   auto state = cast<xlstm::StateType>(op.getInitialState().getType());
   const int64_t nh = state.getNumHeads();
-  kernels::Config config = cellConfig(op);
+  kernels::Config config = mlstmCellConfig(op);
   config["block_dv"] = *blockDV;
   config["threads"] = *warps * 32;
   FailureOr<art::KernelIndex> kernel = emitFamilyKernel(op, ctx, "mlstm_decode_step", config);
@@ -262,9 +225,9 @@ LogicalResult emitMlstmDecodeStep(xk::MLSTMDecodeStepOp op, EmitContext &ctx) {
     args.push_back(art::Arg::buffer(id));
   args.push_back(art::Arg::symbol(art::Symbol::B));
   args.push_back(art::Arg::f32(static_cast<float>(op.getEps().convertToDouble())));
-  args.push_back(art::Arg::f32(static_cast<float>(capOf(op.getGateSoftCap()))));
+  args.push_back(art::Arg::f32(static_cast<float>(mlstmCapOf(op.getGateSoftCap()))));
   art::Step step =
-      art::Step::makeLaunch("mlstm_decode_step", cellAttrs(op), *kernel, std::move(args));
+      art::Step::makeLaunch("mlstm_decode_step", mlstmCellAttrs(op), *kernel, std::move(args));
   step.duties = {{art::DutyKind::Zero, counters}};
   ctx.step(std::move(step));
   return success();

@@ -20,6 +20,13 @@ LogicalResult emitKernelOp(Operation *op, EmitContext &ctx) {
       .Case([&](xk::SoftCapOp o) { return emitSoftCap(o, ctx); })
       .Case([&](xk::MLSTMChunkwiseOp o) { return emitMlstmChunkwise(o, ctx); })
       .Case([&](xk::MLSTMDecodeStepOp o) { return emitMlstmDecodeStep(o, ctx); })
+      .Case([&](xk::RMSNormBackwardOp o) { return emitRmsNormBackward(o, ctx); })
+      .Case([&](xk::NormGateBackwardOp o) { return emitNormGateBackward(o, ctx); })
+      .Case([&](xk::SwiGLUBackwardOp o) { return emitSwiGLUBackward(o, ctx); })
+      .Case([&](xk::ColumnSumOp o) { return emitColumnSum(o, ctx); })
+      .Case([&](xk::EmbeddingBackwardOp o) { return emitEmbeddingBackward(o, ctx); })
+      .Case([&](xk::CrossEntropyOp o) { return emitCrossEntropy(o, ctx); })
+      .Case([&](xk::MLSTMCellGradOp o) { return emitMlstmCellGrad(o, ctx); })
       .Default([&](Operation *o) {
         return o->emitError() << "no kernel family emits this op";
       });

@@ -90,6 +90,34 @@ inline mlir::FailureOr<artifact::KernelIndex> emitFamilyKernel(mlir::Operation *
   }
 }
 
+/// Appends a (buffer, offset, stride) argument triple.
+inline void appendView(std::vector<artifact::Arg> &args, const BufferView &view) {
+  args.push_back(artifact::Arg::buffer(view.id));
+  args.push_back(artifact::Arg::i64(view.offset));
+  args.push_back(artifact::Arg::i64(view.stride));
+}
+
+/// The buffer of |value| when it is a whole contiguous buffer ([rows, F] at offset 0, stride F),
+/// as kernel parameters without an offset and stride need; else a diagnostic naming |what|.
+inline mlir::FailureOr<artifact::BufferId> contiguousView(mlir::Operation *op, mlir::Value value,
+                                                          const BufferView &view,
+                                                          llvm::StringRef what) {
+  auto type = mlir::cast<mlir::RankedTensorType>(value.getType());
+  const int64_t width = type.getRank() == 0 ? 1 : type.getShape().back();
+  if (view.offset != 0 || view.stride != width)
+    return op->emitError() << what << " must be a whole contiguous buffer, but it is a view at "
+                           << "column " << view.offset << " with row stride " << view.stride;
+  return view.id;
+}
+inline mlir::FailureOr<artifact::BufferId> contiguous(mlir::Operation *op, EmitContext &ctx,
+                                                      mlir::Value value, llvm::StringRef what) {
+  return contiguousView(op, value, ctx.view(value), what);
+}
+inline mlir::FailureOr<artifact::BufferId>
+contiguousOutput(mlir::Operation *op, EmitContext &ctx, mlir::Value result, llvm::StringRef what) {
+  return contiguousView(op, result, ctx.outputView(result), what);
+}
+
 // One emitter per family (Emit*.cpp).
 mlir::LogicalResult emitEmbedding(xk::EmbeddingOp op, EmitContext &ctx);
 mlir::LogicalResult emitRmsNorm(xk::RMSNormOp op, EmitContext &ctx);
@@ -98,6 +126,14 @@ mlir::LogicalResult emitSwiGLU(xk::SwiGLUOp op, EmitContext &ctx);
 mlir::LogicalResult emitSoftCap(xk::SoftCapOp op, EmitContext &ctx);
 mlir::LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx);
 mlir::LogicalResult emitMlstmDecodeStep(xk::MLSTMDecodeStepOp op, EmitContext &ctx);
+// Training (EmitRowBackward.cpp, EmitMlstmBackward.cpp).
+mlir::LogicalResult emitRmsNormBackward(xk::RMSNormBackwardOp op, EmitContext &ctx);
+mlir::LogicalResult emitNormGateBackward(xk::NormGateBackwardOp op, EmitContext &ctx);
+mlir::LogicalResult emitSwiGLUBackward(xk::SwiGLUBackwardOp op, EmitContext &ctx);
+mlir::LogicalResult emitColumnSum(xk::ColumnSumOp op, EmitContext &ctx);
+mlir::LogicalResult emitEmbeddingBackward(xk::EmbeddingBackwardOp op, EmitContext &ctx);
+mlir::LogicalResult emitCrossEntropy(xk::CrossEntropyOp op, EmitContext &ctx);
+mlir::LogicalResult emitMlstmCellGrad(xk::MLSTMCellGradOp op, EmitContext &ctx);
 
 } // namespace xlc::codegen
 

@@ -50,6 +50,10 @@ constexpr std::pair<Epilogue, std::string_view> kEpilogues[] = {
 
 constexpr std::pair<GemmRows, std::string_view> kGemmRows[] = {
     {GemmRows::All, "all"}, {GemmRows::LastPosition, "last_position"}};
+constexpr std::pair<OptimizerRole, std::string_view> kOptimizerRoles[] = {
+    {OptimizerRole::ExpAvg, "exp_avg"},
+    {OptimizerRole::ExpAvgSq, "exp_avg_sq"},
+    {OptimizerRole::Master, "master"}};
 
 } // namespace
 
@@ -99,6 +103,10 @@ std::string_view epilogueName(Epilogue epilogue) { return nameIn(kEpilogues, epi
 std::optional<Epilogue> parseEpilogue(std::string_view name) { return parseIn(kEpilogues, name); }
 std::string_view gemmRowsName(GemmRows rows) { return nameIn(kGemmRows, rows); }
 std::optional<GemmRows> parseGemmRows(std::string_view name) { return parseIn(kGemmRows, name); }
+std::string_view optimizerRoleName(OptimizerRole role) { return nameIn(kOptimizerRoles, role); }
+std::optional<OptimizerRole> parseOptimizerRole(std::string_view name) {
+  return parseIn(kOptimizerRoles, name);
+}
 
 std::string_view stepKindName(StepKind kind) {
   switch (kind) {

@@ -79,6 +79,13 @@ bool isStaticClass(BufferClass cls);
 /// Whether buffers of this class are filled from the checkpoint (weight, parameter).
 bool isBoundClass(BufferClass cls);
 
+/// What an optimizer buffer holds for its parameter: AdamW's first and second moments, or the
+/// fp32 master copy of a parameter stored in a narrower type (the runtime fills it from the
+/// parameter at load; the others start at zero). The names are the training checkpoint's.
+enum class OptimizerRole : std::uint8_t { ExpAvg, ExpAvgSq, Master };
+std::string_view optimizerRoleName(OptimizerRole role); ///< "exp_avg", "exp_avg_sq", "master"
+std::optional<OptimizerRole> parseOptimizerRole(std::string_view name);
+
 enum class ParamKind : std::uint8_t { Buffer, I64, F32 };
 std::string_view paramKindName(ParamKind kind); ///< "buffer", "i64", "f32"
 std::optional<ParamKind> parseParamKind(std::string_view name);
@@ -178,6 +185,12 @@ struct Buffer {
   /// chunkwise kernel's per-chunk states take ceil(S/L)+1 slots, which no shape of B, S and
   /// constants spells.
   std::optional<Expr> bytes;
+  /// Gradient and optimizer buffers: the parameter buffer they belong to (a gradient has its
+  /// shape; the runtime splits it into the checkpoint's tensors through that parameter's
+  /// binding, and the optimizer step pairs them). Absent for every other class.
+  std::optional<BufferId> parameter;
+  /// Optimizer buffers (and only they): what they hold for their parameter.
+  std::optional<OptimizerRole> role;
   friend bool operator==(const Buffer &, const Buffer &) = default;
 };
 

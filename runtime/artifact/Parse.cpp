@@ -181,6 +181,11 @@ Buffer parseBuffer(const Json &value, const std::string &source, std::size_t ind
     b.offset = parseExpr(*offset, r.field("offset"));
   if (const Json *bytes = r.find("bytes"))
     b.bytes = parseExpr(*bytes, r.field("bytes"));
+  if (r.find("parameter"))
+    b.parameter = r.u32("parameter");
+  if (r.find("role"))
+    b.role = parseEnum<OptimizerRole>(r.string("role"), parseOptimizerRole, r.field("role"),
+                                      "exp_avg, exp_avg_sq, master");
   r.finish();
   return b;
 }

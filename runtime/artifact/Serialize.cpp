@@ -199,6 +199,10 @@ Json bufferJson(const Buffer &b) {
     j["offset"] = exprJson(*b.offset);
   if (b.bytes)
     j["bytes"] = exprJson(*b.bytes);
+  if (b.parameter)
+    j["parameter"] = *b.parameter;
+  if (b.role)
+    j["role"] = optimizerRoleName(*b.role);
   return j;
 }
 

@@ -210,10 +210,10 @@ private:
          "bytes");
     for (const Buffer &b : a_.buffers) {
       std::optional<Expr> size = shapeProduct(b.shape, dtypeSize(b.dtype));
-      line("  {:>5}  {:<10}  {:<5}  {:<20}  {:<16}  {}  {}", fmt::format("%{}", b.id),
+      line("  {:>5}  {:<10}  {:<5}  {:<20}  {:<16}  {}  {}{}", fmt::format("%{}", b.id),
            bufferClassName(b.cls), dtypeName(b.dtype), shapeToString(b.shape),
            b.offset ? b.offset->toString() : "-", size ? size->toString() : "not affine",
-           quoteText(b.name));
+           quoteText(b.name), b.parameter ? fmt::format(" of parameter %{}", *b.parameter) : "");
     }
   }
 

@@ -221,6 +221,28 @@ private:
       } else if (b.shape.empty() && b.cls == BufferClass::Workspace) {
         error("{}: a workspace buffer needs a shape or a byte size", label);
       }
+      const bool belongs = b.cls == BufferClass::Gradient || b.cls == BufferClass::Optimizer;
+      if (b.parameter && !belongs)
+        error("{}: only gradient and optimizer buffers name a parameter, not {} buffers", label,
+              bufferClassName(b.cls));
+      if (b.cls == BufferClass::Optimizer && (!b.parameter || !b.role))
+        error("{}: an optimizer buffer names its parameter and its role (exp_avg, exp_avg_sq, "
+              "master)",
+              label);
+      if (b.role && b.cls != BufferClass::Optimizer)
+        error("{}: only optimizer buffers have a role, not {} buffers", label,
+              bufferClassName(b.cls));
+      if ((b.cls == BufferClass::Optimizer || b.cls == BufferClass::Gradient) &&
+          b.dtype != DType::F32)
+        error("{}: {} buffers are f32, got {}", label, bufferClassName(b.cls), dtypeName(b.dtype));
+      if (b.parameter) {
+        if (*b.parameter >= a_.buffers.size() ||
+            a_.buffers[*b.parameter].cls != BufferClass::Parameter)
+          error("{}: parameter {} is not a parameter buffer", label, *b.parameter);
+        if (a_.buffers[*b.parameter].shape != b.shape)
+          error("{}: shape {} differs from its parameter {}'s {}", label, shapeToString(b.shape),
+                bufferLabel(*b.parameter), shapeToString(a_.buffers[*b.parameter].shape));
+      }
       if (isArenaClass(b.cls) != b.offset.has_value())
         error("{}: {} buffers {} an arena offset", label, bufferClassName(b.cls),
               isArenaClass(b.cls) ? "need" : "must not have");

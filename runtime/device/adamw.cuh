@@ -11,6 +11,9 @@
 // (T = float: exact; bf16 without a master loses updates below half an ulp — the low-memory mode
 // adds stochastic rounding later).
 //
+// The step consumes the gradient: each grad[i] is zeroed once read, so the gradient buffers are
+// ready for the next step's micro-batches to accumulate into (train_step adds into them).
+//
 // Grid (any, 1, 1), block (kThreads, 1, 1), no shared memory: a grid-stride loop, so one kernel
 // serves every tensor size (the launch picks enough blocks to fill the GPU). Elementwise: no
 // ordering questions, bit-identical from run to run.
@@ -26,7 +29,7 @@ namespace xlc::device {
 struct AdamWParams {
   void *weight;        ///< [count] of T: the working weight the forward reads
   float *master;       ///< [count] fp32 master weights (kMaster), else null
-  const float *grad;   ///< [count]
+  float *grad;         ///< [count], zeroed after it is read
   float *m;            ///< [count] first moment
   float *v;            ///< [count] second moment
   int64_t count;
@@ -56,6 +59,7 @@ template <class Config> __device__ void adamw(const AdamWParams &p) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x; i < p.count;
        i += stride) {
     const float g = scale * p.grad[i];
+    p.grad[i] = 0.0f;
     const float m = b1 * p.m[i] + (1.0f - b1) * g;
     const float v = b2 * p.v[i] + (1.0f - b2) * g * g;
     p.m[i] = m;

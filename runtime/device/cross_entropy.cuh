@@ -27,7 +27,7 @@ namespace xlc::device {
 struct CrossEntropyParams {
   float *z;               ///< [rows, vocab] pre-cap logits, replaced by ∂loss/∂z
   const int32_t *targets; ///< [rows]; negative: the row is not counted
-  float *loss_rows;       ///< [rows] scratch
+  float *loss_rows;       ///< [rows]: each row's loss_r, unscaled (0 where not counted)
   float *loss;            ///< [1], accumulated
   int64_t *counter;       ///< [1], zero before the launch (left zero after it)
   int64_t *error;         ///< [1], zero before the launch; row + 1 of a target ≥ vocab after

@@ -52,6 +52,7 @@ namespace {
 struct OutputRows {
   std::uint64_t rows = 0, rowElements = 0;
   bool everyPosition = false;
+  bool whole = false; ///< a static shape: one row of every element
 };
 
 OutputRows outputRows(const Plan &plan, const art::Function &fn, const art::FunctionArg &out,
@@ -61,13 +62,20 @@ OutputRows outputRows(const Plan &plan, const art::Function &fn, const art::Func
         "{}: output '{}' is {}; only f32 and bf16 outputs come back (as fp32)", fn.name,
         out.name, art::dtypeName(b.dtype));
   OutputRows r;
+  const std::uint64_t elements = plan.elements(out.buffer, shape.batch, shape.seq);
+  // A static shape (no B, no S: the squared gradient norm) comes back whole, as one row.
+  if (std::all_of(b.shape.begin(), b.shape.end(), [](const art::Dim &d) { return d.isConstant(); })) {
+    r.rows = 1;
+    r.rowElements = elements;
+    r.whole = true;
+    return r;
+  }
   r.everyPosition = b.shape.size() >= 2 && b.shape[1].kind == art::Dim::Kind::Seq;
   const bool lastPosition = b.shape.size() >= 2 && b.shape[1] == art::Dim(1);
   check(b.shape[0].kind == art::Dim::Kind::Batch && (r.everyPosition || lastPosition),
-        "{}: output '{}' is {}; outputs come back as rows of [B, S, ...] (every position) or "
-        "[B, 1, ...] (the last position of each sequence)",
+        "{}: output '{}' is {}; outputs come back as rows of [B, S, ...] (every position), "
+        "[B, 1, ...] (the last position of each sequence) or whole (a static shape)",
         fn.name, out.name, art::shapeToString(b.shape));
-  const std::uint64_t elements = plan.elements(out.buffer, shape.batch, shape.seq);
   r.rows = r.everyPosition ? shape.batch * shape.seq : shape.batch;
   check(elements % r.rows == 0, "{}: output '{}' ({} elements) is not [{}, ...]", fn.name,
         out.name, elements, r.everyPosition ? "B·S" : "B");
@@ -131,6 +139,7 @@ void Backend::call(std::string_view function, const CallArgs &args) {
     const OutputRequest *request;
     std::uint64_t rowElements;
     bool everyPosition; ///< the buffer holds B·S rows
+    bool whole = false; ///< a static shape, one row
   };
   std::vector<Fetch> fetches;
   for (const art::FunctionArg &out : fn.outputs) {
@@ -138,6 +147,14 @@ void Backend::call(std::string_view function, const CallArgs &args) {
     if (it == args.outputs.end())
       continue;
     const OutputRows r = outputRows(plan_, fn, out, shape);
+    if (r.whole) {
+      check(it->second.data.size() == r.rowElements,
+            "{}: the span for output '{}' holds {} floats, expected {}", fn.name, out.name,
+            it->second.data.size(), r.rowElements);
+      fetches.push_back({BufferRef{}, &it->second, r.rowElements, false, true});
+      fetches.back().ref.id = out.buffer;
+      continue;
+    }
     check(r.everyPosition || it->second.rows == Logits::LastPosition || shape.seq == 1,
           "{}: output '{}' ({}) holds only the last position of each sequence, but every "
           "position of {} tokens was asked for; call a function that returns every position "
@@ -186,7 +203,9 @@ void Backend::call(std::string_view function, const CallArgs &args) {
     float *out = f.request->data.data();
     // With one token per sequence, or an output of the last positions only, the rows asked
     // for are all rows: one transfer.
-    if (f.request->rows == Logits::AllPositions || shape.seq == 1 || !f.everyPosition) {
+    if (f.whole) {
+      downloadRows(f.ref, 0, 1, f.rowElements, out);
+    } else if (f.request->rows == Logits::AllPositions || shape.seq == 1 || !f.everyPosition) {
       downloadRows(f.ref, 0, f.everyPosition ? shape.batch * shape.seq : shape.batch,
                    f.rowElements, out);
     } else {
@@ -255,6 +274,38 @@ void Backend::run(std::string_view function, std::uint64_t firstSlot, std::uint6
   call(function, args);
 }
 
+namespace {
+
+/// Cuts |values| (a bound buffer's contents, |shape|) along the binding's concatenation axis
+/// into its sources: outer × (axis extent) × inner, source by source.
+void splitBinding(const art::WeightBinding &w, const art::Shape &shape,
+                  const std::vector<float> &values, std::vector<NamedTensor> &out) {
+  std::uint64_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (d < w.concatAxis)
+      outer *= shape[d].value;
+    else if (d > w.concatAxis)
+      inner *= shape[d].value;
+  }
+  const std::uint64_t total = shape[w.concatAxis].value;
+  std::uint64_t start = 0;
+  for (std::size_t s = 0; s < w.sources.size(); ++s) {
+    NamedTensor t;
+    t.name = w.sources[s];
+    t.shape = w.sourceShapes[s];
+    const std::uint64_t extent = t.shape[w.concatAxis];
+    t.values.reserve(outer * extent * inner);
+    for (std::uint64_t o = 0; o < outer; ++o) {
+      const float *row = values.data() + (o * total + start) * inner;
+      t.values.insert(t.values.end(), row, row + extent * inner);
+    }
+    start += extent;
+    out.push_back(std::move(t));
+  }
+}
+
+} // namespace
+
 std::vector<NamedTensor> Backend::exportParameters(bool parametersOnly) {
   const art::Artifact &a = artifact();
   std::vector<NamedTensor> out;
@@ -262,8 +313,47 @@ std::vector<NamedTensor> Backend::exportParameters(bool parametersOnly) {
     const art::Buffer &b = a.buffers[w.buffer];
     if ((parametersOnly && b.cls != art::BufferClass::Parameter) || w.scaleColumnsBy)
       continue;
-    const std::vector<float> values = readBoundBuffer(w.buffer);
-    // Split along the concatenation axis: outer × (axis extent) × inner, source by source.
+    splitBinding(w, b.shape, readBoundBuffer(w.buffer), out);
+  }
+  return out;
+}
+
+const art::WeightBinding &Backend::bindingOf(const art::Buffer &b) const {
+  const art::Artifact &a = artifact();
+  const art::BufferId bound = b.parameter ? *b.parameter : b.id;
+  const auto it = std::find_if(a.weights.begin(), a.weights.end(),
+                               [&](const art::WeightBinding &w) { return w.buffer == bound; });
+  check(it != a.weights.end(), "buffer '{}': no weight binding says which tensors it holds",
+        b.name);
+  return *it;
+}
+
+std::vector<NamedTensor> Backend::exportGradients() {
+  std::vector<NamedTensor> out;
+  for (const art::Buffer &b : artifact().buffers)
+    if (b.cls == art::BufferClass::Gradient && b.parameter)
+      splitBinding(bindingOf(b), b.shape, readBuffer(b.id, CallShape{}), out);
+  return out;
+}
+
+std::vector<NamedTensor> Backend::exportOptimizerState(art::OptimizerRole role) {
+  std::vector<NamedTensor> out;
+  for (const art::Buffer &b : artifact().buffers)
+    if (b.cls == art::BufferClass::Optimizer && b.role == role)
+      splitBinding(bindingOf(b), b.shape, readBuffer(b.id, CallShape{}), out);
+  return out;
+}
+
+void Backend::importTensors(
+    std::optional<art::OptimizerRole> role,
+    const std::map<std::string, std::span<const float>, std::less<>> &tensors) {
+  for (const art::Buffer &b : artifact().buffers) {
+    const bool wanted = role ? b.cls == art::BufferClass::Optimizer && b.role == role
+                             : b.cls == art::BufferClass::Parameter;
+    if (!wanted)
+      continue;
+    // The inverse of splitBinding: source by source into its slab of every outer row.
+    const art::WeightBinding &w = bindingOf(b);
     std::uint64_t outer = 1, inner = 1;
     for (std::size_t d = 0; d < b.shape.size(); ++d) {
       if (d < w.concatAxis)
@@ -272,22 +362,40 @@ std::vector<NamedTensor> Backend::exportParameters(bool parametersOnly) {
         inner *= b.shape[d].value;
     }
     const std::uint64_t total = b.shape[w.concatAxis].value;
+    std::vector<float> values(outer * total * inner);
     std::uint64_t start = 0;
     for (std::size_t s = 0; s < w.sources.size(); ++s) {
-      NamedTensor t;
-      t.name = w.sources[s];
-      t.shape = w.sourceShapes[s];
-      const std::uint64_t extent = t.shape[w.concatAxis];
-      t.values.reserve(outer * extent * inner);
-      for (std::uint64_t o = 0; o < outer; ++o) {
-        const float *row = values.data() + (o * total + start) * inner;
-        t.values.insert(t.values.end(), row, row + extent * inner);
-      }
+      const std::string &name = w.sources[s];
+      const auto it = tensors.find(name);
+      check(it != tensors.end(), "buffer '{}': no tensor '{}'{} to restore it from", b.name, name,
+            role ? fmt::format(" ({})", art::optimizerRoleName(*role)) : std::string());
+      const std::uint64_t extent = w.sourceShapes[s][w.concatAxis];
+      check(it->second.size() == outer * extent * inner,
+            "tensor '{}'{}: {} values, but '{}' takes {}", name,
+            role ? fmt::format(" ({})", art::optimizerRoleName(*role)) : std::string(),
+            it->second.size(), b.name, outer * extent * inner);
+      for (std::uint64_t o = 0; o < outer; ++o)
+        std::copy_n(it->second.data() + o * extent * inner, extent * inner,
+                    values.data() + (o * total + start) * inner);
       start += extent;
-      out.push_back(std::move(t));
     }
+    writeBuffer(b.id, CallShape{}, values);
   }
-  return out;
+}
+
+void Backend::fillMasterCopies() {
+  // Through the host: the values as fp32, what the master holds. (The 7B's masters would
+  // rather be converted on the device; this is the CPU backend's and the tests' path.)
+  for (const art::Buffer &b : artifact().buffers)
+    if (b.role == art::OptimizerRole::Master)
+      writeBuffer(b.id, CallShape{}, readBoundBuffer(*b.parameter));
+}
+
+void Backend::zeroGradients() {
+  for (const art::Buffer &b : artifact().buffers)
+    if (b.cls == art::BufferClass::Gradient)
+      writeBuffer(b.id, CallShape{},
+                  std::vector<float>(plan_.elements(b.id, 1, 1), 0.0f));
 }
 
 } // namespace xlc::exec

@@ -165,8 +165,36 @@ public:
   /// parameter buffers never fold). With |parametersOnly| only parameter-class buffers.
   std::vector<NamedTensor> exportParameters(bool parametersOnly = true);
 
+  /// The gradients a training function accumulated (its gradient buffers), split into the
+  /// checkpoint's tensors through their parameters' bindings, as exportParameters splits the
+  /// parameters: one tensor per checkpoint tensor a gradient covers, named as in the checkpoint.
+  std::vector<NamedTensor> exportGradients();
+
+  /// Sets every gradient buffer to zero (a training step's gradients accumulate until then).
+  void zeroGradients();
+
+  /// The optimizer buffers of |role| split into the checkpoint's tensors, as exportGradients
+  /// splits the gradients (AdamW's moments, the f32 master copies).
+  std::vector<NamedTensor> exportOptimizerState(artifact::OptimizerRole role);
+
+  /// Writes checkpoint tensors back into the buffers they make up, the inverse of the exports:
+  /// every parameter buffer (|role| empty) or every optimizer buffer of |role|, assembled from
+  /// |tensors| by the checkpoint names of its parameter's binding (a resumed training run).
+  /// Throws xlc::Error naming a missing tensor or one of the wrong size.
+  void importTensors(std::optional<artifact::OptimizerRole> role,
+                     const std::map<std::string, std::span<const float>, std::less<>> &tensors);
+
 protected:
   Backend(const artifact::Artifact &artifact, Limits limits);
+
+  /// Fills every master-copy optimizer buffer from its parameter (the working weight, as
+  /// loaded): the one optimizer buffer that does not start at zero. Backends call it once
+  /// their bound buffers are loaded.
+  void fillMasterCopies();
+
+  /// The binding that says which checkpoint tensors a parameter buffer, or the gradient or
+  /// optimizer buffer of one, holds. Throws xlc::Error naming the buffer when there is none.
+  const artifact::WeightBinding &bindingOf(const artifact::Buffer &buffer) const;
 
   /// Throws unless [firstSlot, firstSlot + count) lies within maxBatch.
   void checkSlots(std::uint64_t firstSlot, std::uint64_t count, std::string_view what) const;

@@ -5,8 +5,10 @@
 // backward's), the LM head as an f32 GEMM and the cross_entropy kernel, every gradient op as its
 // kernel, gradient sums absorbed into the kernel of their later operand (a GEMM's addend, the
 // rms_norm_backward residual of a residual block), weight gradients in f32, concatenations of
-// gradients kept for the writer.
+// gradients kept for the writer. The loss scale becomes grad_scale: the kernel takes it divided
+// by the counted targets.
 // CHECK-LABEL: func.func @train_step
+// CHECK-SAME: {xlstm.name = "targets"}, %arg2: tensor<f32> {xlstm.name = "grad_scale"})
 // CHECK-SAME: -> (tensor<f32> {xlstm.name = "loss"}, tensor<100x32xf32> {xlstm.gradient_of = @embeddings.weight}
 // CHECK: %[[Z:.+]] = xk.zero_state : !xlstm.state<2x8x16xf32>
 // CHECK: %[[H:[^,]+]], %{{.+}} = xk.mlstm_chunkwise %[[QKVO:[0-9]+]]#0, %[[QKVO]]#1, %[[QKVO]]#2, %[[IF:[0-9]+]]#0, %[[IF]]#1, %[[Z]]
@@ -26,11 +28,11 @@
 // CHECK: %[[DG:.+]] = xlstm.concat %[[DI]], %[[DF]] : tensor<?x?x2xf32>, tensor<?x?x2xf32> -> tensor<?x?x4xf32>
 // CHECK: %[[DXG:.+]] = xk.matmul %[[DG]], %{{.+}} : (tensor<?x?x4xf32>, tensor<4x32xbf16>) -> tensor<?x?x32xbf16>
 // CHECK: xk.matmul %[[DG]], %{{.+}} {trans_a} : (tensor<?x?x4xf32>, tensor<?x?x32xbf16>) -> tensor<4x32xf32>
-// CHECK: %[[DB:.+]] = xk.column_sum %[[DG]] {{.+}} -> tensor<4xf32>
+// CHECK: %[[DB:.+]] = xk.column_sum %[[DG]] {tile = #xk.tile<rows_per_block = 256, threads = 32>} : {{.+}} -> tensor<4xf32>
 // CHECK: %[[DQKVO:.+]] = xlstm.concat %[[DQ]], %[[DK]], %[[DV]], %[[DO]]
 // CHECK: %[[DXQ:.+]] = xk.matmul %[[DQKVO]], %{{.+}} addend %[[DXG]]
 // CHECK: %[[DE:[^,]+]], %{{.+}} = xk.rms_norm_backward %{{.+}}, %[[DXQ]] residual
-// CHECK: %[[DEMB:.+]] = xk.embedding_backward %arg0, %[[DE]] {{.+}} -> tensor<100x32xf32>
+// CHECK: %[[DEMB:.+]] = xk.embedding_backward %arg0, %[[DE]] {tile = #xk.tile<partitions = 64, threads = 32>} : {{.+}} -> tensor<100x32xf32>
 // CHECK: return %[[LOSS]], %[[DEMB]],
 // CHECK-SAME: %[[DHEAD]],
 // CHECK-SAME: %[[DB]]

@@ -2,6 +2,8 @@
 //
 //   xlc-compile <model.mlir | config.json> -o model.xlca
 //   xlc-compile <input> --compile-to=<phase>      print the IR (or plan) after a phase
+//   xlc-compile <input> --training -o model.xlca  also @train_step (xlc-training-pipeline's
+//                                                 fusions and xlc-autodiff before kernels)
 //
 // Phases, in order: model (imported or parsed IR), fused (xlc-fusion-pipeline), kernels
 // (xlc-kernel-pipeline: @prefill, @decode_step and @score as xk kernels with tiles), artifact (the
@@ -72,12 +74,14 @@ int main(int argc, char **argv) {
   CLI::App app{"xlc-compile: compile an xLSTM model (xlstm IR or a Hugging Face config.json) "
                "into an artifact the runtime executes"};
   std::string input, output, phase = "artifact", arch = "sm_90a";
-  bool verbose = false;
+  bool verbose = false, training = false;
   app.add_option("input", input, "model IR (.mlir) or Hugging Face config.json")->required();
   app.add_option("-o,--output", output, "output file (artifact, or IR with --compile-to)");
   app.add_option("--compile-to", phase, "stop after this phase and print its result")
       ->check(CLI::IsMember({"model", "fused", "kernels", "plan", "artifact"}));
   app.add_option("--arch", arch, "target GPU architecture")->check(CLI::IsMember({"sm_90a"}));
+  app.add_flag("--training", training,
+               "also compile @train_step (xlc-autodiff): the artifact can train the model");
   app.add_flag("-v,--verbose", verbose, "print the time of every phase");
   CLI11_PARSE(app, argc, argv);
   if (phase == "artifact" && output.empty()) {
@@ -113,7 +117,8 @@ int main(int argc, char **argv) {
     return printIR(*module);
 
   for (auto [name, build] : {std::pair<const char *, void (*)(mlir::OpPassManager &)>{
-                                 "fused", xlc::buildFusionPipeline},
+                                 "fused", training ? xlc::buildTrainingFusionPipeline
+                                                   : xlc::buildFusionPipeline},
                              {"kernels", xlc::buildKernelPipeline}}) {
     Clock::time_point t = Clock::now();
     mlir::PassManager pm(&context);

@@ -182,6 +182,7 @@ CpuBackend::CpuBackend(const art::Artifact &artifact, const weights::Checkpoint 
   checkWeights(artifact, checkpoint);
   allocate();
   loadWeights(checkpoint);
+  fillMasterCopies();
   resetStates(0, limits.maxBatch);
   const char *profile = std::getenv("XLC_CPU_PROFILE");
   profile_ = profile != nullptr && *profile != '\0' && std::string_view(profile) != "0";

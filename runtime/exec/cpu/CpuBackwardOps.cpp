@@ -149,7 +149,8 @@ std::int64_t embeddingBackward(ThreadPool &pool, const std::int32_t *tokens, Vie
 }
 
 double crossEntropyBackward(ThreadPool &pool, float *z, const std::int32_t *targets,
-                            std::int64_t rows, std::int64_t vocab, double cap, double gradScale) {
+                            std::int64_t rows, std::int64_t vocab, double cap, double gradScale,
+                            float *lossRows) {
   std::vector<double> loss(static_cast<std::size_t>(rows), 0.0);
   pool.parallelFor(static_cast<std::size_t>(rows), [&](std::size_t ru) {
     const std::int64_t r = static_cast<std::int64_t>(ru);
@@ -179,8 +180,11 @@ double crossEntropyBackward(ThreadPool &pool, float *z, const std::int32_t *targ
     }
   });
   double total = 0.0;
-  for (double x : loss)
-    total += x;
+  for (std::size_t r = 0; r < loss.size(); ++r) {
+    total += loss[r];
+    if (lossRows)
+      lossRows[r] = static_cast<float>(loss[r]);
+  }
   return total;
 }
 

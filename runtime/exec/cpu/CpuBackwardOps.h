@@ -53,9 +53,11 @@ std::int64_t embeddingBackward(ThreadPool &pool, const std::int32_t *tokens, Vie
 /// The loss head on pre-cap logits z [rows, vocab] (in place): per row with target ≥ 0,
 /// l = cap·tanh(z/cap) (cap 0: l = z), loss_r = logΣ e^{l} − l[target], and z becomes
 /// gradScale·(softmax(l) − onehot)·(1 − tanh²(z/cap)); a row with a negative target becomes 0.
-/// Returns Σ_r loss_r summed in row order (gradScale is typically 1/(counted rows)).
+/// Returns Σ_r loss_r summed in row order (gradScale is typically 1/(counted rows)); with
+/// |lossRows| each row's loss_r (0 where not counted) is stored there, as the kernel's loss_rows.
 double crossEntropyBackward(ThreadPool &pool, float *z, const std::int32_t *targets,
-                            std::int64_t rows, std::int64_t vocab, double cap, double gradScale);
+                            std::int64_t rows, std::int64_t vocab, double cap, double gradScale,
+                            float *lossRows = nullptr);
 
 /// The mLSTM cell's exact backward (MlstmCellBackward.h) in the four stages of the GPU's
 /// kernels (runtime/device/mlstm_chunk_backward.cuh has the math), each a function here with the

@@ -241,6 +241,7 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   blas_ = std::make_unique<CublasLt>();
   widenedBiases_ = uploadWeights(artifact, checkpoint, buffers_,
                                  {.verbose = options_.verbose, .cacheDir = options_.cacheDir});
+  fillMasterCopies();
   warmUp();
   resetStates(0, 1); // the warm-up's slot; allocate() zeroed every slot
   std::size_t freeBytes = 0, totalBytes = 0;

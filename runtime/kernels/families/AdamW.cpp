@@ -12,6 +12,7 @@
 #include "runtime/kernels/families/Families.h"
 #include "runtime/support/Error.h"
 #include "runtime/train/AdamW.h"
+#include "runtime/weights/Convert.h"
 
 
 namespace xlc::kernels {
@@ -26,7 +27,7 @@ void runCpu(CpuLaunch &l) {
   if (!master)
     check(l.integer("master_null") == 0, "{}: master_null must be 0 (a null pointer), got {}",
           l.where(), l.integer("master_null"));
-  const float *grad = l.floats("grad", u64(count));
+  float *grad = l.floats("grad", u64(count));
   float *m = l.floats("m", u64(count)), *v = l.floats("v", u64(count));
   train::AdamWConfig c;
   c.beta1 = l.real("beta1");
@@ -37,9 +38,17 @@ void runCpu(CpuLaunch &l) {
                               static_cast<float>(l.real("grad_scale"))};
   const auto n = static_cast<std::size_t>(count);
   train::adamwApply({param, n}, {grad, n}, {m, n}, {v, n}, c, step, c.weightDecay > 0.0);
-  if (master) // the working copy: what the GPU rounds to T; the CPU holds floats
+  if (master) {
+    // The working copy, rounded to T as the kernel stores it (the CPU holds every float buffer as
+    // fp32, but a bf16 weight must hold bf16 values: a checkpoint saves them, and a resumed run
+    // must read back exactly what the uninterrupted one computes with).
+    const std::string &type = cfgString(l.config(), "dtype");
     for (std::size_t i = 0; i < n; ++i)
-      weight[i] = param[i];
+      weight[i] = type == "bf16"  ? weights::bf16ToF32(weights::f32ToBF16(param[i]))
+                  : type == "f16" ? static_cast<float>(static_cast<_Float16>(param[i]))
+                                  : param[i];
+  }
+  std::fill(grad, grad + n, 0.0f); // consumed, as the kernel leaves it
 }
 
 } // namespace

@@ -34,8 +34,9 @@ void runCpu(CpuLaunch &l) {
   for (std::int32_t &t : masked)
     if (t >= vocab)
       t = -1;
-  const double total =
-      exec::cpu::crossEntropyBackward(l.pool(), z, masked.data(), rows, vocab, cap, scale);
+  // Each row's loss (0 where the target is not counted), as the kernel's loss_rows.
+  const double total = exec::cpu::crossEntropyBackward(l.pool(), z, masked.data(), rows, vocab,
+                                                       cap, scale, l.floats("loss_rows", u64(rows)));
   *loss += static_cast<float>(scale * total);
 }
 

@@ -216,6 +216,7 @@ CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
   auto wb = toDevice(be, w), mb = toDevice(be, master), m1 = toDevice(be, zeros), v1 = toDevice(be, zeros);
   train::AdamWConfig cfg;
   cfg.weightDecay = c.weightDecay;
+  double gradLeft = 0.0;
   for (int t = 1; t <= c.steps; ++t) {
     HostArray g(DType::F32, c.count);
     std::vector<float> grad(c.count);
@@ -227,7 +228,7 @@ CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
     const train::AdamWStep step = train::adamwStep(cfg, t, 1e-3, 0.7f);
     device::AdamWParams p{wb.pointer(),
                           Config::kMaster ? static_cast<float *>(mb.pointer()) : nullptr,
-                          static_cast<const float *>(gb.pointer()),
+                          static_cast<float *>(gb.pointer()),
                           static_cast<float *>(m1.pointer()),
                           static_cast<float *>(v1.pointer()),
                           c.count, step.lr, cfg.beta1, cfg.beta2, cfg.eps, c.weightDecay,
@@ -237,6 +238,11 @@ CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
     dims.block = Config::kThreads;
     be.launch(kAdamW, V::kConfig, &device::adamw<Config>, dims, p);
     train::adamwApply(param, grad, m, v, cfg, step, c.weightDecay > 0.0);
+    // The step consumes the gradient: every element left zero.
+    double left = 0.0;
+    for (double x : fromDevice(be, gb, DType::F32, c.count).values())
+      left = std::max(left, std::fabs(x));
+    gradLeft = std::max(gradLeft, left);
   }
   auto asDouble = [](const std::vector<float> &f) { return std::vector<double>(f.begin(), f.end()); };
   HostArray gotW = fromDevice(be, wb, dtypeOf<T>(), c.count);
@@ -247,6 +253,7 @@ CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
   report.add("v rel err", relativeError(fromDevice(be, v1, DType::F32, c.count).values(), asDouble(v)), 1e-6);
   if (Config::kMaster)
     report.add("working weight rel err", relativeError(gotW.values(), asDouble(param)), 4e-3);
+  report.add("gradient left (max |g|)", gradLeft, 0.0);
   return report;
 }
 

@@ -671,3 +671,36 @@ TEST(Validate, ScalarsAndTrainableClasses) {
   expectErrorContains(parseErrorAfter([](Json &p) { p["buffers"][kX]["class"] = "gradient"; }),
                       "gradient buffers have static shapes");
 }
+
+TEST(Validate, GradientAndOptimizerBuffersBelongToAParameter) {
+  // A gradient (and AdamW's buffers) of the out projection, made a parameter: f32, its shape.
+  auto add = [](Json &p, const char *name, const char *cls) -> Json & {
+    p["buffers"][kWOut]["class"] = "parameter";
+    const std::size_t id = p["buffers"].size();
+    p["buffers"].push_back({{"id", id}, {"name", name}, {"class", cls}, {"dtype", "f32"},
+                            {"shape", {32, 32}}, {"parameter", kWOut}});
+    return p["buffers"][id];
+  };
+  EXPECT_EQ(parseErrorAfter([&](Json &p) { add(p, "grad", "gradient"); }), "<no error>");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) { add(p, "m", "optimizer")["role"] = "exp_avg"; }),
+            "<no error>");
+  expectErrorContains(parseErrorAfter([&](Json &p) { add(p, "m", "optimizer"); }),
+                      "an optimizer buffer names its parameter and its role");
+  expectErrorContains(
+      parseErrorAfter([&](Json &p) { add(p, "m", "optimizer")["role"] = "momentum"; }),
+      "exp_avg, exp_avg_sq, master");
+  expectErrorContains(parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["role"] = "master"; }),
+                      "only optimizer buffers have a role");
+  expectErrorContains(parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["dtype"] = "bf16"; }),
+                      "gradient buffers are f32, got bf16");
+  expectErrorContains(
+      parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["shape"] = {32, 16}; }),
+      "shape [32, 16] differs from its parameter");
+  expectErrorContains(parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["parameter"] = kX; }),
+                      "is not a parameter buffer");
+  expectErrorContains(parseErrorAfter([&](Json &p) {
+                        add(p, "w2", "gradient");
+                        p["buffers"].back()["class"] = "weight";
+                      }),
+                      "only gradient and optimizer buffers name a parameter");
+}

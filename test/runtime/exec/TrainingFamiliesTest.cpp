@@ -300,9 +300,9 @@ TEST(TrainingFamiliesTest, CrossEntropyTakesItsScaleAsAFunctionScalar) {
   xlc::testing::expectError([&] { cpu->call("loss", args); }, {"loss step 1", "cross_entropy"});
 }
 
-/// update(grad) with the step's constants as function scalars: a trainable fp32 parameter (filled
-/// from the checkpoint, written by the step), AdamW moments in optimizer buffers, three steps
-/// against train::adamwUpdate on the host.
+/// update() with the step's constants as function scalars: a trainable fp32 parameter (filled
+/// from the checkpoint, written by the step), its gradient buffer (consumed: zeroed by the
+/// step), AdamW moments in optimizer buffers, three steps against train::adamwUpdate on the host.
 TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
   constexpr std::uint64_t kN = 24;
   enum : art::BufferId { kW, kGrad, kM, kV };
@@ -314,9 +314,11 @@ TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
   a.sourceName = "adamw.xlca";
   a.buffers = {
       {kW, "w", art::BufferClass::Parameter, art::DType::F32, {kN}, {}, {}},
-      {kGrad, "grad", art::BufferClass::Input, art::DType::F32, {kN}, {}, {}},
-      {kM, "m", art::BufferClass::Optimizer, art::DType::F32, {kN}, {}, {}},
-      {kV, "v", art::BufferClass::Optimizer, art::DType::F32, {kN}, {}, {}},
+      {kGrad, "grad", art::BufferClass::Gradient, art::DType::F32, {kN}, {}, {}, kW},
+      {kM, "m", art::BufferClass::Optimizer, art::DType::F32, {kN}, {}, {}, kW,
+       art::OptimizerRole::ExpAvg},
+      {kV, "v", art::BufferClass::Optimizer, art::DType::F32, {kN}, {}, {}, kW,
+       art::OptimizerRole::ExpAvgSq},
   };
   a.arenaBytes = art::Expr::constant(0);
   a.weights = {{kW, {"w"}, {{kN}}, 0, std::nullopt}};
@@ -337,7 +339,6 @@ TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
        art::Arg::scalar(2), art::Arg::scalar(3)});
   art::Function f;
   f.name = "update";
-  f.inputs = {{"grad", kGrad}};
   f.scalars = {{"lr", art::ParamKind::F32},
                {"c1", art::ParamKind::F32},
                {"c2", art::ParamKind::F32},
@@ -365,10 +366,13 @@ TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
       g = normal(rng) * 10.0f;
     const train::AdamWStep s = train::adamwStep(config, step, 1e-2, 0.5f);
     train::adamwUpdate(w, grad, m, v, config, step, 1e-2, 0.5f, true);
+    cpu->writeBuffer(kGrad, {1, 1}, grad);
     CallArgs args;
-    args.inputs.emplace("grad", std::as_bytes(std::span(grad)));
     args.scalars = {{"lr", s.lr}, {"c1", s.c1}, {"c2", s.c2}, {"grad_scale", s.gradScale}};
     cpu->call("update", args);
+    // The step consumes the gradient.
+    for (float g : cpu->readBuffer(kGrad, {1, 1}))
+      ASSERT_EQ(g, 0.0f);
   }
   // f32 launch arguments round lr, c1, c2 to float as the GPU receives them: 1e-6 relative.
   const std::vector<float> got = cpu->readBuffer(kW, {1, 1});

@@ -1,0 +1,297 @@
+//===- TrainStepTest.cpp - The compiled train_step against the float64 objective ===//
+//
+// Artifacts compiled by `xlc-compile --training` at build time (the tiny model: exponential input
+// gate, soft-caps, untied head; the sig/tied variant: sigmoid input gate, no caps, tied embeddings,
+// bf16 state; the 3-head variant: an odd head count), random weights on disk, and the CPU
+// backend's train_step against ref::modelLossAndGrads (float64) on the very same weights: the
+// per-token losses' mean is the loss, and every checkpoint tensor's gradient (exported through
+// the gradient buffers' parameters) is the reference's. The backend computes in fp32: relative
+// L2 errors are ~1e-6; the tests assert 1e-4 (NaN fails).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/artifact/Serialize.h"
+#include "runtime/exec/cpu/CpuBackend.h"
+#include "runtime/reference/ModelBackward.h"
+#include "runtime/reference/RandomCheckpoint.h"
+#include "runtime/train/AdamW.h"
+#include "runtime/weights/Checkpoint.h"
+#include "runtime/weights/Convert.h"
+
+#include "test/runtime/ErrorMatchers.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <unistd.h>
+
+namespace xlc::exec {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr double kTolerance = 1e-4;
+constexpr std::int64_t kBatch = 2, kSeq = 37; // a partial last chunk at chunk 16 and 32
+
+/// One model: its training artifact, random weights on disk, the reference weights read back
+/// from that checkpoint, and a CPU backend created for the training functions only.
+struct TrainModel {
+  artifact::Artifact artifact; ///< the backend keeps a reference to it
+  ref::ModelConfig config;
+  fs::path dir;
+  std::unique_ptr<weights::Checkpoint> checkpoint;
+  ref::ModelWeights weights;
+  std::unique_ptr<Backend> backend;
+
+  explicit TrainModel(const std::string &name) {
+    const std::string configPath = name == "xlstm-3heads"
+                                       ? std::string(XLC_TEST_VARIANT_CONFIG_DIR) + "/" + name + ".json"
+                                       : std::string(XLC_TEST_MODELS_DIR) + "/" + name + "/config.json";
+    config = ref::modelConfigFromHfJson(configPath);
+    dir = fs::temp_directory_path() / fmt::format("xlc-train-step-{}-{}", ::getpid(), name);
+    ref::ModelWeights drawn = ref::randomWeights(config, 303);
+    // Input-gate biases around 0 (not the 7B's −10), so the state carries signal.
+    ref::Random rng(11);
+    for (ref::BlockWeights &b : drawn.blocks)
+      b.igateBias = rng.normal(b.igateBias.shape, 0.0, 3.0);
+    ref::writeCheckpoint(config, drawn, dir.string(), weights::DType::F32);
+    checkpoint = std::make_unique<weights::Checkpoint>(weights::Checkpoint::open(dir.string()));
+    weights = ref::readCheckpointWeights(config, *checkpoint);
+    // A tied model's checkpoint also stores lm_head.weight (a copy of the embedding, as
+    // save_pretrained writes it), which the reference would read as a separate head with its own
+    // gradient. Trained, the two are one tensor (the artifact's one buffer): its gradient is the
+    // sum of the lookup's and the head's, the reference's with no separate head.
+    if (config.tieWordEmbeddings)
+      weights.lmHead = ref::Tensor();
+    artifact =
+        artifact::loadArtifact(std::string(XLC_TEST_TRAIN_DIR) + "/" + name + "-train.xlca");
+    backend = createCpuBackend(artifact, *checkpoint, {kBatch, kSeq, {"train_step", "grad_norm", "optimizer_step"}}, 2);
+  }
+  ~TrainModel() {
+    backend.reset();
+    checkpoint.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+struct Batch {
+  std::vector<std::int32_t> tokens, targets;
+  std::int64_t counted = 0;
+};
+
+/// Random tokens, next-token targets, and a few positions not counted (target −1).
+Batch randomBatch(std::int64_t vocab, std::uint64_t seed) {
+  std::mt19937 rng(static_cast<std::uint32_t>(seed));
+  std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(vocab - 1));
+  std::vector<std::int64_t> tokens(kBatch * kSeq);
+  for (auto &t : tokens)
+    t = token(rng);
+  std::vector<std::int64_t> targets = ref::nextTokenTargets(tokens, kBatch, kSeq);
+  targets[3] = -1;
+  targets[kSeq + 10] = -1;
+  Batch b;
+  b.tokens.assign(tokens.begin(), tokens.end());
+  b.targets.assign(targets.begin(), targets.end());
+  for (std::int32_t t : b.targets)
+    b.counted += t >= 0;
+  return b;
+}
+
+/// One train_step call; returns the mean loss over counted positions from token_loss.
+double trainStep(Backend &backend, const Batch &b, double lossScale = 1.0) {
+  std::vector<float> tokenLoss(kBatch * kSeq, -1.0f);
+  CallArgs args;
+  args.batch = kBatch;
+  args.seq = kSeq;
+  args.inputs.emplace("tokens", std::as_bytes(std::span(b.tokens)));
+  args.inputs.emplace("targets", std::as_bytes(std::span(b.targets)));
+  args.scalars.emplace("grad_scale", lossScale / static_cast<double>(b.counted));
+  args.outputs.emplace("token_loss", OutputRequest{tokenLoss});
+  backend.call("train_step", args);
+  double sum = 0.0;
+  for (std::size_t p = 0; p < tokenLoss.size(); ++p) {
+    if (b.targets[p] < 0)
+      EXPECT_EQ(tokenLoss[p], 0.0f) << "position " << p << " has no target";
+    sum += tokenLoss[p];
+  }
+  return sum / static_cast<double>(b.counted);
+}
+
+double relativeError(std::span<const float> got, const ref::Tensor &want, double factor) {
+  double num = 0.0, den = 0.0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double w = factor * want.data[i];
+    num += (got[i] - w) * (got[i] - w);
+    den += w * w;
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+/// Every checkpoint tensor's gradient, exported from the backend, against the reference's
+/// times |factor| (the number of accumulated calls); each exactly once.
+void expectGradients(Backend &backend, const ref::ModelConfig &config, ref::ModelWeights &grads,
+                     double factor) {
+  std::map<std::string, NamedTensor> got;
+  for (NamedTensor &t : backend.exportGradients()) {
+    const std::string name = t.name;
+    EXPECT_TRUE(got.emplace(name, std::move(t)).second) << name << " exported twice";
+  }
+  std::size_t compared = 0;
+  for (const ref::WeightSlot &slot : ref::weightSlots(config, grads)) {
+    if (slot.tensor->data.empty())
+      continue; // a tied model without a stored head: its gradient is the embedding's
+    auto it = got.find(slot.name);
+    if (it == got.end()) {
+      ADD_FAILURE() << "no gradient for " << slot.name;
+      continue;
+    }
+    ASSERT_EQ(it->second.values.size(), slot.tensor->data.size()) << slot.name;
+    const double err = relativeError(it->second.values, *slot.tensor, factor);
+    EXPECT_LT(err, kTolerance) << slot.name << " (NaN fails)";
+    ++compared;
+  }
+  EXPECT_EQ(compared, got.size()) << "gradients exported for tensors the reference lacks";
+}
+
+class TrainStepTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrainStepTest, LossAndEveryGradientMatchTheFloat64Objective) {
+  TrainModel m(GetParam());
+  const Batch b = randomBatch(m.config.vocabSize, 5);
+  const std::vector<std::int64_t> tokens(b.tokens.begin(), b.tokens.end()),
+      targets(b.targets.begin(), b.targets.end());
+  ref::ModelLossAndGrads want =
+      ref::modelLossAndGrads(m.config, m.weights, tokens, targets, kBatch, kSeq);
+  ASSERT_EQ(want.count, b.counted);
+
+  const double loss = trainStep(*m.backend, b);
+  EXPECT_NEAR(loss, want.loss, 1e-5 * want.loss);
+  expectGradients(*m.backend, m.config, want.grads, 1.0);
+
+  // Gradient buffers persist and accumulate: a second micro-batch (the same one) doubles them,
+  // and the loss of the second call is that of the first.
+  EXPECT_NEAR(trainStep(*m.backend, b), want.loss, 1e-5 * want.loss);
+  expectGradients(*m.backend, m.config, want.grads, 2.0);
+
+  // Zeroed, they hold one call's gradients again.
+  m.backend->zeroGradients();
+  trainStep(*m.backend, b);
+  expectGradients(*m.backend, m.config, want.grads, 1.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, TrainStepTest,
+                         ::testing::Values("xlstm-tiny", "xlstm-sig-tied", "xlstm-3heads"),
+                         [](const auto &info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+/// One optimizer step after one train_step: grad_norm is the squared global norm of the exported
+/// gradients; optimizer_step moves every parameter as the host's AdamW (the same fp32 arithmetic)
+/// moves it from the loaded weights with those gradients, decays the matrices only, and leaves
+/// the gradients at zero.
+TEST(TrainStepOptimizerTest, OneStepIsTheHostsAdamWOnTheExportedGradients) {
+  TrainModel m("xlstm-sig-tied");
+  const Batch b = randomBatch(m.config.vocabSize, 21);
+  trainStep(*m.backend, b);
+  std::map<std::string, NamedTensor> grads;
+  double normSq = 0.0;
+  for (NamedTensor &t : m.backend->exportGradients()) {
+    for (float g : t.values)
+      normSq += static_cast<double>(g) * g;
+    grads.emplace(t.name, std::move(t));
+  }
+  std::vector<float> gotNormSq(1, -1.0f);
+  CallArgs norm;
+  norm.outputs.emplace("norm_sq", OutputRequest{gotNormSq});
+  m.backend->call("grad_norm", norm);
+  EXPECT_NEAR(gotNormSq[0], normSq, 1e-5 * normSq);
+
+  const train::AdamWConfig config; // β1 0.9, β2 0.95, ε 1e-8, λ 0.1
+  const double lr = 3e-3, clip = train::clipScale(std::sqrt(normSq), 0.5);
+  const train::AdamWStep step = train::adamwStep(config, 1, lr, clip);
+  std::map<std::string, NamedTensor> before;
+  for (NamedTensor &t : m.backend->exportParameters())
+    before.emplace(t.name, std::move(t));
+  CallArgs update;
+  update.scalars = {{"lr", step.lr},        {"beta1", config.beta1}, {"beta2", config.beta2},
+                    {"eps", config.eps},    {"weight_decay", config.weightDecay},
+                    {"c1", step.c1},        {"c2", step.c2},       {"grad_scale", step.gradScale}};
+  m.backend->call("optimizer_step", update);
+
+  // The model's parameters are bf16: the update runs on their f32 master copies, and the working
+  // weights are the masters rounded to bf16.
+  std::map<std::string, NamedTensor> masters;
+  for (NamedTensor &t : m.backend->exportOptimizerState(artifact::OptimizerRole::Master))
+    masters.emplace(t.name, std::move(t));
+  std::size_t moved = 0;
+  for (const NamedTensor &t : m.backend->exportParameters()) {
+    ASSERT_TRUE(grads.count(t.name)) << t.name << " has no gradient";
+    ASSERT_TRUE(masters.count(t.name)) << t.name << " has no master copy";
+    std::vector<float> want = before.at(t.name).values;
+    std::vector<float> mom(want.size(), 0.0f), var(want.size(), 0.0f);
+    train::adamwApply(want, grads.at(t.name).values, mom, var, config, step,
+                      train::decaysWeight(t.name, t.shape.size()));
+    const std::vector<float> &master = masters.at(t.name).values;
+    double num = 0.0, den = 0.0, change = 0.0;
+    std::size_t unrounded = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      num += (master[i] - want[i]) * (master[i] - want[i]);
+      den += want[i] * want[i];
+      change += std::fabs(want[i] - before.at(t.name).values[i]);
+      unrounded += t.values[i] != weights::bf16ToF32(weights::f32ToBF16(master[i]));
+    }
+    EXPECT_LT(std::sqrt(num / den), 1e-6) << t.name;
+    EXPECT_EQ(unrounded, 0u) << t.name << ": the working weight is its master rounded to bf16";
+    moved += change > 0.0;
+  }
+  EXPECT_EQ(moved, grads.size()) << "every parameter moves";
+  for (const NamedTensor &t : m.backend->exportGradients())
+    for (float g : t.values)
+      ASSERT_EQ(g, 0.0f) << t.name << ": the step consumes the gradients";
+}
+
+TEST(TrainStepArtifactTest, NamesItsArgumentsAndEveryGradientsParameter) {
+  const artifact::Artifact a =
+      artifact::loadArtifact(std::string(XLC_TEST_TRAIN_DIR) + "/xlstm-tiny-train.xlca");
+  const artifact::Function *f = nullptr;
+  for (const artifact::Function &fn : a.functions)
+    if (fn.name == "train_step")
+      f = &fn;
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(f->inputs.size(), 2u);
+  EXPECT_EQ(f->inputs[0].name, "tokens");
+  EXPECT_EQ(f->inputs[1].name, "targets");
+  ASSERT_EQ(f->outputs.size(), 1u);
+  EXPECT_EQ(f->outputs[0].name, "token_loss");
+  ASSERT_EQ(f->scalars.size(), 1u);
+  EXPECT_EQ(f->scalars[0].name, "grad_scale");
+  std::size_t gradients = 0;
+  for (const artifact::Buffer &buf : a.buffers) {
+    if (buf.cls != artifact::BufferClass::Gradient)
+      continue;
+    ++gradients;
+    ASSERT_TRUE(buf.parameter.has_value()) << buf.name;
+    EXPECT_EQ(a.buffers[*buf.parameter].cls, artifact::BufferClass::Parameter) << buf.name;
+    EXPECT_EQ(buf.dtype, artifact::DType::F32) << buf.name;
+  }
+  // The tiny model: the embedding, the final norm, the head, and 9 per block (2 blocks):
+  // two norms, the fused q|k|v|o-gate, the gates' weight and bias, the multi-head norm, the
+  // out projection, the fused FFN gate|up, the down projection.
+  EXPECT_EQ(gradients, 3u + 2u * 9u);
+}
+
+TEST(TrainStepArtifactTest, ARuntimeWithoutTheTrainingFunctionRefusesToTrain) {
+  TrainModel m("xlstm-tiny");
+  std::unique_ptr<Backend> generator = createCpuBackend(
+      m.artifact, *m.checkpoint, {1, 8, {"prefill", "decode_step"}}, 1);
+  const Batch b = randomBatch(m.config.vocabSize, 9);
+  xlc::testing::expectError([&] { trainStep(*generator, b); }, {"train_step"});
+}
+
+} // namespace
+} // namespace xlc::exec
