@@ -257,6 +257,22 @@ def Xk_MatmulOp : Xk_Op<"matmul", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Xk_ConvertOp : Xk_Op<"convert", [Pure, SameOperandsAndResultShape]> {
+  let summary = "The tensor in another float type (`convert`): round to nearest even, or widen.";
+  let description = [{
+    Where a GEMM's operands come in two types (cuBLASLt multiplies one type by itself;
+    `xlc-uniform-gemm-operands` inserts it): the backward's f32 gradients of the logits and of
+    the gates narrowed to the bf16 of the weights and activations they meet.
+
+    ```mlir
+    %d16 = xk.convert %d : tensor<?x?x50304xf32> -> tensor<?x?x50304xbf16>
+    ```
+  }];
+  let arguments = (ins Xk_FloatTensor:$input, OptionalAttr<Xk_TileAttr>:$tile);
+  let results = (outs Xk_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+}
+
 def Xk_CrossEntropyOp : Xk_Op<"cross_entropy", [Pure, AllTypesMatch<["logits", "d_logits"]>,
     AllTypesMatch<["scale", "loss"]>]> {
   let summary = "The loss head: soft-capped cross-entropy and its gradient (`cross_entropy`).";

@@ -149,7 +149,7 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
         // A bias gradient has few columns (the gates: 2·NH): long row blocks.
         tile = xk::TileAttr::get(ctx, {{"threads", rowThreads(lastDim(op->getOperand(0)))},
                                        {"rows_per_block", 256}});
-      } else if (isa<xk::SwiGLUBackwardOp, xk::CrossEntropyOp>(op)) {
+      } else if (isa<xk::SwiGLUBackwardOp, xk::CrossEntropyOp, xk::ConvertOp>(op)) {
         tile = xk::TileAttr::get(ctx, {{"threads", rowThreads(lastDim(op->getOperand(0)))}});
       } else if (auto emb = dyn_cast<xk::EmbeddingBackwardOp>(op)) {
         // Blocks own the token ids t ≡ y (mod partitions): 64 partitions times the column

@@ -186,6 +186,29 @@ def LowerToKernels : Pass<"xlc-lower-to-kernels", "::mlir::ModuleOp"> {
   let dependentDialects = ["::xlc::xk::XkDialect", "::mlir::func::FuncDialect"];
 }
 
+def UniformGemmOperands : Pass<"xlc-uniform-gemm-operands", "::mlir::ModuleOp"> {
+  let summary = "Gives both operands of every xk.matmul one element type (xk.convert).";
+  let description = [{
+    cuBLASLt multiplies a type by itself (bf16 × bf16, f32 × f32, accumulating in f32), but the
+    backward meets f32 gradients (the logits', from the f32 loss head; the gates', from the
+    cell's f32 gate math) with bf16 weights and activations. Each such f32 operand is narrowed
+    once to the other operand's type with an `xk.convert` (shared by every product that reads
+    it), as llm.c keeps the logits' gradient in bf16. Results keep their types (a weight's
+    gradient stays f32).
+
+    Before:
+    ```mlir
+    %dx = xk.matmul %dz, %w : (tensor<?x?x100xf32>, tensor<100x32xbf16>) -> tensor<?x?x32xbf16>
+    ```
+    After:
+    ```mlir
+    %dz16 = xk.convert %dz : tensor<?x?x100xf32> -> tensor<?x?x100xbf16>
+    %dx = xk.matmul %dz16, %w : (tensor<?x?x100xbf16>, tensor<100x32xbf16>) -> tensor<?x?x32xbf16>
+    ```
+  }];
+  let dependentDialects = ["::xlc::xk::XkDialect"];
+}
+
 def AssignTileConfigs : Pass<"xlc-assign-tile-configs", "::mlir::ModuleOp"> {
   let summary = "Gives every kernel op without one a tile configuration.";
   let description = [{

@@ -34,6 +34,7 @@ void buildFusionPipeline(mlir::OpPassManager &pm) {
 
 void buildKernelPipeline(mlir::OpPassManager &pm) {
   pm.addPass(createLowerToKernels());
+  pm.addPass(createUniformGemmOperands());
   pm.addPass(createAssignTileConfigs());
   pm.addPass(mlir::createCSEPass());
   pm.addPass(createVerifyKernelForm());

@@ -64,6 +64,13 @@ struct VerifyKernelFormPass : public xlc::impl::VerifyKernelFormBase<VerifyKerne
           ok = false;
           return;
         }
+        if (auto matmul = dyn_cast<xk::MatmulOp>(op);
+            matmul && matmul.getA().getType().getElementType() !=
+                          matmul.getB().getType().getElementType()) {
+          op->emitError() << "multiplies operands of two element types (run "
+                             "xlc-uniform-gemm-operands)";
+          ok = false;
+        }
         if (!isa<xk::GemmOp, xk::MatmulOp, xk::ZeroStateOp>(op) &&
             !op->getAttrOfType<xk::TileAttr>("tile")) {
           op->emitError() << "has no tile configuration (run xlc-assign-tile-configs)";

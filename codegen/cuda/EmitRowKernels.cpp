@@ -1,4 +1,4 @@
-//===- EmitRowKernels.cpp - rms_norm, norm_gate, swiglu, soft_cap ---------===//
+//===- EmitRowKernels.cpp - rms_norm, norm_gate, swiglu, soft_cap, convert ===//
 //
 // The row-wise kernel families: one block per row (rows = the product of the leading dimensions
 // of the op's type: B·S for activations, B for the last positions), the feature loop inside.
@@ -115,6 +115,27 @@ LogicalResult emitSoftCap(xk::SoftCapOp op, EmitContext &ctx) {
       art::Arg::f32(static_cast<float>(op.getCap().convertToDouble()))};
   ctx.step(art::Step::makeLaunch("soft_cap", {{"cap", op.getCap().convertToDouble()}}, *kernel,
                                  std::move(args)));
+  return success();
+}
+
+LogicalResult emitConvert(xk::ConvertOp op, EmitContext &ctx) {
+  FailureOr<int64_t> threads = tileEntry(op, "threads");
+  if (failed(threads))
+    return failure();
+  RankedTensorType in = op.getInput().getType(), out = op.getResult().getType();
+  const int64_t cols = in.getShape().back();
+  kernels::Config config = {{"src_dtype", dtypeText(in.getElementType())},
+                            {"dst_dtype", dtypeText(out.getElementType())},
+                            {"cols", cols},
+                            {"threads", *threads}};
+  FailureOr<art::KernelIndex> kernel = emitFamilyKernel(op, ctx, "convert", config);
+  FailureOr<art::BufferId> y = contiguousOutput(op, ctx, op.getResult(), "the result");
+  if (failed(kernel) || failed(y))
+    return failure();
+  BufferView x = ctx.view(op.getInput());
+  std::vector<art::Arg> args = {art::Arg::buffer(x.id), art::Arg::i64(x.offset),
+                                art::Arg::i64(x.stride), art::Arg::buffer(*y), rowsArg(in)};
+  ctx.step(art::Step::makeLaunch("convert", nlohmann::json::object(), *kernel, std::move(args)));
   return success();
 }
 

@@ -18,6 +18,7 @@ LogicalResult emitKernelOp(Operation *op, EmitContext &ctx) {
       .Case([&](xk::NormGateOp o) { return emitNormGate(o, ctx); })
       .Case([&](xk::SwiGLUOp o) { return emitSwiGLU(o, ctx); })
       .Case([&](xk::SoftCapOp o) { return emitSoftCap(o, ctx); })
+      .Case([&](xk::ConvertOp o) { return emitConvert(o, ctx); })
       .Case([&](xk::MLSTMChunkwiseOp o) { return emitMlstmChunkwise(o, ctx); })
       .Case([&](xk::MLSTMDecodeStepOp o) { return emitMlstmDecodeStep(o, ctx); })
       .Case([&](xk::RMSNormBackwardOp o) { return emitRmsNormBackward(o, ctx); })

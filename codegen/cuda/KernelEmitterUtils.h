@@ -124,6 +124,7 @@ mlir::LogicalResult emitRmsNorm(xk::RMSNormOp op, EmitContext &ctx);
 mlir::LogicalResult emitNormGate(xk::NormGateOp op, EmitContext &ctx);
 mlir::LogicalResult emitSwiGLU(xk::SwiGLUOp op, EmitContext &ctx);
 mlir::LogicalResult emitSoftCap(xk::SoftCapOp op, EmitContext &ctx);
+mlir::LogicalResult emitConvert(xk::ConvertOp op, EmitContext &ctx);
 mlir::LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx);
 mlir::LogicalResult emitMlstmDecodeStep(xk::MLSTMDecodeStepOp op, EmitContext &ctx);
 // Training (EmitRowBackward.cpp, EmitMlstmBackward.cpp).

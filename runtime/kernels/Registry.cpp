@@ -24,7 +24,7 @@ std::span<const FamilyDef *const> families() {
       &normGateBackwardFamily(),  &embeddingBackwardFamily(),
       &crossEntropyFamily(),      &adamwFamily(),             &gradNormFamily(),
       &mlstmBackwardReadoutFamily(), &mlstmBackwardStatesFamily(), &mlstmBackwardChunkFamily(),
-      &mlstmBackwardGatesFamily(), &columnSumFamily(),
+      &mlstmBackwardGatesFamily(), &columnSumFamily(),          &convertFamily(),
   };
   return all;
 }

@@ -107,6 +107,8 @@ TEST(Gpu, TrainingFamilies) {
   expectOk(runAdamW<GpuBackend, AdamWMasterBf16>(be, "adamw bf16 + master, 1M elements",
                                                  {.count = 1 << 20, .blocks = 264}));
   expectOk(runGradNorm<GpuBackend, GradNorm256>(be, "grad_norm, 264 blocks", 264));
+  expectOk(runConvert<GpuBackend, ConvertF32ToBf16>(be, "convert f32 -> bf16, 65 rows", 65, 310,
+                                                     5));
   expectOk(runColumnSum<GpuBackend, ColumnSumGates>(be, "column_sum, 7B gates, 8192 rows",
                                                     {.rows = 8192, .offset = 0, .stride = 16}));
   expectOk(runColumnSum<GpuBackend, ColumnSumBf16Wide>(be, "column_sum, bf16 300 columns",

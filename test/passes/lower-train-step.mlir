@@ -5,8 +5,9 @@
 // backward's), the LM head as an f32 GEMM and the cross_entropy kernel, every gradient op as its
 // kernel, gradient sums absorbed into the kernel of their later operand (a GEMM's addend, the
 // rms_norm_backward residual of a residual block), weight gradients in f32, concatenations of
-// gradients kept for the writer. The loss scale becomes grad_scale: the kernel takes it divided
-// by the counted targets.
+// gradients kept for the writer; f32 gradients narrowed to bf16 where they meet bf16 operands
+// (xlc-uniform-gemm-operands: the logits' and the gates'). The loss scale becomes grad_scale:
+// the kernel takes it divided by the counted targets.
 // CHECK-LABEL: func.func @train_step
 // CHECK-SAME: {xlstm.name = "targets"}, %arg2: tensor<f32> {xlstm.name = "grad_scale"})
 // CHECK-SAME: -> (tensor<f32> {xlstm.name = "loss"}, tensor<100x32xf32> {xlstm.gradient_of = @embeddings.weight}
@@ -16,8 +17,9 @@
 // CHECK-SAME: tile = #xk.tile<block_dqk
 // CHECK: %[[Z:.+]] = xk.gemm %{{.+}}, %[[HEAD:[0-9]+]] {epilogue = #xk.epilogue<none>} : (tensor<?x?x32xbf16>, tensor<100x32xbf16>) -> tensor<?x?x100xf32>
 // CHECK: %[[LOSS:.+]], %[[DZ:.+]] = xk.cross_entropy %[[Z]], %arg1, %arg2 {cap = 3.000000e+01 : f64
-// CHECK: %[[DY:.+]] = xk.matmul %[[DZ]], %[[HEAD]] : (tensor<?x?x100xf32>, tensor<100x32xbf16>) -> tensor<?x?x32xbf16>
-// CHECK: %[[DHEAD:.+]] = xk.matmul %[[DZ]], %{{.+}} {trans_a} : (tensor<?x?x100xf32>, tensor<?x?x32xbf16>) -> tensor<100x32xf32>
+// CHECK: %[[DZ16:.+]] = xk.convert %[[DZ]] {tile = #xk.tile<threads = 32>} : tensor<?x?x100xf32> -> tensor<?x?x100xbf16>
+// CHECK: %[[DY:.+]] = xk.matmul %[[DZ16]], %[[HEAD]] : (tensor<?x?x100xbf16>, tensor<100x32xbf16>) -> tensor<?x?x32xbf16>
+// CHECK: %[[DHEAD:.+]] = xk.matmul %[[DZ16]], %{{.+}} {trans_a} : (tensor<?x?x100xbf16>, tensor<?x?x32xbf16>) -> tensor<100x32xf32>
 // CHECK: %[[DX:[^,]+]], %[[DOUTN:[^ ]+]] = xk.rms_norm_backward %{{.+}}, %[[DY]] {eps
 // CHECK: xk.swiglu_backward
 // CHECK: %[[DGU:.+]] = xlstm.concat %d_gate, %d_up
@@ -26,8 +28,9 @@
 // CHECK: %{{.+}}, %{{.+}}, %[[DO:.+]] = xk.norm_gate_backward %[[H]], %{{.+}}, %[[QKVO]]#3, %{{.+}} {eps = {{.+}}, num_heads = 2 : i64
 // CHECK: %[[DQ:[^,]+]], %[[DK:[^,]+]], %[[DV:[^,]+]], %[[DI:[^,]+]], %[[DF:[^ ]+]] = xk.mlstm_cell_grad %[[QKVO]]#0, %[[QKVO]]#1, %[[QKVO]]#2, %[[IF]]#0, %[[IF]]#1, %[[H]], %{{.+}} {{{.+}}tile = #xk.tile<chunk = 16, tile = 16>
 // CHECK: %[[DG:.+]] = xlstm.concat %[[DI]], %[[DF]] : tensor<?x?x2xf32>, tensor<?x?x2xf32> -> tensor<?x?x4xf32>
-// CHECK: %[[DXG:.+]] = xk.matmul %[[DG]], %{{.+}} : (tensor<?x?x4xf32>, tensor<4x32xbf16>) -> tensor<?x?x32xbf16>
-// CHECK: xk.matmul %[[DG]], %{{.+}} {trans_a} : (tensor<?x?x4xf32>, tensor<?x?x32xbf16>) -> tensor<4x32xf32>
+// CHECK: %[[DG16:.+]] = xk.convert %[[DG]] {{.+}} : tensor<?x?x4xf32> -> tensor<?x?x4xbf16>
+// CHECK: %[[DXG:.+]] = xk.matmul %[[DG16]], %{{.+}} : (tensor<?x?x4xbf16>, tensor<4x32xbf16>) -> tensor<?x?x32xbf16>
+// CHECK: xk.matmul %[[DG16]], %{{.+}} {trans_a} : (tensor<?x?x4xbf16>, tensor<?x?x32xbf16>) -> tensor<4x32xf32>
 // CHECK: %[[DB:.+]] = xk.column_sum %[[DG]] {tile = #xk.tile<rows_per_block = 256, threads = 32>} : {{.+}} -> tensor<4xf32>
 // CHECK: %[[DQKVO:.+]] = xlstm.concat %[[DQ]], %[[DK]], %[[DV]], %[[DO]]
 // CHECK: %[[DXQ:.+]] = xk.matmul %[[DQKVO]], %{{.+}} addend %[[DXG]]

@@ -176,6 +176,9 @@ private:
   std::unique_ptr<CublasLt> blas_;
   std::vector<cuda::DeviceBuffer> buffers_; ///< by buffer id: states and static classes
   std::map<art::BufferId, cuda::DeviceBuffer> widenedBiases_;
+  /// Per function: the widened trainable biases its launches may write (the optimizer's
+  /// update), widened again after each call of it.
+  std::map<std::string, std::vector<art::BufferId>, std::less<>> rewiden_;
   cuda::DeviceBuffer arena_, io_;
   Memory memory_;
   CallShape call_; ///< of the call in progress (a GEMM reading the last positions needs S)
@@ -242,6 +245,21 @@ CudaBackend::CudaBackend(const art::Artifact &artifact, const weights::Checkpoin
   widenedBiases_ = uploadWeights(artifact, checkpoint, buffers_,
                                  {.verbose = options_.verbose, .cacheDir = options_.cacheDir});
   fillMasterCopies();
+  for (const art::Function &fn : artifact.functions)
+    for (const auto &[bias, wide] : widenedBiases_) {
+      if (artifact.buffers[bias].cls != art::BufferClass::Parameter)
+        continue;
+      const bool passed = std::any_of(fn.steps.begin(), fn.steps.end(), [&](const art::Step &s) {
+        const art::LaunchStep *launch = s.launch();
+        return launch && std::any_of(launch->args.begin(), launch->args.end(),
+                                     [&](const art::Arg &arg) {
+                                       return arg.kind == art::ArgKind::Buffer &&
+                                              arg.bufferId == bias;
+                                     });
+      });
+      if (passed)
+        rewiden_[fn.name].push_back(bias);
+    }
   warmUp();
   resetStates(0, 1); // the warm-up's slot; allocate() zeroed every slot
   std::size_t freeBytes = 0, totalBytes = 0;
@@ -501,6 +519,13 @@ std::vector<std::int64_t> CudaBackend::execute(const PreparedFunction &fn, const
   if (draw)
     sampler_->enqueueDownload(*draw, stream);
   stream_->synchronize();
+  if (auto it = rewiden_.find(fn.function->name); it != rewiden_.end())
+    for (art::BufferId bias : it->second) { // small vectors (the gates' biases): via the host
+      const art::Buffer &b = artifact().buffers[bias];
+      const std::uint64_t count = plan().elements(bias, 1, 1);
+      const std::vector<float> values = downloadAsF32(buffers_[bias], b.dtype, count);
+      widenedBiases_.at(bias).upload(values.data(), count * 4);
+    }
   std::vector<std::int64_t> flags(fn.errorFlags.size(), 0);
   if (!flags.empty())
     errorFlags_.download(flags.data(), flags.size() * 8);
@@ -629,10 +654,13 @@ GemmCall CudaBackend::gemmCall(const PreparedStep &ps, const art::GemmStep &g, s
     }
   }
   check(g.epilogue != art::Epilogue::Bias || shape.bias == shape.d || shape.d != art::DType::F32,
-        "{}: the bias '{}' is {} but D is f32, and only weight biases are widened at load (a "
-        "trainable one would go stale)",
+        "{}: the bias '{}' is {} but D is f32, and it was not widened at load (only biases "
+        "bound from the checkpoint are)",
         what, c->buffer->name, art::dtypeName(shape.bias));
-  check(b.buffer->dtype == shape.ab, "{}: A is {} but W is {}", what, art::dtypeName(shape.ab),
+  check(b.buffer->dtype == shape.ab,
+        "{}: A is {} but B is {} (cuBLASLt multiplies one type by itself; the compiler's "
+        "xlc-uniform-gemm-operands converts the wider operand)",
+        what, art::dtypeName(shape.ab),
         art::dtypeName(b.buffer->dtype));
   check(g.epilogue != art::Epilogue::ResidualAdd || shape.bias == shape.d,
         "{}: the residual is {} but D is {} (cuBLASLt reads C in D's type)", what,

@@ -520,9 +520,10 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
   for (const art::Function &fn : a.functions)
     for (const art::Step &step : fn.steps) {
       const art::GemmStep *gemm = step.gemm();
-      // Only weights: a trainable parameter's fp32 copy would go stale when a step updates it.
+      // A trainable parameter's fp32 copy goes stale when a step updates the parameter: the
+      // CUDA backend widens it again after any call that passes it to a launch (the optimizer).
       if (!gemm || gemm->epilogue != art::Epilogue::Bias || widened.count(*gemm->c) ||
-          a.buffers[*gemm->c].cls != art::BufferClass::Weight ||
+          !art::isBoundClass(a.buffers[*gemm->c].cls) ||
           a.buffers[*gemm->c].dtype == a.buffers[gemm->d].dtype ||
           a.buffers[gemm->d].dtype != art::DType::F32)
         continue;

@@ -87,7 +87,8 @@ struct WeightUploadOptions {
 };
 
 /// Fills buffers[binding.buffer] (allocated, in the artifact dtype) for every binding, and
-/// returns the widened fp32 biases by buffer id. With |options.verbose|: progress, the time
+/// returns the widened fp32 biases by buffer id (weights and trainable parameters: the caller
+/// widens a parameter again when a step may have changed it). With |options.verbose|: progress, the time
 /// split into read / transfer / transform, and any binding left to the host path and why.
 std::map<artifact::BufferId, cuda::DeviceBuffer>
 uploadWeights(const artifact::Artifact &artifact, const weights::Checkpoint &checkpoint,

@@ -15,6 +15,7 @@ namespace xlc::kernels {
 
 const FamilyDef &adamwFamily();
 const FamilyDef &columnSumFamily();
+const FamilyDef &convertFamily();
 const FamilyDef &embeddingFamily();
 const FamilyDef &gradNormFamily();
 const FamilyDef &crossEntropyFamily();

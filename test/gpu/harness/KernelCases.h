@@ -187,6 +187,48 @@ CaseReport runColumnSum(Backend &be, const std::string &name, const ColumnSumCas
 }
 
 //===--------------------------------------------------------------------===//
+// convert
+//===--------------------------------------------------------------------===//
+
+/// A strided view of |rows| rows converted into a contiguous buffer of the other type, against
+/// the host's rounding (HostArray stores through the same round-to-nearest-even): every element
+/// equal, and the destination's rows past the last untouched.
+template <class Backend, class V>
+CaseReport runConvert(Backend &be, const std::string &name, int64_t rows, int64_t stride,
+                      int64_t offset) {
+  using Config = typename V::Config;
+  constexpr int64_t N = Config::kCols;
+  ref::Random rng(31);
+  HostArray x(dtypeOf<typename Config::TIn>(), rows * stride + offset);
+  for (size_t i = 0; i < x.size(); ++i)
+    x.set(i, rng.normal(0.0, 3.0));
+  HostArray want(dtypeOf<typename Config::TOut>(), (rows + 1) * N);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < N; ++i)
+      want.set(r * N + i, x.get(r * stride + offset + i));
+  HostArray init(dtypeOf<typename Config::TOut>(), (rows + 1) * N);
+  for (size_t i = 0; i < init.size(); ++i)
+    init.set(i, 7.0); // the row past the last must keep it
+  for (int64_t i = 0; i < N; ++i)
+    want.set(rows * N + i, 7.0);
+  auto xb = toDevice(be, x), yb = toDevice(be, init);
+  device::ConvertParams p{xb.pointer(), offset, stride, yb.pointer(), rows};
+  LaunchDims dims;
+  dims.grid[0] = static_cast<unsigned>(rows);
+  dims.grid[1] = Config::kColBlocks;
+  dims.block = Config::kThreads;
+  be.launch(kConvert, V::kConfig, &device::convert<Config>, dims, p);
+  const std::vector<double> got =
+      fromDevice(be, yb, dtypeOf<typename Config::TOut>(), (rows + 1) * N).values();
+  double mismatches = 0.0;
+  for (size_t i = 0; i < got.size(); ++i)
+    mismatches += got[i] != want.get(i);
+  CaseReport report{name, Backend::kName, {}, {}};
+  report.add("elements not the host's rounding", mismatches, 0.0);
+  return report;
+}
+
+//===--------------------------------------------------------------------===//
 // adamw
 //===--------------------------------------------------------------------===//
 

@@ -19,6 +19,7 @@
 
 #include "xlc/device/adamw.cuh"
 #include "xlc/device/column_sum.cuh"
+#include "xlc/device/convert.cuh"
 #include "xlc/device/cross_entropy.cuh"
 #include "xlc/device/embedding.cuh"
 #include "xlc/device/grad_norm.cuh"

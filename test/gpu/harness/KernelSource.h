@@ -30,6 +30,8 @@ inline constexpr Family kEmbeddingBackward{"xlc/device/embedding_backward.cuh",
                                            "xlc::device::embedding_backward"};
 inline constexpr Family kAdamW{"xlc/device/adamw.cuh", "xlc::device::AdamWParams",
                                "xlc::device::adamw"};
+inline constexpr Family kConvert{"xlc/device/convert.cuh", "xlc::device::ConvertParams",
+                                 "xlc::device::convert"};
 inline constexpr Family kColumnSum{"xlc/device/column_sum.cuh", "xlc::device::ColumnSumParams",
                                    "xlc::device::column_sum"};
 inline constexpr Family kGradNorm{"xlc/device/grad_norm.cuh", "xlc::device::GradNormParams",

@@ -23,6 +23,8 @@ XLC_VARIANT(AdamWMasterBf16,
             xlc::device::AdamWConfig<__nv_bfloat16, true, 128>);
 XLC_VARIANT(AdamWF32,
             xlc::device::AdamWConfig<float, false, 64>);
+XLC_VARIANT(ConvertF32ToBf16,
+            xlc::device::ConvertConfig<float, __nv_bfloat16, 300, 32>);
 XLC_VARIANT(ColumnSumGates,
             xlc::device::ColumnSumConfig<float, 16, 32, 64>);
 XLC_VARIANT(ColumnSumBf16Wide,

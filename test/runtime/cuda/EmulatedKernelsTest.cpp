@@ -110,6 +110,12 @@ TEST(Emulated, AdamW) {
   expectOk(runAdamW<EmuBackend, AdamWF32>(be, "fp32 weight, no decay", {.count = 77, .blocks = 1, .weightDecay = 0.0}));
 }
 
+TEST(Emulated, Convert) {
+  EmuBackend be;
+  expectOk(runConvert<EmuBackend, ConvertF32ToBf16>(be, "f32 -> bf16, 300 of 310 columns at 5", 3,
+                                                     310, 5));
+}
+
 TEST(Emulated, ColumnSum) {
   EmuBackend be;
   expectOk(runColumnSum<EmuBackend, ColumnSumGates>(be, "7B gate columns of a strided view, 3 blocks",

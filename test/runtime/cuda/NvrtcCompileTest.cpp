@@ -43,6 +43,7 @@ const std::vector<CompileCase> &compileCases() {
       XLC_COMPILE_CASE(kAdamW, AdamWMasterBf16),
       XLC_COMPILE_CASE(kAdamW, AdamWF32),
       XLC_COMPILE_CASE(kGradNorm, GradNorm256),
+      XLC_COMPILE_CASE(kConvert, ConvertF32ToBf16),
       XLC_COMPILE_CASE(kColumnSum, ColumnSumGates),
       XLC_COMPILE_CASE(kColumnSum, ColumnSumBf16Wide),
       XLC_COMPILE_CASE(kCrossEntropy, CrossEntropyCapped),
