@@ -139,13 +139,17 @@ def main():
     from hf_parity import config_kwargs_from_file
     from transformers import xLSTMConfig
     kwargs, _ = config_kwargs_from_file(os.path.join(args.weights, "config.json"))
-    kwargs.update({"mode": "train", "return_last_states": False})
+    kwargs.update({"mode": "train"})
     model, info = AutoModelForCausalLM.from_pretrained(
         args.weights, config=xLSTMConfig(**kwargs), dtype=torch.float32,
         output_loading_info=True)
     for key in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         if info.get(key):
             sys.exit(f"hf_train: loading {args.weights}: {key} {list(info[key])[:8]}")
+    # Tied embeddings: transformers 5 loads the stored lm_head.weight as a separate head (a copy
+    # of the embedding in these checkpoints); xlc trains one tensor, so the two are tied here.
+    if kwargs.get("tie_word_embeddings") and model.lm_head.weight is not model.get_input_embeddings().weight:
+        model.lm_head.weight = model.get_input_embeddings().weight
     model.to("cuda").train()
     print(f"hf_train: {sum(p.numel() for p in model.parameters()):,} parameters; "
           f"{stream.windows} training windows", file=sys.stderr)
@@ -161,7 +165,7 @@ def main():
     def loss_of(rows):
         batch = torch.from_numpy(rows).to("cuda")
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model(input_ids=batch[:, :-1]).logits
+            logits = model(input_ids=batch[:, :-1], use_cache=False).logits
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                batch[:, 1:].reshape(-1))
 
