@@ -47,14 +47,7 @@ const FamilyDef &convertFamily() {
                                                        cfgCudaType(c, "dst_dtype") + ", " +
                                                        num(c, "cols") + ", " + num(c, "threads"));
           },
-      .geometry =
-          [](const Config &c) {
-            Geometry g = rowGeometry(c);
-            const std::int64_t threads = cfgInt(c, "threads");
-            g.grid[1] = artifact::Expr::constant(
-                u64((cfgInt(c, "cols") + threads * 8 - 1) / (threads * 8)));
-            return g;
-          },
+      .geometry = [](const Config &c) { return rowColumnBlockGeometry(c, "cols"); },
       .cpu = runCpu,
   };
   return def;

@@ -68,6 +68,16 @@ inline Geometry rowGeometry(const Config &config) {
   return g;
 }
 
+/// Row-wise families whose threads take 8 consecutive columns each: grid (B·S, ceil(width /
+/// (threads·8)), 1), the width being configuration field |widthField|.
+inline Geometry rowColumnBlockGeometry(const Config &config, std::string_view widthField) {
+  Geometry g = rowGeometry(config);
+  const std::int64_t threads = cfgInt(config, "threads");
+  g.grid[1] = artifact::Expr::constant(
+      static_cast<std::uint64_t>((cfgInt(config, widthField) + threads * 8 - 1) / (threads * 8)));
+  return g;
+}
+
 /// The geometry of families whose blocks take `rows_per_block` consecutive token rows each (a
 /// block sums its rows' weight-gradient terms): grid (ceil(B·S / rows_per_block), 1, 1) of
 /// `threads`.

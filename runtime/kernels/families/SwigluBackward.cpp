@@ -65,14 +65,7 @@ const FamilyDef &swigluBackwardFamily() {
                                                               num(c, "dim") + ", " +
                                                               num(c, "threads"));
           },
-      .geometry =
-          [](const Config &c) {
-            Geometry g = rowGeometry(c);
-            const std::int64_t threads = cfgInt(c, "threads");
-            g.grid[1] = artifact::Expr::constant(
-                u64((cfgInt(c, "dim") + threads * 8 - 1) / (threads * 8)));
-            return g;
-          },
+      .geometry = [](const Config &c) { return rowColumnBlockGeometry(c, "dim"); },
       .cpu = runCpu,
   };
   return def;
