@@ -5,7 +5,8 @@
 #                    (runtime only, Release; Debian 12 binaries run on the GPU machine's Ubuntu
 #                    24.04; the driver, NVRTC and cuBLASLt are dlopen'ed there)
 #   .gpu/artifacts/  the models of models/ compiled by xlc-compile (the GPU machine has no MLIR),
-#                    and xlstm-tiny-train.xlca, the tiny model with its training functions
+#                    and <model>-train.xlca with the training functions (xlc-compile --training)
+#                    for the models training is run or checked on: tiny, 3heads, shakespeare, 125m
 #   .gpu/PROVENANCE  what the bundle was made from, "key: value" lines (test/gpu/provenance.sh):
 #                    the git commit, whether the tree was dirty (changed paths, a hash of the
 #                    diff), the device-header hash embedded in the binaries (checked equal to
@@ -13,7 +14,7 @@
 #                    machine has no .git; run_bundle.sh heads every record with these lines.
 #
 #   scripts/gpu-bundle.sh [model ...]     (default: xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-7b
-#                                          xlstm-3heads xlstm-chunk128)
+#                                          xlstm-3heads xlstm-chunk128 xlstm-shakespeare)
 # A model is models/<model>/config.json or a test variant, test/runtime/exec/variants/<model>.json.
 #
 # Then, on the GPU machine: bash test/gpu/run_bundle.sh (see there).
@@ -21,7 +22,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="$(nproc)"
 models=("$@")
-[ ${#models[@]} -eq 0 ] && models=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-7b xlstm-3heads xlstm-chunk128)
+[ ${#models[@]} -eq 0 ] && models=(xlstm-tiny xlstm-sig-tied xlstm-125m xlstm-7b xlstm-3heads xlstm-chunk128
+                                   xlstm-shakespeare)
 config_of() {
   if [ -f "$here/models/$1/config.json" ]; then echo "$here/models/$1/config.json"
   else echo "$here/test/runtime/exec/variants/$1.json"; fi
@@ -52,10 +54,13 @@ for m in "${models[@]}"; do
   "$here/build/tools/xlc-compile/xlc-compile" "$(config_of "$m")" \
     -o "$here/.gpu/artifacts/$m.xlca"
 done
-# The tiny model with its training functions (xlc-compile --training), for xlc-train.
-"$here/build/tools/xlc-compile/xlc-compile" "$(config_of xlstm-tiny)" --training \
-  -o "$here/.gpu/artifacts/xlstm-tiny-train.xlca"
-models+=(xlstm-tiny-train)
+# Models with their training functions (xlc-compile --training), for xlc-train,
+# test/gpu/run_train.sh and test/parity/hf_grad_parity.py.
+for m in xlstm-tiny xlstm-3heads xlstm-shakespeare xlstm-125m; do
+  "$here/build/tools/xlc-compile/xlc-compile" "$(config_of "$m")" --training \
+    -o "$here/.gpu/artifacts/$m-train.xlca"
+  models+=("$m-train")
+done
 
 # Provenance: the runtime's device-header hash (generated into the bundle build) must be every
 # artifact's, or the CUDA backend would refuse the artifacts on the GPU machine.

@@ -122,6 +122,8 @@ void writeTrainCheckpoint(const std::string &dir, std::span<const ParameterState
   doc["stream"] = {{"epoch", state.stream.epoch}, {"index", state.stream.index}};
   doc["data_seed"] = state.dataSeed;
   doc["run"] = state.run;
+  if (state.bestEvalStep > 0)
+    doc["best_eval"] = {{"step", state.bestEvalStep}, {"loss", state.bestEvalLoss}};
   const std::string text = doc.dump(2) + "\n";
   writeFileAtomically((tmp / "trainer_state.json").string(), bytesOf(text));
   writeFileAtomically((tmp / "config.json").string(), bytesOf(configJson));
@@ -171,6 +173,12 @@ TrainCheckpoint readTrainCheckpoint(const std::string &dir) {
   }
   out.state.dataSeed = r.u64("data_seed");
   out.state.run = r.get("run");
+  if (r.find("best_eval") != nullptr) {
+    ObjectReader b(r.get("best_eval"), r.field("best_eval"));
+    out.state.bestEvalStep = json::asI64(b.get("step"), b.field("step"));
+    out.state.bestEvalLoss = json::asNumber(b.get("loss"), b.field("loss"));
+    b.finish();
+  }
   r.finish();
   out.configJson = readFile((root / "config.json").string());
 

@@ -50,6 +50,10 @@ struct TrainerState {
   StreamPosition stream;             ///< where the next batch starts
   std::uint64_t dataSeed = 0;        ///< the stream's shuffle seed
   nlohmann::json run = nlohmann::json::object(); ///< the run's settings, checked on resume
+  /// The lowest held-out loss so far and the step it was measured after (0: no evaluation yet);
+  /// xlc-train --save-best keeps that step's weights in <run>/best.
+  std::int64_t bestEvalStep = 0;
+  double bestEvalLoss = 0.0;
 };
 
 struct TrainCheckpoint {

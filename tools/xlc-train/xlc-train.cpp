@@ -12,7 +12,8 @@
 // (AdamW with the schedule's learning rate and the step's bias corrections). Every --save-every
 // steps and at the end it writes <run-dir>/checkpoint atomically (runtime/train/TrainCheckpoint.h:
 // the model as a Hugging Face directory, AdamW's moments and master copies, the trainer state);
-// --resume continues from it bit for bit. <run-dir>/log.jsonl holds one JSON line per step (and
+// --resume continues from it bit for bit; --save-best also keeps the weights of the lowest held-out
+// loss in <run-dir>/best. <run-dir>/log.jsonl holds one JSON line per step (and
 // per evaluation); --json prints a summary of the run on stdout.
 //
 //===----------------------------------------------------------------------===//
@@ -27,6 +28,7 @@
 #include "runtime/train/TrainCheckpoint.h"
 #include "runtime/weights/Checkpoint.h"
 #include "runtime/weights/Convert.h"
+#include "runtime/weights/SafetensorsWriter.h"
 #include "tools/support/BackendChoice.h"
 
 #include <CLI/CLI.hpp>
@@ -66,7 +68,8 @@ struct Options {
   std::int64_t evalEvery = 0, evalBatches = 4;
   std::int64_t saveEvery = 0;
   std::int64_t crashAfterStep = 0;
-  bool resume = false, json = false, quiet = false;
+  std::string gradientsOut;
+  bool resume = false, json = false, quiet = false, saveBest = false;
 };
 
 /// The settings a resumed run must share with the run it continues (bit-exact resume).
@@ -178,6 +181,53 @@ void restoreOptimizer(xlc::exec::Backend &backend, const train::TrainCheckpoint 
     backend.importTensors(art::OptimizerRole::Master, masters);
 }
 
+/// --gradients-out: train_step once on the training split's first --batch windows in file order
+/// (window i = tokens [i·seq, i·seq + seq] of the split; no shuffle), with grad_scale =
+/// 1/(counted targets), so the gradients are those of the mean next-token loss; every checkpoint
+/// tensor's gradient goes to |path| as fp32 safetensors, the loss and the batch into its
+/// metadata. No optimizer step, no checkpoint. test/parity/hf_grad_parity.py compares the file
+/// with torch autograd's gradients of the same loss.
+int writeGradients(xlc::exec::Backend &backend, const train::TokenFile &data,
+                   const train::Split &split, const Options &o) {
+  train::SequenceStream firstWindows(data, split.trainBegin, split.trainEnd, o.seq, 0, false);
+  const MicroBatch m = toMicroBatch(firstWindows.next(o.batch));
+  check(m.counted > 0, "{}: the first {} windows hold no counted target", o.data, o.batch);
+  backend.zeroGradients();
+  const double loss =
+      runTrainStep(backend, m, o, 1.0 / static_cast<double>(m.counted)) /
+      static_cast<double>(m.counted);
+  std::vector<xlc::exec::NamedTensor> grads = backend.exportGradients();
+  std::vector<xlc::weights::TensorToWrite> tensors;
+  for (const xlc::exec::NamedTensor &g : grads) {
+    xlc::weights::TensorToWrite t;
+    t.name = g.name;
+    t.shape.assign(g.shape.begin(), g.shape.end());
+    t.data = std::span(reinterpret_cast<const std::uint8_t *>(g.values.data()),
+                       g.values.size() * sizeof(float));
+    tensors.push_back(std::move(t));
+  }
+  const xlc::weights::SafetensorsMetadata metadata = {
+      {"loss", fmt::format("{:.9g}", loss)},
+      {"counted_targets", std::to_string(m.counted)},
+      {"batch", std::to_string(o.batch)},
+      {"seq", std::to_string(o.seq)},
+      {"device", std::string(backend.kind())},
+      {"what", "gradient of the mean next-token loss over the training split's first windows"}};
+  xlc::weights::writeSafetensors(o.gradientsOut, tensors, metadata);
+  if (!o.quiet)
+    std::cerr << fmt::format("xlc-train: wrote {} gradients of loss {:.6f} ({} targets) to {}\n",
+                             tensors.size(), loss, m.counted, o.gradientsOut);
+  if (o.json)
+    std::cout << nlohmann::json{{"device", backend.kind()},
+                                {"loss", loss},
+                                {"counted_targets", m.counted},
+                                {"tensors", tensors.size()},
+                                {"gradients", o.gradientsOut}}
+                     .dump(2)
+              << "\n";
+  return 0;
+}
+
 std::string readText(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   check(bool(in), "cannot read {}", path);
@@ -205,7 +255,11 @@ int run(const Options &o) {
   schedule.endFactor = o.endFactor;
   schedule.validate();
 
+  check(o.gradientsOut.empty() || !o.resume, "--gradients-out and --resume exclude each other");
+  check(!o.saveBest || o.evalEvery > 0,
+        "--save-best keeps the weights of the lowest held-out loss: it needs --eval-every");
   const std::string ckptDir = (fs::path(o.out) / "checkpoint").string();
+  const std::string bestDir = (fs::path(o.out) / "best").string();
   fs::create_directories(o.out);
   const nlohmann::json settings = runSettings(o, data);
   std::optional<train::TrainCheckpoint> resumed;
@@ -234,6 +288,8 @@ int run(const Options &o) {
       xlc::tools::createBackend(device, artifact, weights, limits, o.backend);
 
   const train::Split split = train::splitTokens(data.size(), o.validationFraction);
+  if (!o.gradientsOut.empty())
+    return writeGradients(*backend, data, split, o);
   train::SequenceStream stream(data, split.trainBegin, split.trainEnd, o.seq, o.seed);
   train::TrainerState state;
   state.dataSeed = o.seed;
@@ -280,6 +336,16 @@ int run(const Options &o) {
         << std::flush;
     if (!o.quiet)
       std::cerr << fmt::format("xlc-train: step {:>6}  held-out loss {:.4f}\n", step, loss);
+    if (state.bestEvalStep == 0 || loss < state.bestEvalLoss) {
+      state.bestEvalStep = step;
+      state.bestEvalLoss = loss;
+      if (o.saveBest) {
+        saveCheckpoint(*backend, bestDir, state, configJson);
+        if (!o.quiet)
+          std::cerr << fmt::format("xlc-train: saved {} (lowest held-out loss so far)\n",
+                                   bestDir);
+      }
+    }
   };
 
   const Clock::time_point start = Clock::now();
@@ -336,13 +402,14 @@ int run(const Options &o) {
       std::cerr << fmt::format("xlc-train: step {:>6}/{}  loss {:.4f}  lr {:.3e}  |g| {:.3f}  "
                                "{:.0f} tok/s\n",
                                state.step, o.steps, loss, lr, norm, tokensPerSecond);
+    // Evaluation first: the checkpoint's trainer state then holds the best held-out loss so far.
+    if (o.evalEvery > 0 && state.step % o.evalEvery == 0)
+      evaluate(state.step);
     if ((o.saveEvery > 0 && state.step % o.saveEvery == 0) || state.step == o.steps) {
       saveCheckpoint(*backend, ckptDir, state, configJson);
       if (!o.quiet)
         std::cerr << fmt::format("xlc-train: saved {} (step {})\n", ckptDir, state.step);
     }
-    if (o.evalEvery > 0 && state.step % o.evalEvery == 0)
-      evaluate(state.step);
     if (o.crashAfterStep > 0 && state.step == o.crashAfterStep)
       std::_Exit(137); // a crash: no destructors, no flush beyond what is on disk
   }
@@ -357,6 +424,12 @@ int run(const Options &o) {
                               {"final_grad_norm", lastNorm},
                               {"seconds", seconds},
                               {"checkpoint", ckptDir}};
+    if (state.bestEvalStep > 0) {
+      summary["best_eval_step"] = state.bestEvalStep;
+      summary["best_eval_loss"] = state.bestEvalLoss;
+      if (o.saveBest)
+        summary["best_checkpoint"] = bestDir;
+    }
     std::cout << summary.dump(2) << "\n";
   }
   return 0;
@@ -420,11 +493,19 @@ int main(int argc, char **argv) {
   app.add_option("--save-every", o.saveEvery,
                  "Checkpoint every this many steps (and always at the end); 0 = at the end only")
       ->capture_default_str();
+  app.add_flag("--save-best", o.saveBest,
+               "After each evaluation that lowers the held-out loss, also write <out>/best (a "
+               "checkpoint like checkpoint/, atomically)");
   app.add_flag("--resume", o.resume,
                "Continue from <out>/checkpoint when there is one (bit for bit: same settings)");
   app.add_option("--crash-after-step", o.crashAfterStep,
                  "Testing: exit abruptly (as a crash) right after this step; 0 = never")
       ->capture_default_str();
+  app.add_option("--gradients-out", o.gradientsOut,
+                 "Instead of training: one train_step on the training split's first --batch "
+                 "windows in file order, and every checkpoint tensor's gradient of the mean loss "
+                 "written to this file (fp32 safetensors; the loss in its metadata)")
+      ->type_name("<file.safetensors>");
   app.add_flag("--json", o.json, "Print a JSON summary of the run on stdout");
   app.add_flag("-q,--quiet", o.quiet, "No progress lines on stderr");
   CLI11_PARSE(app, argc, argv);

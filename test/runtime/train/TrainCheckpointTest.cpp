@@ -71,6 +71,8 @@ TEST(TrainCheckpointTest, ReadsBackBitForBit) {
   state.stream = {2, 17};
   state.dataSeed = 1234;
   state.run = {{"lr", 3e-4}, {"batch", 8}, {"seq", 512}, {"schedule", "cosine"}};
+  state.bestEvalStep = 80;
+  state.bestEvalLoss = 1.4736218452453613;
   const std::string config = "{\"model_type\": \"xlstm\"}\n";
   writeTrainCheckpoint(dir, params, state, config);
 
@@ -88,6 +90,8 @@ TEST(TrainCheckpointTest, ReadsBackBitForBit) {
   EXPECT_EQ(back.state.stream, (StreamPosition{2, 17}));
   EXPECT_EQ(back.state.dataSeed, 1234u);
   EXPECT_EQ(back.state.run, state.run);
+  EXPECT_EQ(back.state.bestEvalStep, 80);
+  EXPECT_EQ(back.state.bestEvalLoss, 1.4736218452453613); // JSON keeps every bit of a double
   ASSERT_EQ(back.params.size(), params.size());
   for (std::size_t i = 0; i < params.size(); ++i) {
     SCOPED_TRACE(params[i].name);
