@@ -6,7 +6,7 @@
 #                    24.04; the driver, NVRTC and cuBLASLt are dlopen'ed there)
 #   .gpu/artifacts/  the models of models/ compiled by xlc-compile (the GPU machine has no MLIR),
 #                    and <model>-train.xlca with the training functions (xlc-compile --training)
-#                    for the models training is run or checked on: tiny, 3heads, shakespeare, 125m
+#                    for the models training is run or checked on: tiny, shakespeare, 125m
 #   .gpu/PROVENANCE  what the bundle was made from, "key: value" lines (test/gpu/provenance.sh):
 #                    the git commit, whether the tree was dirty (changed paths, a hash of the
 #                    diff), the device-header hash embedded in the binaries (checked equal to
@@ -56,7 +56,7 @@ for m in "${models[@]}"; do
 done
 # Models with their training functions (xlc-compile --training), for xlc-train,
 # test/gpu/run_train.sh and test/parity/hf_grad_parity.py.
-for m in xlstm-tiny xlstm-3heads xlstm-shakespeare xlstm-125m; do
+for m in xlstm-tiny xlstm-shakespeare xlstm-125m; do
   "$here/build/tools/xlc-compile/xlc-compile" "$(config_of "$m")" --training \
     -o "$here/.gpu/artifacts/$m-train.xlca"
   models+=("$m-train")

@@ -6,8 +6,8 @@
 #                                [--bin DIR] [--artifact FILE] [--data FILE] [-- xlc-train options]
 #
 # --device    where to train (default auto: the GPU if there is one). On an H100 the run takes
-#             about a minute; on the CPU, hours (pass a smaller --steps to try it).
-# --steps     optimizer steps (default 2000, as shipped)
+#             about 15 seconds; on the CPU, hours.
+# --steps     optimizer steps (default 600, as shipped)
 # --out       run directory (default build/shakespeare): init/ (the random initial weights),
 #             run/ (xlc-train's checkpoint/, best/, log.jsonl), summary.json
 # --bin       a folder holding xlc-train, xlc-random-weights, xlc-tokenize and xlc-run (default:
@@ -21,13 +21,15 @@
 # (seed 1, bf16: xLSTM 7B's initialisation, xlstm-7b.md §6.1); windows of 256 bytes, 64 per step,
 # shuffled (seed 0); the last 10 % of the text held out; AdamW (β 0.9/0.95, ε 1e-8, weight decay
 # 0.1 on the projection matrices), peak learning rate 1e-3 after 100 warm-up steps, cosine to
-# 1e-4; gradient clipping at 1; held-out loss every 100 steps over 6 × 64 windows; the weights of
-# the lowest held-out loss are kept (run/best/: what ships).
+# 1e-4; gradient clipping at 1; held-out loss every 50 steps over 6 × 64 windows; the weights of
+# the lowest held-out loss are kept (run/best/: what ships). Longer runs overfit: with 2000 steps
+# the held-out loss bottoms at 1.457 after 400 steps and climbs to 4.56 by step 2000 while the
+# training loss falls to 0.03 (an H100, 2026-12-07).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 model="$here/models/xlstm-shakespeare"
 device=auto
-steps=2000
+steps=600
 out="$here/build/shakespeare"
 bin=""
 artifact=""
@@ -77,7 +79,7 @@ echo "[train-shakespeare] training on $device: $steps steps of 64 x 256 bytes ->
 "$(tool xlc-train)" --model "$artifact" --weights "$out/init" --data "$tokens" --out "$out/run" \
   --device "$device" --batch 64 --seq 256 --steps "$steps" --lr 1e-3 --warmup 100 \
   --schedule cosine --end-factor 0.1 --clip 1 --weight-decay 0.1 --seed 0 --val-fraction 0.1 \
-  --eval-every 100 --eval-batches 6 --save-best --save-every 500 --json "${extra[@]}" \
+  --eval-every 50 --eval-batches 6 --save-best --save-every 100 --json "${extra[@]}" \
   > "$out/summary.json"
 cat "$out/summary.json"
 best="$out/run/best"

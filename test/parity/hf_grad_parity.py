@@ -2,7 +2,7 @@
 """Gradient parity of xlc's compiled train_step with torch autograd in transformers' xLSTM.
 
     python3 test/parity/hf_grad_parity.py --xlc-train .gpu/bin/xlc-train \\
-        --artifacts .gpu/artifacts [--configs tiny,3heads,shakespeare,125m] \\
+        --artifacts .gpu/artifacts [--configs tiny,shakespeare,125m] \\
         [--batch 2 --seq 128] [--out $OUT/grad-parity.json] [--work /tmp/xlc-grad-parity]
 
 Runs on the GPU machine (torch with CUDA, transformers >= 5 with xLSTMForCausalLM, safetensors,
@@ -13,9 +13,13 @@ the others: xlc-compile <config> --training -o .gpu/artifacts/<model>-train.xlca
 Method, per config:
 1. Weights: an xLSTMForCausalLM from the config (kernels as hf_parity.py sets them, mode
    "train": the native chunkwise kernel differentiated by autograd), every parameter drawn as
-   hf_parity.py draws it, except the input-gate biases: N(0, 3^2) instead of -10 + N(0, 1), so
-   the input gate is open and every gradient path through the recurrent state carries signal.
-   Saved in float32 (save_pretrained).
+   hf_parity.py draws it but well conditioned: gate weights N(0, 1/d) (pre-activations vary by
+   about +-1), input-gate biases N(0, 1) (open: every path through the recurrent state carries
+   signal), the head N(0, 1/d) (logits about N(0, 1)). hf_parity.py's own draw (gates +-3,
+   input-gate biases -10, logits of std 4) makes the loss landscape so steep that transformers'
+   bf16 gradients differ from its fp32 ones by 25-1400 % and two fp32 implementations by 1e-3
+   (measured on an H100, 2026-12-07): nothing could be told apart there. Saved in float32
+   (save_pretrained; a tied model's head saved as a copy of the embedding, then tied again).
 2. Data: a token file (runtime/train/TokenFile.h) of seeded random ids; the batch is its first
    --batch windows of --seq + 1 tokens in file order, which `xlc-train --gradients-out` reads
    with --val-fraction 0.
@@ -47,15 +51,18 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_parity  # noqa: E402  (same directory: config mapping, random parameters, versions)
 
+# Configs transformers can express (the test variants without soft caps it cannot: xLSTMConfig
+# refuses gate_soft_cap null): the tiny model (untied, 4 heads of 8/16), the byte-level
+# Shakespeare model (vocabulary 256, 6 blocks, heads of 48/96) and xLSTM 125M (tied, 12 blocks).
 CONFIGS = {
     "tiny": ("models/xlstm-tiny/config.json", "xlstm-tiny"),
-    "3heads": ("test/runtime/exec/variants/xlstm-3heads.json", "xlstm-3heads"),
     "shakespeare": ("models/xlstm-shakespeare/config.json", "xlstm-shakespeare"),
     "125m": ("models/xlstm-125m/config.json", "xlstm-125m"),
 }
 BOUND_CPU = 1e-4
 BOUND_CUDA_FACTOR, BOUND_CUDA_FLOOR = 2.0, 3e-2
-IGATE_BIAS_STD = 3.0
+# The well-conditioned draw (step 1 of the docstring).
+GATE_PREACT_STD, LM_HEAD_LOGIT_STD, IGATE_BIAS, IGATE_BIAS_NOISE = 1.0, 1.0, 0.0, 1.0
 
 
 def log(msg):
@@ -140,19 +147,17 @@ def run_config(args, name):
     kwargs["mode"] = "train"
     config = xLSTMConfig(**kwargs)
     model = hf_parity.build_model(config, torch.float32, "cuda")
-    hf_parity.randomize_parameters(model, config, args.seed)
-    with torch.no_grad():
-        for pname, p in model.named_parameters():
-            if pname.endswith("igate_preact.bias"):
-                gen = torch.Generator(device=p.device)
-                gen.manual_seed(hf_parity.param_seed(args.seed + 1, pname))
-                p.copy_(IGATE_BIAS_STD * torch.randn(tuple(p.shape), generator=gen,
-                                                     device=p.device))
+    hf_parity.randomize_parameters(model, config, args.seed, gate_preact_std=GATE_PREACT_STD,
+                                   lm_head_logit_std=LM_HEAD_LOGIT_STD, igate_bias=IGATE_BIAS,
+                                   igate_bias_noise=IGATE_BIAS_NOISE)
     tied = bool(kwargs.get("tie_word_embeddings"))
-    if tied and model.lm_head.weight is not model.get_input_embeddings().weight:
-        model.lm_head.weight = model.get_input_embeddings().weight
+    if tied:  # saved untied with equal values (save_pretrained refuses undeclared sharing)
+        with torch.no_grad():
+            model.lm_head.weight.copy_(model.get_input_embeddings().weight)
     ckpt = os.path.join(work, "ckpt")
     hf_parity.save_checkpoint(model, ckpt, None)
+    if tied and model.lm_head.weight is not model.get_input_embeddings().weight:
+        model.lm_head.weight = model.get_input_embeddings().weight
     model.train()
 
     vocab = int(config.vocab_size)
@@ -222,7 +227,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--xlc-train", required=True)
     ap.add_argument("--artifacts", required=True, help="folder of <model>-train.xlca")
-    ap.add_argument("--configs", default="tiny,3heads,shakespeare,125m")
+    ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=128,
                     help="tokens per sequence (a multiple of every config's chunk size: "

@@ -565,9 +565,16 @@ def param_seed(seed, name):
     return (seed * 1_000_003 + zlib.crc32(name.encode())) & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def randomize_parameters(model, config, seed):
-    """Overwrites every parameter with seeded noise (module docstring, step 1)."""
+def randomize_parameters(model, config, seed, gate_preact_std=None, lm_head_logit_std=None,
+                         igate_bias=None, igate_bias_noise=None):
+    """Overwrites every parameter with seeded noise (module docstring, step 1). The keyword
+    arguments replace the module's constants of the same names (hf_grad_parity.py draws a
+    better-conditioned model with them)."""
     import torch
+    gate_std = GATE_PREACT_STD if gate_preact_std is None else gate_preact_std
+    head_std = LM_HEAD_LOGIT_STD if lm_head_logit_std is None else lm_head_logit_std
+    ibias = IGATE_BIAS if igate_bias is None else igate_bias
+    ibias_noise = IGATE_BIAS_NOISE if igate_bias_noise is None else igate_bias_noise
     d = int(config.hidden_size)
     heads = int(config.num_heads)
     small = math.sqrt(2.0 / (5.0 * d))
@@ -582,16 +589,16 @@ def randomize_parameters(model, config, seed):
             fbias = torch.linspace(FGATE_BIAS_RANGE[0], FGATE_BIAS_RANGE[1], heads,
                                    device=p.device, dtype=torch.float32)
             if name.endswith("ifgate_preact.bias"):  # weight_mode "fused": [i | f]
-                value = torch.cat([IGATE_BIAS + IGATE_BIAS_NOISE * z[:heads],
+                value = torch.cat([ibias + ibias_noise * z[:heads],
                                    fbias + FGATE_BIAS_NOISE * z[heads:]])
             elif name.endswith("igate_preact.bias"):
-                value = IGATE_BIAS + IGATE_BIAS_NOISE * z
+                value = ibias + ibias_noise * z
             elif name.endswith("fgate_preact.bias"):
                 value = fbias + FGATE_BIAS_NOISE * z
             elif name.endswith(("igate_preact.weight", "fgate_preact.weight")):
-                value = z * (GATE_PREACT_STD / math.sqrt(d))  # also matches ifgate_preact
+                value = z * (gate_std / math.sqrt(d))  # also matches ifgate_preact
             elif name == "lm_head.weight":
-                value = z * (LM_HEAD_LOGIT_STD / math.sqrt(d))
+                value = z * (head_std / math.sqrt(d))
             elif WANG_INIT and name.endswith(("out_proj.weight", "proj_down.weight")):
                 value = z * wang
             elif p.dim() == 1 and name.endswith(".weight"):

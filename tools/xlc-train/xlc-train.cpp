@@ -228,6 +228,16 @@ int writeGradients(xlc::exec::Backend &backend, const train::TokenFile &data,
   return 0;
 }
 
+/// "45s", "12m05s", "3h07m": a progress line's remaining time.
+std::string formatDuration(double seconds) {
+  const auto s = static_cast<std::int64_t>(std::llround(std::max(0.0, seconds)));
+  if (s < 60)
+    return fmt::format("{}s", s);
+  if (s < 3600)
+    return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+}
+
 std::string readText(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   check(bool(in), "cannot read {}", path);
@@ -398,10 +408,16 @@ int run(const Options &o) {
                .dump()
         << "\n"
         << std::flush;
-    if (!o.quiet)
+    if (!o.quiet) {
+      // ETA from this run's mean step time so far (evaluations and checkpoints included).
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const double eta = elapsed / static_cast<double>(state.step - firstStep) *
+                         static_cast<double>(o.steps - state.step);
       std::cerr << fmt::format("xlc-train: step {:>6}/{}  loss {:.4f}  lr {:.3e}  |g| {:.3f}  "
-                               "{:.0f} tok/s\n",
-                               state.step, o.steps, loss, lr, norm, tokensPerSecond);
+                               "{:.0f} tok/s  ETA {}\n",
+                               state.step, o.steps, loss, lr, norm, tokensPerSecond,
+                               formatDuration(eta));
+    }
     // Evaluation first: the checkpoint's trainer state then holds the best held-out loss so far.
     if (o.evalEvery > 0 && state.step % o.evalEvery == 0)
       evaluate(state.step);
