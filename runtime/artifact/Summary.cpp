@@ -258,6 +258,18 @@ private:
       };
     };
     row("weights", classTotal(BufferClass::Weight));
+    // Training: the parameters train_step reads and updates, their f32 gradients, and AdamW's
+    // state (moments, and master copies of bf16 parameters) -- with the train_step arena above,
+    // what a training run needs on the device before anything is allocated.
+    for (BufferClass cls : {BufferClass::Parameter, BufferClass::Gradient, BufferClass::Optimizer}) {
+      const bool any = std::any_of(a_.buffers.begin(), a_.buffers.end(),
+                                   [cls](const Buffer &b) { return b.cls == cls; });
+      if (any)
+        row(cls == BufferClass::Parameter  ? "parameters"
+            : cls == BufferClass::Gradient ? "gradients"
+                                           : "optimizer state",
+            classTotal(cls));
+    }
     row("states", classTotal(BufferClass::State));
     row("inputs", classTotal(BufferClass::Input));
     row("outputs", classTotal(BufferClass::Output));
