@@ -24,6 +24,7 @@
 #include "runtime/train/AdamW.h"
 #include "runtime/train/Schedule.h"
 #include "runtime/train/SequenceStream.h"
+#include "runtime/train/TextData.h"
 #include "runtime/train/TokenFile.h"
 #include "runtime/train/TrainCheckpoint.h"
 #include "runtime/weights/Checkpoint.h"
@@ -53,7 +54,10 @@ using xlc::check;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string model, weights, data, out;
+  std::string model, weights, out;
+  std::vector<std::string> dataFiles; ///< --data as given: one token file, or text files
+  std::string tokenizer;              ///< for text --data (default: <weights>/tokenizer.json)
+  std::string data;                   ///< the token file trained on
   std::string device = "auto";
   xlc::tools::BackendSettings backend;
   std::int64_t batch = 4, seq = 128, gradAccum = 1, steps = 100;
@@ -244,10 +248,52 @@ std::string readText(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-int run(const Options &o) {
+/// --data: one token file as it is, or text files tokenised once into <out>/data.tok (each file a
+/// document) with --tokenizer, else the tokenizer.json beside --weights or the resumed checkpoint.
+std::string resolveData(const Options &o) {
+  check(!o.dataFiles.empty(), "--data: give a token file or text files");
+  for (const std::string &f : o.dataFiles)
+    check(fs::exists(f), "--data: '{}' does not exist", f);
+  if (o.dataFiles.size() == 1 && train::isTokenFile(o.dataFiles[0]))
+    return o.dataFiles[0];
+  for (const std::string &f : o.dataFiles)
+    check(!train::isTokenFile(f),
+          "--data: '{}' is a token file; give one token file alone, or text files only", f);
+  const std::string tokenFile = (fs::path(o.out) / "data.tok").string();
+  std::string tokenizer = o.tokenizer;
+  if (tokenizer.empty() && fs::exists(tokenFile + ".sources.json")) {
+    // A resumed run: the tokenizer the run's token file was made with.
+    const auto record =
+        nlohmann::json::parse(std::ifstream(tokenFile + ".sources.json"), nullptr, false);
+    if (record.is_object() && record.contains("tokenizer") && record["tokenizer"].is_object() &&
+        record["tokenizer"].contains("path") && record["tokenizer"]["path"].is_string())
+      tokenizer = record["tokenizer"]["path"].get<std::string>();
+  }
+  if (tokenizer.empty()) {
+    for (const std::string &dir : {o.weights, (fs::path(o.out) / "checkpoint").string()})
+      if (!dir.empty() && fs::exists(fs::path(dir) / "tokenizer.json")) {
+        tokenizer = (fs::path(dir) / "tokenizer.json").string();
+        break;
+      }
+    check(!tokenizer.empty(),
+          "--data: text files need a tokenizer: pass --tokenizer tokenizer.json (there is none "
+          "beside --weights)");
+  }
+  fs::create_directories(o.out);
+  const bool encoded = train::tokenizeOnce(tokenFile, o.dataFiles, tokenizer, [&](const std::string &p) {
+    if (!o.quiet)
+      std::cerr << fmt::format("xlc-train: tokenising {} with {}\n", p, tokenizer);
+  });
+  if (!o.quiet && !encoded)
+    std::cerr << fmt::format("xlc-train: {} is up to date with its texts\n", tokenFile);
+  return tokenFile;
+}
+
+int run(Options o) {
   check(o.batch >= 1 && o.seq >= 1 && o.gradAccum >= 1 && o.steps >= 1,
         "--batch, --seq, --grad-accum and --steps must be at least 1");
   check(o.clip >= 0.0, "--clip must be ≥ 0 (0: no clipping), got {}", o.clip);
+  o.data = resolveData(o);
   const art::Artifact artifact = art::loadArtifact(o.model);
   for (const char *fn : {"train_step", "grad_norm", "optimizer_step"})
     check(artifact.findFunction(fn) != nullptr,
@@ -467,9 +513,15 @@ int main(int argc, char **argv) {
                  "Initial weights: a Hugging Face model directory (model.safetensors, "
                  "config.json); not needed with --resume once a checkpoint exists")
       ->type_name("<hf-dir>");
-  app.add_option("--data", o.data, "Training token file (xlc-tokenize --token-file)")
-      ->type_name("<file.tok>")
+  app.add_option("--data", o.dataFiles,
+                 "Training data: one token file (xlc-tokenize --token-file), or text files, "
+                 "each a document, tokenised once into <out>/data.tok (reused while the texts "
+                 "and the tokenizer are unchanged)")
+      ->type_name("<file.tok | text ...>")
       ->required();
+  app.add_option("--tokenizer", o.tokenizer,
+                 "tokenizer.json for text --data (default: the one beside --weights)")
+      ->type_name("<tokenizer.json>");
   app.add_option("--out", o.out,
                  "Run directory: checkpoint/ (replaced atomically), log.jsonl (a line per step)")
       ->type_name("<dir>")
