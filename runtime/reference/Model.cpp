@@ -101,21 +101,25 @@ void validateWeights(const ModelConfig &config, const ModelWeights &weights) {
                "model weights: lm_head.weight");
 }
 
-InitRule initRule(const ModelConfig &config, std::string_view name) {
+InitRule initRule(const ModelConfig &config, std::string_view name, InitScheme scheme) {
   const double d = static_cast<double>(config.embeddingDim);
   const double smallInit = std::sqrt(2.0 / (5.0 * d));
   const double wangInit = 2.0 / std::max<double>(1.0, static_cast<double>(config.numBlocks)) /
                           std::sqrt(d);
+  const bool exact = scheme == InitScheme::Xlstm7b;
   auto endsWith = [&](std::string_view suffix) {
     return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
   };
   if (endsWith("norm_mlstm.weight") || endsWith("norm_ffn.weight") ||
       endsWith("multihead_norm.weight") || endsWith("out_norm.weight"))
-    return {1.0, 0.1, false};
+    return {1.0, exact ? 0.0 : 0.1, false};
   if (endsWith("igate_preact.bias"))
-    return {-10.0, 1.0, false};
+    return {-10.0, exact ? 0.0 : 1.0, false};
   if (endsWith("fgate_preact.bias"))
-    return {0.0, 1.0, true};
+    return {0.0, exact ? 0.0 : 1.0, true};
+  if (exact && (endsWith("igate_preact.weight") || endsWith("fgate_preact.weight") ||
+                endsWith("ogate_preact.weight")))
+    return {0.0, 0.0, false};
   if (endsWith("out_proj.weight") || endsWith("proj_down.weight"))
     return {0.0, wangInit, false};
   return {0.0, smallInit, false};
@@ -127,12 +131,12 @@ double InitRule::offset(std::int64_t index, std::int64_t count) const {
   return count == 1 ? 3.0 : 3.0 + 3.0 * static_cast<double>(index) / static_cast<double>(count - 1);
 }
 
-ModelWeights randomWeights(const ModelConfig &config, std::uint64_t seed) {
+ModelWeights randomWeights(const ModelConfig &config, std::uint64_t seed, InitScheme scheme) {
   ModelWeights weights;
   std::vector<WeightSlot> slots = weightSlots(config, weights);
   Random rng(seed);
   for (WeightSlot &slot : slots) {
-    const InitRule rule = initRule(config, slot.name);
+    const InitRule rule = initRule(config, slot.name, scheme);
     *slot.tensor = rng.normal(slot.shape, rule.mean, rule.stddev);
     const std::int64_t n = static_cast<std::int64_t>(slot.tensor->data.size());
     for (std::int64_t i = 0; i < n; ++i)

@@ -97,22 +97,37 @@ std::vector<WeightSlot> weightSlots(const ModelConfig &config, ModelWeights &wei
 /// Throws xlc::Error naming the checkpoint key of the first missing or mis-shaped tensor.
 void validateWeights(const ModelConfig &config, const ModelWeights &weights);
 
-/// How a checkpoint tensor is initialised (the 7B's recipe, xlstm-7b.md §6.1): Normal(mean,
-/// stddev), plus for the forget-gate bias a ramp over the heads (3 + 3·h/(NH − 1)).
+/// Which initialisation randomWeights draws.
+enum class InitScheme {
+  /// The 7B's recipe in spirit but never zero, so that every tensor influences the output (tests
+  /// and benchmarks): see randomWeights.
+  Test,
+  /// The 7B's recipe exactly (xlstm-7b.md §6.1, the start of training): Normal(0, √(2/(5d))) for
+  /// embedding, q, k, v, FFN up/gate and lm_head; Normal(0, 2/(numBlocks·√d)) for out_proj and
+  /// proj_down; zeros for the o-gate and the i/f-gate kernels; input-gate bias −10, forget-gate
+  /// bias linspace(3, 6) over heads; norm weights 1.
+  Xlstm7b,
+};
+
+/// How a checkpoint tensor is initialised: Normal(mean, stddev) (stddev 0: the constant mean),
+/// plus for the forget-gate bias a ramp over the heads (3 + 3·h/(NH − 1)).
 struct InitRule {
   double mean = 0.0, stddev = 1.0;
   bool headRamp = false;
   /// The ramp's value for element |index| of |count| (0 without a ramp).
   double offset(std::int64_t index, std::int64_t count) const;
 };
-InitRule initRule(const ModelConfig &config, std::string_view name);
+InitRule initRule(const ModelConfig &config, std::string_view name,
+                  InitScheme scheme = InitScheme::Test);
 
 /// Random weights following the 7B initialisation (§6.1) in spirit, but never zero, so that every
 /// tensor influences the output: Normal(0, √(2/(5d))) for embedding, q, k, v, o-gate, i/f-gate
 /// kernels, FFN up/gate and lm_head; Normal(0, 2/(numBlocks·√d)) for out_proj and proj_down;
 /// input-gate bias −10 + Normal(0, 1); forget-gate bias linspace(3, 6) over heads + Normal(0, 1);
 /// norm weights 1 + Normal(0, 0.1). Deterministic in |seed| on every platform.
-ModelWeights randomWeights(const ModelConfig &config, std::uint64_t seed);
+/// With InitScheme::Xlstm7b, the 7B's recipe exactly (see InitScheme).
+ModelWeights randomWeights(const ModelConfig &config, std::uint64_t seed,
+                           InitScheme scheme = InitScheme::Test);
 
 /// Recurrent state of every block for a batch of sequences.
 struct ModelState {

@@ -191,7 +191,7 @@ CheckpointSummary writeFastCheckpoint(const ModelConfig &config, const std::stri
   summary.dtype = options.dtype;
   const unsigned workers = std::max(1u, std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < slots.size(); ++i) {
-    const InitRule rule = initRule(config, slots[i].name);
+    const InitRule rule = initRule(config, slots[i].name, options.init);
     const std::int64_t n = numElements(slots[i].shape);
     std::vector<std::uint8_t> &bytes = data[i];
     bytes.resize(static_cast<std::size_t>(n) * elementSize);
@@ -238,7 +238,7 @@ CheckpointSummary writeRandomCheckpoint(const std::string &configPath, const std
   if (options.fast) {
     summary = writeFastCheckpoint(config, outDir, options);
   } else {
-    const ModelWeights weights = randomWeights(config, options.seed);
+    const ModelWeights weights = randomWeights(config, options.seed, options.init);
     summary = writeCheckpoint(config, weights, outDir, options.dtype);
   }
 

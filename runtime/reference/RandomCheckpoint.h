@@ -78,9 +78,10 @@ struct RandomCheckpointOptions {
   /// benchmark checkpoints (the 7B in seconds instead of minutes); deterministic in the seed
   /// whatever the number of threads.
   bool fast = false;
+  InitScheme init = InitScheme::Test; ///< which initialisation (Model.h)
 };
 
-/// Reads |configPath| (modelConfigFromHfJson), draws randomWeights(config, seed), writes
+/// Reads |configPath| (modelConfigFromHfJson), draws randomWeights(config, seed, init), writes
 /// <outDir>/model.safetensors and copies the config to <outDir>/config.json (unless it is
 /// already that file).
 CheckpointSummary writeRandomCheckpoint(const std::string &configPath, const std::string &outDir,

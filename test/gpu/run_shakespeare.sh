@@ -7,17 +7,19 @@
 # carrying .gpu (scripts/gpu-bundle.sh, plus .gpu/data/shakespeare-bytes.tok: xlc-tokenize
 # --tokenizer models/xlstm-shakespeare/tokenizer.json --token-file ... on the text):
 #
-#   bash test/gpu/run_shakespeare.sh [--steps N] [--hf]
+#   bash test/gpu/run_shakespeare.sh [--steps N] [--init xlstm-7b|test] [--hf]
 #
 # $OUT (7 files): xlc.log.jsonl, hf.log.jsonl (--hf), samples-cuda.txt, samples-cpu.txt,
 # model.safetensors.part-a?, trainer_state.json. The summary is printed last.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 steps=600
+init=xlstm-7b
 hf=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps="$2"; shift 2 ;;
+    --init) init="$2"; shift 2 ;;
     --hf) hf=1; shift ;;
     -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "run_shakespeare.sh: unknown argument $1" >&2; exit 2 ;;
@@ -27,7 +29,7 @@ out="${OUT:-$here/gpu-out}"
 work="${SHAKESPEARE_WORK:-/tmp/xlc-shakespeare}"
 data="$here/.gpu/data/shakespeare-bytes.tok"
 rm -rf "$work" && mkdir -p "$work" "$out"
-bash "$here/scripts/train-shakespeare.sh" --device cuda --steps "$steps" --out "$work" \
+bash "$here/scripts/train-shakespeare.sh" --device cuda --steps "$steps" --init "$init" --out "$work" \
   --bin "$here/.gpu/bin" --artifact "$here/.gpu/artifacts/xlstm-shakespeare-train.xlca" \
   --data "$data" 2> "$work/train.err" || { tail -20 "$work/train.err"; exit 1; }
 cp "$work/run/log.jsonl" "$out/xlc.log.jsonl"

@@ -1,9 +1,11 @@
 //===- xlc-random-weights.cpp - A model directory with random weights ----===//
 //
-//   xlc-random-weights <config.json> <out-dir> [--seed N] [--dtype f32|bf16] [--fast] [--json]
+//   xlc-random-weights <config.json> <out-dir> [--seed N] [--dtype f32|bf16] [--init test|xlstm-7b]
+//                      [--fast] [--json]
 //
 // Reads a Hugging Face xLSTM config.json, draws random weights with the float64 reference's
-// initialisation (ref::randomWeights: deterministic in the seed on every platform, never zero),
+// initialisation (ref::randomWeights: deterministic in the seed on every platform; never zero
+// with --init test, xLSTM 7B's training initialisation exactly with --init xlstm-7b),
 // and writes <out-dir>/model.safetensors under the Hugging Face tensor names (tied models store
 // lm_head.weight too, as transformers' save_pretrained does) plus a copy of config.json: a model
 // directory that xlc-dump --weights, xlc-compile and xlc-run accept. The file is written
@@ -57,6 +59,14 @@ int main(int argc, char **argv) {
   app.add_option("--dtype", dtypeName, "Tensor dtype on disk (default f32)")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->type_name("f32|bf16");
+  std::string init = "test";
+  app.add_option("--init", init,
+                 "test (default): xLSTM 7B's initialisation in spirit but never zero, so that every "
+                 "tensor matters (tests, benchmarks); xlstm-7b: its initialisation exactly "
+                 "(xlstm-7b.md 6.1: o-gate and i/f-gate kernels zero, gate biases -10 and "
+                 "linspace(3, 6), norms 1), where training starts")
+      ->check(CLI::IsMember({"test", "xlstm-7b"}))
+      ->type_name("test|xlstm-7b");
   bool fast = false;
   app.add_flag("--fast", fast,
                "Draw with a counter-based generator on every core (the same initialisation, other "
@@ -70,6 +80,7 @@ int main(int argc, char **argv) {
     options.seed = seed;
     options.dtype = dtypeName == "bf16" ? xlc::weights::DType::BF16 : xlc::weights::DType::F32;
     options.fast = fast;
+    options.init = init == "xlstm-7b" ? xlc::ref::InitScheme::Xlstm7b : xlc::ref::InitScheme::Test;
     std::vector<std::string> warnings;
     const xlc::ref::ModelConfig config = xlc::ref::modelConfigFromHfJson(configPath, &warnings);
     for (const std::string &w : warnings)
@@ -90,6 +101,7 @@ int main(int argc, char **argv) {
       out["dtype"] = dtypeName;
       out["seed"] = seed;
       out["generator"] = fast ? "counter" : "reference";
+      out["init"] = init;
       out["tensors"] = summary.tensors;
       out["parameters"] = summary.parameters;
       out["bytes"] = summary.bytes;

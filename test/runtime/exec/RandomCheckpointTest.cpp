@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <string>
 #include <unistd.h>
@@ -212,6 +214,32 @@ TEST(RandomCheckpointTest, FastGeneratorDrawsTheSameInitialisation) {
       EXPECT_NEAR(sd, rule.stddev, 0.05 * rule.stddev);
     }
   }
+}
+
+// --init xlstm-7b: the 7B's training initialisation exactly (xlstm-7b.md §6.1): the o-gate and
+// the gate kernels zero, gate biases -10 and linspace(3, 6), norms 1, and the random matrices
+// with the Test scheme's spreads (the same rules).
+TEST(RandomWeightsTest, Xlstm7bInitialisationIsExact) {
+  const ModelConfig config = modelConfigFromHfJson(modelConfigPath("xlstm-tiny"));
+  const ModelWeights w = randomWeights(config, 5, InitScheme::Xlstm7b);
+  auto all = [](const Tensor &t, double value) {
+    return std::all_of(t.data.begin(), t.data.end(), [&](double x) { return x == value; });
+  };
+  for (const BlockWeights &b : w.blocks) {
+    EXPECT_TRUE(all(b.igate, 0.0));
+    EXPECT_TRUE(all(b.fgate, 0.0));
+    EXPECT_TRUE(all(b.ogate, 0.0));
+    EXPECT_TRUE(all(b.igateBias, -10.0));
+    EXPECT_TRUE(all(b.normMlstm, 1.0));
+    EXPECT_TRUE(all(b.normFfn, 1.0));
+    EXPECT_TRUE(all(b.multiheadNorm, 1.0));
+    ASSERT_EQ(b.fgateBias.data.size(), 4u);
+    EXPECT_EQ(b.fgateBias.data, (std::vector<double>{3.0, 4.0, 5.0, 6.0}));
+    EXPECT_FALSE(all(b.q, 0.0));
+  }
+  EXPECT_TRUE(all(w.outNorm, 1.0));
+  EXPECT_EQ(initRule(config, "backbone.blocks.0.mlstm_layer.q.weight", InitScheme::Xlstm7b).stddev,
+            initRule(config, "backbone.blocks.0.mlstm_layer.q.weight").stddev);
 }
 
 } // namespace
