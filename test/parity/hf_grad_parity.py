@@ -2,7 +2,7 @@
 """Gradient parity of xlc's compiled train_step with torch autograd in transformers' xLSTM.
 
     python3 test/parity/hf_grad_parity.py --xlc-train .gpu/bin/xlc-train \\
-        --artifacts .gpu/artifacts [--configs tiny,shakespeare,125m] \\
+        --artifacts .gpu/artifacts [--configs tiny,125m,shakespeare-init,shakespeare-trained] \\
         [--batch 2 --seq 128] [--out $OUT/grad-parity.json] [--work /tmp/xlc-grad-parity]
 
 Runs on the GPU machine (torch with CUDA, transformers >= 5 with xLSTMForCausalLM, safetensors,
@@ -11,15 +11,16 @@ development machine with `xlc-compile --training` (scripts/gpu-bundle.sh makes t
 the others: xlc-compile <config> --training -o .gpu/artifacts/<model>-train.xlca).
 
 Method, per config:
-1. Weights: an xLSTMForCausalLM from the config (kernels as hf_parity.py sets them, mode
-   "train": the native chunkwise kernel differentiated by autograd), every parameter drawn as
-   hf_parity.py draws it but well conditioned: gate weights N(0, 1/d) (pre-activations vary by
-   about +-1), input-gate biases N(0, 1) (open: every path through the recurrent state carries
-   signal), the head N(0, 1/d) (logits about N(0, 1)). hf_parity.py's own draw (gates +-3,
-   input-gate biases -10, logits of std 4) makes the loss landscape so steep that transformers'
-   bf16 gradients differ from its fp32 ones by 25-1400 % and two fp32 implementations by 1e-3
-   (measured on an H100, 2026-12-07): nothing could be told apart there. Saved in float32
-   (save_pretrained; a tied model's head saved as a copy of the embedding, then tied again).
+1. Weights, in float32: xlc-random-weights --init test (xLSTM 7B's initialisation in spirit,
+   every tensor nonzero: input-gate biases near -10, so the denominator's exp(-m) bound is
+   active and its gradient path is exercised) or --init xlstm-7b (exactly where training
+   starts), or a trained checkpoint (the Shakespeare model run.sh ships: where training goes).
+   transformers loads the same directory (from_pretrained, float32; mode "train": the native
+   chunkwise kernel differentiated by autograd; a tied head tied to the embedding).
+   Draws with open input gates (biases around 0, as hf_parity.py's forward check uses with
+   gates of +-3) are ill-conditioned at depth: there transformers' own bf16 gradients differ
+   from its fp32 ones by 60-100 % (median over tensors) and two fp32 implementations by up to
+   6e-3 after 4 blocks (H100, 2026-12-07), so no comparison means anything.
 2. Data: a token file (runtime/train/TokenFile.h) of seeded random ids; the batch is its first
    --batch windows of --seq + 1 tokens in file order, which `xlc-train --gradients-out` reads
    with --val-fraction 0.
@@ -51,18 +52,21 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_parity  # noqa: E402  (same directory: config mapping, random parameters, versions)
 
-# Configs transformers can express (the test variants without soft caps it cannot: xLSTMConfig
-# refuses gate_soft_cap null): the tiny model (untied, 4 heads of 8/16), the byte-level
-# Shakespeare model (vocabulary 256, 6 blocks, heads of 48/96) and xLSTM 125M (tied, 12 blocks).
-CONFIGS = {
-    "tiny": ("models/xlstm-tiny/config.json", "xlstm-tiny"),
-    "shakespeare": ("models/xlstm-shakespeare/config.json", "xlstm-shakespeare"),
-    "125m": ("models/xlstm-125m/config.json", "xlstm-125m"),
+# Cases: (config, artifact model, weights). Weights "init:<scheme>" are drawn by
+# xlc-random-weights --init <scheme>; "dir:<path>" is a checkpoint of the repository. Configs
+# transformers can express (the test variants without soft caps it cannot: xLSTMConfig refuses
+# gate_soft_cap null): the tiny model (untied, 4 heads of 8/16), the byte-level Shakespeare model
+# (vocabulary 256, 6 blocks, heads of 48/96) and xLSTM 125M (tied, 12 blocks).
+CASES = {
+    "tiny": ("models/xlstm-tiny/config.json", "xlstm-tiny", "init:test"),
+    "125m": ("models/xlstm-125m/config.json", "xlstm-125m", "init:test"),
+    "shakespeare-init": ("models/xlstm-shakespeare/config.json", "xlstm-shakespeare",
+                         "init:xlstm-7b"),
+    "shakespeare-trained": ("models/xlstm-shakespeare/config.json", "xlstm-shakespeare",
+                            "dir:models/xlstm-shakespeare"),
 }
 BOUND_CPU = 1e-4
 BOUND_CUDA_FACTOR, BOUND_CUDA_FLOOR = 2.0, 3e-2
-# The well-conditioned draw (step 1 of the docstring).
-GATE_PREACT_STD, LM_HEAD_LOGIT_STD, IGATE_BIAS, IGATE_BIAS_NOISE = 1.0, 1.0, 0.0, 1.0
 
 
 def log(msg):
@@ -136,7 +140,7 @@ def run_xlc(args, device, artifact, ckpt, tokens, out_file, work):
 def run_config(args, name):
     import torch
     from transformers import xLSTMConfig
-    config_path, model_name = CONFIGS[name]
+    config_path, model_name, weights = CASES[name]
     artifact = os.path.join(args.artifacts, f"{model_name}-train.xlca")
     if not os.path.isfile(artifact):
         raise FileNotFoundError(f"{artifact} not found: compile it with xlc-compile "
@@ -146,16 +150,17 @@ def run_config(args, name):
     kwargs, _ = hf_parity.config_kwargs_from_file(os.path.join(hf_parity.REPO, config_path))
     kwargs["mode"] = "train"
     config = xLSTMConfig(**kwargs)
-    model = hf_parity.build_model(config, torch.float32, "cuda")
-    hf_parity.randomize_parameters(model, config, args.seed, gate_preact_std=GATE_PREACT_STD,
-                                   lm_head_logit_std=LM_HEAD_LOGIT_STD, igate_bias=IGATE_BIAS,
-                                   igate_bias_noise=IGATE_BIAS_NOISE)
+    if weights.startswith("init:"):
+        ckpt = os.path.join(work, "ckpt")
+        subprocess.run([args.xlc_random_weights, os.path.join(hf_parity.REPO, config_path), ckpt,
+                        "--seed", str(args.seed), "--dtype", "f32", "--init", weights[5:]],
+                       check=True, capture_output=True, timeout=args.timeout)
+    else:
+        ckpt = os.path.join(hf_parity.REPO, weights[4:])
+    model, problems = hf_parity.load_checkpoint(ckpt, torch.float32, "cuda", config=config)
+    if problems:
+        raise RuntimeError(f"loading {ckpt} into transformers: {problems}")
     tied = bool(kwargs.get("tie_word_embeddings"))
-    if tied:  # saved untied with equal values (save_pretrained refuses undeclared sharing)
-        with torch.no_grad():
-            model.lm_head.weight.copy_(model.get_input_embeddings().weight)
-    ckpt = os.path.join(work, "ckpt")
-    hf_parity.save_checkpoint(model, ckpt, None)
     if tied and model.lm_head.weight is not model.get_input_embeddings().weight:
         model.lm_head.weight = model.get_input_embeddings().weight
     model.train()
@@ -200,7 +205,8 @@ def run_config(args, name):
     loss_ok = (abs(losses["xlc_cpu"] - loss_ref) <= 1e-5 * max(1.0, loss_ref)
                and abs(losses["xlc_cuda"] - loss_ref) <= 1e-2 * max(1.0, loss_ref))
     ok &= loss_ok
-    return {"config": name, "config_path": config_path, "artifact": artifact, "tied": tied,
+    return {"config": name, "config_path": config_path, "weights": weights, "artifact": artifact,
+            "tied": tied,
             "parameters": int(sum(ref[t].size for t in names)), "losses": losses,
             "loss_ok": loss_ok, "seconds": {d: r[2] for d, r in runs.items()},
             "worst": {k: max(tensors, key=lambda r: r[k])["tensor"]
@@ -227,7 +233,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--xlc-train", required=True)
     ap.add_argument("--artifacts", required=True, help="folder of <model>-train.xlca")
-    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--xlc-random-weights", default=None,
+                    help="default: xlc-random-weights beside --xlc-train")
+    ap.add_argument("--configs", default=",".join(CASES), help="cases (CASES)")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=128,
                     help="tokens per sequence (a multiple of every config's chunk size: "
@@ -238,10 +246,13 @@ def main():
     ap.add_argument("--out", default=None, help="JSON report")
     args = ap.parse_args()
     for name in args.configs.split(","):
-        if name not in CONFIGS:
-            sys.exit(f"hf_grad_parity: unknown config {name!r} (known: {', '.join(CONFIGS)})")
+        if name not in CASES:
+            sys.exit(f"hf_grad_parity: unknown case {name!r} (known: {', '.join(CASES)})")
     if not os.path.isfile(args.xlc_train):
         sys.exit(f"hf_grad_parity: --xlc-train {args.xlc_train} not found")
+    if args.xlc_random_weights is None:
+        args.xlc_random_weights = os.path.join(os.path.dirname(args.xlc_train),
+                                               "xlc-random-weights")
     try:
         hf_parity.torch_setup()
     except ImportError as e:
