@@ -128,6 +128,17 @@ def structure(path, reps, warmup, steps):
                 fail(f"{name}: state bytes {case['work']['state_bytes']}, expected {state}")
             if case["prefill_time_to_first_token_ms"] <= 0:
                 fail(f"{name}: no prefill time")
+        elif kind == "train":
+            # One optimizer step per repeat; model FLOPs at 6 per updated parameter and token.
+            flops = doc["settings"]["train_flops_per_token"]
+            if not (flops > 0 and flops % 6 == 0) or case["sequence_tokens"] != prompt:
+                fail(f"{name}: train_flops_per_token {flops}, sequence {case.get('sequence_tokens')}")
+            if len(case["warmup_s"]) != warmup:
+                fail(f"{name}: warm-up repeats {case['warmup_s']}, expected {warmup}")
+            figure_check(case, figures, repeats, "train_tokens_per_s", lambda t: batch * prompt / t)
+            figure_check(case, figures, repeats, "optimizer_step_ms", lambda t: t * 1e3)
+            figure_check(case, figures, repeats, "model_tflops",
+                         lambda t: flops * batch * prompt / t / 1e12)
         else:
             figure_check(case, figures, repeats, "step_sum_ms", lambda t: t * 1e3)
         work = case["work"]

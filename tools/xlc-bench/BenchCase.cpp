@@ -13,8 +13,9 @@ namespace xlc::bench {
 namespace {
 
 constexpr std::string_view kGrammar =
-    "prefill-b<B>-p<P>, decode-b<B>-p<P>, profile-prefill-b<B>-p<P> or profile-decode-b<B> "
-    "(B sequences, P prompt tokens each)";
+    "prefill-b<B>-p<P>, decode-b<B>-p<P>, profile-prefill-b<B>-p<P>, profile-decode-b<B> "
+    "(B sequences, P prompt tokens each), train-b<B>-s<S> or profile-train-b<B>-s<S> (B "
+    "sequences of S tokens)";
 
 /// A positive decimal number without a leading zero, at most |max|; nullopt otherwise.
 std::optional<std::uint64_t> parseCount(std::string_view text, std::uint64_t max) {
@@ -64,6 +65,10 @@ std::string_view caseKindName(CaseKind kind) {
     return "profile-prefill";
   case CaseKind::ProfileDecode:
     return "profile-decode";
+  case CaseKind::Train:
+    return "train";
+  case CaseKind::ProfileTrain:
+    return "profile-train";
   }
   return "?";
 }
@@ -71,6 +76,8 @@ std::string_view caseKindName(CaseKind kind) {
 std::string caseName(CaseKind kind, std::uint64_t batch, std::uint64_t prompt) {
   if (kind == CaseKind::ProfileDecode)
     return fmt::format("{}-b{}", caseKindName(kind), batch);
+  if (kind == CaseKind::Train || kind == CaseKind::ProfileTrain)
+    return fmt::format("{}-b{}-s{}", caseKindName(kind), batch, prompt);
   return fmt::format("{}-b{}-p{}", caseKindName(kind), batch, prompt);
 }
 
@@ -81,6 +88,8 @@ BenchCase parseCase(std::string_view name) {
   constexpr std::pair<std::string_view, CaseKind> kPrefixes[] = {
       {"profile-prefill-", CaseKind::ProfilePrefill},
       {"profile-decode-", CaseKind::ProfileDecode},
+      {"profile-train-", CaseKind::ProfileTrain},
+      {"train-", CaseKind::Train},
       {"prefill-", CaseKind::Prefill},
       {"decode-", CaseKind::Decode},
   };
@@ -109,15 +118,18 @@ BenchCase parseCase(std::string_view name) {
           "depend on it)",
           name);
   } else {
-    check(dash != std::string_view::npos && rest.substr(dash).starts_with("-p"),
-          "case '{}': expected -p<P> after the batch (the prompt length), as in {}", name,
-          kGrammar);
+    // Prompt length -p<P>; a training case's sequence length -s<S>.
+    const bool training = c.isTraining();
+    const std::string_view marker = training ? "-s" : "-p";
+    const std::string_view what = training ? "the sequence length" : "the prompt length";
+    check(dash != std::string_view::npos && rest.substr(dash).starts_with(marker),
+          "case '{}': expected {}<{}> after the batch ({}), as in {}", name, marker,
+          training ? "S" : "P", what, kGrammar);
     const std::string_view promptText = rest.substr(dash + 2);
     const std::optional<std::uint64_t> prompt = parseCount(promptText, kMaxPrompt);
     check(prompt.has_value(),
-          "case '{}': the prompt length '{}' must be a whole number from 1 to {} without "
-          "leading zeros",
-          name, promptText, kMaxPrompt);
+          "case '{}': {} '{}' must be a whole number from 1 to {} without leading zeros", name,
+          what, promptText, kMaxPrompt);
     c.prompt = *prompt;
   }
   c.name = caseName(c.kind, c.batch, c.prompt);
@@ -143,6 +155,12 @@ const std::vector<CaseSet> &caseSets() {
       {"tiny", "a few small cases for the tiny model on the CPU (the default on the CPU)",
        "prefill-b1-p64,prefill-b2-p128,decode-b1-p32,decode-b4-p32,profile-prefill-b1-p64,"
        "profile-decode-b1"},
+      {"training", "an optimizer step of xLSTM 7B's and 1.4B's training cases (1 x 4096, "
+                   "4 x 4096, 8 x 512) and where a 4 x 4096 train_step's time goes (an "
+                   "artifact compiled with --training)",
+       "train-b1-s4096,train-b4-s4096,train-b8-s512,profile-train-b4-s4096"},
+      {"train-tiny", "small training cases for the tiny model on the CPU (--training artifact)",
+       "train-b2-s64,profile-train-b2-s64"},
   };
   return sets;
 }
@@ -185,6 +203,9 @@ std::uint64_t seqPerCall(const BenchCase &c, std::uint64_t tokensPerCall, std::u
           "case {}: one prefill call of {} x {} = {} tokens exceeds --tokens-per-call {} (a "
           "profile times exactly one call); raise --tokens-per-call",
           c.name, c.batch, c.prompt, c.batch * c.prompt, tokensPerCall);
+    return c.prompt;
+  case CaseKind::Train:
+  case CaseKind::ProfileTrain:
     return c.prompt;
   case CaseKind::Prefill:
   case CaseKind::Decode:

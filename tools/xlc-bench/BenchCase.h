@@ -10,8 +10,14 @@
 //                              on the GPU, the host clock on the CPU): the share of each kernel,
 //                              GEMM shape and copy
 //   profile-decode-b<B>        one `decode_step` call at batch B, every step timed
+//   train-b<B>-s<S>            one optimizer step on B sequences of S tokens (an artifact
+//                              compiled with --training): train_step, grad_norm, optimizer_step;
+//                              training tokens/s = B·S / that time, and model FLOP/s at 6·N per
+//                              token (N: the parameters train_step updates)
+//   profile-train-b<B>-s<S>    one `train_step` call of B×S tokens, every step timed
 //
-// Sets name groups of cases (caseSets(): issue10, prefill, decode, profiles, all, tiny). A case
+// Sets name groups of cases (caseSets(): issue10, prefill, decode, profiles, all, tiny, training,
+// train-tiny). A case
 // list is a comma-separated mix of both; repeats are dropped, the first position kept.
 //
 // Call sizes. The backend of a case is created for its batch and for the tokens per sequence of
@@ -31,18 +37,28 @@
 
 namespace xlc::bench {
 
-enum class CaseKind : std::uint8_t { Prefill, Decode, ProfilePrefill, ProfileDecode };
+enum class CaseKind : std::uint8_t {
+  Prefill,
+  Decode,
+  ProfilePrefill,
+  ProfileDecode,
+  Train,
+  ProfileTrain,
+};
 std::string_view caseKindName(CaseKind kind); ///< "prefill", "decode", "profile-prefill", ...
 
 struct BenchCase {
   std::string name; ///< canonical: what caseName() gives
   CaseKind kind = CaseKind::Prefill;
   std::uint64_t batch = 1;
-  std::uint64_t prompt = 0; ///< tokens per sequence (0 for profile-decode)
+  std::uint64_t prompt = 0; ///< tokens per sequence (0 for profile-decode; S for training)
 
   bool isProfile() const {
-    return kind == CaseKind::ProfilePrefill || kind == CaseKind::ProfileDecode;
+    return kind == CaseKind::ProfilePrefill || kind == CaseKind::ProfileDecode ||
+           kind == CaseKind::ProfileTrain;
   }
+  /// Runs the training functions (a backend of its own, created for them).
+  bool isTraining() const { return kind == CaseKind::Train || kind == CaseKind::ProfileTrain; }
   friend bool operator==(const BenchCase &, const BenchCase &) = default;
 };
 
@@ -72,7 +88,7 @@ std::vector<BenchCase> parseCaseList(std::string_view list);
 
 /// Tokens per sequence of one prefill call for |c| (see the file comment); profile-prefill gets
 /// its whole prompt (one call; refused above tokensPerCall), profile-decode one chunk (what the
-/// backend's warm-up prefill needs). Throws xlc::Error naming the case when the batch exceeds
+/// backend's warm-up prefill needs), the training cases their S (one train_step call). Throws xlc::Error naming the case when the batch exceeds
 /// tokensPerCall.
 std::uint64_t seqPerCall(const BenchCase &c, std::uint64_t tokensPerCall, std::uint64_t chunk);
 

@@ -11,7 +11,9 @@
 #endif
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
+#include <span>
 #include <sstream>
 
 namespace xlc::bench {
@@ -151,6 +153,75 @@ void runDecode(exec::Backend &backend, CaseResult &r, const RunSettings &s,
   }
 }
 
+/// A training batch from B sequences of S + 1 ids: tokens are each sequence's first S ids,
+/// targets its last S (next-token prediction, every target counted), and train_step's buffers.
+struct TrainBatch {
+  std::vector<std::int32_t> tokens, targets;
+  std::vector<float> tokenLoss;
+
+  explicit TrainBatch(const std::vector<std::vector<std::int32_t>> &sequences) {
+    for (const std::vector<std::int32_t> &seq : sequences) {
+      tokens.insert(tokens.end(), seq.begin(), seq.end() - 1);
+      targets.insert(targets.end(), seq.begin() + 1, seq.end());
+    }
+    tokenLoss.resize(tokens.size());
+  }
+  exec::CallArgs trainStepArgs(std::uint64_t batch, std::uint64_t seq) {
+    exec::CallArgs args;
+    args.batch = batch;
+    args.seq = seq;
+    args.inputs.emplace("tokens", std::as_bytes(std::span(tokens)));
+    args.inputs.emplace("targets", std::as_bytes(std::span(targets)));
+    args.scalars.emplace("grad_scale", 1.0 / static_cast<double>(targets.size()));
+    args.outputs.emplace("token_loss", exec::OutputRequest{tokenLoss});
+    return args;
+  }
+};
+
+/// A repeat = one optimizer step, as xlc-train takes it: train_step (the gradients of the mean
+/// loss), grad_norm (for clipping), optimizer_step (AdamW at a small learning rate, so the
+/// weights stay sane over the repeats). Every call is synchronous (its outputs come back, or the
+/// backend waits for the device at its end); the host clock spans the three.
+void runTrain(exec::Backend &backend, CaseResult &r, const RunSettings &s,
+              const std::vector<std::vector<std::int32_t>> &sequences, const Progress &progress) {
+  TrainBatch batch(sequences);
+  exec::CallArgs step = batch.trainStepArgs(r.bench.batch, r.bench.prompt);
+  std::vector<float> normSq(1);
+  exec::CallArgs norm;
+  norm.outputs.emplace("norm_sq", exec::OutputRequest{normSq});
+  backend.zeroGradients();
+  for (std::size_t rep = 0; rep < s.warmup + s.reps; ++rep) {
+    const double beta1 = 0.9, beta2 = 0.95, t = static_cast<double>(rep + 1);
+    exec::CallArgs update;
+    update.scalars = {{"lr", 1e-5},
+                      {"beta1", beta1},
+                      {"beta2", beta2},
+                      {"eps", 1e-8},
+                      {"weight_decay", 0.1},
+                      {"c1", 1.0 - std::pow(beta1, t)}, // bias corrections (train/AdamW.h)
+                      {"c2", 1.0 - std::pow(beta2, t)},
+                      {"grad_scale", 1.0}};
+    const Clock::time_point start = Clock::now();
+    backend.call("train_step", step);
+    backend.call("grad_norm", norm);
+    backend.call("optimizer_step", update);
+    const double seconds = secondsSince(start);
+    (rep < s.warmup ? r.warmupRepeats : r.repeats).push_back(seconds);
+    check(std::isfinite(normSq[0]), "case {}: the gradient norm is not finite", r.bench.name);
+    if (progress) {
+      double loss = 0;
+      for (float l : batch.tokenLoss)
+        loss += l;
+      progress(fmt::format("{} {} {}/{}: {:.2f} ms, loss {:.4f}, {:.0f} tokens/s", r.bench.name,
+                           rep < s.warmup ? "warm-up" : "repeat",
+                           rep < s.warmup ? rep + 1 : rep + 1 - s.warmup,
+                           rep < s.warmup ? s.warmup : s.reps, seconds * 1e3,
+                           loss / static_cast<double>(batch.targets.size()),
+                           static_cast<double>(batch.targets.size()) / seconds));
+    }
+  }
+}
+
 } // namespace
 
 std::int32_t promptToken(std::uint64_t seed, std::uint64_t sequence, std::uint64_t position,
@@ -200,6 +271,14 @@ Work caseWork(const exec::Plan &plan, const BenchCase &c, std::uint64_t maxSeq,
     return callWork(plan, "prefill", {c.batch, c.prompt, 0}, storage);
   case CaseKind::ProfileDecode:
     return callWork(plan, "decode_step", {c.batch, 1, 0}, storage);
+  case CaseKind::Train: {
+    Work total = callWork(plan, "train_step", {c.batch, c.prompt, 0}, storage);
+    total += callWork(plan, "grad_norm", {1, 1, 0}, storage);
+    total += callWork(plan, "optimizer_step", {1, 1, 0}, storage);
+    return total;
+  }
+  case CaseKind::ProfileTrain:
+    return callWork(plan, "train_step", {c.batch, c.prompt, 0}, storage);
   }
   return {};
 }
@@ -220,17 +299,31 @@ void runCase(exec::Backend &backend, CaseResult &r, const RunSettings &s,
     runDecode(backend, r, s, makePrompts(c.batch, c.prompt, vocab, s.seed), progress);
     break;
   case CaseKind::ProfilePrefill:
-    r.profile = profileCall(backend, "prefill", {c.batch, c.prompt, 0},
-                            flatten(makePrompts(c.batch, c.prompt, vocab, s.seed)), s.warmup,
-                            s.reps, limit, storage);
+  case CaseKind::ProfileDecode: {
+    const bool prefill = c.kind == CaseKind::ProfilePrefill;
+    const std::string function = prefill ? "prefill" : "decode_step";
+    const std::uint64_t seq = prefill ? c.prompt : 1;
+    const std::vector<std::int32_t> tokens = flatten(makePrompts(c.batch, seq, vocab, s.seed));
+    exec::CallArgs args;
+    args.inputs.emplace(backend.plan().function(function).function->inputs.at(0).name,
+                        std::as_bytes(std::span(tokens)));
+    r.profile = profileCall(backend, function, {c.batch, seq, 0}, args, s.warmup, s.reps, limit,
+                            storage);
     r.repeats = r.profile->stepSumSeconds;
     break;
-  case CaseKind::ProfileDecode:
-    r.profile = profileCall(backend, "decode_step", {c.batch, 1, 0},
-                            flatten(makePrompts(c.batch, 1, vocab, s.seed)), s.warmup, s.reps,
-                            limit, storage);
+  }
+  case CaseKind::Train:
+    runTrain(backend, r, s, makePrompts(c.batch, c.prompt + 1, vocab, s.seed), progress);
+    break;
+  case CaseKind::ProfileTrain: {
+    TrainBatch batch(makePrompts(c.batch, c.prompt + 1, vocab, s.seed));
+    r.profile = profileCall(backend, "train_step", {c.batch, c.prompt, 0},
+                            batch.trainStepArgs(c.batch, c.prompt), s.warmup, s.reps, limit,
+                            storage);
+    backend.zeroGradients();
     r.repeats = r.profile->stepSumSeconds;
     break;
+  }
   }
   if (progress)
     progress(fmt::format("{} done in {:.1f} s", c.name, secondsSince(start)));

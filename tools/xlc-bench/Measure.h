@@ -52,6 +52,9 @@ struct RunSettings {
   std::size_t warmup = 1;
   std::size_t decodeSteps = 32;
   std::uint64_t seed = 1;
+  /// Model FLOPs per training token: 6 × the parameters train_step updates (0: no training
+  /// functions); training cases report model FLOP/s with it.
+  double trainFlopsPerToken = 0;
 };
 
 /// A memory reading.

@@ -57,14 +57,10 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 } // namespace
 
 Profile profileCall(exec::Backend &backend, const std::string &function,
-                    const exec::CallShape &shape, std::span<const std::int32_t> tokens,
-                    std::size_t warmup, std::size_t reps, const DeviceLimit &limit,
-                    FloatStorage storage) {
+                    const exec::CallShape &shape, const exec::CallArgs &base, std::size_t warmup,
+                    std::size_t reps, const DeviceLimit &limit, FloatStorage storage) {
   const exec::Plan &plan = backend.plan();
   const exec::PreparedFunction &fn = plan.function(function);
-  check(fn.function->inputs.size() == 1,
-        "profile of '{}': the function takes {} inputs; xlc-bench feeds token ids only", function,
-        fn.function->inputs.size());
   check(reps >= 1, "profile of '{}': at least one timed call is needed", function);
 
   Profile profile;
@@ -75,11 +71,10 @@ Profile profileCall(exec::Backend &backend, const std::string &function,
   std::unique_ptr<StepClock> clock = makeStepClock(backend);
   profile.clock = std::string(clock->name());
   ClockObserver observer(*clock, fn.steps.size());
-  exec::CallArgs args;
+  exec::CallArgs args = base;
   args.firstSlot = shape.firstSlot;
   args.batch = shape.batch;
   args.seq = shape.seq;
-  args.inputs.emplace(fn.function->inputs[0].name, std::as_bytes(tokens));
   args.observer = &observer;
 
   std::vector<std::vector<double>> perCall; // [timed call][step]

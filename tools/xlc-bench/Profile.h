@@ -56,12 +56,12 @@ struct Profile {
   std::uint64_t gateTimeouts = 0;
 };
 
-/// Profiles |function| on slots [0, shape.batch) with |tokens| (batch·seq ids). Throws
-/// xlc::Error from the backend, naming the function.
+/// Profiles |function| on slots [0, shape.batch) with the inputs, outputs and scalars of |args|
+/// (its shape and observer are set here). Throws xlc::Error from the backend, naming the
+/// function.
 Profile profileCall(exec::Backend &backend, const std::string &function,
-                    const exec::CallShape &shape, std::span<const std::int32_t> tokens,
-                    std::size_t warmup, std::size_t reps, const DeviceLimit &limit,
-                    FloatStorage storage);
+                    const exec::CallShape &shape, const exec::CallArgs &args, std::size_t warmup,
+                    std::size_t reps, const DeviceLimit &limit, FloatStorage storage);
 
 } // namespace xlc::bench
 

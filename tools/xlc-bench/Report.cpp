@@ -23,9 +23,10 @@ struct FigureDef {
   std::function<double(double)> fromSeconds;
 };
 
-std::vector<FigureDef> figuresOf(const BenchCase &c, std::size_t decodeSteps) {
+std::vector<FigureDef> figuresOf(const BenchCase &c, const RunSettings &settings) {
   const double b = static_cast<double>(c.batch), p = static_cast<double>(c.prompt);
-  const double n = static_cast<double>(decodeSteps);
+  const double n = static_cast<double>(settings.decodeSteps);
+  const double flopsPerToken = settings.trainFlopsPerToken;
   switch (c.kind) {
   case CaseKind::Prefill:
     return {{"prefill_tokens_per_s", "prefill", "tok/s", [=](double t) { return b * p / t; }},
@@ -33,8 +34,14 @@ std::vector<FigureDef> figuresOf(const BenchCase &c, std::size_t decodeSteps) {
   case CaseKind::Decode:
     return {{"decode_tokens_per_s", "decode", "tok/s", [=](double t) { return b * n / t; }},
             {"step_ms", "decode step", "ms", [=](double t) { return t / n * 1e3; }}};
+  case CaseKind::Train:
+    return {{"train_tokens_per_s", "training", "tok/s", [=](double t) { return b * p / t; }},
+            {"optimizer_step_ms", "step", "ms", [](double t) { return t * 1e3; }},
+            {"model_tflops", "6N FLOP/s", "TFLOP/s",
+             [=](double t) { return flopsPerToken * b * p / t / 1e12; }}};
   case CaseKind::ProfilePrefill:
   case CaseKind::ProfileDecode:
+  case CaseKind::ProfileTrain:
     return {{"step_sum_ms", "sum of steps", "ms", [](double t) { return t * 1e3; }}};
   }
   return {};
@@ -53,9 +60,10 @@ Json summaryJson(const Summary &s, const char *unit) {
           {"unit", unit}};
 }
 
-Json figuresJson(const BenchCase &c, std::size_t decodeSteps, const std::vector<double> &seconds) {
+Json figuresJson(const BenchCase &c, const RunSettings &settings,
+                 const std::vector<double> &seconds) {
   Json figures = Json::object();
-  for (const FigureDef &f : figuresOf(c, decodeSteps))
+  for (const FigureDef &f : figuresOf(c, settings))
     figures[f.key] = summaryJson(figureSummary(f, seconds), f.unit);
   return figures;
 }
@@ -154,13 +162,15 @@ Json caseJson(const BenchRun &run, const CaseResult &r) {
       for (std::uint64_t t : {std::uint64_t{0}, length - 1})
         sample.push_back({i, t, promptToken(run.settings.seed, i, t, vocab)});
   entry["prompt_sample"] = std::move(sample);
-  if (!c.isProfile())
+  if (!c.isProfile() && !c.isTraining())
     entry["prefill_calls"] = r.prefillCalls;
+  if (c.isTraining())
+    entry["sequence_tokens"] = c.prompt;
   entry["repeats_s"] = r.repeats;
   entry["warmup_s"] = r.warmupRepeats;
-  const std::vector<FigureDef> defs = figuresOf(c, run.settings.decodeSteps);
+  const std::vector<FigureDef> defs = figuresOf(c, run.settings);
   entry["primary_figure"] = defs.front().key;
-  entry["figures"] = figuresJson(c, run.settings.decodeSteps, r.repeats);
+  entry["figures"] = figuresJson(c, run.settings, r.repeats);
   if (c.kind == CaseKind::Decode)
     entry["prefill_time_to_first_token_ms"] = r.decodeTtftSeconds * 1e3;
   entry["work"] = workJson(r.work);
@@ -184,7 +194,7 @@ Json caseJson(const BenchRun &run, const CaseResult &r) {
                    {"error", h.error.empty() ? Json(nullptr) : Json(h.error)},
                    {"repeats_s", h.repeats},
                    {"warmup_s", h.warmupRepeats},
-                   {"figures", figuresJson(c, run.settings.decodeSteps, h.repeats)},
+                   {"figures", figuresJson(c, run.settings, h.repeats)},
                    {"ratio_to_limit", ratioJson(r.bound, h.repeats)},
                    {"time_to_first_token_ms", h.ttftSeconds * 1e3},
                    {"peak_allocated_bytes", h.peakAllocatedBytes},
@@ -265,6 +275,7 @@ Json toJson(const BenchRun &run) {
                      {"warmup", run.settings.warmup},
                      {"decode_steps", run.settings.decodeSteps},
                      {"seed", run.settings.seed},
+                     {"train_flops_per_token", run.settings.trainFlopsPerToken},
                      {"tokens_per_call", run.tokensPerCall},
                      {"gemv", run.gemv.empty() ? Json(nullptr) : Json(run.gemv)},
                      {"host_sampling", run.hostSampling},
@@ -308,7 +319,7 @@ void printTable(const BenchRun &run, std::FILE *out) {
     const auto hf = run.hf.cases.find(c.name);
     const bool haveHf = hf != run.hf.cases.end() && hf->second.error.empty() &&
                         !hf->second.repeats.empty();
-    const std::vector<FigureDef> defs = figuresOf(c, run.settings.decodeSteps);
+    const std::vector<FigureDef> defs = figuresOf(c, run.settings);
     for (std::size_t i = 0; i < defs.size(); ++i) {
       const Summary s = figureSummary(defs[i], r.repeats);
       std::string limit, memory, other, speedup;

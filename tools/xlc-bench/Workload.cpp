@@ -161,11 +161,14 @@ Work stepWork(const exec::Plan &plan, const exec::PreparedStep &ps,
   const art::LaunchStep &launch = *step.launch();
   const art::Kernel &kernel = *ps.kernel;
   // The embedding gathers one table row per output row: it reads as many table bytes as it
-  // writes output elements (times the table's element size), not the whole table.
+  // writes output elements (times the table's element size), not the whole table. Its backward
+  // scatters one gradient row per row of dy into the table's gradient, likewise.
   std::optional<double> gatheredElements;
-  if (kernel.family == "embedding")
+  const bool gather = kernel.family == "embedding", scatter = kernel.family == "embedding_backward";
+  if (gather || scatter)
     for (std::size_t i = 0; i < launch.args.size() && i < kernel.params.size(); ++i)
-      if (kernel.params[i].name == "out" && launch.args[i].kind == art::ArgKind::Buffer)
+      if (kernel.params[i].name == (gather ? "out" : "dy") &&
+          launch.args[i].kind == art::ArgKind::Buffer)
         gatheredElements = static_cast<double>(
             plan.elements(launch.args[i].bufferId, shape.batch, shape.seq));
   std::set<art::BufferId> seen;
@@ -174,7 +177,7 @@ Work stepWork(const exec::Plan &plan, const exec::PreparedStep &ps,
       continue;
     const art::Buffer &b = a.buffers[arg.bufferId];
     double bytes = bufferBytes(plan, arg.bufferId, shape, storage);
-    if (gatheredElements && art::isBoundClass(b.cls))
+    if (gatheredElements && (art::isBoundClass(b.cls) || b.cls == art::BufferClass::Gradient))
       bytes = std::min(bytes, *gatheredElements * elementBytes(b.dtype, storage));
     if (b.cls == art::BufferClass::State)
       bytes *= 2; // read at the start, written back at the end

@@ -55,6 +55,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <tuple>
 #include <memory>
 
 #include <unistd.h>
@@ -146,16 +147,28 @@ std::string weightsDirectory(const std::string &weights) {
 struct Planned {
   std::size_t index = 0; ///< in the order asked for
   std::uint64_t maxBatch = 0, maxSeq = 0;
+  bool training = false; ///< a backend created for the training functions
 };
 
-/// Groups the cases by the backend they run on: equal (batch, tokens per call) share one; a
-/// profile joins an earlier or later group of its batch whose tokens per call hold its call.
+/// The functions a backend is created for: inference, or training (its own backends: the
+/// training functions' buffers are many times the inference ones').
+const std::vector<std::string> &backendFunctions(bool training) {
+  static const std::vector<std::string> inference = {"prefill", "decode_step"};
+  static const std::vector<std::string> train = {"train_step", "grad_norm", "optimizer_step"};
+  return training ? train : inference;
+}
+
+/// Groups the cases by the backend they run on: equal (functions, batch, tokens per call) share
+/// one; a profile joins an earlier or later group of its functions and batch whose tokens per
+/// call hold its call.
 std::vector<std::vector<Planned>> groupByBackend(const std::vector<BenchCase> &cases,
                                                  std::vector<Planned> planned) {
   std::vector<std::vector<Planned>> groups;
-  std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> byLimits;
+  using Key = std::tuple<bool, std::uint64_t, std::uint64_t>;
+  std::map<Key, std::size_t> byLimits;
   auto place = [&](const Planned &p) {
-    auto [it, inserted] = byLimits.emplace(std::pair(p.maxBatch, p.maxSeq), groups.size());
+    auto [it, inserted] =
+        byLimits.emplace(Key(p.training, p.maxBatch, p.maxSeq), groups.size());
     if (inserted)
       groups.emplace_back();
     groups[it->second].push_back(p);
@@ -167,13 +180,17 @@ std::vector<std::vector<Planned>> groupByBackend(const std::vector<BenchCase> &c
     const BenchCase &c = cases[p.index];
     if (!c.isProfile())
       continue;
-    const std::uint64_t need = c.kind == CaseKind::ProfilePrefill ? c.prompt : 1;
-    for (const auto &[limits, group] : byLimits)
-      if (limits.first == c.batch && limits.second >= need) {
-        p.maxBatch = limits.first;
-        p.maxSeq = limits.second;
+    const std::uint64_t need = c.kind == CaseKind::ProfileDecode ? 1 : c.prompt;
+    for (const auto &[key, group] : byLimits) {
+      const auto &[training, batch, seq] = key;
+      // A training profile needs its exact S (train_step runs at the backend's S).
+      if (training == p.training && batch == c.batch &&
+          (training ? seq == need : seq >= need)) {
+        p.maxBatch = batch;
+        p.maxSeq = seq;
         break;
       }
+    }
     place(p);
   }
   return groups;
@@ -195,8 +212,7 @@ int run(const Options &o, const std::vector<std::string> &command) {
   }
   artifact::Artifact artifact = artifact::loadArtifact(o.model);
   const std::uint64_t chunk = artifact.model.chunkSize;
-  const std::vector<std::string> functions = {"prefill", "decode_step"};
-  for (const std::string &f : functions)
+  for (const std::string &f : backendFunctions(false))
     check(artifact.findFunction(f) != nullptr,
           "{} has no '{}' function; recompile the model with this release's xlc-compile",
           o.model, f);
@@ -205,6 +221,13 @@ int run(const Options &o, const std::vector<std::string> &command) {
     Planned p;
     p.index = i;
     p.maxBatch = cases[i].batch;
+    p.training = cases[i].isTraining();
+    if (p.training)
+      for (const std::string &f : backendFunctions(true))
+        if (artifact.findFunction(f) == nullptr)
+          throw UsageError(fmt::format("case {}: {} has no '{}' function: training cases need "
+                                       "an artifact compiled with xlc-compile --training",
+                                       cases[i].name, o.model, f));
     try {
       p.maxSeq = seqPerCall(cases[i], o.tokensPerCall, chunk);
       artifact::validate(artifact, p.maxBatch, p.maxSeq);
@@ -227,6 +250,15 @@ int run(const Options &o, const std::vector<std::string> &command) {
   report.device = device;
   report.artifactPath = o.model;
   report.settings = {o.reps, o.warmup, o.decodeSteps, o.seed};
+  {
+    // Model FLOPs of a training token: 6 per parameter train_step updates (2 forward, 4 backward).
+    const exec::Plan plan(artifact, 1, 1);
+    double parameters = 0;
+    for (const artifact::Buffer &b : artifact.buffers)
+      if (b.cls == artifact::BufferClass::Parameter)
+        parameters += static_cast<double>(plan.elements(b.id, 1, 1));
+    report.settings.trainFlopsPerToken = 6.0 * parameters;
+  }
   report.tokensPerCall = o.tokensPerCall;
   report.gemv = o.backend.gemv;
   report.hostSampling = o.backend.hostSampling;
@@ -338,9 +370,10 @@ int run(const Options &o, const std::vector<std::string> &command) {
                            return names;
                          }()));
     try {
-      backend = tools::createBackend(device, artifact, checkpoint,
-                                     exec::Limits{first.maxBatch, first.maxSeq, functions},
-                                     settings);
+      backend = tools::createBackend(
+          device, artifact, checkpoint,
+          exec::Limits{first.maxBatch, first.maxSeq, backendFunctions(first.training)},
+          settings);
     } catch (const Error &e) {
       progress(fmt::format("backend failed: {}", e.what()));
       for (const Planned &p : group) {
@@ -382,13 +415,14 @@ int run(const Options &o, const std::vector<std::string> &command) {
       if (o.hfCases == "auto" && device == "cuda")
         issue = parseCaseList("issue10");
       for (const BenchCase &c : cases)
-        if (!c.isProfile() &&
+        if (!c.isProfile() && !c.isTraining() &&
             (issue.empty() || std::find(issue.begin(), issue.end(), c) != issue.end()))
           hfCases.push_back(c);
     } else {
       try {
         for (const BenchCase &c : parseCaseList(o.hfCases)) {
-          if (std::find(cases.begin(), cases.end(), c) == cases.end() || c.isProfile())
+          if (std::find(cases.begin(), cases.end(), c) == cases.end() || c.isProfile() ||
+              c.isTraining())
             throw UsageError(fmt::format("--hf-cases: {} is not a prefill or decode case of "
                                          "this run (--cases)",
                                          c.name));
@@ -474,6 +508,10 @@ std::string setsHelp() {
                      "tokens\n"
                      "  profile-prefill-b<B>-p<P>  every step of one B x P prefill call timed\n"
                      "  profile-decode-b<B>        every step of one decode step at batch B timed\n"
+                     "  train-b<B>-s<S>            one optimizer step (train_step, grad_norm, "
+                     "optimizer_step) on B sequences of S tokens: training tokens/s and model "
+                     "FLOP/s at 6 per parameter and token (an artifact compiled with --training)\n"
+                     "  profile-train-b<B>-s<S>    every step of one B x S train_step timed\n"
                      "Sets:\n";
   for (const CaseSet &set : caseSets())
     text += fmt::format("  {:<10} {}\n             = {}\n", set.name, set.description, set.cases);
