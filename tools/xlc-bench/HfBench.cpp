@@ -4,7 +4,7 @@
 
 #include "runtime/support/Error.h"
 
-#include "tools/xlc-bench/Child.h"
+#include "tools/support/Child.h"
 
 #include <chrono>
 #include <filesystem>
@@ -36,7 +36,7 @@ double number(const Json &object, const char *key) {
 } // namespace
 
 /// Fills |run| from its parsed response; throws nlohmann::json::exception on unexpected types.
-static void readResponse(HfRun &run, const ChildResult &child, const std::string &script);
+static void readResponse(HfRun &run, const tools::ChildResult &child, const std::string &script);
 
 HfRun runHfBench(const HfSettings &s, const std::vector<BenchCase> &cases) {
   HfRun run;
@@ -77,7 +77,7 @@ HfRun runHfBench(const HfSettings &s, const std::vector<BenchCase> &cases) {
   }
   std::filesystem::remove(responsePath, ec);
 
-  const ChildResult child = runChild(
+  const tools::ChildResult child = tools::runChild(
       {s.python, s.script, "--request", requestPath, "--out", responsePath}, s.timeoutSeconds);
   run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::ifstream in(responsePath);
@@ -100,17 +100,17 @@ HfRun runHfBench(const HfSettings &s, const std::vector<BenchCase> &cases) {
   }
   // A child stopped at the time limit keeps the cases it finished (the script rewrites its
   // response after every case).
-  if (child.end == ChildResult::End::TimedOut) {
+  if (child.end == tools::ChildResult::End::TimedOut) {
     run.status = "timeout";
     run.reason = fmt::format("{} {} (--hf-timeout)", s.script, child.why);
   }
   return run;
 }
 
-static void readResponse(HfRun &run, const ChildResult &child, const std::string &script) {
+static void readResponse(HfRun &run, const tools::ChildResult &child, const std::string &script) {
   if (!run.response.is_object()) {
     run.status = "failed";
-    run.reason = child.end == ChildResult::End::NotStarted
+    run.reason = child.end == tools::ChildResult::End::NotStarted
                      ? child.why
                      : fmt::format("{} {} and wrote no response", script, child.why);
     return;

@@ -35,7 +35,7 @@
 #include "runtime/weights/Checkpoint.h"
 #include "tools/support/BackendChoice.h"
 #include "tools/xlc-bench/BenchCase.h"
-#include "tools/xlc-bench/Child.h"
+#include "tools/support/Child.h"
 #include "tools/xlc-bench/HfBench.h"
 #include "tools/xlc-bench/Measure.h"
 #include "tools/xlc-bench/Report.h"
@@ -113,25 +113,9 @@ Json readProvenance(const std::string &path) {
   return object;
 }
 
-/// The directory of scripts/hf-bench.py and scripts/plot-bench.py: --scripts-dir, else
-/// $XLC_REPO_DIR/scripts, else scripts/ next to the repository this binary sits in (a build
-/// tree's tools/xlc-bench/, or the GPU bundle's .gpu/bin/), else ./scripts.
+/// The directory of scripts/hf-bench.py and scripts/plot-bench.py (tools::findScriptsDir).
 std::string findScriptsDir(const Options &o) {
-  if (!o.scriptsDir.empty())
-    return o.scriptsDir;
-  std::vector<fs::path> candidates;
-  if (const char *repo = std::getenv("XLC_REPO_DIR"))
-    candidates.push_back(fs::path(repo) / "scripts");
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec)
-    for (fs::path dir = exe.parent_path(); dir.has_relative_path(); dir = dir.parent_path())
-      candidates.push_back(dir / "scripts");
-  candidates.push_back("scripts");
-  for (const fs::path &dir : candidates)
-    if (fs::is_regular_file(dir / "plot-bench.py", ec))
-      return dir.string();
-  return "scripts";
+  return tools::findScriptsDir(o.scriptsDir, "plot-bench.py");
 }
 
 /// The checkpoint's directory (transformers loads a directory).
@@ -481,8 +465,8 @@ int run(const Options &o, const std::vector<std::string> &command) {
   if (!o.plots.empty()) {
     const std::string script = (fs::path(scripts) / "plot-bench.py").string();
     progress(fmt::format("plots: {} {} into {}", o.python, script, o.plots));
-    const ChildResult child =
-        runChild({o.python, script, jsonPath, "--out", o.plots}, o.plotTimeout);
+    const tools::ChildResult child =
+        tools::runChild({o.python, script, jsonPath, "--out", o.plots}, o.plotTimeout);
     if (!child.ok()) {
       progress(fmt::format("plots failed: {} {}", script, child.why));
       failed = true;

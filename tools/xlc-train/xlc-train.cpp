@@ -13,7 +13,7 @@
 // steps and at the end it writes <run-dir>/checkpoint atomically (runtime/train/TrainCheckpoint.h:
 // the model as a Hugging Face directory, AdamW's moments and master copies, the trainer state);
 // --resume continues from it bit for bit; --save-best also keeps the weights of the lowest held-out
-// loss in <run-dir>/best. <run-dir>/log.jsonl holds one JSON line per step (and
+// loss in <run-dir>/best; --plot draws <run-dir>/loss.png. <run-dir>/log.jsonl holds one JSON line per step (and
 // per evaluation); --json prints a summary of the run on stdout.
 //
 //===----------------------------------------------------------------------===//
@@ -31,6 +31,7 @@
 #include "runtime/weights/Convert.h"
 #include "runtime/weights/SafetensorsWriter.h"
 #include "tools/support/BackendChoice.h"
+#include "tools/support/Child.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -74,6 +75,8 @@ struct Options {
   std::int64_t crashAfterStep = 0;
   std::string gradientsOut;
   bool resume = false, json = false, quiet = false, saveBest = false, noCheckpoint = false;
+  bool plot = false;
+  std::string python = "python3", scriptsDir;
 };
 
 /// The settings a resumed run must share with the run it continues (bit-exact resume).
@@ -230,6 +233,22 @@ int writeGradients(xlc::exec::Backend &backend, const train::TokenFile &data,
                      .dump(2)
               << "\n";
   return 0;
+}
+
+/// --plot: <out>/loss.png from <out>/log.jsonl (training and held-out loss) with
+/// scripts/plot-train.py. A plot that fails is a warning: the run goes on.
+void drawPlot(const Options &o, const std::string &title) {
+  const std::string script =
+      (fs::path(xlc::tools::findScriptsDir(o.scriptsDir, "plot-train.py")) / "plot-train.py")
+          .string();
+  const std::string png = (fs::path(o.out) / "loss.png").string();
+  const xlc::tools::ChildResult child = xlc::tools::runChild(
+      {o.python, script, png, (fs::path(o.out) / "log.jsonl").string() + "=" + title, "--title",
+       title},
+      120.0);
+  if (!child.ok())
+    std::cerr << fmt::format("xlc-train: warning: plotting {} with {} {} failed ({})\n", png,
+                             o.python, script, child.why);
 }
 
 /// "45s", "12m05s", "3h07m": a progress line's remaining time.
@@ -392,6 +411,8 @@ int run(Options o) {
         << std::flush;
     if (!o.quiet)
       std::cerr << fmt::format("xlc-train: step {:>6}  held-out loss {:.4f}\n", step, loss);
+    if (o.plot)
+      drawPlot(o, artifact.model.name);
     if (state.bestEvalStep == 0 || loss < state.bestEvalLoss) {
       state.bestEvalStep = step;
       state.bestEvalLoss = loss;
@@ -477,6 +498,8 @@ int run(Options o) {
       std::_Exit(137); // a crash: no destructors, no flush beyond what is on disk
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (o.plot)
+    drawPlot(o, artifact.model.name);
   if (o.json) {
     nlohmann::json summary = {{"model", artifact.model.name},
                               {"device", backend->kind()},
@@ -579,6 +602,14 @@ int main(int argc, char **argv) {
                  "windows in file order, and every checkpoint tensor's gradient of the mean loss "
                  "written to this file (fp32 safetensors; the loss in its metadata)")
       ->type_name("<file.safetensors>");
+  app.add_flag("--plot", o.plot,
+               "Draw <out>/loss.png (training and held-out loss per step) with "
+               "scripts/plot-train.py (matplotlib) at every evaluation and at the end");
+  app.add_option("--python", o.python, "Python for the plot script")->capture_default_str();
+  app.add_option("--scripts-dir", o.scriptsDir,
+                 "Where plot-train.py is (default: $XLC_REPO_DIR/scripts, else scripts/ of the "
+                 "repository this binary is in, else ./scripts)")
+      ->type_name("<dir>");
   app.add_flag("--json", o.json, "Print a JSON summary of the run on stdout");
   app.add_flag("-q,--quiet", o.quiet, "No progress lines on stderr");
   CLI11_PARSE(app, argc, argv);

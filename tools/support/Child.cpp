@@ -1,10 +1,12 @@
 //===- Child.cpp - Running a helper script as a child process -------------===//
 
-#include "tools/xlc-bench/Child.h"
+#include "tools/support/Child.h"
 
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <filesystem>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -17,7 +19,7 @@
 
 extern char **environ;
 
-namespace xlc::bench {
+namespace xlc::tools {
 
 ChildResult runChild(const std::vector<std::string> &argv, double timeoutSeconds) {
   using Clock = std::chrono::steady_clock;
@@ -72,4 +74,23 @@ ChildResult runChild(const std::vector<std::string> &argv, double timeoutSeconds
   }
 }
 
-} // namespace xlc::bench
+std::string findScriptsDir(const std::string &override, std::string_view marker) {
+  namespace fs = std::filesystem;
+  if (!override.empty())
+    return override;
+  std::vector<fs::path> candidates;
+  if (const char *repo = std::getenv("XLC_REPO_DIR"))
+    candidates.push_back(fs::path(repo) / "scripts");
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (fs::path dir = exe.parent_path(); dir.has_relative_path(); dir = dir.parent_path())
+      candidates.push_back(dir / "scripts");
+  candidates.push_back("scripts");
+  for (const fs::path &dir : candidates)
+    if (fs::is_regular_file(dir / marker, ec))
+      return dir.string();
+  return "scripts";
+}
+
+} // namespace xlc::tools
