@@ -139,6 +139,13 @@ def structure(path, reps, warmup, steps):
             figure_check(case, figures, repeats, "optimizer_step_ms", lambda t: t * 1e3)
             figure_check(case, figures, repeats, "model_tflops",
                          lambda t: flops * batch * prompt / t / 1e12)
+            calls = case["calls_ms"]
+            if list(calls) != ["train_step", "grad_norm", "optimizer_step"] or any(
+                    c["count"] != reps or c["min"] <= 0 for c in calls.values()):
+                fail(f"{name}: calls_ms {calls}")
+            # A repeat is the sum of its three calls: the medians cannot exceed the largest one.
+            if sum(c["min"] for c in calls.values()) > max(repeats) * 1e3 * (1 + 1e-9):
+                fail(f"{name}: the calls' times exceed the repeats'")
         else:
             figure_check(case, figures, repeats, "step_sum_ms", lambda t: t * 1e3)
         work = case["work"]

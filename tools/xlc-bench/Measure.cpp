@@ -181,7 +181,8 @@ struct TrainBatch {
 /// A repeat = one optimizer step, as xlc-train takes it: train_step (the gradients of the mean
 /// loss), grad_norm (for clipping), optimizer_step (AdamW at a small learning rate, so the
 /// weights stay sane over the repeats). Every call is synchronous (its outputs come back, or the
-/// backend waits for the device at its end); the host clock spans the three.
+/// backend waits for the device at its end); the host clock times each of the three, and a
+/// repeat is their sum.
 void runTrain(exec::Backend &backend, CaseResult &r, const RunSettings &s,
               const std::vector<std::vector<std::int32_t>> &sequences, const Progress &progress) {
   TrainBatch batch(sequences);
@@ -201,11 +202,20 @@ void runTrain(exec::Backend &backend, CaseResult &r, const RunSettings &s,
                       {"c1", 1.0 - std::pow(beta1, t)}, // bias corrections (train/AdamW.h)
                       {"c2", 1.0 - std::pow(beta2, t)},
                       {"grad_scale", 1.0}};
-    const Clock::time_point start = Clock::now();
-    backend.call("train_step", step);
-    backend.call("grad_norm", norm);
-    backend.call("optimizer_step", update);
-    const double seconds = secondsSince(start);
+    const std::pair<const char *, const exec::CallArgs *> calls[] = {
+        {"train_step", &step}, {"grad_norm", &norm}, {"optimizer_step", &update}};
+    if (r.callSeconds.empty())
+      for (const auto &[function, args] : calls)
+        r.callSeconds.emplace_back(function, std::vector<double>());
+    double seconds = 0;
+    for (std::size_t i = 0; i < std::size(calls); ++i) {
+      const Clock::time_point start = Clock::now();
+      backend.call(calls[i].first, *calls[i].second);
+      const double t = secondsSince(start);
+      seconds += t;
+      if (rep >= s.warmup)
+        r.callSeconds[i].second.push_back(t);
+    }
     (rep < s.warmup ? r.warmupRepeats : r.repeats).push_back(seconds);
     check(std::isfinite(normSq[0]), "case {}: the gradient norm is not finite", r.bench.name);
     if (progress) {

@@ -90,6 +90,9 @@ struct CaseResult {
   std::optional<Bound> bound;      ///< of one repeat (compulsory bytes)
   MemoryReading memoryBefore, memoryAfter;
   std::optional<Profile> profile;
+  /// Training cases: each function's time per repeat (host clock around its synchronous call),
+  /// in call order: where an optimizer step's time goes between train_step and the optimizer.
+  std::vector<std::pair<std::string, std::vector<double>>> callSeconds;
 };
 
 /// Progress lines ("[xlc-bench] ..."), or nothing.

@@ -205,6 +205,16 @@ Json caseJson(const BenchRun &run, const CaseResult &r) {
                                                                      : Json(nullptr);
   }
   entry["profile"] = r.profile ? profileJson(*r.profile) : Json(nullptr);
+  if (!r.callSeconds.empty()) {
+    Json calls = Json::object();
+    for (const auto &[function, seconds] : r.callSeconds) {
+      std::vector<double> ms;
+      for (double t : seconds)
+        ms.push_back(t * 1e3);
+      calls[function] = summaryJson(summarize(std::move(ms)), "ms");
+    }
+    entry["calls_ms"] = std::move(calls);
+  }
   return entry;
 }
 
@@ -340,6 +350,11 @@ void printTable(const BenchRun &run, std::FILE *out) {
                  i == 0 ? c.name : "", defs[i].label, number(s.median),
                  fmt::format("[{}, {}]", number(s.p20), number(s.p80)), defs[i].unit, limit,
                  memory, other, speedup);
+    }
+    for (const auto &[function, seconds] : r.callSeconds) { // training: the step's parts
+      const Summary s = summarize(seconds);
+      fmt::print(out, "{:<26} {:<12} {:>10} {:>21} {:>7}\n", "", function, number(s.median * 1e3),
+                 fmt::format("[{}, {}]", number(s.p20 * 1e3), number(s.p80 * 1e3)), "ms");
     }
   }
   for (const CaseResult &r : run.cases) {
