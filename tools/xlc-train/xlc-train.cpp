@@ -1,6 +1,7 @@
 //===- xlc-train.cpp - Train a compiled xLSTM model ------------------------===//
 //
-//   xlc-train --model model.xlca --weights <hf-dir> --data train.tok --out <run-dir> [options]
+//   xlc-train --model model.xlca|config.json --weights <hf-dir> --data train.tok|text...
+//             --out <run-dir> [options]
 //   xlc-train --model model.xlca --data train.tok --out <run-dir> --resume
 //
 // The loop around the artifact's compiled training functions (xlc-compile --training;
@@ -77,6 +78,7 @@ struct Options {
   bool resume = false, json = false, quiet = false, saveBest = false, noCheckpoint = false;
   bool plot = false;
   std::string python = "python3", scriptsDir;
+  std::string compiler; ///< xlc-compile for a config.json or .mlir --model (default: found)
 };
 
 /// The settings a resumed run must share with the run it continues (bit-exact resume).
@@ -267,6 +269,48 @@ std::string readText(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+/// xlc-compile for --model config.json|model.mlir: --xlc-compile, else the build tree's
+/// tools/xlc-compile/xlc-compile or an xlc-compile beside this binary, else xlc-compile on PATH.
+std::string findCompiler(const Options &o) {
+  if (!o.compiler.empty())
+    return o.compiler;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (const fs::path &candidate : {exe.parent_path() / "xlc-compile",
+                                      exe.parent_path().parent_path() / "xlc-compile" /
+                                          "xlc-compile"})
+      if (fs::is_regular_file(candidate, ec))
+        return candidate.string();
+  return "xlc-compile";
+}
+
+/// --model: an artifact as it is; a Hugging Face config.json or xlstm IR (.mlir) compiled with
+/// xlc-compile --training into <out>/model.xlca first (the runtime has no compiler of its own;
+/// the same input compiles to the same artifact, so a resumed run gets what it started with).
+std::string resolveModel(const Options &o) {
+  const fs::path model(o.model);
+  check(fs::exists(model), "--model: '{}' does not exist", o.model);
+  if (model.extension() != ".json" && model.extension() != ".mlir")
+    return o.model;
+  fs::create_directories(o.out);
+  const std::string artifact = (fs::path(o.out) / "model.xlca").string();
+  const std::string compiler = findCompiler(o);
+  if (!o.quiet)
+    std::cerr << fmt::format("xlc-train: compiling {} with {} --training -> {}\n", o.model,
+                             compiler, artifact);
+  const xlc::tools::ChildResult child =
+      xlc::tools::runChild({compiler, o.model, "--training", "-o", artifact}, 3600.0);
+  check(child.ok(),
+        "--model {}: {} --training {} ({}); xlc-compile needs the compiler build (MLIR): "
+        "compile there and pass the artifact, or name the compiler with --xlc-compile",
+        o.model, compiler, child.end == xlc::tools::ChildResult::End::NotStarted
+                               ? "could not be started"
+                               : "failed",
+        child.why);
+  return artifact;
+}
+
 /// --data: one token file as it is, or text files tokenised once into <out>/data.tok (each file a
 /// document) with --tokenizer, else the tokenizer.json beside --weights or the resumed checkpoint.
 std::string resolveData(const Options &o) {
@@ -313,6 +357,7 @@ int run(Options o) {
         "--batch, --seq, --grad-accum and --steps must be at least 1");
   check(o.clip >= 0.0, "--clip must be ≥ 0 (0: no clipping), got {}", o.clip);
   o.data = resolveData(o);
+  o.model = resolveModel(o);
   const art::Artifact artifact = art::loadArtifact(o.model);
   for (const char *fn : {"train_step", "grad_norm", "optimizer_step"})
     check(artifact.findFunction(fn) != nullptr,
@@ -529,9 +574,16 @@ int main(int argc, char **argv) {
                "resumable checkpoints.",
                "xlc-train"};
   Options o;
-  app.add_option("--model", o.model, "Artifact compiled with xlc-compile --training")
-      ->type_name("<artifact.xlca>")
+  app.add_option("--model", o.model,
+                 "The model: an artifact compiled with xlc-compile --training, or a Hugging Face "
+                 "config.json or xlstm IR (.mlir), which xlc-compile --training compiles into "
+                 "<out>/model.xlca first")
+      ->type_name("<artifact.xlca | config.json | model.mlir>")
       ->required();
+  app.add_option("--xlc-compile", o.compiler,
+                 "xlc-compile for a config.json or .mlir --model (default: the one of this build "
+                 "tree, else xlc-compile on PATH)")
+      ->type_name("<path>");
   app.add_option("--weights", o.weights,
                  "Initial weights: a Hugging Face model directory (model.safetensors, "
                  "config.json); not needed with --resume once a checkpoint exists")
