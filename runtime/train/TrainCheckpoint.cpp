@@ -75,10 +75,21 @@ void checkParameter(const ParameterState &p) {
 } // namespace
 
 void writeTrainCheckpoint(const std::string &dir, std::span<const ParameterState> params,
-                          const TrainerState &state, std::string_view configJson) {
+                          const TrainerState &state, std::string_view configJson,
+                          std::span<const ExtraFile> extraFiles) {
   check(!dir.empty(), "writeTrainCheckpoint: empty directory name");
   for (const ParameterState &p : params)
     checkParameter(p);
+  for (const ExtraFile &f : extraFiles) {
+    const bool own = f.name == "model.safetensors" || f.name == "optimizer.safetensors" ||
+                     f.name == "trainer_state.json" || f.name == "config.json" ||
+                     f.name == kMarker;
+    check(!f.name.empty() && f.name != "." && f.name != ".." &&
+              f.name.find('/') == std::string::npos && !own,
+          "checkpoint '{}': the extra file name '{}' must be a plain file name other than the "
+          "checkpoint's own files",
+          dir, f.name);
+  }
   const fs::path target(dir), tmp(dir + ".tmp"), prev(dir + ".prev");
   std::error_code ec;
   fs::remove_all(tmp, ec); // a leftover of an interrupted write is never a checkpoint
@@ -127,6 +138,8 @@ void writeTrainCheckpoint(const std::string &dir, std::span<const ParameterState
   const std::string text = doc.dump(2) + "\n";
   writeFileAtomically((tmp / "trainer_state.json").string(), bytesOf(text));
   writeFileAtomically((tmp / "config.json").string(), bytesOf(configJson));
+  for (const ExtraFile &f : extraFiles)
+    writeFileAtomically((tmp / f.name).string(), bytesOf(f.contents));
   writeFileAtomically((tmp / kMarker).string(), bytesOf("xlc-train-checkpoint complete\n"));
   syncDirectory(tmp);
 

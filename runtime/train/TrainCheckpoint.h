@@ -63,12 +63,21 @@ struct TrainCheckpoint {
   std::string directory; ///< what was read: <dir>, or <dir>.prev after an interrupted replace
 };
 
-/// Writes the checkpoint directory |dir| atomically (file comment). Throws xlc::Error naming the
-/// tensor or path on bad input (sizes that do not match the shape, a bf16 weight that is not
-/// bf16-exact, a master copy of the wrong size) or on I/O failure; a failed write leaves any
-/// previous checkpoint at |dir| as it was.
+/// A file the checkpoint carries beside the model, such as the run's tokenizer.json, so that the
+/// directory is a model that xlc-run and transformers load as it is.
+struct ExtraFile {
+  std::string name; ///< a plain file name, not one the checkpoint writes itself
+  std::string contents;
+};
+
+/// Writes the checkpoint directory |dir| atomically (file comment), with |extraFiles| inside it.
+/// Throws xlc::Error naming the tensor or path on bad input (sizes that do not match the shape, a
+/// bf16 weight that is not bf16-exact, a master copy of the wrong size, an extra file's name
+/// that is not a plain name or is one of the checkpoint's own) or on I/O failure; a failed write
+/// leaves any previous checkpoint at |dir| as it was.
 void writeTrainCheckpoint(const std::string &dir, std::span<const ParameterState> params,
-                          const TrainerState &state, std::string_view configJson);
+                          const TrainerState &state, std::string_view configJson,
+                          std::span<const ExtraFile> extraFiles = {});
 
 /// Reads a checkpoint written by writeTrainCheckpoint (from "<dir>.prev" when "<dir>" is missing
 /// after an interrupted replace). Throws xlc::Error naming the directory or file when the marker

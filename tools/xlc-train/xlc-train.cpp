@@ -149,7 +149,8 @@ std::map<std::string, xlc::weights::DType> tensorDTypes(const art::Artifact &a) 
 }
 
 void saveCheckpoint(xlc::exec::Backend &backend, const std::string &dir,
-                    const train::TrainerState &state, const std::string &configJson) {
+                    const train::TrainerState &state, const std::string &configJson,
+                    std::span<const train::ExtraFile> extraFiles) {
   const auto dtypes = tensorDTypes(backend.artifact());
   std::map<std::string, std::vector<float>> masters, m, v;
   for (auto &t : backend.exportOptimizerState(art::OptimizerRole::Master))
@@ -171,7 +172,7 @@ void saveCheckpoint(xlc::exec::Backend &backend, const std::string &dir,
     p.v = std::move(v.at(p.name));
     params.push_back(std::move(p));
   }
-  train::writeTrainCheckpoint(dir, params, state, configJson);
+  train::writeTrainCheckpoint(dir, params, state, configJson, extraFiles);
 }
 
 /// Restores the optimizer state of |ckpt| into |backend| (the weights came with its creation).
@@ -397,6 +398,16 @@ int run(Options o) {
   const std::string weightsDir = resumed ? resumed->directory : o.weights;
   const std::string configJson =
       resumed ? resumed->configJson : readText((fs::path(o.weights) / "config.json").string());
+  // The tokenizer the checkpoints carry, so that checkpoint/ and best/ are models xlc-run loads
+  // as they are: --tokenizer, else the one beside --weights or in the checkpoint resumed.
+  std::vector<train::ExtraFile> extraFiles;
+  for (const std::string &candidate :
+       {o.tokenizer, o.weights.empty() ? std::string() : (fs::path(o.weights) / "tokenizer.json").string(),
+        resumed ? (fs::path(resumed->directory) / "tokenizer.json").string() : std::string()})
+    if (!candidate.empty() && fs::is_regular_file(candidate)) {
+      extraFiles.push_back({"tokenizer.json", readText(candidate)});
+      break;
+    }
   const xlc::weights::Checkpoint weights = xlc::weights::Checkpoint::open(weightsDir);
 
   const std::string device = xlc::tools::chooseDevice(o.device, "xlc-train");
@@ -462,7 +473,7 @@ int run(Options o) {
       state.bestEvalStep = step;
       state.bestEvalLoss = loss;
       if (o.saveBest) {
-        saveCheckpoint(*backend, bestDir, state, configJson);
+        saveCheckpoint(*backend, bestDir, state, configJson, extraFiles);
         if (!o.quiet)
           std::cerr << fmt::format("xlc-train: saved {} (lowest held-out loss so far)\n",
                                    bestDir);
@@ -535,7 +546,7 @@ int run(Options o) {
       evaluate(state.step);
     if (!o.noCheckpoint &&
         ((o.saveEvery > 0 && state.step % o.saveEvery == 0) || state.step == o.steps)) {
-      saveCheckpoint(*backend, ckptDir, state, configJson);
+      saveCheckpoint(*backend, ckptDir, state, configJson, extraFiles);
       if (!o.quiet)
         std::cerr << fmt::format("xlc-train: saved {} (step {})\n", ckptDir, state.step);
     }

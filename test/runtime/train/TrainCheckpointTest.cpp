@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -137,6 +139,25 @@ TEST(TrainCheckpointTest, ReplacesAtomicallyAndNeverReadsAnIncompleteOne) {
   fs::remove(fs::path(dir) / "COMPLETE");
   xlc::testing::expectError([&] { readTrainCheckpoint(dir); },
                             {"has no COMPLETE marker", "not completely written"});
+}
+
+// Extra files (the run's tokenizer.json) are written inside the checkpoint, so the directory is
+// a model xlc-run loads as it is; the checkpoint's own names and paths are refused.
+TEST(TrainCheckpointTest, CarriesExtraFiles) {
+  TempDir tmp("xlc-train-ckpt-extra");
+  const std::string dir = (tmp.path / "c").string();
+  const std::vector<ExtraFile> extra = {{"tokenizer.json", "{\"model\": {}}\n"}};
+  writeTrainCheckpoint(dir, someParameters(2), {}, "{}", extra);
+  std::ifstream in(dir + "/tokenizer.json");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), extra[0].contents);
+  EXPECT_EQ(readTrainCheckpoint(dir).params.size(), 2u);
+  for (const char *bad : {"config.json", "COMPLETE", "../x.json", ""}) {
+    const std::vector<ExtraFile> wrong = {{bad, "x"}};
+    xlc::testing::expectError(
+        [&] { writeTrainCheckpoint(dir, someParameters(2), {}, "{}", wrong); },
+        {"extra file name", "plain file name"});
+  }
+  EXPECT_TRUE(fs::exists(dir + "/tokenizer.json")) << "a refused write keeps the old checkpoint";
 }
 
 TEST(TrainCheckpointTest, RefusesBadInputNamingTheTensor) {
