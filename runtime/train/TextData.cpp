@@ -59,6 +59,17 @@ TokenData encodeDocuments(const Tokenizer &tokenizer, const std::vector<std::str
   return data;
 }
 
+std::optional<std::string> recordedTokenizer(const std::string &tokenFile) {
+  const std::string recordPath = tokenFile + ".sources.json";
+  if (!fs::exists(recordPath))
+    return std::nullopt;
+  const nlohmann::json record = nlohmann::json::parse(readFile(recordPath), nullptr, false);
+  if (!record.is_object() || !record.contains("tokenizer") || !record["tokenizer"].is_object())
+    return std::nullopt;
+  const nlohmann::json &path = record["tokenizer"].value("path", nlohmann::json());
+  return path.is_string() ? std::optional(path.get<std::string>()) : std::nullopt;
+}
+
 bool tokenizeOnce(const std::string &tokenFile, const std::vector<std::string> &paths,
                   const std::string &tokenizerPath,
                   const std::function<void(const std::string &)> &progress) {

@@ -15,6 +15,7 @@
 #include "runtime/train/TokenFile.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ bool isTokenFile(const std::string &path);
 /// |progress| (optional) is called with each path before it is read.
 TokenData encodeDocuments(const Tokenizer &tokenizer, const std::vector<std::string> &paths,
                           const std::function<void(const std::string &)> &progress = {});
+
+/// The tokenizer path in |tokenFile|'s sources record, if it has a readable one (a resumed run
+/// that was given text files uses the tokenizer it started with).
+std::optional<std::string> recordedTokenizer(const std::string &tokenFile);
 
 /// Makes |tokenFile| from the text files |paths| with the tokenizer at |tokenizerPath|, unless it
 /// already exists with a sources record that matches them; returns true if it encoded. Throws

@@ -55,8 +55,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <tuple>
 #include <memory>
+#include <tuple>
 
 #include <unistd.h>
 

@@ -239,7 +239,10 @@ int writeGradients(xlc::exec::Backend &backend, const train::TokenFile &data,
 }
 
 /// --plot: <out>/loss.png from <out>/log.jsonl (training and held-out loss) with
-/// scripts/plot-train.py. A plot that fails is a warning: the run goes on.
+/// scripts/plot-train.py. A plot that fails is a warning: the run goes on. Python and matplotlib
+/// take a second or two to start, longer than many training steps of a small model, so during
+/// the run a plot is redrawn at an evaluation only when a minute has passed since the last one
+/// (the caller's |lastPlot|), and always at the end.
 void drawPlot(const Options &o, const std::string &title) {
   const std::string script =
       (fs::path(xlc::tools::findScriptsDir(o.scriptsDir, "plot-train.py")) / "plot-train.py")
@@ -312,27 +315,27 @@ std::string resolveModel(const Options &o) {
   return artifact;
 }
 
+/// The token file a run trains on, and the tokenizer that made it (empty when unknown).
+struct ResolvedData {
+  std::string tokenFile, tokenizer;
+};
+
 /// --data: one token file as it is, or text files tokenised once into <out>/data.tok (each file a
-/// document) with --tokenizer, else the tokenizer.json beside --weights or the resumed checkpoint.
-std::string resolveData(const Options &o) {
+/// document) with --tokenizer, else the tokenizer that made <out>/data.tok (a resumed run), else
+/// the tokenizer.json beside --weights or in <out>/checkpoint.
+ResolvedData resolveData(const Options &o) {
   check(!o.dataFiles.empty(), "--data: give a token file or text files");
   for (const std::string &f : o.dataFiles)
     check(fs::exists(f), "--data: '{}' does not exist", f);
   if (o.dataFiles.size() == 1 && train::isTokenFile(o.dataFiles[0]))
-    return o.dataFiles[0];
+    return {o.dataFiles[0], o.tokenizer};
   for (const std::string &f : o.dataFiles)
     check(!train::isTokenFile(f),
           "--data: '{}' is a token file; give one token file alone, or text files only", f);
   const std::string tokenFile = (fs::path(o.out) / "data.tok").string();
   std::string tokenizer = o.tokenizer;
-  if (tokenizer.empty() && fs::exists(tokenFile + ".sources.json")) {
-    // A resumed run: the tokenizer the run's token file was made with.
-    const auto record =
-        nlohmann::json::parse(std::ifstream(tokenFile + ".sources.json"), nullptr, false);
-    if (record.is_object() && record.contains("tokenizer") && record["tokenizer"].is_object() &&
-        record["tokenizer"].contains("path") && record["tokenizer"]["path"].is_string())
-      tokenizer = record["tokenizer"]["path"].get<std::string>();
-  }
+  if (tokenizer.empty())
+    tokenizer = train::recordedTokenizer(tokenFile).value_or("");
   if (tokenizer.empty()) {
     for (const std::string &dir : {o.weights, (fs::path(o.out) / "checkpoint").string()})
       if (!dir.empty() && fs::exists(fs::path(dir) / "tokenizer.json")) {
@@ -350,14 +353,15 @@ std::string resolveData(const Options &o) {
   });
   if (!o.quiet && !encoded)
     std::cerr << fmt::format("xlc-train: {} is up to date with its texts\n", tokenFile);
-  return tokenFile;
+  return {tokenFile, tokenizer};
 }
 
 int run(Options o) {
   check(o.batch >= 1 && o.seq >= 1 && o.gradAccum >= 1 && o.steps >= 1,
         "--batch, --seq, --grad-accum and --steps must be at least 1");
   check(o.clip >= 0.0, "--clip must be ≥ 0 (0: no clipping), got {}", o.clip);
-  o.data = resolveData(o);
+  const ResolvedData resolvedData = resolveData(o);
+  o.data = resolvedData.tokenFile;
   o.model = resolveModel(o);
   const art::Artifact artifact = art::loadArtifact(o.model);
   for (const char *fn : {"train_step", "grad_norm", "optimizer_step"})
@@ -399,10 +403,12 @@ int run(Options o) {
   const std::string configJson =
       resumed ? resumed->configJson : readText((fs::path(o.weights) / "config.json").string());
   // The tokenizer the checkpoints carry, so that checkpoint/ and best/ are models xlc-run loads
-  // as they are: --tokenizer, else the one beside --weights or in the checkpoint resumed.
+  // as they are: the one the data was tokenised with (or --tokenizer), else the one beside
+  // --weights or in the checkpoint resumed.
   std::vector<train::ExtraFile> extraFiles;
   for (const std::string &candidate :
-       {o.tokenizer, o.weights.empty() ? std::string() : (fs::path(o.weights) / "tokenizer.json").string(),
+       {resolvedData.tokenizer,
+        o.weights.empty() ? std::string() : (fs::path(o.weights) / "tokenizer.json").string(),
         resumed ? (fs::path(resumed->directory) / "tokenizer.json").string() : std::string()})
     if (!candidate.empty() && fs::is_regular_file(candidate)) {
       extraFiles.push_back({"tokenizer.json", readText(candidate)});
@@ -447,6 +453,7 @@ int run(Options o) {
   std::ofstream log((fs::path(o.out) / "log.jsonl").string(), std::ios::app);
   check(bool(log), "cannot write {}", (fs::path(o.out) / "log.jsonl").string());
 
+  Clock::time_point lastPlot = Clock::now(); // --plot: when loss.png was last drawn
   auto evaluate = [&](std::int64_t step) {
     // The held-out loss through train_step (the inference functions read folded copies of the
     // weights that training does not update); its gradients are thrown away.
@@ -467,8 +474,10 @@ int run(Options o) {
         << std::flush;
     if (!o.quiet)
       std::cerr << fmt::format("xlc-train: step {:>6}  held-out loss {:.4f}\n", step, loss);
-    if (o.plot)
+    if (o.plot && std::chrono::duration<double>(Clock::now() - lastPlot).count() >= 60.0) {
       drawPlot(o, artifact.model.name);
+      lastPlot = Clock::now();
+    }
     if (state.bestEvalStep == 0 || loss < state.bestEvalLoss) {
       state.bestEvalStep = step;
       state.bestEvalLoss = loss;
@@ -667,7 +676,8 @@ int main(int argc, char **argv) {
       ->type_name("<file.safetensors>");
   app.add_flag("--plot", o.plot,
                "Draw <out>/loss.png (training and held-out loss per step) with "
-               "scripts/plot-train.py (matplotlib) at every evaluation and at the end");
+               "scripts/plot-train.py (matplotlib) at the end, and at evaluations a minute or "
+               "more after the last plot");
   app.add_option("--python", o.python, "Python for the plot script")->capture_default_str();
   app.add_option("--scripts-dir", o.scriptsDir,
                  "Where plot-train.py is (default: $XLC_REPO_DIR/scripts, else scripts/ of the "
