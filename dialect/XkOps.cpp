@@ -47,10 +47,13 @@ template <typename Op>
 static LogicalResult verifyMLSTM(Op op) {
   auto emit = [&] { return op.emitOpError(); };
   auto state = llvm::cast<xlc::xlstm::StateType>(op.getInitialState().getType());
-  return xlc::xlstm::verifyCell(emit, op.getQ().getType(), op.getK().getType(),
-                                op.getV().getType(), op.getIgate().getType(),
-                                op.getFgate().getType(), state, op.getH().getType(), state,
-                                op.getNumHeads());
+  if (failed(xlc::xlstm::verifyCell(emit, op.getQ().getType(), op.getK().getType(),
+                                    op.getV().getType(), op.getIgate().getType(),
+                                    op.getFgate().getType(), state, op.getH().getType(), state,
+                                    op.getNumHeads())))
+    return failure();
+  return xlc::xlstm::verifyResets(
+      emit, op.getResets() ? op.getResets().getType() : RankedTensorType(), op.getQ().getType());
 }
 
 LogicalResult MLSTMChunkwiseOp::verify() { return verifyMLSTM(*this); }
@@ -58,6 +61,9 @@ LogicalResult MLSTMChunkwiseOp::verify() { return verifyMLSTM(*this); }
 LogicalResult MLSTMDecodeStepOp::verify() {
   if (failed(verifyMLSTM(*this)))
     return failure();
+  if (getResets())
+    return emitOpError() << "takes no resets: generation starts a document by resetting the "
+                            "state, not inside a step";
   int64_t seq = getQ().getType().getDimSize(1);
   if (!ShapedType::isDynamic(seq) && seq != 1)
     return emitOpError() << "a decode step takes one token per sequence, got " << seq;
@@ -101,6 +107,8 @@ LogicalResult MLSTMCellGradOp::verify() {
   if (forward.getQ() != getQ() || forward.getK() != getK() || forward.getV() != getV() ||
       forward.getIgate() != getIgate() || forward.getFgate() != getFgate())
     return emitOpError() << "q, k, v and the gates must be the forward's own operands";
+  if (forward.getResets() != getResets())
+    return emitOpError() << "resets must be the forward's";
   if (!forward.getInitialState().getDefiningOp<ZeroStateOp>())
     return emitOpError() << "the forward must start from an xk.zero_state (the backward does "
                             "not produce the initial state's gradient)";

@@ -169,12 +169,14 @@ class Xk_MLSTMOp<string mnemonic, string what>
   let arguments = (ins Xk_FloatTensor:$q, Xk_FloatTensor:$k, Xk_FloatTensor:$v,
                        Xk_FloatTensor:$igate, Xk_FloatTensor:$fgate,
                        Xlstm_AnyState:$initial_state,
+                       Optional<Xlstm_ResetsTensor>:$resets,
                        I64Attr:$num_heads, F64Attr:$eps, OptionalAttr<F64Attr>:$gate_soft_cap,
                        Xlstm_InputGateKindAttr:$input_gate, Xlstm_NormalizerKindAttr:$normalizer,
                        OptionalAttr<Xk_TileAttr>:$tile);
   let results = (outs Xk_FloatTensor:$h, Xlstm_AnyState:$final_state);
   let assemblyFormat = [{
-    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $initial_state attr-dict `:`
+    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $initial_state
+    (`resets` `(` $resets^ `:` type($resets) `)`)? attr-dict `:`
     `(` type($q) `,` type($k) `,` type($v) `,` type($igate) `,` type($fgate) `,`
     type($initial_state) `)` `->` type($h)
   }];
@@ -187,7 +189,9 @@ def Xk_MLSTMChunkwiseOp : Xk_MLSTMOp<"mlstm_chunkwise", "prefill"> {
     Two-level tiling as TFLA (xlstm-7b.md §3.4): chunk-start states are materialised by a
     sequential kernel, then every chunk's outputs are computed in parallel. Gates are raw
     pre-activations; soft-cap, log-sigmoid and exponential gating happen in the kernel. Any
-    sequence length: the last chunk may be partial. The tile names `chunk` (L), `block_q`,
+    sequence length: the last chunk may be partial. With `resets` (training; the two-kernel form
+    only) a document's first token has forget gate −25 after the cap (`xlstm.mlstm_cell`). The
+    tile names `chunk` (L), `block_q`,
     `block_kv`, `block_dqk`, `block_dv` (the output kernel's DV tile), optionally `state_dv`
     (the state kernel's C-tile columns; block_dv when absent) and `warps`.
 
@@ -393,8 +397,8 @@ def Xk_MLSTMCellGradOp : Xk_Op<"mlstm_cell_grad", [Pure,
   let summary = "The mLSTM cell's backward (`mlstm_backward_*`, four kernels).";
   let description = [{
     `h` is the result of the `xk.mlstm_chunkwise` that computed the forward from a zero state:
-    the backward reads that kernel's saved chunk-start states and its output. The attributes are
-    the forward's; the tile names `chunk` (the forward's) and `tile`.
+    the backward reads that kernel's saved chunk-start states and its output. The attributes and
+    `resets` are the forward's; the tile names `chunk` (the forward's) and `tile`.
 
     ```mlir
     %dq, %dk, %dv, %di, %df = xk.mlstm_cell_grad %q, %k, %v, %i, %f, %h, %dh {num_heads = 8 : i64, ...}
@@ -404,14 +408,15 @@ def Xk_MLSTMCellGradOp : Xk_Op<"mlstm_cell_grad", [Pure,
   }];
   let arguments = (ins Xk_FloatTensor:$q, Xk_FloatTensor:$k, Xk_FloatTensor:$v,
                        Xk_FloatTensor:$igate, Xk_FloatTensor:$fgate, Xk_FloatTensor:$h,
-                       Xk_FloatTensor:$dh,
+                       Xk_FloatTensor:$dh, Optional<Xlstm_ResetsTensor>:$resets,
                        I64Attr:$num_heads, F64Attr:$eps, OptionalAttr<F64Attr>:$gate_soft_cap,
                        Xlstm_InputGateKindAttr:$input_gate, Xlstm_NormalizerKindAttr:$normalizer,
                        OptionalAttr<Xk_TileAttr>:$tile);
   let results = (outs Xk_FloatTensor:$d_q, Xk_FloatTensor:$d_k, Xk_FloatTensor:$d_v,
                       Xk_FloatTensor:$d_igate, Xk_FloatTensor:$d_fgate);
   let assemblyFormat = [{
-    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $h `,` $dh attr-dict `:` type($q) `,` type($k) `,`
+    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $h `,` $dh
+    (`resets` `(` $resets^ `:` type($resets) `)`)? attr-dict `:` type($q) `,` type($k) `,`
     type($v) `,` type($igate) `,` type($fgate) `,` type($h)
   }];
   let hasVerifier = 1;

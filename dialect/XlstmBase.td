@@ -102,6 +102,10 @@ def Xlstm_StateType : TypeDef<Xlstm_Dialect, "State"> {
 
 // The state constraint is declared with the generic C++ type so the printer always spells the
 // type out in full (`!xlstm.state<...>`) instead of the dialect-elided short form.
+// Document starts [B, S] (i8, nonzero: the token begins a document): the optional `resets` of
+// the cell and its gradient (xlstm-7b.md §6.3).
+def Xlstm_ResetsTensor : RankedTensorOf<[I8]>;
+
 def Xlstm_AnyState : Type<CPred<"::llvm::isa<::xlc::xlstm::StateType>($_self)">,
                           "xlstm recurrent state", "::mlir::Type">;
 

@@ -95,12 +95,15 @@ LogicalResult MLSTMCellOp::buildGradient(OpBuilder &b, ArrayRef<Value> resultGra
                             "every sequence from the zero state or a state argument";
   auto grad = b.create<MLSTMCellGradOp>(
       getLoc(), getQ().getType(), getK().getType(), getV().getType(), getIgate().getType(),
-      getFgate().getType(), getQ(), getK(), getV(), getIgate(), getFgate(), resultGrads[0], getNumHeadsAttr(),
-      getEpsAttr(), getGateSoftCapAttr(), getInputGateAttr(), getNormalizerAttr());
+      getFgate().getType(), getQ(), getK(), getV(), getIgate(), getFgate(), resultGrads[0],
+      getResets(), getNumHeadsAttr(), getEpsAttr(), getGateSoftCapAttr(), getInputGateAttr(),
+      getNormalizerAttr());
   operandGrads.append({grad.getDQ(), grad.getDK(), grad.getDV(), grad.getDIgate(),
                        grad.getDFgate()});
   if (getInitialState())
     operandGrads.push_back(Value()); // the entering state is a constant of the step
+  if (getResets())
+    operandGrads.push_back(Value()); // document boundaries are data
   return success();
 }
 

@@ -193,9 +193,17 @@ LogicalResult MLSTMCellOp::verify() {
       return failure();
   StateType init = getInitialState() ? llvm::cast<StateType>(getInitialState().getType())
                                      : StateType();
-  return verifyCell(emit, getQ().getType(), getK().getType(), getV().getType(),
-                    getIgate().getType(), getFgate().getType(), init, getH().getType(),
-                    llvm::cast<StateType>(getFinalState().getType()), getNumHeads());
+  if (failed(verifyCell(emit, getQ().getType(), getK().getType(), getV().getType(),
+                        getIgate().getType(), getFgate().getType(), init, getH().getType(),
+                        llvm::cast<StateType>(getFinalState().getType()), getNumHeads())))
+    return failure();
+  return verifyResets(emit, getResets() ? getResets().getType() : RankedTensorType(),
+                      getQ().getType());
+}
+
+LogicalResult MLSTMCellGradOp::verify() {
+  return verifyResets([&] { return emitOpError(); },
+                      getResets() ? getResets().getType() : RankedTensorType(), getQ().getType());
 }
 
 LogicalResult MultiHeadLayerNormOp::verify() {

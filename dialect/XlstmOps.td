@@ -207,7 +207,8 @@ def Xlstm_SoftCapOp : Xlstm_Op<"soft_cap", [Pure, AllTypesMatch<["input", "resul
   let hasVerifier = 1;
 }
 
-def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure, DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
+def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure, AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<Xlstm_DifferentiableOpInterface>]> {
   let summary = "The mLSTM cell: gated matrix-memory recurrence over a sequence.";
   let description = [{
     Runs the stabilised mLSTM recurrence of xlstm-7b.md §2.5 for every head and sequence:
@@ -227,6 +228,11 @@ def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure, DeclareOpInterfaceMethods<
     With `input_gate = sigmoid` the input gate is σ(i) (computed as exp of logsigmoid(i)); with
     `normalizer = none` the readout is not divided.
 
+    The optional `resets` `[B, S]` (i8; training's `@train_step` passes them) marks the tokens
+    that start a document inside a sequence (xlstm-7b.md §6.3): there the forget gate the
+    recurrence uses is f = −25 after any soft cap (logsigmoid(−25) ≈ −25: the carried state is
+    scaled by ~1.4e-11), whatever `fgate` holds, and `fgate` gets no gradient there.
+
     ```mlir
     %h, %s1 = xlstm.mlstm_cell %q, %k, %v, %i, %f init %s0 {num_heads = 8 : i64}
         : (tensor<?x?x2048xbf16>, tensor<?x?x2048xbf16>, tensor<?x?x4096xbf16>,
@@ -237,6 +243,7 @@ def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure, DeclareOpInterfaceMethods<
   let arguments = (ins Xlstm_FloatTensor:$q, Xlstm_FloatTensor:$k, Xlstm_FloatTensor:$v,
                        Xlstm_FloatTensor:$igate, Xlstm_FloatTensor:$fgate,
                        Optional<Xlstm_AnyState>:$initial_state,
+                       Optional<Xlstm_ResetsTensor>:$resets,
                        I64Attr:$num_heads,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$eps,
                        OptionalAttr<F64Attr>:$gate_soft_cap,
@@ -244,7 +251,8 @@ def Xlstm_MLSTMCellOp : Xlstm_Op<"mlstm_cell", [Pure, DeclareOpInterfaceMethods<
                        DefaultValuedAttr<Xlstm_NormalizerKindAttr, "NormalizerKind::MaxAbs">:$normalizer);
   let results = (outs Xlstm_FloatTensor:$h, Xlstm_AnyState:$final_state);
   let assemblyFormat = [{
-    $q `,` $k `,` $v `,` $igate `,` $fgate (`init` $initial_state^)? attr-dict `:`
+    $q `,` $k `,` $v `,` $igate `,` $fgate (`init` $initial_state^)?
+    (`resets` `(` $resets^ `:` type($resets) `)`)? attr-dict `:`
     `(` type($q) `,` type($k) `,` type($v) `,` type($igate) `,` type($fgate)
     (`,` type($initial_state)^)? `)` `->` `(` type($h) `,` type($final_state) `)`
   }];
@@ -518,7 +526,8 @@ def Xlstm_MLSTMCellGradOp : Xlstm_Op<"mlstm_cell_grad", [Pure,
     with the normaliser and the stabiliser differentiated (runtime/reference/MlstmCellBackward.h;
     the kernels organise it chunk by chunk, MlstmChunkwiseBackward.cpp). With `gate_soft_cap` the
     gate gradients are those of the raw pre-activations (the cap's derivative applied). The
-    attributes are the forward cell's.
+    attributes and the optional `resets` are the forward cell's (the forget gate's gradient is 0
+    at a reset).
 
     ```mlir
     %dq, %dk, %dv, %di, %df = xlstm.mlstm_cell_grad %q, %k, %v, %i, %f, %dh {num_heads = 2 : i64}
@@ -528,6 +537,7 @@ def Xlstm_MLSTMCellGradOp : Xlstm_Op<"mlstm_cell_grad", [Pure,
   }];
   let arguments = (ins Xlstm_FloatTensor:$q, Xlstm_FloatTensor:$k, Xlstm_FloatTensor:$v,
                        Xlstm_FloatTensor:$igate, Xlstm_FloatTensor:$fgate, Xlstm_FloatTensor:$dh,
+                       Optional<Xlstm_ResetsTensor>:$resets,
                        I64Attr:$num_heads,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$eps,
                        OptionalAttr<F64Attr>:$gate_soft_cap,
@@ -536,9 +546,10 @@ def Xlstm_MLSTMCellGradOp : Xlstm_Op<"mlstm_cell_grad", [Pure,
   let results = (outs Xlstm_FloatTensor:$d_q, Xlstm_FloatTensor:$d_k, Xlstm_FloatTensor:$d_v,
                       Xlstm_FloatTensor:$d_igate, Xlstm_FloatTensor:$d_fgate);
   let assemblyFormat = [{
-    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $dh attr-dict `:` type($q) `,` type($k) `,`
-    type($v) `,` type($igate) `,` type($fgate)
+    $q `,` $k `,` $v `,` $igate `,` $fgate `,` $dh (`resets` `(` $resets^ `:` type($resets) `)`)?
+    attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($igate) `,` type($fgate)
   }];
+  let hasVerifier = 1;
 }
 
 def Xlstm_MultiHeadLayerNormGradOp : Xlstm_Op<"multihead_layer_norm_grad", [Pure,

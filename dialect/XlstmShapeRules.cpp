@@ -88,6 +88,19 @@ static LogicalResult verifyBatchSeq(EmitErrorFn emitError, StringRef name, Ranke
   return success();
 }
 
+LogicalResult verifyResets(EmitErrorFn emitError, RankedTensorType resets, RankedTensorType q) {
+  if (!resets)
+    return success();
+  if (resets.getRank() != 2)
+    return emitError() << "resets must be [batch, seq], got " << resets;
+  for (int64_t d = 0; d < 2; ++d)
+    if (!dimsCompatible(resets.getDimSize(d), q.getDimSize(d)))
+      return emitError() << (d == 0 ? "batch" : "sequence") << " size of resets ("
+                         << dimString(resets.getDimSize(d)) << ") differs from q ("
+                         << dimString(q.getDimSize(d)) << ")";
+  return success();
+}
+
 LogicalResult verifyCell(EmitErrorFn emitError, RankedTensorType q, RankedTensorType k,
                          RankedTensorType v, RankedTensorType igate, RankedTensorType fgate,
                          StateType initialState, RankedTensorType h, StateType finalState,

@@ -47,6 +47,10 @@ mlir::LogicalResult verifyCell(EmitErrorFn emitError, mlir::RankedTensorType q,
                                StateType initialState, mlir::RankedTensorType h,
                                StateType finalState, int64_t numHeads);
 
+/// A cell's document resets: [batch, seq] with |q|'s batch and sequence sizes. Null: none.
+mlir::LogicalResult verifyResets(EmitErrorFn emitError, mlir::RankedTensorType resets,
+                                 mlir::RankedTensorType q);
+
 /// Multi-head LayerNorm: the last dimension of |input| splits into |numHeads| equal groups and
 /// |weight| has one element per feature.
 mlir::LogicalResult verifyMultiHeadNorm(EmitErrorFn emitError, mlir::RankedTensorType input,

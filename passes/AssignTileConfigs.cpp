@@ -99,10 +99,12 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
             {"state_dv", tileFor(dv, 64)},
             {"warps", 4}};
         // A forward the training backward reads keeps the two-kernel form: its chunk-start
-        // states (ws_C, ws_n, ws_m) are the backward's input.
-        const bool saved = llvm::any_of(cell.getH().getUsers(), [](Operation *user) {
-          return isa<xk::MLSTMCellGradOp>(user);
-        });
+        // states (ws_C, ws_n, ws_m) are the backward's input. So does one with document resets
+        // (only the two-kernel form reads them).
+        const bool saved = cell.getResets() ||
+                           llvm::any_of(cell.getH().getUsers(), [](Operation *user) {
+                             return isa<xk::MLSTMCellGradOp>(user);
+                           });
         // The fused form (one kernel, state on chip: mlstm_chunk_fused.cuh) wherever its
         // shared memory fits: two warps per query strip when the chunk and DQK split evenly.
         if (std::optional<int64_t> split = saved ? std::nullopt

@@ -69,6 +69,12 @@ struct AutodiffPass : public xlc::impl::AutodiffBase<AutodiffPass> {
     auto scalar = RankedTensorType::get({}, Float32Type::get(ctx));
     BlockArgument targets = body.addArgument(body.getArgument(0).getType(), loc);
     BlockArgument lossScale = body.addArgument(scalar, loc);
+    // Document starts inside the sequences [B, S] (xlstm-7b.md §6.3): every cell's forget gate
+    // is overridden there, in the forward and (through the cell's gradient) the backward.
+    auto tokensType = llvm::cast<RankedTensorType>(body.getArgument(0).getType());
+    BlockArgument resets = body.addArgument(
+        RankedTensorType::get(tokensType.getShape(), IntegerType::get(ctx, 8)), loc);
+    train.walk([&](MLSTMCellOp cell) { cell.getResetsMutable().assign(resets); });
     OpBuilder b(head);
     b.setInsertionPointAfter(head);
     auto loss = b.create<LMHeadLossOp>(head.getLoc(), scalar, head.getInput(), head.getWeight(),
@@ -148,7 +154,7 @@ struct AutodiffPass : public xlc::impl::AutodiffBase<AutodiffPass> {
         op.erase();
     llvm::BitVector unusedStates(body.getNumArguments());
     for (BlockArgument arg : body.getArguments())
-      if (arg.getArgNumber() != 0 && arg != targets && arg != lossScale) {
+      if (arg.getArgNumber() != 0 && arg != targets && arg != lossScale && arg != resets) {
         if (!arg.use_empty())
           return train.emitError() << "xlc-autodiff: argument " << arg.getArgNumber()
                                    << " of @forward is still used after the states were dropped";
@@ -158,8 +164,8 @@ struct AutodiffPass : public xlc::impl::AutodiffBase<AutodiffPass> {
     train.setFunctionType(FunctionType::get(ctx, body.getArgumentTypes(),
                                             ValueRange(results).getTypes()));
     train.setAllResultAttrs(resultAttrs);
-    const char *names[] = {"tokens", "targets", "loss_scale"};
-    for (unsigned i = 0; i < 3; ++i)
+    const char *names[] = {"tokens", "targets", "loss_scale", "resets"};
+    for (unsigned i = 0; i < 4; ++i)
       train.setArgAttr(i, "xlstm.name", b.getStringAttr(names[i]));
     return success();
   }

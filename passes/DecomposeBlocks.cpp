@@ -74,7 +74,7 @@ void decompose(MLSTMBlockOp op) {
   }
   auto cell = b.create<MLSTMCellOp>(
       sub("cell"), featuresLike(xt, vDim), op.getFinalState().getType(), q, k, v, i, f,
-      op.getInitialState(), op.getNumHeadsAttr(), op.getCellEpsAttr(), FloatAttr(),
+      op.getInitialState(), /*resets=*/Value(), op.getNumHeadsAttr(), op.getCellEpsAttr(), FloatAttr(),
       op.getInputGateAttr(), op.getNormalizerAttr());
   Value hn = b.create<MultiHeadLayerNormOp>(sub("mh_norm"), featuresLike(xt, vDim),
                                             cell.getH(), op.getMhNorm(), op.getNumHeadsAttr(),

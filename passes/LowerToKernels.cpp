@@ -110,11 +110,13 @@ LogicalResult lowerOp(Operation *op, CellForm form) {
   } else if (auto cell = dyn_cast<xlstm::MLSTMCellOp>(op)) {
     if (!cell.getInitialState())
       return op->emitError() << "kernels update a state in place: the cell needs an initial state";
+    if (cell.getResets() && form != CellForm::Chunkwise)
+      return op->emitError() << "a decode step takes no document resets";
     auto build = [&](auto tag) {
       using KernelOp = decltype(tag);
       auto k = b.create<KernelOp>(loc, cell.getH().getType(), cell.getFinalState().getType(),
                                   cell.getQ(), cell.getK(), cell.getV(), cell.getIgate(),
-                                  cell.getFgate(), cell.getInitialState(),
+                                  cell.getFgate(), cell.getInitialState(), cell.getResets(),
                                   cell.getNumHeadsAttr(), cell.getEpsAttr(),
                                   cell.getGateSoftCapAttr(), cell.getInputGateAttr(),
                                   cell.getNormalizerAttr(), xk::TileAttr());

@@ -192,7 +192,8 @@ private:
       xk::MLSTMChunkwiseOp forward;
       func_.walk([&](xk::MLSTMChunkwiseOp k) {
         if (k.getQ() == grad.getQ() && k.getK() == grad.getK() && k.getV() == grad.getV() &&
-            k.getIgate() == grad.getIgate() && k.getFgate() == grad.getFgate())
+            k.getIgate() == grad.getIgate() && k.getFgate() == grad.getFgate() &&
+            k.getResets() == grad.getResets())
           forward = k;
       });
       if (!forward)
@@ -202,7 +203,7 @@ private:
           loc, grad.getDQ().getType(), grad.getDK().getType(), grad.getDV().getType(),
           grad.getDIgate().getType(), grad.getDFgate().getType(), grad.getQ(), grad.getK(),
           grad.getV(), grad.getIgate(), grad.getFgate(), forward.getH(), grad.getDh(),
-          grad.getNumHeadsAttr(), grad.getEpsAttr(), grad.getGateSoftCapAttr(),
+          grad.getResets(), grad.getNumHeadsAttr(), grad.getEpsAttr(), grad.getGateSoftCapAttr(),
           grad.getInputGateAttr(), grad.getNormalizerAttr(), xk::TileAttr());
       for (auto [from, to] : llvm::zip(grad->getResults(), k->getResults()))
         from.replaceAllUsesWith(to);

@@ -107,8 +107,11 @@ def FuseCellGates : Pass<"xlc-fuse-cell-gates", "::mlir::ModuleOp"> {
 def Autodiff : Pass<"xlc-autodiff", "::mlir::ModuleOp"> {
   let summary = "Builds @train_step (loss and parameter gradients) from @forward by reverse mode.";
   let description = [{
-    Clones `@forward` into `@train_step(tokens, targets, loss_scale) -> (loss, gradients...)`:
-    every mLSTM cell starts from the zero state (the state arguments are dropped), the LM head
+    Clones `@forward` into
+    `@train_step(tokens, targets, loss_scale, resets) -> (loss, gradients...)`: every mLSTM cell
+    starts from the zero state (the state arguments are dropped) and takes `resets` `[B, S]` (i8,
+    nonzero where a document starts inside a sequence: the cell's forget gate is −25 there,
+    xlstm-7b.md §6.3; all zeros for none), the LM head
     becomes `xlstm.lm_head_loss` (mean next-token cross-entropy over targets >= 0, no logits),
     and the ops from the loss back to the inputs are differentiated in reverse program order,
     each through its `DifferentiableOpInterface` (an op without one is an error naming it).
@@ -126,7 +129,8 @@ def Autodiff : Pass<"xlc-autodiff", "::mlir::ModuleOp"> {
     ```
     After (added):
     ```mlir
-    func.func @train_step(%tokens: tensor<?x?xi32>, %targets: tensor<?x?xi32>, %loss_scale: tensor<f32>)
+    func.func @train_step(%tokens: tensor<?x?xi32>, %targets: tensor<?x?xi32>, %loss_scale: tensor<f32>,
+                          %resets: tensor<?x?xi8>)
         -> (tensor<f32> {xlstm.name = "loss"}, tensor<100x16xbf16> {xlstm.gradient_of = @embedding}, ...)
     ```
   }];

@@ -130,6 +130,8 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
   auto tileAttr = op->getAttrOfType<xk::TileAttr>("tile");
   const int64_t stateDV = tileAttr.get("state_dv").value_or(*blockDV);
   if (tileAttr.get("fused").value_or(0) != 0) {
+    if (op.getResets())
+      return op.emitError() << "the fused form takes no document resets (the two-kernel form does)";
     FailureOr<int64_t> keySplit = tileEntry(op, "key_split");
     if (failed(keySplit))
       return failure();
@@ -154,6 +156,7 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
   // Kernel A's C tile columns: the tile's state_dv, else block_dv (tiles written before state_dv).
   a["tile_v"] = fragTile(stateDV);
   a["threads"] = 32 * warpsFor(fragTile(*blockDQK) / 16, *warps);
+  a["resets"] = static_cast<bool>(op.getResets());
   // Kernel B: outputs. One block per (DV tile, query block of the sequence, batch·head).
   kernels::Config b = mlstmCellConfig(op);
   b["chunk"] = *chunk;
@@ -161,6 +164,7 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
   b["block_dv"] = fragTile(*blockDV);
   b["block_dqk"] = fragTile(*blockDQK);
   b["threads"] = 32 * warpsFor(*blockQ / 16, *warps);
+  b["resets"] = a["resets"];
   FailureOr<art::KernelIndex> kernelA = emitFamilyKernel(op, ctx, "mlstm_chunk_states", a);
   FailureOr<art::KernelIndex> kernelB = emitFamilyKernel(op, ctx, "mlstm_chunk_outputs", b);
   if (failed(kernelA) || failed(kernelB))
@@ -186,6 +190,7 @@ LogicalResult emitMlstmChunkwise(xk::MLSTMChunkwiseOp op, EmitContext &ctx) {
   art::BufferId wsM = ctx.workspace(ctx.nameOf(op) + ".ws_m", art::DType::F32, slots(4));
 
   std::vector<art::Arg> args = viewArgs(op, ctx);
+  args.push_back(resetsArg(op.getResets(), ctx));
   for (art::BufferId id : {s.C, s.n, s.m, wsC, wsN, wsM, ctx.output(op.getH())})
     args.push_back(art::Arg::buffer(id));
   args.push_back(art::Arg::symbol(art::Symbol::B));

@@ -36,6 +36,7 @@ LogicalResult emitMlstmCellGrad(xk::MLSTMCellGradOp op, EmitContext &ctx) {
   kernels::Config config = mlstmCellConfig(forward);
   config["chunk"] = *chunk;
   config["tile"] = *tile;
+  config["resets"] = static_cast<bool>(op.getResets());
   std::array<art::KernelIndex, 4> kernels{};
   const char *families[] = {"mlstm_backward_readout", "mlstm_backward_states",
                             "mlstm_backward_chunk", "mlstm_backward_gates"};
@@ -69,6 +70,7 @@ LogicalResult emitMlstmCellGrad(xk::MLSTMCellGradOp op, EmitContext &ctx) {
     return failure();
   std::vector<art::Arg> args =
       viewArgs(ctx, {op.getQ(), op.getK(), op.getV(), op.getIgate(), op.getFgate()});
+  args.push_back(resetsArg(op.getResets(), ctx));
   for (art::BufferId id : {saved->C, saved->n, saved->m, *h, *dh})
     args.push_back(art::Arg::buffer(id));
   for (Value grad : {op.getDQ(), op.getDK(), op.getDV(), op.getDIgate(), op.getDFgate()})

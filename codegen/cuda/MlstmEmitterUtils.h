@@ -52,6 +52,12 @@ inline std::vector<artifact::Arg> viewArgs(EmitContext &ctx,
   return args;
 }
 
+/// The document-reset mask argument of the two-kernel forward and the backward
+/// (MlstmCommon.h resetsParam): the [B, S] u8 buffer of |resets|, or a null pointer (i64 0).
+inline artifact::Arg resetsArg(mlir::Value resets, EmitContext &ctx) {
+  return resets ? artifact::Arg::buffer(ctx.view(resets).id) : artifact::Arg::i64(0);
+}
+
 } // namespace xlc::codegen
 
 #endif // XLC_CODEGEN_CUDA_MLSTMEMITTERUTILS_H

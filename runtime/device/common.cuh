@@ -33,6 +33,7 @@
 #if defined(__CUDACC_RTC__)
 // NVRTC ships no <cstdint>. These are the LP64 types of the device ABI (8-byte long long).
 typedef signed char int8_t;
+typedef unsigned char uint8_t;
 typedef unsigned short uint16_t;
 typedef int int32_t;
 typedef unsigned int uint32_t;

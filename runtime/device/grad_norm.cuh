@@ -5,7 +5,8 @@
 // the global norm ‖g‖ = √norm_sq then gives the clipping factor min(1, c / (‖g‖ + 1e-6))
 // (runtime/train/AdamW.h clipScale) that the optimizer step takes as grad_scale.
 //
-// Grid (kBlocks, 1, 1), block (kThreads, 1, 1), no dynamic shared memory: a grid-stride loop,
+// Grid (kBlocks, 1, 1), block (kThreads, 1, 1), no dynamic shared memory: a grid-stride loop
+// over groups of 8 elements (16-byte loads; scalar for the partial group or an unaligned pointer),
 // each block's sum (a block_sum, a fixed shuffle order) written to partial[blockIdx.x], and the
 // last block to finish (an atomic counter it resets) adds the partials in block order. For a
 // fixed configuration the result is bit-identical from run to run.
@@ -35,10 +36,20 @@ template <int kThreads_> struct GradNormConfig {
 template <class Config> __device__ void grad_norm(const GradNormParams &p) {
   __shared__ float scratch[32];
   __shared__ bool isLast;
-  float sum = 0.0f;
+  // Groups of 8 elements per thread (two 16-byte loads in flight), then the partial group.
+  constexpr int kGroup = 8;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * Config::kThreads;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x; i < p.count;
-       i += stride)
+  const int64_t groups = view_aligned16<float>(p.grad, 0, 0) ? p.count / kGroup : 0;
+  float sum = 0.0f;
+  for (int64_t gi = first; gi < groups; gi += stride) {
+    float g[kGroup];
+    load_floats<kGroup, true>(p.grad + gi * kGroup, g);
+#pragma unroll
+    for (int e = 0; e < kGroup; ++e)
+      sum += g[e] * g[e];
+  }
+  for (int64_t i = groups * kGroup + first; i < p.count; i += stride)
     sum += p.grad[i] * p.grad[i];
   sum = block_sum<Config::kThreads>(sum, scratch);
   if (threadIdx.x == 0)

@@ -48,6 +48,20 @@ __device__ __forceinline__ float mlstm_log_forget(float fRaw, float cap) {
   return log_sigmoid(soft_cap(fRaw, cap));
 }
 
+/// The forget gate's pre-activation, after the soft cap, at a token that starts a document
+/// inside a training sequence (xlstm-7b.md §6.3; ref::kResetForgetGate): logσ(−25) ≈ −25 scales
+/// the carried state by ~1.4e-11. Beyond the cap's range, so it overrides the capped gate, and
+/// the raw gate's gradient there is 0.
+constexpr float kResetForgetGate = -25.0f;
+
+/// lf of one token with the document-reset override: |resets| is [B·S] (nonzero: the token at
+/// row r starts a document) or null (no resets).
+__device__ __forceinline__ float mlstm_log_forget(float fRaw, float cap, const uint8_t *resets,
+                                                  int64_t r) {
+  return resets != nullptr && resets[r] ? log_sigmoid(kResetForgetGate)
+                                        : mlstm_log_forget(fRaw, cap);
+}
+
 /// Input gate in log space: softcap(i) for kExp, logσ(softcap(i)) for kSigmoid.
 template <InputGate kGate> __device__ __forceinline__ float mlstm_log_input(float iRaw, float cap) {
   const float capped = soft_cap(iRaw, cap);

@@ -57,6 +57,8 @@
 // m_{c+1} = max(g + m_c, max_j a_j) routes Δ to g and m_c (δg = W + Δ, δm ← Y + Δ) or to a_{arg}
 // (δg = W, δā_arg ā_arg += Δ, δm ← Y). Then per token δlf_j = Σ_{t≥j} δb_t + δg + Σ_{i<j} δā_i ā_i,
 // δig_j += δā_j ā_j, δf̃ = δlf σ(−f̃)·cap′(f), δĩ = δig (·σ(−ĩ) for sigmoid gates)·cap′(i).
+// Document resets (p.resets): lf of a document's first token is logσ(kResetForgetGate) in every
+// scan above, and its δf̃ is 0 (the override is a constant).
 // The state after the sequence has no gradient (a training loss reads only h), and the initial
 // state's gradient is not produced (training starts every sequence from the zero state).
 //
@@ -97,6 +99,7 @@ struct MlstmChunkBackwardParams {
   const void *fgate; ///< TGate, raw forget-gate pre-activations
   int64_t f_offset;
   int64_t f_stride;
+  const uint8_t *resets; ///< [B·S] or null: document starts, as the forward's (the gate's δ is 0)
   const void *ws_C;   ///< [B, NH, NC+1, DQK, DV] of T: the forward's chunk-start states
   const float *ws_n;  ///< [B, NH, NC+1, DQK]
   const float *ws_m;  ///< [B, NH, NC+1]
@@ -198,7 +201,9 @@ __device__ __forceinline__ void scan_gates_warp(GateScan &gs, const MlstmChunkBa
   for (int j = lane; j < L; j += 32) {
     const bool in = j < len;
     const int64_t r = row0 + j;
-    gs.lf[j] = in ? mlstm_log_forget(to_float(fg[r * p.f_stride + p.f_offset + hd]), cap) : 0.0f;
+    gs.lf[j] =
+        in ? mlstm_log_forget(to_float(fg[r * p.f_stride + p.f_offset + hd]), cap, p.resets, r)
+           : 0.0f;
     gs.ig[j] = in ? mlstm_log_input<Cell::kInputGate>(
                         to_float(ig[r * p.i_stride + p.i_offset + hd]), cap)
                   : -kInfinity;
@@ -842,7 +847,10 @@ template <class Config> __device__ void mlstm_backward_gates(const MlstmChunkBac
       float dI = dIg[j];
       if constexpr (Cell::kInputGate == InputGate::kSigmoid)
         dI *= sigmoid(-iCap);
-      df[r * p.df_stride + p.df_offset + hd] = from_float<TGate>(dLf * sigmoid(-fCap) * slope(fRaw));
+      // An overridden forget gate (a document start) is a constant: no gradient to the raw gate.
+      const bool reset = p.resets != nullptr && p.resets[r] != 0;
+      df[r * p.df_stride + p.df_offset + hd] =
+          from_float<TGate>(reset ? 0.0f : dLf * sigmoid(-fCap) * slope(fRaw));
       di[r * p.di_stride + p.di_offset + hd] = from_float<TGate>(dI * slope(iRaw));
     }
     __syncwarp();

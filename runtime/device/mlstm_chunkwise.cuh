@@ -100,6 +100,9 @@ struct MlstmChunkwiseParams {
   const void *fgate; ///< TGate, raw forget-gate pre-activations
   int64_t f_offset;
   int64_t f_stride;
+  /// [B·S] or null: nonzero where the token at row b·S + t starts a document; its lf is
+  /// logσ(kResetForgetGate) whatever fgate holds (mlstm_cell.cuh; training only).
+  const uint8_t *resets;
   void *C;     ///< [B, NH, DQK, DV] TState: initial state in, final state out
   float *n;    ///< [B, NH, DQK]
   float *m;    ///< [B, NH]
@@ -368,6 +371,7 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
   // Raw gates of the next chunk, loaded one chunk ahead so that their latency is hidden.
   constexpr int kGPT = Config::kGatesPerThread;
   float fRaw[kGPT], iRaw[kGPT];
+  bool reset[kGPT];
   auto prefetchGates = [&](int64_t c) {
 #pragma unroll
     for (int u = 0; u < kGPT; ++u) {
@@ -376,6 +380,7 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
       const bool valid = c < NC && j < L && row < S;
       fRaw[u] = valid ? to_float(fBase[row * p.f_stride]) : 0.0f;
       iRaw[u] = valid ? to_float(iBase[row * p.i_stride]) : 0.0f;
+      reset[u] = valid && p.resets != nullptr && p.resets[b * S + row] != 0;
     }
   };
   prefetchGates(0);
@@ -393,7 +398,7 @@ template <class Config> __device__ void mlstm_chunk_states(const MlstmChunkwiseP
       const int j = tid + u * kThreads;
       if (j < L) {
         if (j < Lc) {
-          gLf[j] = mlstm_log_forget(fRaw[u], cap);
+          gLf[j] = reset[u] ? log_sigmoid(kResetForgetGate) : mlstm_log_forget(fRaw[u], cap);
           gIg[j] = mlstm_log_input<Cell::kInputGate>(iRaw[u], cap);
         } else {
           gLf[j] = 0.0f;
@@ -617,7 +622,7 @@ template <class Config> __device__ void mlstm_chunk_outputs(const MlstmChunkwise
 
   // ---- Gates: b_j, u_j and the per-row stabilisers M_t, m_t, β_t; the chunk-start n.
   for (int j = tid; j < nPos; j += kThreads) {
-    gB[j] = mlstm_log_forget(to_float(fBase[j * p.f_stride]), cap);
+    gB[j] = mlstm_log_forget(to_float(fBase[j * p.f_stride]), cap, p.resets, rowBase + j);
     gU[j] = mlstm_log_input<Cell::kInputGate>(to_float(iBase[j * p.i_stride]), cap);
   }
   for (int d = tid; d < Config::kQWidth; d += kThreads)

@@ -83,6 +83,9 @@ std::int32_t *CpuLaunch::i32s(std::string_view name, std::uint64_t needed) const
 std::int64_t *CpuLaunch::i64s(std::string_view name, std::uint64_t needed) const {
   return reinterpret_cast<std::int64_t *>(storage(name, needed, false, art::DType::I64));
 }
+const std::uint8_t *CpuLaunch::u8s(std::string_view name, std::uint64_t needed) const {
+  return reinterpret_cast<const std::uint8_t *>(storage(name, needed, false, art::DType::U8));
+}
 
 std::uint64_t CpuLaunch::product(std::initializer_list<std::int64_t> factors) const {
   std::uint64_t p = 1;

@@ -63,6 +63,7 @@ public:
   float *floats(std::string_view name, std::uint64_t needed) const;
   std::int32_t *i32s(std::string_view name, std::uint64_t needed) const;
   std::int64_t *i64s(std::string_view name, std::uint64_t needed) const;
+  const std::uint8_t *u8s(std::string_view name, std::uint64_t needed) const;
 
   /// The strided view (buffer |name|, i64 |offsetName|, i64 |strideName|) of |rows| rows of
   /// |width| elements, checked to lie inside the buffer.

@@ -69,6 +69,13 @@ std::string_view toString(InputGate gate);   // "exp" | "sigmoid" (the IR attrib
 std::string_view toString(Normalizer norm);  // "max_abs" | "none"
 std::string_view toString(MlstmForm form);   // "recurrent" | "chunkwise" | "parallel"
 
+/// The forget gate's pre-activation, after the soft cap, at a token that starts a document inside
+/// a training sequence (xlstm-7b.md §6.3): logσ(−25) ≈ −25 multiplies the carried state by
+/// ~1.4e-11, i.e. the document starts from (numerically) the zero state. No capped gate can reach
+/// it (the cap's range is ±15), so the override is applied after the cap, and the raw
+/// pre-activation gets no gradient there.
+inline constexpr double kResetForgetGate = -25.0;
+
 /// The cell op's attributes.
 struct MlstmCellAttrs {
   double eps = 1e-6; ///< Added to the denominator (MaxAbs only). 1e-6 in the 7B config.

@@ -13,6 +13,8 @@
 #include "runtime/reference/ModelForward.h"
 #include "runtime/support/Error.h"
 
+#include <algorithm>
+
 namespace xlc::ref {
 namespace {
 
@@ -46,21 +48,35 @@ const Tensor &headWeight(const ModelConfig &config, const ModelWeights &weights)
 }
 
 void checkTokens(const ModelConfig &config, std::span<const std::int64_t> tokens,
-                 std::span<const std::int64_t> targets, std::int64_t batch, std::int64_t seq) {
+                 std::span<const std::int64_t> targets, std::span<const std::uint8_t> resets,
+                 std::int64_t batch, std::int64_t seq) {
   check(batch >= 0 && seq >= 0, "model loss: batch {} and seq {} must be non-negative", batch, seq);
   check(static_cast<std::int64_t>(tokens.size()) == batch * seq,
         "model loss: {} token ids for batch {} × seq {}", tokens.size(), batch, seq);
   check(static_cast<std::int64_t>(targets.size()) == batch * seq,
         "model loss: {} targets for batch {} × seq {}", targets.size(), batch, seq);
+  check(resets.empty() || static_cast<std::int64_t>(resets.size()) == batch * seq,
+        "model loss: {} document resets for batch {} × seq {} (none, or one per token)",
+        resets.size(), batch, seq);
   for (std::size_t p = 0; p < targets.size(); ++p)
     check(targets[p] < config.vocabSize,
           "model loss: target {} at flat position {} is outside [0, {}) (negative: not counted)",
           targets[p], p, config.vocabSize);
 }
 
+/// x[b, t, ·] = |value| at every position whose reset flag is set (x is [B, S, NH]: the forget
+/// gates as the cell receives them get kResetForgetGate there, and their gradient 0: an
+/// overridden gate is a constant).
+void fillAtResets(Tensor &x, std::span<const std::uint8_t> resets, double value) {
+  const auto heads = static_cast<std::size_t>(x.shape.back());
+  for (std::size_t p = 0; p < resets.size(); ++p)
+    if (resets[p])
+      std::fill_n(x.data.begin() + static_cast<std::ptrdiff_t>(p * heads), heads, value);
+}
+
 ModelTape forwardWithTape(const ModelConfig &config, const ModelWeights &weights,
                           std::span<const std::int64_t> tokens, std::int64_t batch,
-                          std::int64_t seq) {
+                          std::int64_t seq, std::span<const std::uint8_t> resets) {
   validateWeights(config, weights);
   ModelTape tape;
   Tensor x = embedding(weights.embedding, tokens, {batch, seq});
@@ -77,6 +93,7 @@ ModelTape forwardWithTape(const ModelConfig &config, const ModelWeights &weights
     t.fRaw = linear(t.xNorm, w.fgate, &w.fgateBias);
     t.iPre = config.gateSoftCap ? softCap(t.iRaw, *config.gateSoftCap) : t.iRaw;
     t.fPre = config.gateSoftCap ? softCap(t.fRaw, *config.gateSoftCap) : t.fRaw;
+    fillAtResets(t.fPre, resets, kResetForgetGate);
     t.h = mlstmCell(t.q, t.k, t.v, t.iPre, t.fPre, config.numHeads, nullptr, attrs).h;
     t.hNorm = multiHeadLayerNorm(t.h, w.multiheadNorm, config.numHeads, config.layerNormEps);
     t.gated = outputGate(t.oPre, t.hNorm);
@@ -132,8 +149,13 @@ std::vector<std::int64_t> nextTokenTargets(std::span<const std::int64_t> tokens,
 
 ModelLoss modelLoss(const ModelConfig &config, const ModelWeights &weights,
                     std::span<const std::int64_t> tokens, std::span<const std::int64_t> targets,
-                    std::int64_t batch, std::int64_t seq) {
-  checkTokens(config, tokens, targets, batch, seq);
+                    std::int64_t batch, std::int64_t seq, std::span<const std::uint8_t> resets) {
+  checkTokens(config, tokens, targets, resets, batch, seq);
+  if (!resets.empty()) {
+    const CrossEntropy ce =
+        crossEntropy(forwardWithTape(config, weights, tokens, batch, seq, resets).logits, targets);
+    return {ce.loss, ce.count};
+  }
   ModelState state = ModelState::zeros(config, batch);
   CrossEntropy ce =
       crossEntropy(modelForward(config, weights, tokens, batch, seq, state), targets);
@@ -143,9 +165,9 @@ ModelLoss modelLoss(const ModelConfig &config, const ModelWeights &weights,
 ModelLossAndGrads modelLossAndGrads(const ModelConfig &config, const ModelWeights &weights,
                                     std::span<const std::int64_t> tokens,
                                     std::span<const std::int64_t> targets, std::int64_t batch,
-                                    std::int64_t seq) {
-  checkTokens(config, tokens, targets, batch, seq);
-  ModelTape tape = forwardWithTape(config, weights, tokens, batch, seq);
+                                    std::int64_t seq, std::span<const std::uint8_t> resets) {
+  checkTokens(config, tokens, targets, resets, batch, seq);
+  ModelTape tape = forwardWithTape(config, weights, tokens, batch, seq, resets);
   CrossEntropy ce = crossEntropy(tape.logits, targets);
   ModelLossAndGrads out;
   out.loss = ce.loss;
@@ -196,6 +218,7 @@ ModelLossAndGrads modelLossAndGrads(const ModelConfig &config, const ModelWeight
     gw.multiheadNorm = std::move(mhln.weight);
     MlstmCellGrads cell =
         mlstmCellBackward(t.q, t.k, t.v, t.iPre, t.fPre, config.numHeads, nullptr, attrs, mhln.x);
+    fillAtResets(cell.fPre, resets, 0.0);
     Tensor dIRaw = config.gateSoftCap ? softCapBackward(t.iRaw, *config.gateSoftCap, cell.iPre)
                                       : cell.iPre;
     Tensor dFRaw = config.gateSoftCap ? softCapBackward(t.fRaw, *config.gateSoftCap, cell.fPre)

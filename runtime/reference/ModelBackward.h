@@ -30,10 +30,13 @@ struct ModelLoss {
   std::int64_t count = 0; ///< counted positions
 };
 
-/// The objective alone (forward only): tokens and targets [batch, seq], row-major.
+/// The objective alone (forward only): tokens and targets [batch, seq], row-major. |resets|
+/// (empty, or [batch, seq]): nonzero where a token starts a document, whose forget gates are
+/// then kResetForgetGate after the soft cap (MlstmCell.h; train_step's `resets` input).
 ModelLoss modelLoss(const ModelConfig &config, const ModelWeights &weights,
                     std::span<const std::int64_t> tokens, std::span<const std::int64_t> targets,
-                    std::int64_t batch, std::int64_t seq);
+                    std::int64_t batch, std::int64_t seq,
+                    std::span<const std::uint8_t> resets = {});
 
 struct ModelLossAndGrads : ModelLoss {
   /// ∂loss/∂ of every tensor of |weights|, same shapes and names (empty where |weights| is).
@@ -42,10 +45,11 @@ struct ModelLossAndGrads : ModelLoss {
 
 /// The objective and its gradient. Activations of every block are kept, so memory grows with
 /// batch·seq·(width of the widest layer)·blocks: a reference for test shapes.
+/// |resets| as for modelLoss: the forget-gate gradient is zero where a gate was overridden.
 ModelLossAndGrads modelLossAndGrads(const ModelConfig &config, const ModelWeights &weights,
                                     std::span<const std::int64_t> tokens,
                                     std::span<const std::int64_t> targets, std::int64_t batch,
-                                    std::int64_t seq);
+                                    std::int64_t seq, std::span<const std::uint8_t> resets = {});
 
 /// targets[b, t] = tokens[b, t + 1], and −1 (not counted) at t = seq − 1.
 std::vector<std::int64_t> nextTokenTargets(std::span<const std::int64_t> tokens,

@@ -133,6 +133,27 @@ func.func @f(%q: tensor<?x?x256xbf16>, %k: tensor<?x?x128xbf16>, %v: tensor<?x?x
 
 // -----
 
+// Tests that document resets have the cell's batch and sequence sizes.
+func.func @f(%q: tensor<2x7x256xbf16>, %v: tensor<2x7x512xbf16>, %g: tensor<2x7x8xf32>, %r: tensor<2x6xi8>) {
+  // expected-error @+1 {{sequence size of resets (6) differs from q (7)}}
+  %h, %s = xlstm.mlstm_cell %q, %q, %v, %g, %g resets(%r : tensor<2x6xi8>) {num_heads = 8 : i64}
+      : (tensor<2x7x256xbf16>, tensor<2x7x256xbf16>, tensor<2x7x512xbf16>, tensor<2x7x8xf32>, tensor<2x7x8xf32>)
+      -> (tensor<2x7x512xbf16>, !xlstm.state<8x32x64xf32>)
+  return
+}
+
+// -----
+
+// Tests that document resets are [batch, seq].
+func.func @f(%q: tensor<?x?x256xbf16>, %v: tensor<?x?x512xbf16>, %g: tensor<?x?x8xf32>, %r: tensor<?xi8>) {
+  // expected-error @+1 {{resets must be [batch, seq], got 'tensor<?xi8>'}}
+  %dq, %dk, %dv, %di, %df = xlstm.mlstm_cell_grad %q, %q, %v, %g, %g, %v resets(%r : tensor<?xi8>) {num_heads = 8 : i64}
+      : tensor<?x?x256xbf16>, tensor<?x?x256xbf16>, tensor<?x?x512xbf16>, tensor<?x?x8xf32>, tensor<?x?x8xf32>
+  return
+}
+
+// -----
+
 // Tests that there is one gate pre-activation per head.
 func.func @f(%q: tensor<?x?x256xbf16>, %v: tensor<?x?x512xbf16>, %i: tensor<?x?x4xf32>, %f: tensor<?x?x8xf32>) {
   // expected-error @+1 {{igate must have one pre-activation per head (8), got 4}}

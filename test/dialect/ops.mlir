@@ -63,6 +63,27 @@ func.func @cell(%q: tensor<?x?x8xbf16>, %v: tensor<?x?x16xbf16>, %g: tensor<?x?x
 
 // -----
 
+// Tests the document resets of a training cell (with and without an initial state) and of its
+// gradient.
+// CHECK-LABEL: func.func @cell_resets
+// CHECK: xlstm.mlstm_cell %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} resets(%[[R:[^ ]+]] : tensor<?x?xi8>) {num_heads = 2 : i64}
+// CHECK: xlstm.mlstm_cell %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} init %{{.+}} resets(%[[R]] : tensor<?x?xi8>) {num_heads = 2 : i64}
+// CHECK: xlstm.mlstm_cell_grad %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} resets(%[[R]] : tensor<?x?xi8>) {num_heads = 2 : i64}
+func.func @cell_resets(%q: tensor<?x?x8xbf16>, %v: tensor<?x?x16xbf16>, %g: tensor<?x?x2xf32>,
+                       %r: tensor<?x?xi8>) -> tensor<?x?x8xbf16> {
+  %h0, %s0 = xlstm.mlstm_cell %q, %q, %v, %g, %g resets(%r : tensor<?x?xi8>) {num_heads = 2 : i64}
+      : (tensor<?x?x8xbf16>, tensor<?x?x8xbf16>, tensor<?x?x16xbf16>, tensor<?x?x2xf32>, tensor<?x?x2xf32>)
+      -> (tensor<?x?x16xbf16>, !xlstm.state<2x4x8xf32>)
+  %h1, %s1 = xlstm.mlstm_cell %q, %q, %v, %g, %g init %s0 resets(%r : tensor<?x?xi8>) {num_heads = 2 : i64}
+      : (tensor<?x?x8xbf16>, tensor<?x?x8xbf16>, tensor<?x?x16xbf16>, tensor<?x?x2xf32>, tensor<?x?x2xf32>, !xlstm.state<2x4x8xf32>)
+      -> (tensor<?x?x16xbf16>, !xlstm.state<2x4x8xf32>)
+  %dq, %dk, %dv, %di, %df = xlstm.mlstm_cell_grad %q, %q, %v, %g, %g, %h1 resets(%r : tensor<?x?xi8>) {num_heads = 2 : i64}
+      : tensor<?x?x8xbf16>, tensor<?x?x8xbf16>, tensor<?x?x16xbf16>, tensor<?x?x2xf32>, tensor<?x?x2xf32>
+  return %dq : tensor<?x?x8xbf16>
+}
+
+// -----
+
 // Tests the SwiGLU FFN, the LM head with and without soft-cap, and a bf16 state type.
 // CHECK-LABEL: func.func @ffn_head
 // CHECK: %[[F:.+]] = xlstm.swiglu_ffn %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : (tensor<?x?x64xbf16>, tensor<192x64xbf16>, tensor<192x64xbf16>, tensor<64x192xbf16>) -> tensor<?x?x64xbf16>

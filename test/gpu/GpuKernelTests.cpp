@@ -105,8 +105,8 @@ TEST(Gpu, TrainingFamilies) {
   expectOk(runCrossEntropy<GpuBackend, CrossEntropyCapped>(be, "cross_entropy, 7B vocabulary",
                                                            {.rows = 17, .vocab = 50304}));
   expectOk(runAdamW<GpuBackend, AdamWMasterBf16>(be, "adamw bf16 + master, 1M elements",
-                                                 {.count = 1 << 20, .blocks = 264}));
-  expectOk(runGradNorm<GpuBackend, GradNorm256>(be, "grad_norm, 264 blocks", 264));
+                                                 {.count = 1 << 20, .blocks = 528}));
+  expectOk(runGradNorm<GpuBackend, GradNorm256>(be, "grad_norm, 528 blocks", 528));
   expectOk(runConvert<GpuBackend, ConvertF32ToBf16>(be, "convert f32 -> bf16, 65 rows", 65, 310,
                                                      5));
   expectOk(runColumnSum<GpuBackend, ColumnSumGates>(be, "column_sum, 7B gates, 8192 rows",
@@ -127,6 +127,10 @@ TEST(Gpu, MlstmBackwardTiny) {
       be, "backward sigmoid gate, no normaliser, B2 S40", {.batch = 2, .seq = 40, .seed = 34}));
   expectOk(runMlstmBackward<GpuBackend, TinyBf16States16, TinyBf16Outputs16, TinyBf16Backward16>(
       be, "backward bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 35}));
+  expectOk(runMlstmBackward<GpuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
+      be, "backward document resets, B2 S37", {.resets = {5, 16, 36, 37 + 20}, .seed = 43}));
+  expectOk(runMlstmBackward<GpuBackend, TinySigStates16, TinySigOutputs16, TinySigBackward16>(
+      be, "backward document resets, sigmoid gate, B1 S40", {.batch = 1, .seq = 40, .resets = {12}, .seed = 45}));
 }
 
 TEST(Gpu, MlstmBackward7B) {
@@ -135,6 +139,9 @@ TEST(Gpu, MlstmBackward7B) {
       be, "backward 7B head L64 B1 S300", {.batch = 1, .seq = 300, .seed = 37}));
   expectOk(runMlstmBackward<GpuBackend, SigStates128, SigOutputs128, SigBackward128>(
       be, "backward 7B head mLSTMsig L128 B2 S200", {.batch = 2, .seq = 200, .seed = 38}));
+  expectOk(runMlstmBackward<GpuBackend, States64, Outputs64, Backward64>(
+      be, "backward 7B head L64 B2 S300, document resets",
+      {.batch = 2, .seq = 300, .resets = {64, 100, 300 + 7, 300 + 250}, .seed = 39}));
 }
 
 TEST(Gpu, ChunkwiseTiny) {
@@ -147,6 +154,8 @@ TEST(Gpu, ChunkwiseTiny) {
       be, "L16 B1 S32 zero initial state", {.batch = 1, .seq = 32, .initialState = false, .seed = 9}));
   expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
       be, "L16 B1 S1", {.batch = 1, .seq = 1, .seed = 10}));
+  expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
+      be, "document resets, B2 S37", {.batch = 2, .seq = 37, .resets = {0, 5, 16, 57, 73}, .seed = 41}));
   expectOk(runChunkwise<GpuBackend, TinyStates16, TinyOutputs16>(
       be, "L16 B4 S1000", {.batch = 4, .seq = 1000, .seed = 11}));
   expectOk(runChunkwise<GpuBackend, TinyStates32, TinyOutputs32>(

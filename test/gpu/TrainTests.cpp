@@ -81,6 +81,10 @@ TEST(TrainStep, CudaMatchesCpu) {
     targets[p] = (p + 1) % kSeq == 0 ? -1 : tokens[p + 1];
     counted += targets[p] >= 0;
   }
+  // Documents starting inside both sequences, at a chunk's first token and inside a chunk.
+  std::vector<std::uint8_t> resets(kBatch * kSeq, 0);
+  resets[64] = 1;
+  resets[kSeq + 20] = 1;
   auto step = [&](Backend &be) {
     std::vector<float> tokenLoss(kBatch * kSeq);
     CallArgs args;
@@ -88,6 +92,7 @@ TEST(TrainStep, CudaMatchesCpu) {
     args.seq = kSeq;
     args.inputs.emplace("tokens", std::as_bytes(std::span(tokens)));
     args.inputs.emplace("targets", std::as_bytes(std::span(targets)));
+    args.inputs.emplace("resets", std::as_bytes(std::span(resets)));
     args.scalars.emplace("grad_scale", 1.0 / static_cast<double>(counted));
     args.outputs.emplace("token_loss", OutputRequest{tokenLoss});
     be.call("train_step", args);

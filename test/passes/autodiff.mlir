@@ -3,10 +3,11 @@
 // Tests the reverse sweep on a small model with a fused projection (split), the cell, a residual
 // and a tied LM head: the step starts from the zero state, the loss replaces the logits, every
 // op is differentiated in reverse order, gradients meeting at a value are added, and the tied
-// table gets one summed gradient. @forward is kept.
+// table gets one summed gradient. @forward is kept. The step takes the document resets and
+// passes them to the cell and to its gradient.
 // CHECK-LABEL: func.func @forward
 // CHECK-LABEL: func.func @train_step
-// CHECK-SAME: (%[[TOK:[^:]+]]: tensor<?x?xi32> {xlstm.name = "tokens"}, %[[TGT:[^:]+]]: tensor<?x?xi32> {xlstm.name = "targets"}, %[[SCALE:[^:]+]]: tensor<f32> {xlstm.name = "loss_scale"})
+// CHECK-SAME: (%[[TOK:[^:]+]]: tensor<?x?xi32> {xlstm.name = "tokens"}, %[[TGT:[^:]+]]: tensor<?x?xi32> {xlstm.name = "targets"}, %[[SCALE:[^:]+]]: tensor<f32> {xlstm.name = "loss_scale"}, %[[RESETS:[^:]+]]: tensor<?x?xi8> {xlstm.name = "resets"})
 // CHECK-SAME: -> (tensor<f32> {xlstm.name = "loss"}, tensor<10x8xbf16> {xlstm.gradient_of = @emb}, tensor<24x8xbf16> {xlstm.gradient_of = @wqkv}, tensor<4x8xbf16> {xlstm.gradient_of = @wif})
 // CHECK: %[[E:.+]] = xlstm.param @emb
 // CHECK: %[[X:.+]] = xlstm.embedding %[[E]][%[[TOK]]]
@@ -16,11 +17,11 @@
 // CHECK: %[[WG:.+]] = xlstm.param @wif
 // CHECK: %[[G:.+]] = xlstm.linear %[[X]], %[[WG]] :
 // CHECK: %[[GS:.+]]:2 = xlstm.split %[[G]]
-// CHECK: %[[H:[^,]+]], %{{.+}} = xlstm.mlstm_cell %[[S]]#0, %[[S]]#1, %[[S]]#2, %[[GS]]#0, %[[GS]]#1 {gate_soft_cap = 1.500000e+01 : f64, num_heads = 2 : i64}
+// CHECK: %[[H:[^,]+]], %{{.+}} = xlstm.mlstm_cell %[[S]]#0, %[[S]]#1, %[[S]]#2, %[[GS]]#0, %[[GS]]#1 resets(%[[RESETS]] : tensor<?x?xi8>) {gate_soft_cap = 1.500000e+01 : f64, num_heads = 2 : i64}
 // CHECK: %[[Y:.+]] = xlstm.add %[[X]], %[[H]]
 // CHECK: %[[LOSS:.+]] = xlstm.lm_head_loss %[[Y]], %[[E]], %[[TGT]] {soft_cap = 3.000000e+01 : f64}
 // CHECK: %[[DY:[^,]+]], %[[DHEAD:[^ ]+]] = xlstm.lm_head_loss_grad %[[Y]], %[[E]], %[[TGT]], %[[SCALE]] {soft_cap = 3.000000e+01 : f64}
-// CHECK: %[[DQ:[^,]+]], %[[DK:[^,]+]], %[[DV:[^,]+]], %[[DI:[^,]+]], %[[DF:[^ ]+]] = xlstm.mlstm_cell_grad %[[S]]#0, %[[S]]#1, %[[S]]#2, %[[GS]]#0, %[[GS]]#1, %[[DY]] {gate_soft_cap = 1.500000e+01 : f64, num_heads = 2 : i64}
+// CHECK: %[[DQ:[^,]+]], %[[DK:[^,]+]], %[[DV:[^,]+]], %[[DI:[^,]+]], %[[DF:[^ ]+]] = xlstm.mlstm_cell_grad %[[S]]#0, %[[S]]#1, %[[S]]#2, %[[GS]]#0, %[[GS]]#1, %[[DY]] resets(%[[RESETS]] : tensor<?x?xi8>) {gate_soft_cap = 1.500000e+01 : f64, num_heads = 2 : i64}
 // CHECK: %[[DG:.+]] = xlstm.concat %[[DI]], %[[DF]]
 // CHECK: %[[DX1:[^,]+]], %[[DWG:[^ ]+]] = xlstm.linear_grad %[[X]], %[[WG]], %[[DG]]
 // CHECK: %[[SUM1:.+]] = xlstm.add %[[DY]], %[[DX1]]

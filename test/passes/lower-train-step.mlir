@@ -7,12 +7,13 @@
 // rms_norm_backward residual of a residual block), weight gradients in f32, concatenations of
 // gradients kept for the writer; f32 gradients narrowed to bf16 where they meet bf16 operands
 // (xlc-uniform-gemm-operands: the logits' and the gates'). The loss scale becomes grad_scale:
-// the kernel takes it divided by the counted targets.
+// the kernel takes it divided by the counted targets. The document resets reach the forward and
+// the backward cell kernels.
 // CHECK-LABEL: func.func @train_step
-// CHECK-SAME: {xlstm.name = "targets"}, %arg2: tensor<f32> {xlstm.name = "grad_scale"})
+// CHECK-SAME: {xlstm.name = "targets"}, %arg2: tensor<f32> {xlstm.name = "grad_scale"}, %arg3: tensor<?x?xi8> {xlstm.name = "resets"})
 // CHECK-SAME: -> (tensor<f32> {xlstm.name = "loss"}, tensor<100x32xf32> {xlstm.gradient_of = @embeddings.weight}
 // CHECK: %[[Z:.+]] = xk.zero_state : !xlstm.state<2x8x16xf32>
-// CHECK: %[[H:[^,]+]], %{{.+}} = xk.mlstm_chunkwise %[[QKVO:[0-9]+]]#0, %[[QKVO]]#1, %[[QKVO]]#2, %[[IF:[0-9]+]]#0, %[[IF]]#1, %[[Z]]
+// CHECK: %[[H:[^,]+]], %{{.+}} = xk.mlstm_chunkwise %[[QKVO:[0-9]+]]#0, %[[QKVO]]#1, %[[QKVO]]#2, %[[IF:[0-9]+]]#0, %[[IF]]#1, %[[Z]] resets(%arg3 : tensor<?x?xi8>)
 // CHECK-NOT: fused
 // CHECK-SAME: tile = #xk.tile<block_dqk
 // CHECK: %[[Z:.+]] = xk.gemm %{{.+}}, %[[HEAD:[0-9]+]] {epilogue = #xk.epilogue<none>} : (tensor<?x?x32xbf16>, tensor<100x32xbf16>) -> tensor<?x?x100xf32>
@@ -26,7 +27,7 @@
 // CHECK: %[[DXN:.+]] = xk.matmul %[[DGU]], %{{.+}} : (tensor<?x?x256xbf16>, tensor<256x32xbf16>) -> tensor<?x?x32xbf16>
 // CHECK: xk.rms_norm_backward %{{.+}}, %[[DXN]] residual %[[DX]] : tensor<?x?x32xbf16>
 // CHECK: %{{.+}}, %{{.+}}, %[[DO:.+]] = xk.norm_gate_backward %[[H]], %{{.+}}, %[[QKVO]]#3, %{{.+}} {eps = {{.+}}, num_heads = 2 : i64
-// CHECK: %[[DQ:[^,]+]], %[[DK:[^,]+]], %[[DV:[^,]+]], %[[DI:[^,]+]], %[[DF:[^ ]+]] = xk.mlstm_cell_grad %[[QKVO]]#0, %[[QKVO]]#1, %[[QKVO]]#2, %[[IF]]#0, %[[IF]]#1, %[[H]], %{{.+}} {{{.+}}tile = #xk.tile<chunk = 16, tile = 16>
+// CHECK: %[[DQ:[^,]+]], %[[DK:[^,]+]], %[[DV:[^,]+]], %[[DI:[^,]+]], %[[DF:[^ ]+]] = xk.mlstm_cell_grad %[[QKVO]]#0, %[[QKVO]]#1, %[[QKVO]]#2, %[[IF]]#0, %[[IF]]#1, %[[H]], %{{.+}} resets(%arg3 : tensor<?x?xi8>) {{{.+}}tile = #xk.tile<chunk = 16, tile = 16>
 // CHECK: %[[DG:.+]] = xlstm.concat %[[DI]], %[[DF]] : tensor<?x?x2xf32>, tensor<?x?x2xf32> -> tensor<?x?x4xf32>
 // CHECK: %[[DG16:.+]] = xk.convert %[[DG]] {{.+}} : tensor<?x?x4xf32> -> tensor<?x?x4xbf16>
 // CHECK: %[[DXG:.+]] = xk.matmul %[[DG16]], %{{.+}} : (tensor<?x?x4xbf16>, tensor<4x32xbf16>) -> tensor<?x?x32xbf16>

@@ -224,6 +224,55 @@ TEST(ModelGradients, EveryCheckpointTensorMatchesFiniteDifferences) {
   }
 }
 
+/// Documents starting inside the sequences (train_step's `resets`): the gradient is still exact,
+/// the overridden forget gates pass none to their raw pre-activations, and the loss of a sequence
+/// after a reset does not depend on the tokens before it (the carried state is multiplied by
+/// σ(−25) ≈ 1.4e-11).
+TEST(ModelGradients, DocumentResetsMatchFiniteDifferencesAndCutTheState) {
+  constexpr std::int64_t B = 2, S = 6;
+  for (const ModelCase &mc : modelCases()) {
+    SCOPED_TRACE(mc.name);
+    ModelWeights weights = liveWeights(mc.config, 43);
+    Random rng(8);
+    std::vector<std::int64_t> tokens(B * S);
+    for (auto &t : tokens)
+      t = static_cast<std::int64_t>(rng.uniform(0.0, static_cast<double>(mc.config.vocabSize)));
+    std::vector<std::int64_t> targets = nextTokenTargets(tokens, B, S);
+    std::vector<std::uint8_t> resets(B * S, 0);
+    resets[3] = 1;     // sequence 0: a document starts at t = 3
+    resets[S + 1] = 1; // sequence 1: at t = 1 and t = 4
+    resets[S + 4] = 1;
+
+    ModelLossAndGrads lg = modelLossAndGrads(mc.config, weights, tokens, targets, B, S, resets);
+    EXPECT_NEAR(lg.loss, modelLoss(mc.config, weights, tokens, targets, B, S, resets).loss,
+                1e-12 * lg.loss);
+    EXPECT_GT(std::abs(lg.loss - modelLoss(mc.config, weights, tokens, targets, B, S).loss), 1e-6)
+        << "the resets change nothing";
+    auto loss = [&] { return modelLoss(mc.config, weights, tokens, targets, B, S, resets).loss; };
+    const double floor = 1e-3 * lg.loss;
+    std::vector<WeightSlot> slots = weightSlots(mc.config, weights);
+    std::vector<WeightSlot> gradSlots = weightSlots(mc.config, lg.grads);
+    for (std::size_t i = 0; i < slots.size(); ++i)
+      EXPECT_LT(gradientError(*gradSlots[i].tensor, numericGradient(loss, *slots[i].tensor),
+                              floor),
+                kGradTol)
+          << slots[i].name;
+
+    // Only positions after the reset count: changing tokens before it leaves the loss (up to
+    // the 1.4e-11 the state keeps).
+    std::vector<std::int64_t> counted(B * S, -1);
+    for (std::int64_t t = 3; t < S - 1; ++t)
+      counted[t] = targets[t];
+    std::vector<std::int64_t> other = tokens;
+    other[0] = (other[0] + 1) % mc.config.vocabSize;
+    other[2] = (other[2] + 5) % mc.config.vocabSize;
+    const double a = modelLoss(mc.config, weights, tokens, counted, B, S, resets).loss;
+    const double b = modelLoss(mc.config, weights, other, counted, B, S, resets).loss;
+    EXPECT_NEAR(a, b, 1e-9 * a);
+    EXPECT_GT(std::abs(a - modelLoss(mc.config, weights, other, counted, B, S).loss), 1e-6);
+  }
+}
+
 TEST(ModelGradients, NextTokenTargetsShiftEachSequence) {
   const std::vector<std::int64_t> tokens{1, 2, 3, 4, 5, 6};
   EXPECT_EQ(nextTokenTargets(tokens, 2, 3), (std::vector<std::int64_t>{2, 3, -1, 5, 6, -1}));
@@ -236,6 +285,8 @@ TEST(ModelGradients, RejectsTargetsOutsideTheVocabulary) {
   const std::vector<std::int64_t> tokens{1, 2}, bad{11, -1};
   EXPECT_THROW(modelLossAndGrads(c, w, tokens, bad, 1, 2), Error);
   EXPECT_THROW(modelLoss(c, w, tokens, std::vector<std::int64_t>{1}, 1, 2), Error);
+  const std::vector<std::int64_t> good{2, -1};
+  EXPECT_THROW(modelLoss(c, w, tokens, good, 1, 2, std::vector<std::uint8_t>{1}), Error);
 }
 
 } // namespace

@@ -157,6 +157,7 @@ void runDecode(exec::Backend &backend, CaseResult &r, const RunSettings &s,
 /// targets its last S (next-token prediction, every target counted), and train_step's buffers.
 struct TrainBatch {
   std::vector<std::int32_t> tokens, targets;
+  std::vector<std::uint8_t> resets; ///< one document per sequence: no resets inside
   std::vector<float> tokenLoss;
 
   explicit TrainBatch(const std::vector<std::vector<std::int32_t>> &sequences) {
@@ -165,6 +166,7 @@ struct TrainBatch {
       targets.insert(targets.end(), seq.begin() + 1, seq.end());
     }
     tokenLoss.resize(tokens.size());
+    resets.assign(tokens.size(), 0);
   }
   exec::CallArgs trainStepArgs(std::uint64_t batch, std::uint64_t seq) {
     exec::CallArgs args;
@@ -172,6 +174,7 @@ struct TrainBatch {
     args.seq = seq;
     args.inputs.emplace("tokens", std::as_bytes(std::span(tokens)));
     args.inputs.emplace("targets", std::as_bytes(std::span(targets)));
+    args.inputs.emplace("resets", std::as_bytes(std::span(resets)));
     args.scalars.emplace("grad_scale", 1.0 / static_cast<double>(targets.size()));
     args.outputs.emplace("token_loss", exec::OutputRequest{tokenLoss});
     return args;

@@ -104,6 +104,7 @@ nlohmann::json runSettings(const Options &o, const train::TokenFile &data) {
 /// One micro-batch as the train_step inputs take it.
 struct MicroBatch {
   std::vector<std::int32_t> tokens, targets;
+  std::vector<std::uint8_t> resets; ///< where a document starts inside a sequence
   std::int64_t counted = 0;
 };
 
@@ -111,6 +112,7 @@ MicroBatch toMicroBatch(const train::Batch &b) {
   MicroBatch m;
   m.tokens.assign(b.tokens.begin(), b.tokens.end());
   m.targets.assign(b.targets.begin(), b.targets.end());
+  m.resets = b.resets;
   for (std::int32_t t : m.targets)
     m.counted += t >= 0;
   return m;
@@ -125,6 +127,7 @@ double runTrainStep(xlc::exec::Backend &backend, const MicroBatch &m, const Opti
   args.seq = static_cast<std::uint64_t>(o.seq);
   args.inputs.emplace("tokens", std::as_bytes(std::span(m.tokens)));
   args.inputs.emplace("targets", std::as_bytes(std::span(m.targets)));
+  args.inputs.emplace("resets", std::as_bytes(std::span(m.resets)));
   args.scalars.emplace("grad_scale", gradScale);
   args.outputs.emplace("token_loss", xlc::exec::OutputRequest{tokenLoss});
   backend.call("train_step", args);
@@ -440,10 +443,9 @@ int run(Options o) {
                                state.step, resumed->directory, state.tokensSeen);
   }
   if (data.documentStarts().size() > 1 && !o.quiet)
-    std::cerr << fmt::format(
-        "xlc-train: note: {} holds {} documents; train_step does not yet reset the recurrent "
-        "state where a document starts inside a sequence\n",
-        o.data, data.documentStarts().size());
+    std::cerr << fmt::format("xlc-train: {} holds {} documents; the recurrent state restarts "
+                             "where one begins inside a sequence\n",
+                             o.data, data.documentStarts().size());
   if (!o.quiet)
     std::cerr << fmt::format("xlc-train: {} on {}; {} x {} tokens x {} micro-batches per step, "
                              "{} steps; {} training windows\n",

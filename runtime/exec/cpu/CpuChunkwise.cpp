@@ -34,6 +34,8 @@ void chunkGates(const MlstmCell &cell, std::int64_t row0, std::int64_t len, std:
       iPre = cell.gateSoftCap * std::tanh(iPre / cell.gateSoftCap);
       fPre = cell.gateSoftCap * std::tanh(fPre / cell.gateSoftCap);
     }
+    if (cell.resets && cell.resets[row0 + j])
+      fPre = kResetForgetGate;
     lf[j] = logSigmoid(fPre);
     ig[j] = cell.inputGate == InputGate::Exp ? iPre : logSigmoid(iPre);
   }

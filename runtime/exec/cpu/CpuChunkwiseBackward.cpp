@@ -31,6 +31,9 @@ double logSigmoid(double x) {
   return x >= 0.0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x));
 }
 
+/// Whether row r (b·seq + t) starts a document.
+bool resetAt(const MlstmCell &cell, std::int64_t r) { return cell.resets && cell.resets[r]; }
+
 double capped(double x, double cap) { return cap > 0.0 ? cap * std::tanh(x / cap) : x; }
 
 double capSlope(double x, double cap) {
@@ -81,7 +84,7 @@ struct ChunkGates {
     const std::int64_t hd = bh % geo.NH;
     for (std::int64_t j = 0; j < len; ++j) {
       const std::int64_t r = geo.row(bh, c * geo.L + j);
-      lf[j] = logSigmoid(capped(cell.fgate.row(r)[hd], cap));
+      lf[j] = logSigmoid(resetAt(cell, r) ? kResetForgetGate : capped(cell.fgate.row(r)[hd], cap));
       const double ic = capped(cell.igate.row(r)[hd], cap);
       ig[j] = cell.inputGate == InputGate::Exp ? ic : logSigmoid(ic);
     }
@@ -369,7 +372,10 @@ void mlstmBackwardGates(ThreadPool &pool, const MlstmChunkBackward &op) {
         double dIg = op.wsGate[geo.token(bh, start + j) * 4 + 2] + dA[j];
         if (cell.inputGate == InputGate::Sigmoid)
           dIg *= sigmoid(-capped(iRaw, cap));
-        op.df.row(r)[hd] = static_cast<float>(dLf[j] * sigmoid(-capped(fRaw, cap)) * capSlope(fRaw, cap));
+        // An overridden forget gate is a constant: its raw pre-activation gets no gradient.
+        op.df.row(r)[hd] = resetAt(cell, r) ? 0.0f
+                                            : static_cast<float>(dLf[j] * sigmoid(-capped(fRaw, cap)) *
+                                                                 capSlope(fRaw, cap));
         op.di.row(r)[hd] = static_cast<float>(dIg * capSlope(iRaw, cap));
       }
     }

@@ -449,6 +449,8 @@ void mlstmRecurrent(ThreadPool &pool, const MlstmCell &cell) {
         iPre = cell.gateSoftCap * std::tanh(iPre / cell.gateSoftCap);
         fPre = cell.gateSoftCap * std::tanh(fPre / cell.gateSoftCap);
       }
+      if (cell.resets && cell.resets[row])
+        fPre = kResetForgetGate;
       const double lf = logSigmoid(fPre);
       const double ig = cell.inputGate == InputGate::Exp ? iPre : logSigmoid(iPre);
       const float mNew = static_cast<float>(std::max(lf + m, ig));

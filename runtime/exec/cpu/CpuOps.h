@@ -84,6 +84,10 @@ std::int64_t embedding(ThreadPool &pool, const std::int32_t *tokens, const float
                        std::int64_t vocab, std::int64_t dim, float *out, std::int64_t rows);
 
 enum class InputGate { Exp, Sigmoid };
+
+/// The forget-gate pre-activation (after the soft cap) of a token that starts a document: the
+/// float64 reference's ref::kResetForgetGate.
+inline constexpr double kResetForgetGate = -25.0;
 enum class Normalizer { MaxAbs, None };
 
 /// The mLSTM cell on the model layout (docs/kernels.md "The mLSTM cell configuration"): rows are
@@ -92,6 +96,9 @@ enum class Normalizer { MaxAbs, None };
 /// m [batch, NH] (the stabilised states, read and updated in place), h [batch·seq, NH·dv].
 struct MlstmCell {
   View q, k, v, igate, fgate;
+  /// [batch·seq] or null: nonzero where a token starts a document (xlstm-7b.md §6.3); its
+  /// forget gate, after the cap, is kResetForgetGate, and its raw gate gets no gradient.
+  const std::uint8_t *resets = nullptr;
   float *C = nullptr, *n = nullptr, *m = nullptr;
   float *h = nullptr;
   std::int64_t batch = 0, seq = 0, numHeads = 0, dqk = 0, dv = 0;

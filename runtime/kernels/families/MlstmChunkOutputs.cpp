@@ -32,9 +32,10 @@ const FamilyDef &mlstmChunkOutputsFamily() {
                                    ConfigField::integer("block_l", 16, 1024),
                                    ConfigField::integer("block_dv", 16, 256),
                                    ConfigField::integer("block_dqk", 16, 256),
-                                   ConfigField::integer("threads", 32, 1024)}),
+                                   ConfigField::integer("threads", 32, 1024),
+                                   ConfigField::boolean("resets")}),
       .attrs = mlstm::cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
-      .params = [](const Config &) { return mlstm::chunkwiseParams(); },
+      .params = mlstm::chunkwiseParams,
       .configType =
           [](const Config &c) {
             return configSpelling("MlstmChunkOutputsConfig",

@@ -29,9 +29,10 @@ const FamilyDef &mlstmChunkStatesFamily() {
       .config = mlstm::cellFields({ConfigField::integer("chunk", 16, 1024),
                                    ConfigField::integer("tile_k", 16, 256),
                                    ConfigField::integer("tile_v", 16, 256),
-                                   ConfigField::integer("threads", 32, 1024)}),
+                                   ConfigField::integer("threads", 32, 1024),
+                                   ConfigField::boolean("resets")}),
       .attrs = mlstm::cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
-      .params = [](const Config &) { return mlstm::chunkwiseParams(); },
+      .params = mlstm::chunkwiseParams,
       .configType =
           [](const Config &c) {
             return configSpelling("MlstmChunkStatesConfig",

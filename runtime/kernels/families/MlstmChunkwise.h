@@ -15,8 +15,9 @@
 
 namespace xlc::kernels::mlstm {
 
-/// viewParams(), then C, n, m, ws_C, ws_n, ws_m, h, batch, seq_len, eps, gate_soft_cap.
-std::vector<ParamDef> chunkwiseParams();
+/// viewParams(), resetsParam(), then C, n, m, ws_C, ws_n, ws_m, h, batch, seq_len, eps,
+/// gate_soft_cap.
+std::vector<ParamDef> chunkwiseParams(const Config &config);
 
 /// The cell and its workspaces (NC + 1 slots per (b, head), NC = ceil(seq_len / chunk)).
 exec::cpu::MlstmChunkwise chunkwiseOf(const CpuLaunch &launch);
@@ -31,9 +32,9 @@ exec::cpu::MlstmChunkRecords recordsOf(const CpuLaunch &launch);
 /// The backward's four kernels (mlstm_chunk_backward.cuh) share one parameter struct: the
 /// forward's views, its saved chunk-start states and output h, δh, the gradient destinations and
 /// the backward's workspaces.
-std::vector<ParamDef> backwardParams();
+std::vector<ParamDef> backwardParams(const Config &config);
 
-/// Their configuration fields: the cell's, then chunk (the forward's L) and tile.
+/// Their configuration fields: the cell's, then chunk (the forward's L), tile and resets.
 std::vector<ConfigField> backwardFields();
 
 /// "xlc::device::MlstmChunkBackwardConfig<CELL, chunk, tile>".

@@ -56,6 +56,10 @@ std::vector<ParamDef> viewParams(std::initializer_list<const char *> names) {
   return params;
 }
 
+ParamDef resetsParam(const Config &c) {
+  return cfgBool(c, "resets") ? bufferParam("resets", artifact::DType::U8) : i64Param("resets_null");
+}
+
 std::vector<ParamDef> inPlaceStateParams() {
   return {bufferParam("C", "state_dtype"), bufferParam("n", artifact::DType::F32),
           bufferParam("m", artifact::DType::F32),
@@ -103,6 +107,11 @@ exec::cpu::MlstmCell cellOf(const CpuLaunch &l, std::int64_t seq) {
     cell.igate = l.view("igate", "igate_offset", "igate_stride", rows, cell.numHeads);
     cell.fgate = l.view("fgate", "fgate_offset", "fgate_stride", rows, cell.numHeads);
   }
+  if (l.has("resets"))
+    cell.resets = l.u8s("resets", u64(rows));
+  else if (l.has("resets_null"))
+    check(l.integer("resets_null") == 0, "{}: resets_null must be 0 (a null pointer), got {}",
+          l.where(), l.integer("resets_null"));
   if (l.has("C")) {
     cell.C = l.floats("C", l.product({cell.batch, cell.numHeads, cell.dqk, cell.dv}));
     cell.n = l.floats("n", l.product({cell.batch, cell.numHeads, cell.dqk}));
@@ -113,8 +122,9 @@ exec::cpu::MlstmCell cellOf(const CpuLaunch &l, std::int64_t seq) {
 }
 
 
-std::vector<ParamDef> chunkwiseParams() {
+std::vector<ParamDef> chunkwiseParams(const Config &config) {
   std::vector<ParamDef> params = viewParams();
+  params.push_back(resetsParam(config));
   params.push_back(bufferParam("C", "state_dtype"));
   for (const char *name : {"n", "m"})
     params.push_back(bufferParam(name, artifact::DType::F32));
@@ -159,8 +169,9 @@ exec::cpu::MlstmChunkwise chunkwiseOf(const CpuLaunch &l) {
   return op;
 }
 
-std::vector<ParamDef> backwardParams() {
+std::vector<ParamDef> backwardParams(const Config &config) {
   std::vector<ParamDef> params = viewParams();
+  params.push_back(resetsParam(config));
   params.push_back(bufferParam("ws_C", "dtype"));
   for (const char *name : {"ws_n", "ws_m"})
     params.push_back(bufferParam(name, artifact::DType::F32));
@@ -181,7 +192,8 @@ std::vector<ParamDef> backwardParams() {
 }
 
 std::vector<ConfigField> backwardFields() {
-  return cellFields({ConfigField::integer("chunk", 16, 128), ConfigField::integer("tile", 16, 64)});
+  return cellFields({ConfigField::integer("chunk", 16, 128), ConfigField::integer("tile", 16, 64),
+                     ConfigField::boolean("resets")});
 }
 
 std::string backwardConfigType(const Config &c) {
@@ -221,7 +233,7 @@ FamilyDef backwardFamily(std::string_view function, Geometry (*geometry)(const C
       .function = function,
       .config = backwardFields(),
       .attrs = cellAttrs({{"chunk", AttrCheck::Source::ConfigField, "chunk"}}),
-      .params = [](const Config &) { return backwardParams(); },
+      .params = backwardParams,
       .configType = backwardConfigType,
       .geometry = geometry,
       .cpu = cpu,

@@ -28,6 +28,11 @@ std::string cellConfigType(const Config &config);
 /// "gate_dtype"), by default q, q_offset, q_stride, k, ..., fgate_stride.
 std::vector<ParamDef> viewParams(std::initializer_list<const char *> names = {"q", "k", "v",
                                                                               "igate", "fgate"});
+/// The document-reset mask of the training forward and backward (configuration field `resets`):
+/// a u8 buffer `resets` [B·S] (nonzero: the token starts a document, its forget gate is
+/// overridden), or without it an i64 `resets_null` that must be 0 (the kernel's null pointer).
+ParamDef resetsParam(const Config &config);
+
 /// C, n, m, counters (zeroed before the launch, left zero by it), h: the state updated in place.
 std::vector<ParamDef> inPlaceStateParams();
 /// The decode step's parameters (state updated in place): viewParams(),

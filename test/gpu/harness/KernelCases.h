@@ -907,7 +907,19 @@ CaseReport runEmbedding(Backend &be, const std::string &name, const EmbeddingCas
 struct MlstmInputs {
   int64_t rows = 0, width = 0, qOffset = 0, kOffset = 0, vOffset = 0;
   HostArray qkvo, gates;
+  /// [rows] or empty: nonzero where the token of a row starts a document (its forget gate is
+  /// overridden after the cap: kResetForgetGate, mlstm_cell.cuh).
+  std::vector<uint8_t> resets;
 };
+
+/// Flags |rows| (b·seq + t) of |in| as document starts.
+inline void setResets(MlstmInputs &in, const std::vector<int64_t> &rows) {
+  if (rows.empty())
+    return;
+  in.resets.assign(static_cast<size_t>(in.rows), 0);
+  for (int64_t r : rows)
+    in.resets.at(static_cast<size_t>(r)) = 1;
+}
 
 /// The views of a params struct over |in|'s fused buffers: q, k (and v, the gates when the
 /// struct has them) in q|k|v|o of row stride |in.width|, i and f in i|f of row stride 2·|nh|.
@@ -1006,6 +1018,8 @@ HeadInputs headInputs(const MlstmInputs &in, int64_t b, int hd, int64_t seq, dou
     const double i = in.gates.get(row * 2 * NH + hd), f = in.gates.get(row * 2 * NH + NH + hd);
     h.iPre.at(t) = cap > 0 ? ref::softCap(i, cap) : i;
     h.fPre.at(t) = cap > 0 ? ref::softCap(f, cap) : f;
+    if (!in.resets.empty() && in.resets[row])
+      h.fPre.at(t) = ref::kResetForgetGate;
   }
   return h;
 }
@@ -1030,6 +1044,7 @@ struct ChunkwiseCase {
   int64_t batch = 1;
   int64_t seq = 16;
   bool initialState = true;
+  std::vector<int64_t> resets; ///< rows b·seq + t that start a document (two-kernel form only)
   double cap = 15.0;
   double eps = 1e-6;
   uint64_t seed = 7;
@@ -1046,7 +1061,7 @@ template <class Backend, class VA, class VB> struct ChunkwiseRun {
   static constexpr int64_t L = ConfigA::kChunk;
 
   int64_t batch, seq, chunks;
-  typename Backend::Buffer qkvo, gates, C, n, m, wsC, wsN, wsM, h;
+  typename Backend::Buffer qkvo, gates, C, n, m, wsC, wsN, wsM, h, resets;
   device::MlstmChunkwiseParams params{};
   LaunchDims dimsA, dimsB;
 
@@ -1073,6 +1088,11 @@ template <class Backend, class VA, class VB> struct ChunkwiseRun {
     p.ws_n = static_cast<float *>(wsN.pointer());
     p.ws_m = static_cast<float *>(wsM.pointer());
     p.h = h.pointer();
+    if (!in.resets.empty()) {
+      resets = be.alloc(in.resets.size());
+      be.upload(resets, in.resets.data(), in.resets.size());
+      p.resets = static_cast<const uint8_t *>(resets.pointer());
+    }
     p.batch = batch;
     p.seq_len = seq;
     p.eps = eps;
@@ -1127,6 +1147,8 @@ template <class Backend, class V> struct ChunkFusedRun {
   ChunkFusedRun(Backend &be, const MlstmInputs &in, const MlstmStateArrays &state, int64_t batch,
                 int64_t seq, double cap, double eps)
       : batch(batch), seq(seq), chunks((seq + L - 1) / L) {
+    if (!in.resets.empty()) // the fused form serves prefill, which has no document resets
+      throw std::invalid_argument("ChunkFusedRun: the fused form takes no document resets");
     qkvo = toDevice(be, in.qkvo);
     gates = toDevice(be, in.gates);
     C = toDevice(be, state.C);
@@ -1258,6 +1280,7 @@ CaseReport runChunkwiseWith(Backend &be, const std::string &name, const Chunkwis
   constexpr bool kBf16State = std::is_same_v<typename Cell::TState, __nv_bfloat16>;
   ref::Random rng(c.seed);
   MlstmInputs in = makeMlstmInputs<Cell>(rng, c.batch * c.seq, c.seq);
+  setResets(in, c.resets);
   MlstmStateArrays state = makeMlstmState<Cell>(rng, c.batch, c.initialState);
   Run run(be, in, state, c.batch, c.seq, c.cap, c.eps);
   run.launch(be);
@@ -1297,6 +1320,7 @@ struct MlstmBackwardCase {
   int64_t batch = 2;
   int64_t seq = 37;
   bool initialState = false; ///< training starts from the zero state; a random one also works
+  std::vector<int64_t> resets; ///< rows b·seq + t that start a document
   double cap = 15.0;
   double eps = 1e-6;
   uint64_t seed = 31;
@@ -1305,12 +1329,13 @@ struct MlstmBackwardCase {
 /// bf16 q, k, v, h, δh and gradients (fp32 gates where the cell has them): the gradient is a
 /// product of factors each rounded once to bf16 (the saved chunk-start C and h, the outputs),
 /// and δq, δk go through the readout's conditioning (the emulator measures up to 1.7e-2 with
-/// uncapped gates, 2e-3 to 1e-2 elsewhere; δv at most 2.6e-3, δĩ, δf̃ at most 7e-3). Dropping the
-/// denominator's gradient fails every quantity but δv by 50x; dropping the routing of the token
-/// stabilisers' gradient fails δf̃ of the uncapped and no-normaliser cases.
+/// uncapped gates, 2e-3 to 1e-2 elsewhere; δv at most 2.6e-3; δĩ at most 7e-3; δf̃ from 1.6e-3 to
+/// 1.3e-2 over the seeds tried, the largest at seed 43 with and without document resets alike).
+/// Dropping the denominator's gradient fails every quantity but δv by 50x; dropping the routing
+/// of the token stabilisers' gradient fails δf̃ of the uncapped and no-normaliser cases.
 inline constexpr double kTolBackwardQK = 2e-2;
 inline constexpr double kTolBackwardV = 5e-3;
-inline constexpr double kTolBackwardGates = 1e-2;
+inline constexpr double kTolBackwardGates = 2e-2;
 
 /// The device buffers and launches of the four backward kernels over a forward's saved state.
 template <class Backend, class VG> struct BackwardRun {
@@ -1342,6 +1367,7 @@ template <class Backend, class VG> struct BackwardRun {
       be.fill(*w, 0xFF);
     auto &p = params;
     setMlstmViews(p, in, fwd.qkvo.pointer(), fwd.gates.pointer(), NH);
+    p.resets = fwd.params.resets;
     p.ws_C = fwd.wsC.pointer();
     p.ws_n = static_cast<const float *>(fwd.wsN.pointer());
     p.ws_m = static_cast<const float *>(fwd.wsM.pointer());
@@ -1406,6 +1432,7 @@ CaseReport runMlstmBackward(Backend &be, const std::string &name, const MlstmBac
   ref::Random rng(c.seed);
   const int64_t rows = c.batch * c.seq;
   MlstmInputs in = makeMlstmInputs<Cell>(rng, rows, c.seq);
+  setResets(in, c.resets);
   MlstmStateArrays state = makeMlstmState<Cell>(rng, c.batch, c.initialState);
   Forward fwd(be, in, state, c.batch, c.seq, c.cap, c.eps);
   fwd.launch(be);
@@ -1447,7 +1474,9 @@ CaseReport runMlstmBackward(Backend &be, const std::string &name, const MlstmBac
       for (int64_t e = 0; e < DV; ++e)
         dv[r * NH * DV + hd * DV + e] = g.v.at(t, e);
       di[r * NH + hd] = g.iPre.at(t) * slope(in.gates.get(r * 2 * NH + hd));
-      df[r * NH + hd] = g.fPre.at(t) * slope(in.gates.get(r * 2 * NH + NH + hd));
+      // An overridden forget gate is a constant: the raw gate's gradient is 0 there.
+      const bool reset = !in.resets.empty() && in.resets[r];
+      df[r * NH + hd] = reset ? 0.0 : g.fPre.at(t) * slope(in.gates.get(r * 2 * NH + NH + hd));
     }
   });
   std::vector<double> gq(dq.size()), gk(dk.size()), gv(dv.size()), gi(di.size()), gf(df.size());

@@ -107,6 +107,9 @@ TEST(Emulated, EmbeddingBackward) {
 TEST(Emulated, AdamW) {
   EmuBackend be;
   expectOk(runAdamW<EmuBackend, AdamWMasterBf16>(be, "bf16 weight, fp32 master, 3 steps", {}));
+  // 1003 = 125 groups of 8 (16-byte accesses) and 3 elements the scalar tail takes.
+  expectOk(runAdamW<EmuBackend, AdamWMasterBf16>(be, "bf16 weight, partial last group",
+                                                 {.count = 1003, .blocks = 2}));
   expectOk(runAdamW<EmuBackend, AdamWF32>(be, "fp32 weight, no decay", {.count = 77, .blocks = 1, .weightDecay = 0.0}));
 }
 
@@ -159,6 +162,12 @@ TEST(Emulated, ChunkwiseTiny) {
       be, "bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 16}));
   expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(
       be, "no gate soft-cap, B1 S40", {.batch = 1, .seq = 40, .cap = 0.0, .seed = 17}));
+  // Documents starting at a sequence's first token (over a random initial state), inside a
+  // chunk, at a chunk's first token and at the last token.
+  expectOk(runChunkwise<EmuBackend, TinyStates16, TinyOutputs16>(
+      be, "document resets, B2 S37", {.batch = 2, .seq = 37, .resets = {0, 5, 16, 57, 73}, .seed = 41}));
+  expectOk(runChunkwise<EmuBackend, TinySigStates16, TinySigOutputs16>(
+      be, "document resets, sigmoid gate, B1 S40", {.batch = 1, .seq = 40, .resets = {9, 31}, .seed = 42}));
 }
 
 TEST(Emulated, ChunkFusedTiny) {
@@ -202,6 +211,13 @@ TEST(Emulated, MlstmBackwardTiny) {
       be, "backward bf16 gates and state, B2 S33", {.batch = 2, .seq = 33, .seed = 35}));
   expectOk(runMlstmBackward<EmuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
       be, "backward no gate soft-cap, B1 S40", {.batch = 1, .seq = 40, .cap = 0.0, .seed = 36}));
+  expectOk(runMlstmBackward<EmuBackend, TinyStates16, TinyOutputs16, TinyBackward16>(
+      be, "backward document resets, B2 S37", {.resets = {5, 16, 36, 37 + 20}, .seed = 43}));
+
+  expectOk(runMlstmBackward<EmuBackend, TinyStates32, TinyOutputs32, TinyBackward32>(
+      be, "backward document resets, L32 B2 S70", {.batch = 2, .seq = 70, .resets = {1, 32, 70 + 40}, .seed = 44}));
+  expectOk(runMlstmBackward<EmuBackend, TinySigStates16, TinySigOutputs16, TinySigBackward16>(
+      be, "backward document resets, sigmoid gate, B1 S40", {.batch = 1, .seq = 40, .resets = {12}, .seed = 45}));
 }
 
 // Whether this binary is built with AddressSanitizer (GCC's macro, clang's feature test).

@@ -197,7 +197,8 @@ TEST(NvrtcCompileRendered, MlstmBackwardFamilies) {
                                 {"state_dtype", "f32"}, {"num_heads", nh},
                                 {"qk_head_dim", dqk},   {"v_head_dim", dv},
                                 {"input_gate", gate},   {"normalizer", "max_abs"},
-                                {"chunk", chunk},       {"tile", tile}};
+                                {"chunk", chunk},       {"tile", tile},
+                                {"resets", tile != 64}}; // both the mask and its null pointer
   };
   for (const xlc::kernels::Config &c :
        {config(4, 8, 16, 16, 16, "exp"), config(8, 256, 512, 64, 64, "exp"),

@@ -79,6 +79,7 @@ struct TrainModel {
 
 struct Batch {
   std::vector<std::int32_t> tokens, targets;
+  std::vector<std::uint8_t> resets = std::vector<std::uint8_t>(kBatch * kSeq, 0);
   std::int64_t counted = 0;
 };
 
@@ -108,6 +109,7 @@ double trainStep(Backend &backend, const Batch &b, double lossScale = 1.0) {
   args.seq = kSeq;
   args.inputs.emplace("tokens", std::as_bytes(std::span(b.tokens)));
   args.inputs.emplace("targets", std::as_bytes(std::span(b.targets)));
+  args.inputs.emplace("resets", std::as_bytes(std::span(b.resets)));
   args.scalars.emplace("grad_scale", lossScale / static_cast<double>(b.counted));
   args.outputs.emplace("token_loss", OutputRequest{tokenLoss});
   backend.call("train_step", args);
@@ -179,6 +181,27 @@ TEST_P(TrainStepTest, LossAndEveryGradientMatchTheFloat64Objective) {
   // Zeroed, they hold one call's gradients again.
   m.backend->zeroGradients();
   trainStep(*m.backend, b);
+  expectGradients(*m.backend, m.config, want.grads, 1.0);
+}
+
+/// Documents starting inside the sequences (the `resets` input): the loss and every gradient are
+/// the float64 objective's with the forget gates overridden there, and differ from the loss
+/// without them.
+TEST_P(TrainStepTest, DocumentResetsMatchTheFloat64Objective) {
+  TrainModel m(GetParam());
+  Batch b = randomBatch(m.config.vocabSize, 6);
+  // Sequence 0: documents at t = 5 (inside the first chunk) and t = 16 (a chunk's first token);
+  // sequence 1: at t = 33 (inside the partial last chunk).
+  for (std::int64_t p : {std::int64_t{5}, std::int64_t{16}, kSeq + 33})
+    b.resets[static_cast<std::size_t>(p)] = 1;
+  const std::vector<std::int64_t> tokens(b.tokens.begin(), b.tokens.end()),
+      targets(b.targets.begin(), b.targets.end());
+  ref::ModelLossAndGrads want =
+      ref::modelLossAndGrads(m.config, m.weights, tokens, targets, kBatch, kSeq, b.resets);
+  const double plain = ref::modelLoss(m.config, m.weights, tokens, targets, kBatch, kSeq).loss;
+  ASSERT_GT(std::abs(want.loss - plain), 1e-4 * plain) << "the resets change nothing";
+
+  EXPECT_NEAR(trainStep(*m.backend, b), want.loss, 1e-5 * want.loss);
   expectGradients(*m.backend, m.config, want.grads, 1.0);
 }
 
@@ -263,9 +286,11 @@ TEST(TrainStepArtifactTest, NamesItsArgumentsAndEveryGradientsParameter) {
     if (fn.name == "train_step")
       f = &fn;
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(f->inputs.size(), 2u);
+  ASSERT_EQ(f->inputs.size(), 3u);
   EXPECT_EQ(f->inputs[0].name, "tokens");
   EXPECT_EQ(f->inputs[1].name, "targets");
+  EXPECT_EQ(f->inputs[2].name, "resets");
+  EXPECT_EQ(a.buffers[f->inputs[2].buffer].dtype, artifact::DType::U8);
   ASSERT_EQ(f->outputs.size(), 1u);
   EXPECT_EQ(f->outputs[0].name, "token_loss");
   ASSERT_EQ(f->scalars.size(), 1u);

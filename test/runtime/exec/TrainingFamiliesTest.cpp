@@ -503,7 +503,8 @@ TEST(TrainingFamiliesTest, MlstmCellGradRunsItsFourKernelsAfterTheForward) {
 
   kernels::Config cell = {{"dtype", "f32"},     {"gate_dtype", "f32"},  {"state_dtype", "f32"},
                           {"num_heads", NH},    {"qk_head_dim", DQK},   {"v_head_dim", DV},
-                          {"input_gate", "exp"}, {"normalizer", "max_abs"}, {"chunk", L}};
+                          {"input_gate", "exp"}, {"normalizer", "max_abs"}, {"chunk", L},
+                          {"resets", false}};
   kernels::Config states = cell, outputs = cell, backward = cell;
   states.update({{"tile_k", 16}, {"tile_v", 16}, {"threads", 32}});
   outputs.update({{"block_l", 16}, {"block_dv", 16}, {"block_dqk", 16}, {"threads", 32}});
@@ -521,7 +522,8 @@ TEST(TrainingFamiliesTest, MlstmCellGradRunsItsFourKernelsAfterTheForward) {
       art::Arg::buffer(kQkv),   art::Arg::i64(NH * DQK), art::Arg::i64(W),
       art::Arg::buffer(kQkv),   art::Arg::i64(2 * NH * DQK), art::Arg::i64(W),
       art::Arg::buffer(kGates), art::Arg::i64(0),       art::Arg::i64(2 * NH),
-      art::Arg::buffer(kGates), art::Arg::i64(NH),      art::Arg::i64(2 * NH)};
+      art::Arg::buffer(kGates), art::Arg::i64(NH),      art::Arg::i64(2 * NH),
+      art::Arg::i64(0)}; // resets_null: no document starts
   const std::vector<art::Arg> tail = {art::Arg::symbol(art::Symbol::B),
                                       art::Arg::symbol(art::Symbol::S),
                                       art::Arg::f32(static_cast<float>(kEps)),
