@@ -63,8 +63,12 @@
 // state's gradient is not produced (training starts every sequence from the zero state).
 //
 // ---- Precision and determinism ------------------------------------------------------------------
-// fp32 throughout (SIMT FMA; the tensor-core form is the speed step of training). Every sum has a
-// fixed order (no atomics): gradients are bit-identical from run to run.
+// P's three state products E = δH C_cᵀ, F = V δCᵀ and H = K δC (L·DQK·DV each per chunk, three
+// quarters of its arithmetic) run on tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate):
+// δH, V, K and C_c are bf16 already (T), so their products are exact; δC is fp32 and enters as
+// the sum of two bf16 operands δC = hi + lo (hi = bf16(δC), lo = bf16(δC − hi), ~2⁻¹⁷ relative,
+// the 2xBF16 split), one mma each. Everything else is fp32 SIMT FMA. Every sum has a fixed order
+// (no atomics): gradients are bit-identical from run to run.
 //
 // ---- Launch geometry (256 threads each) ---------------------------------------------------------
 //   R, P: grid (NC, B·NH, 1);  S: grid (ceil(DQK/kTile)·ceil(DV/kTile), B·NH, 1);  G: grid (B·NH).
@@ -77,6 +81,7 @@
 
 #include "xlc/device/common.cuh"
 #include "xlc/device/mlstm_cell.cuh"
+#include "xlc/device/tensor_core.cuh"
 
 namespace xlc::device {
 
@@ -132,7 +137,8 @@ struct MlstmChunkBackwardParams {
 };
 
 /// kChunk: the forward's chunk length L (a multiple of 16, ≤ 128). kTile: the width of the DQK
-/// and DV slices the products stream through shared memory (a multiple of 16, ≤ 64).
+/// and DV slices the products stream through shared memory (a multiple of 16, ≤ 64). Requires a
+/// 2-byte T (bf16): the tensor-core products take q, k, v, δh and the chunk-start C as they are.
 template <class Cell_, int kChunk_, int kTile_> struct MlstmChunkBackwardConfig {
   using Cell = Cell_;
   static constexpr int kChunk = kChunk_;
@@ -146,21 +152,33 @@ template <class Cell_, int kChunk_, int kTile_> struct MlstmChunkBackwardConfig 
   static constexpr int kPerLane = ceil_div(kChunk, 32);
   static_assert(kChunk % 16 == 0 && kChunk <= 128, "kChunk must be a multiple of 16, <= 128");
   static_assert(kTile % 16 == 0 && kTile <= 64, "kTile must be a multiple of 16, <= 64");
+  static_assert(sizeof(typename Cell::T) == 2, "the backward's tensor-core products take bf16 operands");
+  // P's tensor-core tiling: warp w owns the 16-row strip w % kStrips of an [L × kTile] product
+  // and the n16 column pairs p ≡ w / kStrips (mod kWarpsPerStrip).
+  static constexpr int kStrips = kChunk / 16;
+  static constexpr int kWarpsPerStrip = kStrips >= 8 ? 1 : 8 / kStrips;
+  static constexpr int kPairs = kTile / 16;
+  static constexpr int kPairsPerWarp = ceil_div(kPairs, kWarpsPerStrip);
+  static constexpr int kLdB = kTile + 8; ///< pitch of a bf16 tile (16-byte rows for ldmatrix)
 
-  // Shared memory of P (fp32 regions, each rounded to 128 bytes, at these offsets): the gate
-  // scan (8 vectors of L), per-token scalars (12 vectors of L), 32 floats of scratch, two L × L
-  // matrices (S and G, later P' and W), four [L × kTile] tiles, two [kTile × kTile] tiles.
+  // Shared memory of P (regions rounded to 128 bytes, at these offsets): the gate scan (8 fp32
+  // vectors of L), per-token scalars (12 vectors of L), 32 floats of scratch, two fp32 L × L
+  // matrices (S and G, later P' and W), four fp32 [L × kTile] tiles, then the tensor cores' bf16
+  // operands: two [L × kTile] tiles (δH or K, and V) and three [kTile × kTile] tiles (C_c, and
+  // δC as hi and lo).
   // R uses the same layout up to its two row tiles; S and G have their own, smaller ones.
   static constexpr int kVec = smem_bytes<float>(kChunk);
   static constexpr int kMatrixBytes = smem_bytes<float>(kChunk * kLdL);
   static constexpr int kRowTileBytes = smem_bytes<float>(kChunk * kLd);
-  static constexpr int kSquareTileBytes = smem_bytes<float>(kTile * kLd);
+  static constexpr int kRowTileBf16Bytes = smem_bytes<bf16>(kChunk * kLdB);
+  static constexpr int kSquareTileBytes = smem_bytes<bf16>(kTile * kLdB);
   static constexpr int kOffTok = 8 * kVec;
   static constexpr int kOffScratch = kOffTok + 12 * kVec;
   static constexpr int kOffMatrix = kOffScratch + smem_bytes<float>(32);
   static constexpr int kOffRows = kOffMatrix + 2 * kMatrixBytes;
-  static constexpr int kOffSquare = kOffRows + 4 * kRowTileBytes;
-  static constexpr int kSharedBytes = kOffSquare + 2 * kSquareTileBytes; ///< P
+  static constexpr int kOffBf16 = kOffRows + 4 * kRowTileBytes;
+  static constexpr int kOffSquare = kOffBf16 + 2 * kRowTileBf16Bytes;
+  static constexpr int kSharedBytes = kOffSquare + 3 * kSquareTileBytes; ///< P
   static constexpr int kReadoutBytes = kOffRows + 2 * kRowTileBytes;    ///< R
   static constexpr int kStatesBytes = 2 * kVec + 2 * kRowTileBytes;     ///< S: β s, β δden, q̂, δH
   static constexpr int kGatesBytes = 8 * 3 * kVec;                      ///< G: 3 vectors per warp
@@ -297,6 +315,115 @@ __device__ __forceinline__ const T *view_row(const void *base, int64_t offset, i
                                              int64_t r) {
   return static_cast<const T *>(base) + r * stride + offset;
 }
+
+/// An fp32 [kRows × kCols] tile of a strided matrix as two bf16 tiles hi = bf16(x) and
+/// lo = bf16(x − hi) (pitch |ld|), zeros outside the valid |rows| × |cols|: x·y = hi·y + lo·y to
+/// ~2⁻¹⁷ relative for a bf16 y, two tensor-core products.
+template <int kRows, int kCols>
+__device__ __forceinline__ void load_split_tile(bf16 *hi, bf16 *lo, int ld, const float *src,
+                                                int64_t stride, int rows, int cols) {
+  static_assert(kCols % 8 == 0, "tile width must be a multiple of 8");
+  constexpr int kGroups = kCols / 8;
+  for (int idx = threadIdx.x; idx < kRows * kGroups; idx += 256) {
+    const int r = idx / kGroups, c = (idx % kGroups) * 8;
+    float x[8], rest[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      x[i] = (r < rows && c + i < cols) ? src[r * stride + c + i] : 0.0f;
+      rest[i] = x[i] - to_float(from_float<bf16>(x[i]));
+    }
+    store_floats<8, true>(hi + r * ld + c, x);
+    store_floats<8, true>(lo + r * ld + c, rest);
+  }
+}
+
+/// The fp32 accumulators of a warp's [16 × kTile] strip of a tensor-core product (Config's
+/// tiling): acc[2p + h] is the n8 tile of column pair p (the warp's p-th), half h.
+template <class Config> struct StripAcc {
+  float d[2 * Config::kPairsPerWarp][4];
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int t = 0; t < 2 * Config::kPairsPerWarp; ++t)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        d[t][e] = 0.0f;
+  }
+  /// The warp's strip and first column pair, and the pair stride; false: the warp owns nothing.
+  __device__ __forceinline__ static bool owner(int &strip, int &pair0) {
+    const int warp = threadIdx.x / 32;
+    strip = warp % Config::kStrips;
+    pair0 = warp / Config::kStrips;
+    return warp < Config::kStrips * Config::kWarpsPerStrip;
+  }
+  /// d += A·Bᵀ over k in [0, kTile): A [L × kTile] row-major (rows of the strip), Y [kTile(n) ×
+  /// kTile(k)] row-major (B = Yᵀ; |yLo| null or the lo half of a split operand).
+  __device__ __forceinline__ void mma_cols(const bf16 *a, const bf16 *y, const bf16 *yLo) {
+    int strip, pair0;
+    if (!owner(strip, pair0))
+      return;
+    for (int k0 = 0; k0 < Config::kTile; k0 += 16) {
+      uint32_t af[4];
+      tc::load_a(af, a, Config::kLdB, strip * 16, k0);
+#pragma unroll
+      for (int i = 0; i < Config::kPairsPerWarp; ++i) {
+        const int pair = pair0 + i * Config::kWarpsPerStrip;
+        if (pair < Config::kPairs) {
+          uint32_t bf[4];
+          tc::load_b_cols(bf, y, Config::kLdB, k0, pair * 16);
+          tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
+          tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
+          if (yLo != nullptr) {
+            tc::load_b_cols(bf, yLo, Config::kLdB, k0, pair * 16);
+            tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
+            tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
+          }
+        }
+      }
+    }
+  }
+  /// d += A·B over k in [0, kTile): B [kTile(k) × kTile(n)] row-major, as hi + lo.
+  __device__ __forceinline__ void mma_rows(const bf16 *a, const bf16 *bHi, const bf16 *bLo) {
+    int strip, pair0;
+    if (!owner(strip, pair0))
+      return;
+    for (int k0 = 0; k0 < Config::kTile; k0 += 16) {
+      uint32_t af[4];
+      tc::load_a(af, a, Config::kLdB, strip * 16, k0);
+#pragma unroll
+      for (int i = 0; i < Config::kPairsPerWarp; ++i) {
+        const int pair = pair0 + i * Config::kWarpsPerStrip;
+        if (pair < Config::kPairs) {
+          uint32_t bf[4];
+          tc::load_b_rows(bf, bHi, Config::kLdB, k0, pair * 16);
+          tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
+          tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
+          tc::load_b_rows(bf, bLo, Config::kLdB, k0, pair * 16);
+          tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
+          tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
+        }
+      }
+    }
+  }
+  /// The strip into an fp32 [L × kTile] matrix (pitch |ld|).
+  __device__ __forceinline__ void store(float *out, int ld) const {
+    int strip, pair0;
+    if (!owner(strip, pair0))
+      return;
+    const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
+#pragma unroll
+    for (int i = 0; i < Config::kPairsPerWarp; ++i) {
+      const int pair = pair0 + i * Config::kWarpsPerStrip;
+      if (pair < Config::kPairs)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            out[(strip * 16 + g + (e / 2) * 8) * ld + pair * 16 + h * 8 + 2 * q + e % 2] =
+                d[2 * i + h][e];
+    }
+  }
+};
 
 } // namespace mlstm_bwd
 
@@ -516,8 +643,13 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
   float *x1 = reinterpret_cast<float *>(smem + Config::kOffRows);
   float *x2 = x1 + Config::kRowTileBytes / 4;
   float *x3 = x2 + Config::kRowTileBytes / 4, *x4 = x3 + Config::kRowTileBytes / 4;
-  float *y1 = reinterpret_cast<float *>(smem + Config::kOffSquare);
-  float *y2 = y1 + Config::kSquareTileBytes / 4;
+  // bf16 tensor-core operands: rowA (δH or K), rowV (V), sqC (C_c), sqHi/sqLo (δC split).
+  constexpr int kLdB = Config::kLdB;
+  bf16 *rowA = reinterpret_cast<bf16 *>(smem + Config::kOffBf16);
+  bf16 *rowV = reinterpret_cast<bf16 *>(smem + Config::kOffBf16 + Config::kRowTileBf16Bytes);
+  bf16 *sqC = reinterpret_cast<bf16 *>(smem + Config::kOffSquare);
+  bf16 *sqHi = reinterpret_cast<bf16 *>(smem + Config::kOffSquare + Config::kSquareTileBytes);
+  bf16 *sqLo = reinterpret_cast<bf16 *>(smem + Config::kOffSquare + 2 * Config::kSquareTileBytes);
   constexpr int nL = Config::kVec / 4;
   float *sT = tokBase, *ddenT = sT + nL, *dmT = ddenT + nL, *betaT = dmT + nL, *MT = betaT + nL;
   float *argT = MT + nL, *abar = argT + nL, *dAbar = abar + nL, *dBeta = dAbar + nL;
@@ -626,28 +758,38 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
   }
 
   // DQK slices: δq, δk and the row pieces δā, δβ; ⟨δC, C_c⟩ + ⟨δn, n_c⟩ on the way.
+  // E = δH C_cᵀ and F = V δCᵀ on tensor cores (x3 and x4 receive them, fp32).
+  const bool vecDh = view_aligned16<T>(dh0, 0, dhStride), vecV = view_aligned16<T>(v0, 0, p.v_stride);
+  const bool vecK = view_aligned16<T>(k0, 0, p.k_stride), vecC = view_aligned16<T>(cC, 0, DV);
   float dDecay = 0.0f;
   for (int d0 = 0; d0 < DQK; d0 += kT) {
     const int wk = min(kT, DQK - d0);
-    float accE[kL][kJ], accF[kL][kJ];
-    zero(accE);
-    zero(accF);
+    StripAcc<Config> accE, accF;
+    accE.zero();
+    accF.zero();
     for (int e0 = 0; e0 < DV; e0 += kT) {
       const int wv = min(kT, DV - e0);
+      __syncthreads(); // the previous slice's operands are consumed
+      tc::async_load_tile<L, kT, 256>(rowA, kLdB, dh0 + e0, dhStride, len, wv, vecDh);
+      tc::async_load_tile<L, kT, 256>(rowV, kLdB, v0 + e0, p.v_stride, len, wv, vecV);
+      tc::async_load_tile<kT, kT, 256>(sqC, kLdB, cC + static_cast<int64_t>(d0) * DV + e0, DV, wk,
+                                       wv, vecC);
+      tc::cp_async_commit();
+      load_split_tile<kT, kT>(sqHi, sqLo, kLdB, dC + static_cast<int64_t>(d0) * DV + e0, DV, wk, wv);
+      tc::cp_async_wait<0>();
       __syncthreads();
-      load_tile_f32<L, kT, 256>(x3, kLd, dh0 + e0, dhStride, len, wv, false);
-      load_tile_f32<L, kT, 256>(x4, kLd, v0 + e0, p.v_stride, len, wv, false);
-      load_tile_f32<kT, kT, 256>(y1, kLd, cC + static_cast<int64_t>(d0) * DV + e0, DV, wk, wv, false);
-      load_tile_f32<kT, kT, 256>(y2, kLd, dC + static_cast<int64_t>(d0) * DV + e0, DV, wk, wv, false);
-      __syncthreads();
-      for (int idx = threadIdx.x; idx < kT * kT; idx += 256)
-        dDecay = fmaf(y1[(idx / kT) * kLd + idx % kT], y2[(idx / kT) * kLd + idx % kT], dDecay);
+      for (int idx = threadIdx.x; idx < kT * kT; idx += 256) {
+        const int r = idx / kT, col = idx % kT;
+        dDecay = fmaf(to_float(sqC[r * kLdB + col]),
+                      to_float(sqHi[r * kLdB + col]) + to_float(sqLo[r * kLdB + col]), dDecay);
+      }
       // E_td = Σ_e δh_te C_de, F_jd = Σ_e v_je δC_de.
-      block_product(accE, kT, [&](int t, int e) { return x3[t * kLd + e]; },
-                    [&](int e, int dd) { return y1[dd * kLd + e]; });
-      block_product(accF, kT, [&](int j, int e) { return x4[j * kLd + e]; },
-                    [&](int e, int dd) { return y2[dd * kLd + e]; });
+      accE.mma_cols(rowA, sqC, nullptr);
+      accF.mma_cols(rowV, sqHi, sqLo);
     }
+    __syncthreads();
+    accE.store(x3, kLd);
+    accF.store(x4, kLd);
     __syncthreads();
     load_tile_f32<L, kT, 256>(x1, kLd, q0 + d0, p.q_stride, len, wk, false);
     load_tile_f32<L, kT, 256>(x2, kLd, k0 + d0, p.k_stride, len, wk, false);
@@ -664,8 +806,8 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
         const int col = tx + 16 * j;
         if (col < wk) {
           const float qv = x1[r * kLd + col] * scale;
-          beta += qv * fmaf(sT[r], accE[i][j], ddenT[r] * nC[d0 + col]);
-          ab += x2[r * kLd + col] * (accF[i][j] + dn[d0 + col]);
+          beta += qv * fmaf(sT[r], x3[r * kLd + col], ddenT[r] * nC[d0 + col]);
+          ab += x2[r * kLd + col] * (x4[r * kLd + col] + dn[d0 + col]);
         }
       }
       beta = group_sum<16>(beta);
@@ -690,8 +832,9 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
       for (int j = 0; j < kJ; ++j) {
         const int r = ty + 16 * i, col = tx + 16 * j;
         if (r < len && col < wk) {
-          const float gq = accQ[i][j] + betaT[r] * fmaf(sT[r], accE[i][j], ddenT[r] * nC[d0 + col]);
-          const float gk = accK[i][j] * scale + abar[r] * (accF[i][j] + dn[d0 + col]);
+          const float gq =
+              accQ[i][j] + betaT[r] * fmaf(sT[r], x3[r * kLd + col], ddenT[r] * nC[d0 + col]);
+          const float gk = accK[i][j] * scale + abar[r] * (x4[r * kLd + col] + dn[d0 + col]);
           const int64_t row = row0 + r;
           dq[row * p.dq_stride + p.dq_offset + hd * DQK + d0 + col] = from_float<T>(gq * scale);
           dk[row * p.dk_stride + p.dk_offset + hd * DQK + d0 + col] = from_float<T>(gk);
@@ -699,20 +842,23 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
       }
   }
 
-  // DV slices: δv = P'ᵀ δH + diag(ā) K δC.
+  // DV slices: δv = P'ᵀ δH + diag(ā) K δC, H = K δC on tensor cores (into x4, fp32).
   for (int e0 = 0; e0 < DV; e0 += kT) {
     const int wv = min(kT, DV - e0);
-    float accH[kL][kJ];
-    zero(accH);
+    StripAcc<Config> accH;
+    accH.zero();
     for (int d0 = 0; d0 < DQK; d0 += kT) {
+      const int wk = min(kT, DQK - d0);
       __syncthreads();
-      load_tile_f32<L, kT, 256>(x2, kLd, k0 + d0, p.k_stride, len, min(kT, DQK - d0), false);
-      load_tile_f32<kT, kT, 256>(y2, kLd, dC + static_cast<int64_t>(d0) * DV + e0, DV,
-                                 min(kT, DQK - d0), wv, false);
+      tc::async_load_tile<L, kT, 256>(rowA, kLdB, k0 + d0, p.k_stride, len, wk, vecK);
+      tc::cp_async_commit();
+      load_split_tile<kT, kT>(sqHi, sqLo, kLdB, dC + static_cast<int64_t>(d0) * DV + e0, DV, wk, wv);
+      tc::cp_async_wait<0>();
       __syncthreads();
-      block_product(accH, kT, [&](int j, int dd) { return x2[j * kLd + dd]; },
-                    [&](int dd, int e) { return y2[dd * kLd + e]; });
+      accH.mma_rows(rowA, sqHi, sqLo);
     }
+    __syncthreads();
+    accH.store(x4, kLd);
     __syncthreads();
     load_tile_f32<L, kT, 256>(x3, kLd, dh0 + e0, dhStride, len, wv, false);
     __syncthreads();
@@ -728,7 +874,7 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
         const int r = ty + 16 * i, col = tx + 16 * j;
         if (r < len && col < wv)
           dvOut[(row0 + r) * p.dv_stride + p.dv_offset + hd * DV + e0 + col] =
-              from_float<T>(accV[i][j] + abar[r] * accH[i][j]);
+              from_float<T>(accV[i][j] + abar[r] * x4[r * kLd + col]);
       }
   }
   dDecay = block_sum<256>(dDecay, scratch);

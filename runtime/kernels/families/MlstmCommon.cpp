@@ -202,14 +202,16 @@ std::string backwardConfigType(const Config &c) {
 }
 
 BackwardShared backwardShared(const Config &c) {
-  // MlstmChunkBackwardConfig's layout: fp32 regions rounded to 128 bytes.
+  // MlstmChunkBackwardConfig's layout: regions rounded to 128 bytes; P adds the tensor cores'
+  // bf16 operand tiles (pitch tile + 8) after its fp32 ones.
   const std::int64_t L = cfgInt(c, "chunk"), tile = cfgInt(c, "tile");
   const std::int64_t vec = smemBytes(L, 4), matrix = smemBytes(L * (L + 1), 4);
   const std::int64_t rowTile = smemBytes(L * (tile + 1), 4);
-  const std::int64_t squareTile = smemBytes(tile * (tile + 1), 4);
+  const std::int64_t rowTileBf16 = smemBytes(L * (tile + 8), 2);
+  const std::int64_t squareTileBf16 = smemBytes(tile * (tile + 8), 2);
   const std::int64_t rows = 8 * vec + 12 * vec + 128 + 2 * matrix;
-  return {rows + 2 * rowTile, 2 * vec + 2 * rowTile, rows + 4 * rowTile + 2 * squareTile,
-          24 * vec};
+  return {rows + 2 * rowTile, 2 * vec + 2 * rowTile,
+          rows + 4 * rowTile + 2 * rowTileBf16 + 3 * squareTileBf16, 24 * vec};
 }
 
 Geometry backwardGeometry(const Config &c, std::array<artifact::Expr, 3> grid,

@@ -202,7 +202,7 @@ TEST(NvrtcCompileRendered, MlstmBackwardFamilies) {
   };
   for (const xlc::kernels::Config &c :
        {config(4, 8, 16, 16, 16, "exp"), config(8, 256, 512, 64, 64, "exp"),
-        config(8, 256, 512, 128, 32, "sigmoid")})
+        config(8, 256, 512, 128, 16, "sigmoid")})
     for (const char *family : {"mlstm_backward_readout", "mlstm_backward_states",
                                "mlstm_backward_chunk", "mlstm_backward_gates"}) {
       SCOPED_TRACE(std::string(family) + " " + c.dump());
