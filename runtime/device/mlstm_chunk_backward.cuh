@@ -63,11 +63,12 @@
 // state's gradient is not produced (training starts every sequence from the zero state).
 //
 // ---- Precision and determinism ------------------------------------------------------------------
-// P's three state products E = δH C_cᵀ, F = V δCᵀ and H = K δC (L·DQK·DV each per chunk, three
-// quarters of its arithmetic) run on tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate):
-// δH, V, K and C_c are bf16 already (T), so their products are exact; δC is fp32 and enters as
-// the sum of two bf16 operands δC = hi + lo (hi = bf16(δC), lo = bf16(δC − hi), ~2⁻¹⁷ relative,
-// the 2xBF16 split), one mma each. Everything else is fp32 SIMT FMA. Every sum has a fixed order
+// P's products S = Q̂Kᵀ, G = δH Vᵀ and the three state products E = δH C_cᵀ, F = V δCᵀ and
+// H = K δC (L·DQK·DV each per chunk, three quarters of its arithmetic) run on tensor cores
+// (mma.sync m16n8k16, bf16 in, fp32 accumulate): q, k, v, δH and C_c are bf16 already (T), so
+// their products are exact; δC is fp32 and enters as the sum of two bf16 operands δC = hi + lo
+// (hi = bf16(δC), lo = bf16(δC − hi), ~2⁻¹⁷ relative, the 2xBF16 split), one mma each. The
+// products with the fp32 W and P' (W K, Wᵀ Q̂, P'ᵀ δH) and everything else are fp32 SIMT FMA. Every sum has a fixed order
 // (no atomics): gradients are bit-identical from run to run.
 //
 // ---- Launch geometry (256 threads each) ---------------------------------------------------------
@@ -157,8 +158,6 @@ template <class Cell_, int kChunk_, int kTile_> struct MlstmChunkBackwardConfig 
   // and the n16 column pairs p ≡ w / kStrips (mod kWarpsPerStrip).
   static constexpr int kStrips = kChunk / 16;
   static constexpr int kWarpsPerStrip = kStrips >= 8 ? 1 : 8 / kStrips;
-  static constexpr int kPairs = kTile / 16;
-  static constexpr int kPairsPerWarp = ceil_div(kPairs, kWarpsPerStrip);
   static constexpr int kLdB = kTile + 8; ///< pitch of a bf16 tile (16-byte rows for ldmatrix)
 
   // Shared memory of P (regions rounded to 128 bytes, at these offsets): the gate scan (8 fp32
@@ -337,14 +336,19 @@ __device__ __forceinline__ void load_split_tile(bf16 *hi, bf16 *lo, int ld, cons
   }
 }
 
-/// The fp32 accumulators of a warp's [16 × kTile] strip of a tensor-core product (Config's
-/// tiling): acc[2p + h] is the n8 tile of column pair p (the warp's p-th), half h.
-template <class Config> struct StripAcc {
-  float d[2 * Config::kPairsPerWarp][4];
+/// The fp32 accumulators of a warp's [16 × kN] strip of an [L × kN] tensor-core product (kN a
+/// multiple of 16; Config's tiling: the strip w % kStrips, the n16 column pairs
+/// p ≡ w / kStrips mod kWarpsPerStrip): d[2i + h] is the n8 tile h of the warp's i-th pair.
+/// The reduction runs over kK = Config::kTile columns of the operand tiles per call.
+template <class Config, int kN = Config::kTile> struct StripAcc {
+  static constexpr int kPairs = kN / 16;
+  static constexpr int kPairsPerWarp = ceil_div(kPairs, Config::kWarpsPerStrip);
+  static_assert(kN % 16 == 0, "a strip's width must be whole n16 pairs");
+  float d[2 * kPairsPerWarp][4];
 
   __device__ __forceinline__ void zero() {
 #pragma unroll
-    for (int t = 0; t < 2 * Config::kPairsPerWarp; ++t)
+    for (int t = 0; t < 2 * kPairsPerWarp; ++t)
 #pragma unroll
       for (int e = 0; e < 4; ++e)
         d[t][e] = 0.0f;
@@ -356,7 +360,7 @@ template <class Config> struct StripAcc {
     pair0 = warp / Config::kStrips;
     return warp < Config::kStrips * Config::kWarpsPerStrip;
   }
-  /// d += A·Bᵀ over k in [0, kTile): A [L × kTile] row-major (rows of the strip), Y [kTile(n) ×
+  /// d += A·Bᵀ over k in [0, kTile): A [L × kTile] row-major (rows of the strip), Y [kN(n) ×
   /// kTile(k)] row-major (B = Yᵀ; |yLo| null or the lo half of a split operand).
   __device__ __forceinline__ void mma_cols(const bf16 *a, const bf16 *y, const bf16 *yLo) {
     int strip, pair0;
@@ -366,9 +370,9 @@ template <class Config> struct StripAcc {
       uint32_t af[4];
       tc::load_a(af, a, Config::kLdB, strip * 16, k0);
 #pragma unroll
-      for (int i = 0; i < Config::kPairsPerWarp; ++i) {
+      for (int i = 0; i < kPairsPerWarp; ++i) {
         const int pair = pair0 + i * Config::kWarpsPerStrip;
-        if (pair < Config::kPairs) {
+        if (pair < kPairs) {
           uint32_t bf[4];
           tc::load_b_cols(bf, y, Config::kLdB, k0, pair * 16);
           tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
@@ -382,7 +386,7 @@ template <class Config> struct StripAcc {
       }
     }
   }
-  /// d += A·B over k in [0, kTile): B [kTile(k) × kTile(n)] row-major, as hi + lo.
+  /// d += A·B over k in [0, kTile): B [kTile(k) × kN(n)] row-major, as hi + lo.
   __device__ __forceinline__ void mma_rows(const bf16 *a, const bf16 *bHi, const bf16 *bLo) {
     int strip, pair0;
     if (!owner(strip, pair0))
@@ -391,9 +395,9 @@ template <class Config> struct StripAcc {
       uint32_t af[4];
       tc::load_a(af, a, Config::kLdB, strip * 16, k0);
 #pragma unroll
-      for (int i = 0; i < Config::kPairsPerWarp; ++i) {
+      for (int i = 0; i < kPairsPerWarp; ++i) {
         const int pair = pair0 + i * Config::kWarpsPerStrip;
-        if (pair < Config::kPairs) {
+        if (pair < kPairs) {
           uint32_t bf[4];
           tc::load_b_rows(bf, bHi, Config::kLdB, k0, pair * 16);
           tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
@@ -405,22 +409,22 @@ template <class Config> struct StripAcc {
       }
     }
   }
-  /// The strip into an fp32 [L × kTile] matrix (pitch |ld|).
-  __device__ __forceinline__ void store(float *out, int ld) const {
+  /// |factor| times the strip into an fp32 [L × kN] matrix (pitch |ld|).
+  __device__ __forceinline__ void store(float *out, int ld, float factor = 1.0f) const {
     int strip, pair0;
     if (!owner(strip, pair0))
       return;
     const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
 #pragma unroll
-    for (int i = 0; i < Config::kPairsPerWarp; ++i) {
+    for (int i = 0; i < kPairsPerWarp; ++i) {
       const int pair = pair0 + i * Config::kWarpsPerStrip;
-      if (pair < Config::kPairs)
+      if (pair < kPairs)
 #pragma unroll
         for (int h = 0; h < 2; ++h)
 #pragma unroll
           for (int e = 0; e < 4; ++e)
             out[(strip * 16 + g + (e / 2) * 8) * ld + pair * 16 + h * 8 + 2 * q + e % 2] =
-                d[2 * i + h][e];
+                factor * d[2 * i + h][e];
     }
   }
 };
@@ -687,37 +691,35 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
   const T *dh0 = static_cast<const T *>(p.dh) + row0 * NH * DV + hd * DV;
   const int64_t dhStride = static_cast<int64_t>(NH) * DV;
 
-  // S = Q̂Kᵀ, G = δH Vᵀ (each through its own slices).
+  // S = Q̂Kᵀ, G = δH Vᵀ (each through its own slices) on tensor cores: bf16 operands, exact
+  // products, fp32 sums.
+  const bool vecQ = view_aligned16<T>(q0, 0, p.q_stride), vecK = view_aligned16<T>(k0, 0, p.k_stride);
+  const bool vecDh = view_aligned16<T>(dh0, 0, dhStride), vecV = view_aligned16<T>(v0, 0, p.v_stride);
+  const bool vecC = view_aligned16<T>(cC, 0, DV);
   {
-    float acc[kL][kL];
-    zero(acc);
+    StripAcc<Config, L> acc;
+    acc.zero();
     for (int d0 = 0; d0 < DQK; d0 += kT) {
       __syncthreads();
-      load_tile_f32<L, kT, 256>(x1, kLd, q0 + d0, p.q_stride, len, min(kT, DQK - d0), false);
-      load_tile_f32<L, kT, 256>(x2, kLd, k0 + d0, p.k_stride, len, min(kT, DQK - d0), false);
+      tc::async_load_tile<L, kT, 256>(rowA, kLdB, q0 + d0, p.q_stride, len, min(kT, DQK - d0), vecQ);
+      tc::async_load_tile<L, kT, 256>(rowV, kLdB, k0 + d0, p.k_stride, len, min(kT, DQK - d0), vecK);
+      tc::cp_async_commit();
+      tc::cp_async_wait<0>();
       __syncthreads();
-      block_product(acc, kT, [&](int t, int d) { return x1[t * kLd + d]; },
-                    [&](int d, int j) { return x2[j * kLd + d]; });
+      acc.mma_cols(rowA, rowV, nullptr);
     }
-#pragma unroll
-    for (int i = 0; i < kL; ++i)
-#pragma unroll
-      for (int j = 0; j < kL; ++j)
-        Sm[(ty + 16 * i) * kLdL + tx + 16 * j] = acc[i][j] * scale;
-    zero(acc);
+    acc.store(Sm, kLdL, scale);
+    acc.zero();
     for (int e0 = 0; e0 < DV; e0 += kT) {
       __syncthreads();
-      load_tile_f32<L, kT, 256>(x1, kLd, dh0 + e0, dhStride, len, min(kT, DV - e0), false);
-      load_tile_f32<L, kT, 256>(x2, kLd, v0 + e0, p.v_stride, len, min(kT, DV - e0), false);
+      tc::async_load_tile<L, kT, 256>(rowA, kLdB, dh0 + e0, dhStride, len, min(kT, DV - e0), vecDh);
+      tc::async_load_tile<L, kT, 256>(rowV, kLdB, v0 + e0, p.v_stride, len, min(kT, DV - e0), vecV);
+      tc::cp_async_commit();
+      tc::cp_async_wait<0>();
       __syncthreads();
-      block_product(acc, kT, [&](int t, int e) { return x1[t * kLd + e]; },
-                    [&](int e, int j) { return x2[j * kLd + e]; });
+      acc.mma_cols(rowA, rowV, nullptr);
     }
-#pragma unroll
-    for (int i = 0; i < kL; ++i)
-#pragma unroll
-      for (int j = 0; j < kL; ++j)
-        Gm[(ty + 16 * i) * kLdL + tx + 16 * j] = acc[i][j];
+    acc.store(Gm, kLdL);
   }
   __syncthreads();
 
@@ -759,8 +761,6 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
 
   // DQK slices: δq, δk and the row pieces δā, δβ; ⟨δC, C_c⟩ + ⟨δn, n_c⟩ on the way.
   // E = δH C_cᵀ and F = V δCᵀ on tensor cores (x3 and x4 receive them, fp32).
-  const bool vecDh = view_aligned16<T>(dh0, 0, dhStride), vecV = view_aligned16<T>(v0, 0, p.v_stride);
-  const bool vecK = view_aligned16<T>(k0, 0, p.k_stride), vecC = view_aligned16<T>(cC, 0, DV);
   float dDecay = 0.0f;
   for (int d0 = 0; d0 < DQK; d0 += kT) {
     const int wk = min(kT, DQK - d0);
