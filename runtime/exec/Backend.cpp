@@ -31,6 +31,28 @@ bool Backend::prepared(std::string_view function) const {
              limits_.functions.end();
 }
 
+std::vector<bool> Backend::buffersInUse() const {
+  const art::Artifact &a = artifact();
+  std::vector<bool> used(a.buffers.size(), false);
+  auto mark = [&](art::BufferId id) {
+    if (id < used.size())
+      used[id] = true;
+  };
+  for (const art::Function &fn : a.functions) {
+    if (!prepared(fn.name))
+      continue;
+    for (const auto *args : {&fn.inputs, &fn.outputs})
+      for (const art::FunctionArg &arg : *args)
+        mark(arg.buffer);
+    for (art::BufferId id : fn.states)
+      mark(id);
+    for (const art::Step &step : fn.steps)
+      for (art::BufferId id : art::buffersOf(step))
+        mark(id);
+  }
+  return used;
+}
+
 void Backend::checkSlots(std::uint64_t firstSlot, std::uint64_t count,
                          std::string_view what) const {
   check(count >= 1 && firstSlot < limits_.maxBatch && count <= limits_.maxBatch - firstSlot,

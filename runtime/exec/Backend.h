@@ -120,6 +120,10 @@ public:
   const Limits &limits() const { return limits_; }
   /// Whether |function| is one this backend was created to call (Limits::functions).
   bool prepared(std::string_view function) const;
+  /// By buffer id: whether a step, input, output or state of a function this backend may call
+  /// touches the buffer. A training backend (train_step, grad_norm, optimizer_step) needs none of
+  /// the folded weights of the inference functions, a generator none of the training buffers.
+  std::vector<bool> buffersInUse() const;
   /// The stream a call enqueues its steps on, as an integer (the CUDA backend's CUstream); 0 for
   /// a backend whose steps have finished when StepObserver::afterStep runs (the CPU backend). An
   /// observer may enqueue work there between steps: xlc-bench records timing events around each.

@@ -79,12 +79,14 @@ std::uint64_t pieceEnd(const WeightPiece &piece) {
 
 WeightUploadPlan planWeightUpload(const art::Artifact &artifact,
                                   const weights::Checkpoint &checkpoint,
-                                  std::uint64_t pieceBytes) {
+                                  std::uint64_t pieceBytes, const std::vector<bool> &skip) {
   check(pieceBytes > 0 && pieceBytes % 4 == 0,
         "weight pieces of {} bytes: the size must be a positive multiple of 4", pieceBytes);
   WeightUploadPlan plan;
   std::vector<WeightPiece> transforms;
   for (std::size_t b = 0; b < artifact.weights.size(); ++b) {
+    if (b < skip.size() && skip[b])
+      continue;
     const art::WeightBinding &binding = artifact.weights[b];
     const art::Buffer *buffer = artifact.findBuffer(binding.buffer);
     check(buffer != nullptr, "{}: weight binding names missing buffer {}", artifact.label(),

@@ -90,8 +90,12 @@ std::uint64_t pieceEnd(const WeightPiece &piece);
 
 /// Cuts every binding of |artifact| (checked against |checkpoint| by checkWeights) into pieces
 /// of at most |pieceBytes| (> 0, a multiple of 4) stored bytes.
+///
+/// |skip| (empty, or one flag per binding): bindings the plan leaves out (their buffers are not
+/// allocated: no function of the backend reads them).
 WeightUploadPlan planWeightUpload(const artifact::Artifact &artifact,
-                                  const weights::Checkpoint &checkpoint, std::uint64_t pieceBytes);
+                                  const weights::Checkpoint &checkpoint, std::uint64_t pieceBytes,
+                                  const std::vector<bool> &skip = {});
 
 /// Reads pieces of a checkpoint's tensors with pread(2) from the files the checkpoint mapped
 /// (the same page cache, without faulting the mapping in page by page); any number of threads

@@ -341,6 +341,12 @@ void CudaBackend::allocate() {
   memory_.slotBytes.assign(count, 0);
   // Add everything up first: an out-of-memory message should say what needs the memory.
   std::uint64_t staticBytes = 0, stateBytes = 0, ioBytes = 0;
+  // Weights no function of this backend reads are neither allocated nor uploaded: a training
+  // backend skips the inference functions' folded weights (8.7 GiB for xLSTM 7B).
+  const std::vector<bool> inUse = buffersInUse();
+  auto needed = [&](const art::Buffer &b) {
+    return b.cls != art::BufferClass::Weight || inUse[b.id];
+  };
   // Inputs and outputs: one block that all functions share (they never run at the same time).
   const std::vector<std::uint64_t> ioOffset = plan().ioLayout(
       [&](art::BufferId id) { return plan().bytes(id, maxB, maxS); }, 256, ioBytes,
@@ -348,7 +354,7 @@ void CudaBackend::allocate() {
   for (const auto &[name, pf] : plan().functions())
     maxErrorFlags_ = std::max(maxErrorFlags_, pf.errorFlags.size());
   for (const art::Buffer &b : a.buffers) {
-    if (art::isStaticClass(b.cls))
+    if (art::isStaticClass(b.cls) && needed(b))
       staticBytes += plan().bytes(b.id, 1, 1);
     else if (b.cls == art::BufferClass::State)
       stateBytes += plan().bytes(b.id, maxB, 1);
@@ -371,7 +377,7 @@ void CudaBackend::allocate() {
   try {
     buffers_.resize(count);
     for (const art::Buffer &b : a.buffers) {
-      if (art::isStaticClass(b.cls)) {
+      if (art::isStaticClass(b.cls) && needed(b)) {
         buffers_[b.id] = cuda::DeviceBuffer(plan().bytes(b.id, 1, 1));
         if (b.cls == art::BufferClass::Gradient || b.cls == art::BufferClass::Optimizer)
           buffers_[b.id].fill(0);

@@ -453,16 +453,26 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
   std::optional<WeightUploadPlan> plan;
   std::optional<RawTimes> rawTimes;
   HostTimes hostTimes;
+  // Bindings whose buffer the backend did not allocate (no function of it reads them).
+  std::vector<bool> skip(a.weights.size(), false);
+  for (std::size_t b = 0; b < a.weights.size(); ++b)
+    skip[b] = buffers[a.weights[b].buffer].bytes() == 0;
+  auto everyLoadedBinding = [&] {
+    std::vector<std::size_t> all;
+    for (std::size_t b = 0; b < a.weights.size(); ++b)
+      if (!skip[b])
+        all.push_back(b);
+    return all;
+  };
 
   if (path == WeightUploadOptions::Path::Raw) {
-    plan = planWeightUpload(a, checkpoint, stagingBytes);
+    plan = planWeightUpload(a, checkpoint, stagingBytes, skip);
     for (const WeightUploadPlan::HostBinding &h : plan->host) {
       hostBindings.push_back(h.binding);
       hostReasons.push_back(h.reason);
     }
   } else {
-    for (std::size_t b = 0; b < a.weights.size(); ++b)
-      hostBindings.push_back(b);
+    hostBindings = everyLoadedBinding();
     hostReasons.push_back(options.path == WeightUploadOptions::Path::Host
                               ? "the host path was asked for"
                               : "XLC_WEIGHT_UPLOAD=host");
@@ -490,8 +500,7 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
       if (!options.verbose)
         fmt::print(stderr, "[xlc] warning: weights are uploaded by the slower host path, {}\n",
                    hostReasons[0]);
-      for (std::size_t b = 0; b < a.weights.size(); ++b)
-        hostBindings.push_back(b);
+      hostBindings = everyLoadedBinding();
       plan.reset();
     }
   }
@@ -523,6 +532,7 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
       // A trainable parameter's fp32 copy goes stale when a step updates the parameter: the
       // CUDA backend widens it again after any call that passes it to a launch (the optimizer).
       if (!gemm || gemm->epilogue != art::Epilogue::Bias || widened.count(*gemm->c) ||
+          buffers[*gemm->c].bytes() == 0 ||
           !art::isBoundClass(a.buffers[*gemm->c].cls) ||
           a.buffers[*gemm->c].dtype == a.buffers[gemm->d].dtype ||
           a.buffers[gemm->d].dtype != art::DType::F32)
@@ -537,6 +547,9 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
     }
   if (options.verbose) {
     const double seconds = secondsSince(start);
+    std::uint64_t loadedBytes = 0;
+    for (std::size_t b : everyLoadedBinding())
+      loadedBytes += buffers[a.weights[b].buffer].bytes();
     std::string how;
     if (rawTimes) {
       const double perThread = rawTimes->readSeconds > 0
@@ -563,7 +576,7 @@ uploadWeights(const art::Artifact &a, const weights::Checkpoint &checkpoint,
                          how.empty() ? "" : "; ", hostBindings.size(),
                          hostBindings.size() == 1 ? "" : "s", hostTimes.uploadSeconds);
     fmt::print(stderr, "[xlc] {:.2f} GiB of weights assembled and uploaded in {:.1f} s ({})\n",
-               gib(weightBytes(a)), seconds, how.empty() ? "no weights" : how);
+               gib(loadedBytes), seconds, how.empty() ? "no weights" : how);
     for (const std::string &reason : hostReasons)
       fmt::print(stderr, "[xlc]   on the host path: {}\n", reason);
   }

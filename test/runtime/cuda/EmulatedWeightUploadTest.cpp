@@ -177,6 +177,31 @@ TEST(WeightUploadPlan, BindingsTheRawPathCannotFillGoToTheHostWithTheReason) {
     EXPECT_NE(p.binding, 3u);
 }
 
+/// Bindings a backend does not allocate (no function of it reads them) are left out entirely:
+/// no piece, no host binding, no scale.
+TEST(WeightUploadPlan, SkippedBindingsGetNoPieces) {
+  std::vector<BindingSpec> specs = assemblySpecs();
+  specs[3].dtype = art::DType::F16; // 'plain' as an f16 buffer: host path unless skipped
+  const art::Artifact a = assemblyArtifact(specs);
+  const exec::WeightUploadPlan all = exec::planWeightUpload(a, assemblyCheckpoint(), 64);
+  std::vector<bool> skip(a.weights.size(), false);
+  skip[3] = true;
+  skip[0] = true;
+  const exec::WeightUploadPlan some = exec::planWeightUpload(a, assemblyCheckpoint(), 64, skip);
+  EXPECT_TRUE(some.host.empty());
+  std::size_t kept = 0;
+  for (const exec::WeightPiece &p : some.pieces) {
+    EXPECT_NE(p.binding, 0u);
+    EXPECT_NE(p.binding, 3u);
+    ++kept;
+  }
+  std::size_t expected = 0;
+  for (const exec::WeightPiece &p : all.pieces)
+    expected += p.binding != 0 && p.binding != 3;
+  EXPECT_EQ(kept, expected);
+  EXPECT_GT(kept, 0u);
+}
+
 TEST(CheckpointReader, ErrorsNameTheTensorAndTheFile) {
   const fs::path dir = workDir("reader");
   writeAssemblyCheckpoint(dir.string());

@@ -310,6 +310,38 @@ TEST(TrainStepArtifactTest, NamesItsArgumentsAndEveryGradientsParameter) {
   EXPECT_EQ(gradients, 3u + 2u * 9u);
 }
 
+/// A backend for the training functions touches no folded weight of the inference functions
+/// (the CUDA backend then neither allocates nor uploads them), but every parameter, gradient and
+/// optimizer buffer; a generator's backend the reverse.
+TEST(TrainStepArtifactTest, ATrainingBackendUsesTheParametersOnly) {
+  TrainModel m("xlstm-tiny");
+  const std::vector<bool> training = m.backend->buffersInUse();
+  const std::unique_ptr<Backend> generator =
+      createCpuBackend(m.artifact, *m.checkpoint, {1, 4, {"prefill", "decode_step"}}, 1);
+  const std::vector<bool> inference = generator->buffersInUse();
+  std::size_t weightBuffers = 0;
+  for (const artifact::Buffer &b : m.artifact.buffers) {
+    switch (b.cls) {
+    case artifact::BufferClass::Weight:
+      ++weightBuffers;
+      EXPECT_FALSE(training[b.id]) << b.name;
+      EXPECT_TRUE(inference[b.id]) << b.name;
+      break;
+    case artifact::BufferClass::Gradient:
+    case artifact::BufferClass::Optimizer:
+      EXPECT_TRUE(training[b.id]) << b.name;
+      EXPECT_FALSE(inference[b.id]) << b.name;
+      break;
+    case artifact::BufferClass::Parameter:
+      EXPECT_TRUE(training[b.id]) << b.name;
+      break;
+    default:
+      break;
+    }
+  }
+  EXPECT_GT(weightBuffers, 0u);
+}
+
 TEST(TrainStepArtifactTest, ARuntimeWithoutTheTrainingFunctionRefusesToTrain) {
   TrainModel m("xlstm-tiny");
   std::unique_ptr<Backend> generator = createCpuBackend(
