@@ -135,11 +135,11 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
         auto state = cast<xlstm::StateType>(forward.getInitialState().getType());
         const int64_t widest = std::max(state.getQkHeadDim(), state.getVHeadDim());
         int64_t slice = std::min<int64_t>(64, (widest + 15) / 16 * 16);
-        while (slice > 16) {
+        while (slice > 16) { // whole n16 tiles: 64, 48, 32, 16
           const xlc::kernels::Config c = {{"chunk", l}, {"tile", slice}};
           if (xlc::kernels::mlstm::backwardShared(c).chunk <= kMaxSharedBytes)
             break;
-          slice /= 2;
+          slice -= 16;
         }
         tile = xk::TileAttr::get(ctx, {{"chunk", l}, {"tile", slice}});
       } else if (isa<xk::RMSNormBackwardOp, xk::NormGateBackwardOp>(op)) {

@@ -48,6 +48,9 @@ typedef unsigned long long uintptr_t;
 namespace xlc::device {
 
 using bf16 = __nv_bfloat16;
+/// Whether T is bf16 (a 2-byte f16 is not: kernels that hand bytes to bf16 tensor cores say so).
+template <class T> constexpr bool is_bf16 = false;
+template <> constexpr bool is_bf16<bf16> = true;
 
 /// +∞ as a constant expression (INFINITY is undefined under NVRTC, which has no <cmath>).
 constexpr float kInfinity = __builtin_bit_cast(float, 0x7f800000u);

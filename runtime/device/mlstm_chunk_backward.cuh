@@ -153,7 +153,7 @@ template <class Cell_, int kChunk_, int kTile_> struct MlstmChunkBackwardConfig 
   static constexpr int kPerLane = ceil_div(kChunk, 32);
   static_assert(kChunk % 16 == 0 && kChunk <= 128, "kChunk must be a multiple of 16, <= 128");
   static_assert(kTile % 16 == 0 && kTile <= 64, "kTile must be a multiple of 16, <= 64");
-  static_assert(sizeof(typename Cell::T) == 2, "the backward's tensor-core products take bf16 operands");
+  static_assert(is_bf16<typename Cell::T>, "the backward's tensor-core products take bf16 operands");
   // P's tensor-core tiling: warp w owns the 16-row strip w % kStrips of an [L × kTile] product
   // and the n16 column pairs p ≡ w / kStrips (mod kWarpsPerStrip).
   static constexpr int kStrips = kChunk / 16;
@@ -360,12 +360,23 @@ template <class Config, int kN = Config::kTile> struct StripAcc {
     pair0 = warp / Config::kStrips;
     return warp < Config::kStrips * Config::kWarpsPerStrip;
   }
-  /// d += A·Bᵀ over k in [0, kTile): A [L × kTile] row-major (rows of the strip), Y [kN(n) ×
-  /// kTile(k)] row-major (B = Yᵀ; |yLo| null or the lo half of a split operand).
-  __device__ __forceinline__ void mma_cols(const bf16 *a, const bf16 *y, const bf16 *yLo) {
+  /// d += A·B over k in [0, kTile), A [L × kTile] row-major (the strip's rows), B given as
+  /// |b| plus, when |bLo| is not null, |bLo| (the two halves of a split fp32 operand). kBRows:
+  /// B [kTile(k) × kN(n)] row-major; else B = Yᵀ with Y [kN(n) × kTile(k)] row-major.
+  template <bool kBRows>
+  __device__ __forceinline__ void mma(const bf16 *a, const bf16 *b, const bf16 *bLo) {
     int strip, pair0;
     if (!owner(strip, pair0))
       return;
+    auto product = [&](const bf16 *from, const uint32_t (&af)[4], int i, int k0, int n0) {
+      uint32_t bf[4];
+      if constexpr (kBRows)
+        tc::load_b_rows(bf, from, Config::kLdB, k0, n0);
+      else
+        tc::load_b_cols(bf, from, Config::kLdB, k0, n0);
+      tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
+      tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
+    };
     for (int k0 = 0; k0 < Config::kTile; k0 += 16) {
       uint32_t af[4];
       tc::load_a(af, a, Config::kLdB, strip * 16, k0);
@@ -373,38 +384,9 @@ template <class Config, int kN = Config::kTile> struct StripAcc {
       for (int i = 0; i < kPairsPerWarp; ++i) {
         const int pair = pair0 + i * Config::kWarpsPerStrip;
         if (pair < kPairs) {
-          uint32_t bf[4];
-          tc::load_b_cols(bf, y, Config::kLdB, k0, pair * 16);
-          tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
-          tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
-          if (yLo != nullptr) {
-            tc::load_b_cols(bf, yLo, Config::kLdB, k0, pair * 16);
-            tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
-            tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
-          }
-        }
-      }
-    }
-  }
-  /// d += A·B over k in [0, kTile): B [kTile(k) × kN(n)] row-major, as hi + lo.
-  __device__ __forceinline__ void mma_rows(const bf16 *a, const bf16 *bHi, const bf16 *bLo) {
-    int strip, pair0;
-    if (!owner(strip, pair0))
-      return;
-    for (int k0 = 0; k0 < Config::kTile; k0 += 16) {
-      uint32_t af[4];
-      tc::load_a(af, a, Config::kLdB, strip * 16, k0);
-#pragma unroll
-      for (int i = 0; i < kPairsPerWarp; ++i) {
-        const int pair = pair0 + i * Config::kWarpsPerStrip;
-        if (pair < kPairs) {
-          uint32_t bf[4];
-          tc::load_b_rows(bf, bHi, Config::kLdB, k0, pair * 16);
-          tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
-          tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
-          tc::load_b_rows(bf, bLo, Config::kLdB, k0, pair * 16);
-          tc::mma_bf16(d[2 * i], af, bf[0], bf[1]);
-          tc::mma_bf16(d[2 * i + 1], af, bf[2], bf[3]);
+          product(b, af, i, k0, pair * 16);
+          if (bLo != nullptr)
+            product(bLo, af, i, k0, pair * 16);
         }
       }
     }
@@ -706,7 +688,7 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
       tc::cp_async_commit();
       tc::cp_async_wait<0>();
       __syncthreads();
-      acc.mma_cols(rowA, rowV, nullptr);
+      acc.template mma<false>(rowA, rowV, nullptr);
     }
     acc.store(Sm, kLdL, scale);
     acc.zero();
@@ -717,7 +699,7 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
       tc::cp_async_commit();
       tc::cp_async_wait<0>();
       __syncthreads();
-      acc.mma_cols(rowA, rowV, nullptr);
+      acc.template mma<false>(rowA, rowV, nullptr);
     }
     acc.store(Gm, kLdL);
   }
@@ -784,8 +766,8 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
                       to_float(sqHi[r * kLdB + col]) + to_float(sqLo[r * kLdB + col]), dDecay);
       }
       // E_td = Σ_e δh_te C_de, F_jd = Σ_e v_je δC_de.
-      accE.mma_cols(rowA, sqC, nullptr);
-      accF.mma_cols(rowV, sqHi, sqLo);
+      accE.template mma<false>(rowA, sqC, nullptr);
+      accF.template mma<false>(rowV, sqHi, sqLo);
     }
     __syncthreads();
     accE.store(x3, kLd);
@@ -855,7 +837,7 @@ template <class Config> __device__ void mlstm_backward_chunk(const MlstmChunkBac
       load_split_tile<kT, kT>(sqHi, sqLo, kLdB, dC + static_cast<int64_t>(d0) * DV + e0, DV, wk, wv);
       tc::cp_async_wait<0>();
       __syncthreads();
-      accH.mma_rows(rowA, sqHi, sqLo);
+      accH.template mma<true>(rowA, sqHi, sqLo);
     }
     __syncthreads();
     accH.store(x4, kLd);

@@ -121,8 +121,8 @@ public:
   /// Whether |function| is one this backend was created to call (Limits::functions).
   bool prepared(std::string_view function) const;
   /// By buffer id: whether a step, input, output or state of a function this backend may call
-  /// touches the buffer. A training backend (train_step, grad_norm, optimizer_step) needs none of
-  /// the folded weights of the inference functions, a generator none of the training buffers.
+  /// touches the buffer. A training backend (train_step, grad_norm, optimizer_step) reads none of
+  /// the folded weights of the inference functions, and the CUDA backend then allocates none.
   std::vector<bool> buffersInUse() const;
   /// The stream a call enqueues its steps on, as an integer (the CUDA backend's CUstream); 0 for
   /// a backend whose steps have finished when StepObserver::afterStep runs (the CPU backend). An

@@ -187,15 +187,41 @@ std::vector<ModelCase> modelCases() {
   return cases;
 }
 
+/// |count| token ids drawn uniformly from the vocabulary.
+std::vector<std::int64_t> randomTokens(const ModelConfig &config, std::int64_t count,
+                                       std::uint64_t seed) {
+  Random rng(seed);
+  std::vector<std::int64_t> tokens(static_cast<std::size_t>(count));
+  for (auto &t : tokens)
+    t = static_cast<std::int64_t>(rng.uniform(0.0, static_cast<double>(config.vocabSize)));
+  return tokens;
+}
+
+/// Every tensor of |lg|'s gradients against five-point finite differences of |loss| (which reads
+/// |weights|, perturbed in place).
+template <class LossFn>
+void expectFiniteDifferences(const ModelConfig &config, ModelWeights &weights,
+                             const ModelLossAndGrads &lg, LossFn loss) {
+  // The cross-entropy is a mean of O(1) terms: its scale before cancellation is ~loss.
+  const double floor = 1e-3 * lg.loss;
+  std::vector<WeightSlot> slots = weightSlots(config, weights);
+  ModelWeights grads = lg.grads;
+  std::vector<WeightSlot> gradSlots = weightSlots(config, grads);
+  ASSERT_EQ(slots.size(), gradSlots.size());
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    ASSERT_EQ(gradSlots[i].tensor->shape, slots[i].tensor->shape) << slots[i].name;
+    EXPECT_LT(gradientError(*gradSlots[i].tensor, numericGradient(loss, *slots[i].tensor), floor),
+              kGradTol)
+        << slots[i].name;
+  }
+}
+
 TEST(ModelGradients, EveryCheckpointTensorMatchesFiniteDifferences) {
   constexpr std::int64_t B = 2, S = 6;
   for (const ModelCase &mc : modelCases()) {
     SCOPED_TRACE(mc.name);
     ModelWeights weights = liveWeights(mc.config, 42);
-    Random rng(7);
-    std::vector<std::int64_t> tokens(B * S);
-    for (auto &t : tokens)
-      t = static_cast<std::int64_t>(rng.uniform(0.0, static_cast<double>(mc.config.vocabSize)));
+    const std::vector<std::int64_t> tokens = randomTokens(mc.config, B * S, 7);
     std::vector<std::int64_t> targets = nextTokenTargets(tokens, B, S);
     targets[2] = -1; // an ignored position inside a sequence
 
@@ -205,22 +231,11 @@ TEST(ModelGradients, EveryCheckpointTensorMatchesFiniteDifferences) {
     EXPECT_EQ(lg.count, B * (S - 1) - 1);
     EXPECT_GT(lg.loss, 0.5); // not a degenerate model: it is guessing among 11 tokens
 
-    auto loss = [&] { return modelLoss(mc.config, weights, tokens, targets, B, S).loss; };
-    // The cross-entropy is a mean of O(1) terms: its scale before cancellation is ~loss.
-    const double floor = 1e-3 * lg.loss;
-    std::vector<WeightSlot> slots = weightSlots(mc.config, weights);
-    ModelWeights &grads = lg.grads;
-    std::vector<WeightSlot> gradSlots = weightSlots(mc.config, grads);
-    ASSERT_EQ(slots.size(), gradSlots.size());
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      ASSERT_EQ(gradSlots[i].tensor->shape, slots[i].tensor->shape) << slots[i].name;
-      EXPECT_LT(gradientError(*gradSlots[i].tensor, numericGradient(loss, *slots[i].tensor),
-                              floor),
-                kGradTol)
-          << slots[i].name;
-    }
+    expectFiniteDifferences(mc.config, weights, lg, [&] {
+      return modelLoss(mc.config, weights, tokens, targets, B, S).loss;
+    });
     if (mc.config.tieWordEmbeddings)
-      EXPECT_TRUE(grads.lmHead.isEmpty());
+      EXPECT_TRUE(lg.grads.lmHead.isEmpty());
   }
 }
 
@@ -233,10 +248,7 @@ TEST(ModelGradients, DocumentResetsMatchFiniteDifferencesAndCutTheState) {
   for (const ModelCase &mc : modelCases()) {
     SCOPED_TRACE(mc.name);
     ModelWeights weights = liveWeights(mc.config, 43);
-    Random rng(8);
-    std::vector<std::int64_t> tokens(B * S);
-    for (auto &t : tokens)
-      t = static_cast<std::int64_t>(rng.uniform(0.0, static_cast<double>(mc.config.vocabSize)));
+    const std::vector<std::int64_t> tokens = randomTokens(mc.config, B * S, 8);
     std::vector<std::int64_t> targets = nextTokenTargets(tokens, B, S);
     std::vector<std::uint8_t> resets(B * S, 0);
     resets[3] = 1;     // sequence 0: a document starts at t = 3
@@ -248,15 +260,9 @@ TEST(ModelGradients, DocumentResetsMatchFiniteDifferencesAndCutTheState) {
                 1e-12 * lg.loss);
     EXPECT_GT(std::abs(lg.loss - modelLoss(mc.config, weights, tokens, targets, B, S).loss), 1e-6)
         << "the resets change nothing";
-    auto loss = [&] { return modelLoss(mc.config, weights, tokens, targets, B, S, resets).loss; };
-    const double floor = 1e-3 * lg.loss;
-    std::vector<WeightSlot> slots = weightSlots(mc.config, weights);
-    std::vector<WeightSlot> gradSlots = weightSlots(mc.config, lg.grads);
-    for (std::size_t i = 0; i < slots.size(); ++i)
-      EXPECT_LT(gradientError(*gradSlots[i].tensor, numericGradient(loss, *slots[i].tensor),
-                              floor),
-                kGradTol)
-          << slots[i].name;
+    expectFiniteDifferences(mc.config, weights, lg, [&] {
+      return modelLoss(mc.config, weights, tokens, targets, B, S, resets).loss;
+    });
 
     // Only positions after the reset count: changing tokens before it leaves the loss (up to
     // the 1.4e-11 the state keeps).

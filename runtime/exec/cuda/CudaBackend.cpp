@@ -123,6 +123,8 @@ public:
   std::vector<float> readState(std::uint64_t slot, std::size_t stateIndex) override;
   std::vector<float> readBoundBuffer(art::BufferId id) override;
   std::vector<float> readBuffer(art::BufferId id, const CallShape &shape) override;
+  /// A static buffer this backend did not allocate (no function of it reads it) is an error.
+  void checkHeld(const art::Buffer &b, std::string_view what) const;
   void writeBuffer(art::BufferId id, const CallShape &shape,
                    std::span<const float> values) override;
 
@@ -442,11 +444,18 @@ void CudaBackend::uploadInput(const BufferRef &dst, std::span<const std::byte> b
       api_.cuMemcpyHtoDAsync_v2(dst.address, bytes.data(), bytes.size(), stream_->handle()));
 }
 
+void CudaBackend::checkHeld(const art::Buffer &b, std::string_view what) const {
+  check(!art::isStaticClass(b.cls) || b.id >= buffers_.size() || buffers_[b.id].bytes() > 0,
+        "{}: weight '{}' is not held by this backend: none of its functions ({}) reads it", what,
+        b.name, fmt::join(limits().functions, ", "));
+}
+
 std::vector<float> CudaBackend::readBuffer(art::BufferId id, const CallShape &shape) {
   checkShape(shape, "readBuffer");
   device_.makeCurrent();
   stream_->synchronize();
   const BufferRef ref = plan().resolve(memory_, id, shape);
+  checkHeld(*ref.buffer, "readBuffer");
   const art::DType dtype = ref.buffer->dtype;
   check(dtype == art::DType::F32 || dtype == art::DType::BF16,
         "readBuffer: '{}' is not an f32 or bf16 buffer", ref.buffer->name);
@@ -468,6 +477,7 @@ void CudaBackend::writeBuffer(art::BufferId id, const CallShape &shape,
   device_.makeCurrent();
   stream_->synchronize();
   const BufferRef ref = plan().resolve(memory_, id, shape);
+  checkHeld(*ref.buffer, "writeBuffer");
   const art::DType dtype = ref.buffer->dtype;
   check((dtype == art::DType::F32 || dtype == art::DType::BF16) && values.size() == ref.elements,
         "writeBuffer: '{}' takes {} f32/bf16 values, got {}", ref.buffer->name, ref.elements,
