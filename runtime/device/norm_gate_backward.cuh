@@ -87,12 +87,19 @@ template <class Config> __device__ void norm_gate_backward(const NormGateBackwar
       const int hd = warp + a * Config::kWarps;
       if (hd >= Config::kNumHeads)
         break;
-      float xv[kPer], gv[kPer];
+      // Every load of the head's row (h, o, dout, w) is issued before the reductions and before
+      // any store: the views may alias as far as the compiler knows, so loads after a store
+      // would wait for it.
+      float xv[kPer], gv[kPer], ov[kPer], dv[kPer], wv[kPer];
       float sum = 0.0f;
 #pragma unroll
       for (int j = 0; j < kPer; ++j) {
         const int e = lane + 32 * j;
-        xv[j] = e < kDV ? to_float(h[hd * kDV + e]) : 0.0f;
+        const bool in = e < kDV;
+        xv[j] = in ? to_float(h[hd * kDV + e]) : 0.0f;
+        ov[j] = in ? to_float(o[hd * kDV + e]) : 0.0f;
+        dv[j] = in ? to_float(dout[hd * kDV + e]) : 0.0f;
+        wv[j] = in ? to_float(w[hd * kDV + e]) : 0.0f;
         sum += xv[j];
       }
       const float mean = warp_sum(sum) / kDV;
@@ -112,8 +119,8 @@ template <class Config> __device__ void norm_gate_backward(const NormGateBackwar
         if (e >= kDV)
           continue;
         const int c = hd * kDV + e;
-        const float xhat = xv[j] * r, wc = to_float(w[c]), s = sigmoid(to_float(o[c]));
-        const float d = to_float(dout[c]);
+        const float xhat = xv[j] * r, wc = wv[j], s = sigmoid(ov[j]);
+        const float d = dv[j];
         d_o[c] = from_float<T>(d * xhat * wc * s * (1.0f - s));
         gv[j] = d * s * wc;
         xv[j] = xhat;

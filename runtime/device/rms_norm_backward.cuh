@@ -72,19 +72,38 @@ template <class Config> __device__ void rms_norm_backward(const RmsNormBackwardP
   const int64_t first = static_cast<int64_t>(blockIdx.x) * Config::kRowsPerBlock;
   const int64_t last = first + Config::kRowsPerBlock < p.rows ? first + Config::kRowsPerBlock
                                                                : p.rows;
+  // A thread's 8 consecutive columns of a group move as one 16-byte access when every view
+  // allows it; and every load of a row (x, dy, the residual) is issued before its stores (the
+  // views may alias as far as the compiler knows, so a load after a store would wait for it).
+  const bool vector = view_aligned16<T>(p.x, p.x_offset, p.x_stride) &&
+                      view_aligned16<T>(p.dy, 0, kDim) && view_aligned16<T>(p.dx, 0, kDim) &&
+                      (p.residual == nullptr || view_aligned16<T>(p.residual, 0, kDim));
+  auto load8 = [&](const T *src, int c, float (&out)[8]) {
+    if (vector && c + 8 <= kDim) {
+      load_floats<8, true>(src + c, out);
+      return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      out[i] = c + i < kDim ? to_float(src[c + i]) : 0.0f;
+  };
   for (int64_t row = first; row < last; ++row) {
     const T *x = static_cast<const T *>(p.x) + row * p.x_stride + p.x_offset;
     const T *dy = static_cast<const T *>(p.dy) + row * kDim;
-    float xv[kGroups][8], dv[kGroups][8];
+    const T *res = p.residual ? static_cast<const T *>(p.residual) + row * kDim : nullptr;
+    float xv[kGroups][8], dv[kGroups][8], rv[kGroups][8];
     float sumsq = 0.0f, gx = 0.0f;
 #pragma unroll
     for (int g = 0; g < kGroups; ++g) {
       const int c = (g * kThreads + tid) * 8;
+      load8(x, c, xv[g]);
+      load8(dy, c, dv[g]);
+      if (res)
+        load8(res, c, rv[g]);
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
-        const bool in = c + i < kDim;
-        xv[g][i] = in ? to_float(x[c + i]) : 0.0f;
-        dv[g][i] = in ? to_float(dy[c + i]) : 0.0f;
+        if (!res)
+          rv[g][i] = 0.0f;
         sumsq += xv[g][i] * xv[g][i];
         gx += dv[g][i] * wv[g][i] * xv[g][i];
       }
@@ -94,16 +113,22 @@ template <class Config> __device__ void rms_norm_backward(const RmsNormBackwardP
     const float r = rsqrtf(total / kDim + static_cast<float>(p.eps));
     const float k = r * r * r / kDim * dot;
     T *dx = static_cast<T *>(p.dx) + row * kDim;
-    const T *res = p.residual ? static_cast<const T *>(p.residual) + row * kDim : nullptr;
 #pragma unroll
     for (int g = 0; g < kGroups; ++g) {
       const int c = (g * kThreads + tid) * 8;
+      float out[8];
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
-        if (c + i < kDim)
-          dx[c + i] = from_float<T>(r * dv[g][i] * wv[g][i] - k * xv[g][i] +
-                                    (res ? to_float(res[c + i]) : 0.0f));
+        out[i] = r * dv[g][i] * wv[g][i] - k * xv[g][i] + rv[g][i];
         acc[g][i] += dv[g][i] * xv[g][i] * r;
+      }
+      if (vector && c + 8 <= kDim) {
+        store_floats<8, true>(dx + c, out);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+          if (c + i < kDim)
+            dx[c + i] = from_float<T>(out[i]);
       }
     }
   }
