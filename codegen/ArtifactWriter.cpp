@@ -105,6 +105,7 @@ private:
   LogicalResult writeZeroState(xk::ZeroStateOp op);
   LogicalResult checkConcat(xlstm::ConcatOp concat);
   void writeOptimizerFunctions();
+  void narrowGemmGradients();
   LogicalResult fillModelInfo();
 
   ModuleOp module_;
@@ -673,7 +674,45 @@ LogicalResult Writer::writeFunction(func::FuncOp func) {
   return success();
 }
 
+void Writer::narrowGemmGradients() {
+  // Low-memory mode: a bf16 parameter's gradient is kept in bf16 when only GEMMs write it (a
+  // projection matrix, the LM head): cuBLASLt accumulates each product in fp32 and rounds once
+  // into the buffer, so a step of one micro-batch loses nothing a bf16 gradient can hold (each
+  // further micro-batch rounds the running sum once more). A gradient that a kernel family sums
+  // into (the embedding's, by token, possibly hundreds of rows into one; the norms' and biases'
+  // column sums) stays fp32: rounding every partial sum would lose far more, and those tensors
+  // are small next to the matrices (the 7B's embedding gradient is 0.8 GB of its 26).
+  const art::Function *train = nullptr;
+  for (const art::Function &f : artifact_.functions)
+    if (f.name == "train_step")
+      train = &f;
+  if (!train)
+    return;
+  for (art::Buffer &b : artifact_.buffers) {
+    if (b.cls != art::BufferClass::Gradient || !b.parameter ||
+        artifact_.buffers[*b.parameter].dtype != art::DType::BF16)
+      continue;
+    bool onlyGemms = true, written = false;
+    for (const art::Step &s : train->steps) {
+      const std::vector<art::BufferId> ids = art::buffersOf(s);
+      if (std::find(ids.begin(), ids.end(), b.id) == ids.end())
+        continue;
+      const art::GemmStep *g = s.gemm();
+      // cuBLASLt writes a bf16 D from bf16 operands (an f32 × f32 product has an f32 D).
+      onlyGemms = onlyGemms && g && g->d == b.id && g->a != b.id && g->b != b.id &&
+                  (!g->c || *g->c != b.id) &&
+                  artifact_.buffers[g->a].dtype == art::DType::BF16;
+      written = true;
+    }
+    if (onlyGemms && written)
+      b.dtype = art::DType::BF16;
+  }
+}
+
 void Writer::writeOptimizerFunctions() {
+  const bool lowMemory = options_.trainingPrecision == TrainingPrecision::LowMemory;
+  if (lowMemory)
+    narrowGemmGradients();
   // The gradients train_step accumulates, in the order it returns them (the order of the global
   // norm's sum and of the updates).
   std::vector<art::BufferId> grads;
@@ -682,12 +721,16 @@ void Writer::writeOptimizerFunctions() {
       grads.push_back(b.id);
   // Grid-stride loops over groups of 8 elements: four blocks of 256 threads per H100 SM (the
   // AdamW kernel's ~60 registers per thread allow 1024 threads per SM), 128 bytes in flight per
-  // thread; both kernels are bound by HBM bandwidth (AdamW moves ~34 bytes per bf16 parameter).
+  // thread; both kernels are bound by HBM bandwidth (AdamW moves ~34 bytes per bf16 parameter
+  // in the standard mode, 14 in the low-memory mode).
   constexpr int64_t kThreads = 256, kBlocks = 528;
   auto count = [&](art::BufferId id) {
     return static_cast<int64_t>(artifact_.buffers[id].shape.empty()
                                     ? 1
                                     : art::shapeProduct(artifact_.buffers[id].shape)->c);
+  };
+  auto dtypeText = [&](art::BufferId id) {
+    return std::string(art::dtypeName(artifact_.buffers[id].dtype));
   };
   auto familyKernel = [&](std::string_view family, const kernels::Config &config) {
     return kernel(kernels::renderKernel(*kernels::findFamily(family), config,
@@ -702,13 +745,14 @@ void Writer::writeOptimizerFunctions() {
   const art::BufferId normSq =
       addBuffer("grad_norm.norm_sq", art::BufferClass::Output, art::DType::F32, {art::Dim(1)});
   function_->outputs.push_back({"norm_sq", normSq});
-  const art::KernelIndex normKernel =
-      familyKernel("grad_norm", {{"threads", kThreads}, {"blocks", kBlocks}});
   const art::BufferId partial = workspace("grad_norm.partial", art::DType::F32,
                                           art::Expr::constant(kBlocks * 4));
   const art::BufferId counter =
       workspace("grad_norm.counter", art::DType::I64, art::Expr::constant(8));
   for (std::size_t i = 0; i < grads.size(); ++i) {
+    const art::KernelIndex normKernel = familyKernel(
+        "grad_norm",
+        {{"grad_dtype", dtypeText(grads[i])}, {"threads", kThreads}, {"blocks", kBlocks}});
     art::Step s = art::Step::makeLaunch(
         "grad_norm", nlohmann::json::object(), normKernel,
         {art::Arg::buffer(grads[i]), art::Arg::buffer(partial), art::Arg::buffer(normSq),
@@ -720,10 +764,13 @@ void Writer::writeOptimizerFunctions() {
     step(std::move(s));
   }
 
-  // optimizer_step(lr, beta1, beta2, eps, weight_decay, c1, c2, grad_scale): AdamW on every
-  // parameter train_step reads, from its gradient (which the update consumes: zeroed), its
-  // moments, and for a parameter narrower than f32 an f32 master copy it updates (the working
-  // weight is rewritten from it). Weight decay applies to the projection matrices only.
+  // optimizer_step(lr, beta1, beta2, eps, weight_decay, c1, c2, grad_scale, step): AdamW on
+  // every parameter train_step reads, from its gradient (which the update consumes: zeroed), its
+  // moments, and in the standard mode, for a parameter narrower than f32, an f32 master copy it
+  // updates (the working weight is rewritten from it). The low-memory mode keeps a bf16
+  // parameter's moments in bf16 and no master; its bf16 stores round stochastically, with random
+  // bits keyed by `step` (the optimizer step, so that a resumed run rounds as the uninterrupted
+  // one) and the tensor's index below. Weight decay applies to the projection matrices only.
   artifact_.functions.emplace_back();
   function_ = &artifact_.functions.back();
   function_->name = functionName_ = "optimizer_step";
@@ -731,24 +778,29 @@ void Writer::writeOptimizerFunctions() {
                                "grad_scale"};
   for (const char *name : scalarNames)
     function_->scalars.push_back({name, art::ParamKind::F32});
+  function_->scalars.push_back({"step", art::ParamKind::I64});
   auto scalar = [](std::uint32_t i) { return art::Arg::scalar(i); };
-  for (art::BufferId g : grads) {
+  for (std::size_t tensor = 0; tensor < grads.size(); ++tensor) {
+    const art::BufferId g = grads[tensor];
     const art::BufferId param = *artifact_.buffers[g].parameter;
     const art::Buffer p = artifact_.buffers[param];
     const std::string base = "optimizer." + p.name.substr(p.name.find('.') + 1);
-    auto optimizerBuffer = [&](const char *suffix, art::OptimizerRole role) {
-      art::BufferId id = addBuffer(base + "." + suffix, art::BufferClass::Optimizer,
-                                   art::DType::F32, p.shape);
+    const art::DType momentType =
+        lowMemory && p.dtype == art::DType::BF16 ? art::DType::BF16 : art::DType::F32;
+    auto optimizerBuffer = [&](const char *suffix, art::OptimizerRole role, art::DType dtype) {
+      art::BufferId id = addBuffer(base + "." + suffix, art::BufferClass::Optimizer, dtype,
+                                   p.shape);
       artifact_.buffers[id].parameter = param;
       artifact_.buffers[id].role = role;
       return id;
     };
-    const art::BufferId m = optimizerBuffer("exp_avg", art::OptimizerRole::ExpAvg);
-    const art::BufferId v = optimizerBuffer("exp_avg_sq", art::OptimizerRole::ExpAvgSq);
-    const bool master = p.dtype != art::DType::F32;
+    const art::BufferId m = optimizerBuffer("exp_avg", art::OptimizerRole::ExpAvg, momentType);
+    const art::BufferId v =
+        optimizerBuffer("exp_avg_sq", art::OptimizerRole::ExpAvgSq, momentType);
+    const bool master = !lowMemory && p.dtype != art::DType::F32;
     std::optional<art::BufferId> masterId;
     if (master)
-      masterId = optimizerBuffer("master", art::OptimizerRole::Master);
+      masterId = optimizerBuffer("master", art::OptimizerRole::Master, art::DType::F32);
     // Decay when every checkpoint tensor of the parameter decays (a fused projection's pieces
     // are all matrices; norms, biases and the embedding never decay).
     const auto binding = std::find_if(artifact_.weights.begin(), artifact_.weights.end(),
@@ -759,7 +811,10 @@ void Writer::writeOptimizerFunctions() {
         decay = decay && train::decaysWeight(binding->sources[i], binding->sourceShapes[i].size());
     const art::KernelIndex k =
         familyKernel("adamw", {{"dtype", std::string(art::dtypeName(p.dtype))},
+                               {"grad_dtype", dtypeText(g)},
+                               {"moment_dtype", std::string(art::dtypeName(momentType))},
                                {"master", master},
+                               {"rounding", lowMemory ? "stochastic" : "nearest"},
                                {"threads", kThreads},
                                {"blocks", kBlocks}});
     std::vector<art::Arg> args = {art::Arg::buffer(param),
@@ -768,6 +823,8 @@ void Writer::writeOptimizerFunctions() {
                                   art::Arg::buffer(m),
                                   art::Arg::buffer(v),
                                   art::Arg::i64(count(param)),
+                                  scalar(8),
+                                  art::Arg::i64(static_cast<std::int64_t>(tensor)),
                                   scalar(0),
                                   scalar(1),
                                   scalar(2),

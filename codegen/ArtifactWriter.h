@@ -21,9 +21,20 @@
 
 namespace xlc::codegen {
 
+/// How @train_step's artifact keeps gradients and optimizer state (docs/plans/training.md).
+enum class TrainingPrecision {
+  /// fp32 gradients, fp32 AdamW moments, an fp32 master copy of every bf16 parameter.
+  Standard,
+  /// What fits the 7B on one 80 GB GPU: the gradients that only GEMMs write (the projection
+  /// matrices, the LM head) in bf16, bf16 moments, no master copies; every bf16 store of the
+  /// optimizer rounds stochastically.
+  LowMemory,
+};
+
 struct CodegenOptions {
   std::string arch = "sm_90a";
   std::string compilerVersion = "0.1.0";
+  TrainingPrecision trainingPrecision = TrainingPrecision::Standard;
 };
 
 /// Builds the artifact; emits diagnostics and fails on anything it cannot compile.

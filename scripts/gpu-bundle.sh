@@ -6,7 +6,8 @@
 #                    24.04; the driver, NVRTC and cuBLASLt are dlopen'ed there)
 #   .gpu/artifacts/  the models of models/ compiled by xlc-compile (the GPU machine has no MLIR),
 #                    and <model>-train.xlca with the training functions (xlc-compile --training)
-#                    for the models training is run or checked on: tiny, shakespeare, 125m
+#                    for the models training is run or checked on: tiny, shakespeare, 125m,
+#                    and xlstm-tiny-train-lowmem.xlca (--training-precision low-memory)
 #   .gpu/PROVENANCE  what the bundle was made from, "key: value" lines (test/gpu/provenance.sh):
 #                    the git commit, whether the tree was dirty (changed paths, a hash of the
 #                    diff), the device-header hash embedded in the binaries (checked equal to
@@ -61,6 +62,9 @@ for m in xlstm-tiny xlstm-shakespeare xlstm-125m; do
     -o "$here/.gpu/artifacts/$m-train.xlca"
   models+=("$m-train")
 done
+"$here/build/tools/xlc-compile/xlc-compile" "$(config_of xlstm-tiny)" --training \
+  --training-precision low-memory -o "$here/.gpu/artifacts/xlstm-tiny-train-lowmem.xlca"
+models+=(xlstm-tiny-train-lowmem)
 
 # Provenance: the runtime's device-header hash (generated into the bundle build) must be every
 # artifact's, or the CUDA backend would refuse the artifacts on the GPU machine.

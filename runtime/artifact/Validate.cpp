@@ -232,9 +232,14 @@ private:
       if (b.role && b.cls != BufferClass::Optimizer)
         error("{}: only optimizer buffers have a role, not {} buffers", label,
               bufferClassName(b.cls));
+      // f32, or bf16 in the low-memory training mode (docs/artifact.md); a master copy exists to
+      // hold what bf16 cannot, so it is f32.
       if ((b.cls == BufferClass::Optimizer || b.cls == BufferClass::Gradient) &&
-          b.dtype != DType::F32)
-        error("{}: {} buffers are f32, got {}", label, bufferClassName(b.cls), dtypeName(b.dtype));
+          b.dtype != DType::F32 && b.dtype != DType::BF16)
+        error("{}: {} buffers are f32 or bf16, got {}", label, bufferClassName(b.cls),
+              dtypeName(b.dtype));
+      if (b.role == OptimizerRole::Master && b.dtype != DType::F32)
+        error("{}: a master copy is f32, got {}", label, dtypeName(b.dtype));
       if (b.parameter) {
         if (*b.parameter >= a_.buffers.size() ||
             a_.buffers[*b.parameter].cls != BufferClass::Parameter)

@@ -7,9 +7,16 @@
 //     p ← p − lr·( (m / c1) / (√(v / c2) + ε) + λ·p )   c1 = 1 − β1^t, c2 = 1 − β2^t
 // with λ the weight decay (0 for tensors that do not decay: the caller passes it per tensor).
 // kMaster: p is an fp32 master copy and the working weight (T, what the forward reads) is
-// rewritten from it, rounded to nearest; otherwise the working weight is updated in place
-// (T = float: exact; bf16 without a master loses updates below half an ulp — the low-memory mode
-// adds stochastic rounding later).
+// rewritten from it, rounded to nearest; otherwise the working weight is updated in place.
+//
+// Storage types: the gradient G and the moments M are fp32 or bf16; the arithmetic is fp32
+// whatever they are (a bf16 value widens exactly). A bf16 store rounds to nearest, or with
+// kStochastic stochastically (stochastic_rounding.cuh), which the low-memory mode needs: bf16
+// moments and a bf16 weight without a master, where rounding to nearest would drop every update
+// below half an ulp. The random bits of element i of the weight, m and v are
+// rounding_bits(rounding_key(seed, 3·tensor + {0, 1, 2}), i), with seed the optimizer step and
+// tensor the launch's index in optimizer_step: a pure function of (step, tensor, array, element),
+// so a resumed run and the CPU backend (runtime/kernels/families/AdamW.cpp) round identically.
 //
 // The step consumes the gradient: each grad[i] is zeroed once read, so the gradient buffers are
 // ready for the next step's micro-batches to accumulate into (train_step adds into them).
@@ -25,16 +32,19 @@
 #define XLC_DEVICE_ADAMW_CUH
 
 #include "xlc/device/common.cuh"
+#include "xlc/device/stochastic_rounding.cuh"
 
 namespace xlc::device {
 
 struct AdamWParams {
   void *weight;        ///< [count] of T: the working weight the forward reads
   float *master;       ///< [count] fp32 master weights (kMaster), else null
-  float *grad;         ///< [count], zeroed after it is read
-  float *m;            ///< [count] first moment
-  float *v;            ///< [count] second moment
+  void *grad;          ///< [count] of G, zeroed after it is read
+  void *m;             ///< [count] of M: the first moment
+  void *v;             ///< [count] of M: the second moment
   int64_t count;
+  int64_t seed;        ///< kStochastic: the optimizer step (the random bits' counter)
+  int64_t tensor;      ///< kStochastic: which tensor of the step (its launch index)
   double lr;
   double beta1, beta2, eps;
   double weight_decay; ///< λ for this tensor (0: no decay)
@@ -42,9 +52,13 @@ struct AdamWParams {
   double grad_scale;   ///< the clipping factor
 };
 
-template <class T_, bool kMaster_, int kThreads_> struct AdamWConfig {
+template <class T_, class G_, class M_, bool kMaster_, bool kStochastic_, int kThreads_>
+struct AdamWConfig {
   using T = T_;
+  using G = G_;
+  using M = M_;
   static constexpr bool kMaster = kMaster_;
+  static constexpr bool kStochastic = kStochastic_;
   static constexpr int kThreads = kThreads_;
   static constexpr int kSharedBytes = 0;
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "kThreads must be whole warps");
@@ -59,8 +73,41 @@ __device__ __forceinline__ void adamw_element(float g, float &m, float &v, float
   param -= lr * ((m / c1) / (sqrtf(v / c2) + eps) + lambda * param);
 }
 
+/// Stores N fp32 values as X at p + i (element indices i..i+N−1 of the tensor): bf16 rounded
+/// stochastically under |key| when kStochastic, else as from_float rounds (to nearest). kVector:
+/// one or more 16-byte stores (p + i 16-byte aligned).
+template <int N, bool kVector, bool kStochastic, class X>
+__device__ __forceinline__ void store_rounded(X *p, int64_t i, const float (&in)[N],
+                                              unsigned int key) {
+  if constexpr (kStochastic && is_bf16<X>) {
+    unsigned short bits[N];
+#pragma unroll
+    for (int e = 0; e < N; ++e)
+      bits[e] = bf16_bits_stochastic(__builtin_bit_cast(unsigned int, in[e]),
+                                     rounding_bits(key, static_cast<uint64_t>(i + e)));
+    if constexpr (kVector) {
+      static_assert((N * 2) % 16 == 0, "vector store of a partial 16-byte group");
+#pragma unroll
+      for (int c = 0; c < N / 8; ++c) {
+        uint4 raw;
+        memcpy(&raw, bits + 8 * c, 16);
+        reinterpret_cast<uint4 *>(p + i)[c] = raw;
+      }
+    } else {
+#pragma unroll
+      for (int e = 0; e < N; ++e)
+        memcpy(p + i + e, bits + e, 2);
+    }
+  } else {
+    store_floats<N, kVector>(p + i, in);
+  }
+}
+
 template <class Config> __device__ void adamw(const AdamWParams &p) {
   using T = typename Config::T;
+  using G = typename Config::G;
+  using M = typename Config::M;
+  constexpr bool kSR = Config::kStochastic;
   // Each thread takes groups of kGroup consecutive elements: one 16-byte store of a bf16 weight,
   // two 16-byte loads of each fp32 array. Every load of a group is issued before any of its
   // stores (the arrays could alias as far as the compiler knows, so program order is the order
@@ -71,18 +118,25 @@ template <class Config> __device__ void adamw(const AdamWParams &p) {
   const float lambda = static_cast<float>(p.weight_decay), scale = static_cast<float>(p.grad_scale);
   const float c1 = static_cast<float>(p.c1), c2 = static_cast<float>(p.c2);
   T *w = static_cast<T *>(p.weight);
+  G *grad = static_cast<G *>(p.grad);
+  M *mom1 = static_cast<M *>(p.m), *mom2 = static_cast<M *>(p.v);
+  const uint64_t seed = static_cast<uint64_t>(p.seed);
+  const unsigned int stream = static_cast<unsigned int>(p.tensor) * 3U;
+  const unsigned int keyW = kSR ? rounding_key(seed, stream) : 0U;
+  const unsigned int keyM = kSR ? rounding_key(seed, stream + 1U) : 0U;
+  const unsigned int keyV = kSR ? rounding_key(seed, stream + 2U) : 0U;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * Config::kThreads;
-  const bool vector = view_aligned16<float>(p.grad, 0, 0) && view_aligned16<float>(p.m, 0, 0) &&
-                      view_aligned16<float>(p.v, 0, 0) && view_aligned16<T>(w, 0, 0) &&
+  const bool vector = view_aligned16<G>(grad, 0, 0) && view_aligned16<M>(mom1, 0, 0) &&
+                      view_aligned16<M>(mom2, 0, 0) && view_aligned16<T>(w, 0, 0) &&
                       (!Config::kMaster || view_aligned16<float>(p.master, 0, 0));
   const int64_t groups = vector ? p.count / kGroup : 0;
   for (int64_t gi = first; gi < groups; gi += stride) {
     const int64_t i = gi * kGroup;
     float g[kGroup], m[kGroup], v[kGroup], param[kGroup];
-    load_floats<kGroup, true>(p.grad + i, g);
-    load_floats<kGroup, true>(p.m + i, m);
-    load_floats<kGroup, true>(p.v + i, v);
+    load_floats<kGroup, true>(grad + i, g);
+    load_floats<kGroup, true>(mom1 + i, m);
+    load_floats<kGroup, true>(mom2 + i, v);
     if constexpr (Config::kMaster)
       load_floats<kGroup, true>(p.master + i, param);
     else
@@ -91,25 +145,30 @@ template <class Config> __device__ void adamw(const AdamWParams &p) {
     for (int e = 0; e < kGroup; ++e)
       adamw_element(scale * g[e], m[e], v[e], param[e], b1, b2, eps, lr, lambda, c1, c2);
     const float zeros[kGroup] = {};
-    store_floats<kGroup, true>(p.grad + i, zeros);
-    store_floats<kGroup, true>(p.m + i, m);
-    store_floats<kGroup, true>(p.v + i, v);
-    if constexpr (Config::kMaster)
+    store_floats<kGroup, true>(grad + i, zeros);
+    store_rounded<kGroup, true, kSR>(mom1, i, m, keyM);
+    store_rounded<kGroup, true, kSR>(mom2, i, v, keyV);
+    if constexpr (Config::kMaster) {
       store_floats<kGroup, true>(p.master + i, param);
-    store_floats<kGroup, true>(w + i, param);
+      store_floats<kGroup, true>(w + i, param); // the working copy, rounded to nearest
+    } else {
+      store_rounded<kGroup, true, kSR>(w, i, param, keyW);
+    }
   }
   // The elements after the last whole group (all of them when a pointer is not 16-byte aligned).
   for (int64_t i = groups * kGroup + first; i < p.count; i += stride) {
-    const float g = scale * p.grad[i];
-    float m = p.m[i], v = p.v[i];
-    float param = Config::kMaster ? p.master[i] : to_float(w[i]);
-    adamw_element(g, m, v, param, b1, b2, eps, lr, lambda, c1, c2);
-    p.grad[i] = 0.0f;
-    p.m[i] = m;
-    p.v[i] = v;
-    if (Config::kMaster)
-      p.master[i] = param;
-    w[i] = from_float<T>(param);
+    float g[1] = {scale * to_float(grad[i])}, m[1] = {to_float(mom1[i])}, v[1] = {to_float(mom2[i])};
+    float param[1] = {Config::kMaster ? p.master[i] : to_float(w[i])};
+    adamw_element(g[0], m[0], v[0], param[0], b1, b2, eps, lr, lambda, c1, c2);
+    grad[i] = from_float<G>(0.0f);
+    store_rounded<1, false, kSR>(mom1, i, m, keyM);
+    store_rounded<1, false, kSR>(mom2, i, v, keyV);
+    if constexpr (Config::kMaster) {
+      p.master[i] = param[0];
+      w[i] = from_float<T>(param[0]);
+    } else {
+      store_rounded<1, false, kSR>(w, i, param, keyW);
+    }
   }
 }
 

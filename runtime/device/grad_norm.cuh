@@ -1,6 +1,6 @@
 //===- grad_norm.cuh - Squared L2 norm of a gradient, for global-norm clipping -*- CUDA -*-===//
 //
-// norm_sq += Σ_{i < count} grad[i]²       (fp32, ACCUMULATED)
+// norm_sq += Σ_{i < count} grad[i]²       (fp32, ACCUMULATED; grad of G: fp32 or bf16)
 // One launch per gradient tensor, in a fixed tensor order, all adding into the same norm_sq:
 // the global norm ‖g‖ = √norm_sq then gives the clipping factor min(1, c / (‖g‖ + 1e-6))
 // (runtime/train/AdamW.h clipScale) that the optimizer step takes as grad_scale.
@@ -20,14 +20,15 @@
 namespace xlc::device {
 
 struct GradNormParams {
-  const float *grad; ///< [count]
+  const void *grad;  ///< [count] of G
   float *partial;    ///< [gridDim.x] scratch
   float *norm_sq;    ///< [1], accumulated
   int64_t *counter;  ///< [1], zero before the launch (left zero after it)
   int64_t count;
 };
 
-template <int kThreads_> struct GradNormConfig {
+template <class G_, int kThreads_> struct GradNormConfig {
+  using G = G_;
   static constexpr int kThreads = kThreads_;
   static constexpr int kSharedBytes = 0;
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "kThreads must be whole warps");
@@ -36,21 +37,25 @@ template <int kThreads_> struct GradNormConfig {
 template <class Config> __device__ void grad_norm(const GradNormParams &p) {
   __shared__ float scratch[32];
   __shared__ bool isLast;
-  // Groups of 8 elements per thread (two 16-byte loads in flight), then the partial group.
+  // Groups of 8 elements per thread (one or two 16-byte loads in flight), then the partial group.
+  using G = typename Config::G;
   constexpr int kGroup = 8;
+  const G *grad = static_cast<const G *>(p.grad);
   const int64_t first = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * Config::kThreads;
-  const int64_t groups = view_aligned16<float>(p.grad, 0, 0) ? p.count / kGroup : 0;
+  const int64_t groups = view_aligned16<G>(grad, 0, 0) ? p.count / kGroup : 0;
   float sum = 0.0f;
   for (int64_t gi = first; gi < groups; gi += stride) {
     float g[kGroup];
-    load_floats<kGroup, true>(p.grad + gi * kGroup, g);
+    load_floats<kGroup, true>(grad + gi * kGroup, g);
 #pragma unroll
     for (int e = 0; e < kGroup; ++e)
       sum += g[e] * g[e];
   }
-  for (int64_t i = groups * kGroup + first; i < p.count; i += stride)
-    sum += p.grad[i] * p.grad[i];
+  for (int64_t i = groups * kGroup + first; i < p.count; i += stride) {
+    const float g = to_float(grad[i]);
+    sum += g * g;
+  }
   sum = block_sum<Config::kThreads>(sum, scratch);
   if (threadIdx.x == 0)
     p.partial[blockIdx.x] = sum;

@@ -19,7 +19,20 @@ void AdamWConfig::validate() const {
 AdamWStep adamwStep(const AdamWConfig &config, std::int64_t step, double lr, float gradScale) {
   check(step >= 1, "AdamW: update number {} must be >= 1", step);
   return {lr, 1.0 - std::pow(config.beta1, static_cast<double>(step)),
-          1.0 - std::pow(config.beta2, static_cast<double>(step)), gradScale};
+          1.0 - std::pow(config.beta2, static_cast<double>(step)), gradScale, step};
+}
+
+std::map<std::string, double, std::less<>> optimizerStepScalars(const AdamWConfig &config,
+                                                               const AdamWStep &step) {
+  return {{"lr", step.lr},
+          {"beta1", config.beta1},
+          {"beta2", config.beta2},
+          {"eps", config.eps},
+          {"weight_decay", config.weightDecay},
+          {"c1", step.c1},
+          {"c2", step.c2},
+          {"grad_scale", step.gradScale},
+          {"step", static_cast<double>(step.number)}};
 }
 
 void adamwApply(std::span<float> param, std::span<const float> grad, std::span<float> m,

@@ -16,7 +16,10 @@
 #define XLC_RUNTIME_TRAIN_ADAMW_H
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace xlc::train {
@@ -38,9 +41,15 @@ struct AdamWStep {
   double lr = 0.0;
   double c1 = 1.0, c2 = 1.0;
   float gradScale = 1.0f;
+  std::int64_t number = 1; ///< t: keys the low-memory mode's stochastic rounding
 };
 /// The constants of update number |step| (1-based).
 AdamWStep adamwStep(const AdamWConfig &config, std::int64_t step, double lr, float gradScale);
+
+/// The scalars of an artifact's optimizer_step for |step| (lr, beta1, beta2, eps, weight_decay,
+/// c1, c2, grad_scale, step), as exec::CallArgs::scalars takes them.
+std::map<std::string, double, std::less<>> optimizerStepScalars(const AdamWConfig &config,
+                                                               const AdamWStep &step);
 
 /// One update of one tensor with the constants of |step| (all spans the same length).
 void adamwApply(std::span<float> param, std::span<const float> grad, std::span<float> m,

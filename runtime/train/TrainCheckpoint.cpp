@@ -64,12 +64,37 @@ void checkParameter(const ParameterState &p) {
           what, v->size(), weights::shapeString(p.shape), n);
   check(p.master.empty() || p.master.size() == n,
         "parameter '{}': the master copy has {} values for {} elements", p.name, p.master.size(), n);
+  check(p.momentDtype == weights::DType::F32 || p.momentDtype == weights::DType::BF16,
+        "parameter '{}': moments are f32 or bf16, got {}", p.name,
+        weights::dtypeName(p.momentDtype));
+  auto bf16Exact = [&](const std::vector<float> &values, const char *what) {
+    for (std::size_t i = 0; i < values.size(); ++i)
+      check(weights::bf16ToF32(weights::f32ToBF16(values[i])) == values[i] ||
+                values[i] != values[i],
+            "parameter '{}': element {} ({}) of a bf16 {} is not a bf16 value", p.name, i,
+            values[i], what);
+  };
   if (p.dtype == weights::DType::BF16)
-    for (std::size_t i = 0; i < p.weight.size(); ++i)
-      check(weights::bf16ToF32(weights::f32ToBF16(p.weight[i])) == p.weight[i] ||
-                p.weight[i] != p.weight[i],
-            "parameter '{}': element {} ({}) of a bf16 weight is not a bf16 value", p.name, i,
-            p.weight[i]);
+    bf16Exact(p.weight, "weight");
+  if (p.momentDtype == weights::DType::BF16) {
+    bf16Exact(p.m, "exp_avg");
+    bf16Exact(p.v, "exp_avg_sq");
+  }
+}
+
+/// |values| as the bytes of a |dtype| tensor (F32 as they are, BF16 rounded: callers checked
+/// that they are bf16-exact).
+std::vector<std::uint8_t> encode(const std::vector<float> &values, weights::DType dtype) {
+  if (dtype == weights::DType::F32) {
+    const std::span<const std::uint8_t> bytes = floatBytes(values);
+    return {bytes.begin(), bytes.end()};
+  }
+  std::vector<std::uint8_t> out(values.size() * 2);
+  for (std::size_t j = 0; j < values.size(); ++j) {
+    const std::uint16_t b = weights::f32ToBF16(values[j]);
+    std::memcpy(out.data() + 2 * j, &b, 2);
+  }
+  return out;
 }
 
 } // namespace
@@ -97,28 +122,25 @@ void writeTrainCheckpoint(const std::string &dir, std::span<const ParameterState
   check(!ec, "cannot create the directory '{}': {}", tmp.string(), ec.message());
 
   // model.safetensors: the working weights in their dtype.
-  std::vector<std::vector<std::uint8_t>> bf16(params.size());
+  std::vector<std::vector<std::uint8_t>> modelBytes(params.size());
   std::vector<weights::TensorToWrite> model;
   for (std::size_t i = 0; i < params.size(); ++i) {
     const ParameterState &p = params[i];
-    if (p.dtype == weights::DType::BF16) {
-      bf16[i].resize(p.weight.size() * 2);
-      for (std::size_t j = 0; j < p.weight.size(); ++j) {
-        const std::uint16_t b = weights::f32ToBF16(p.weight[j]);
-        std::memcpy(bf16[i].data() + 2 * j, &b, 2);
-      }
-      model.push_back({p.name, p.dtype, p.shape, bf16[i]});
-    } else {
-      model.push_back({p.name, p.dtype, p.shape, floatBytes(p.weight)});
-    }
+    modelBytes[i] = encode(p.weight, p.dtype);
+    model.push_back({p.name, p.dtype, p.shape, modelBytes[i]});
   }
   weights::writeSafetensors((tmp / "model.safetensors").string(), model, {{"format", "pt"}});
+  modelBytes.clear();
 
-  // optimizer.safetensors: the moments and master copies, f32.
+  // optimizer.safetensors: the moments in their dtype, the master copies f32.
+  std::vector<std::vector<std::uint8_t>> momentBytes;
+  momentBytes.reserve(2 * params.size());
   std::vector<weights::TensorToWrite> optimizer;
   for (const ParameterState &p : params) {
-    optimizer.push_back({p.name + ".exp_avg", weights::DType::F32, p.shape, floatBytes(p.m)});
-    optimizer.push_back({p.name + ".exp_avg_sq", weights::DType::F32, p.shape, floatBytes(p.v)});
+    momentBytes.push_back(encode(p.m, p.momentDtype));
+    optimizer.push_back({p.name + ".exp_avg", p.momentDtype, p.shape, momentBytes.back()});
+    momentBytes.push_back(encode(p.v, p.momentDtype));
+    optimizer.push_back({p.name + ".exp_avg_sq", p.momentDtype, p.shape, momentBytes.back()});
     if (!p.master.empty())
       optimizer.push_back({p.name + ".master", weights::DType::F32, p.shape, floatBytes(p.master)});
   }
@@ -212,15 +234,26 @@ TrainCheckpoint readTrainCheckpoint(const std::string &dir) {
               suffix, info.name);
         return;
       }
-      check(t->shape == info.shape && t->dtype == weights::DType::F32,
-            "{}: '{}{}' is {} {}, expected f32 {}", optimizer.path(), info.name, suffix,
-            weights::dtypeName(t->dtype), weights::shapeString(t->shape),
+      // exp_avg is f32, or bf16 in the low-memory mode; exp_avg_sq has exp_avg's dtype; a
+      // master is f32.
+      const bool first = suffix == ".exp_avg";
+      const bool dtypeOk = first ? t->dtype == weights::DType::F32 ||
+                                       t->dtype == weights::DType::BF16
+                                 : t->dtype == (suffix == ".master" ? weights::DType::F32
+                                                                    : p.momentDtype);
+      check(t->shape == info.shape && dtypeOk, "{}: '{}{}' is {} {}, expected {} {}",
+            optimizer.path(), info.name, suffix, weights::dtypeName(t->dtype),
+            weights::shapeString(t->shape),
+            first ? "f32 or bf16"
+                  : weights::dtypeName(suffix == ".master" ? weights::DType::F32 : p.momentDtype),
             weights::shapeString(info.shape));
+      if (first)
+        p.momentDtype = t->dtype;
       to = optimizer.readF32(info.name + suffix);
       ++optimizerTensors;
     };
     moment(".exp_avg", p.m, true);
-    moment(".exp_avg_sq", p.v, true);
+    moment(".exp_avg_sq", p.v, true); // the same dtype as exp_avg
     moment(".master", p.master, false);
     out.params.push_back(std::move(p));
   }

@@ -6,7 +6,8 @@
 //   model.safetensors       the trainable tensors under their checkpoint names, in their dtype:
 //                           a Hugging Face model directory together with config.json
 //   optimizer.safetensors   per tensor "<name>.exp_avg", "<name>.exp_avg_sq" (AdamW's moments,
-//                           f32) and, when the run keeps one, "<name>.master" (f32 master copy)
+//                           f32, or bf16 in the low-memory mode) and, when the run keeps one,
+//                           "<name>.master" (f32 master copy)
 //   trainer_state.json      {"format": "xlc-train-checkpoint", "version": 1, "step",
 //                           "tokens_seen", "stream": {"epoch", "index"}, "data_seed", "run": {...}}
 //   config.json             the model's configuration
@@ -42,6 +43,9 @@ struct ParameterState {
   std::vector<std::int64_t> shape;
   weights::DType dtype = weights::DType::F32; ///< of the working weight on disk: F32 or BF16
   std::vector<float> weight, master, m, v;
+  /// Of both moments on disk: F32, or BF16 (their values must then be bf16-exact, as the
+  /// low-memory mode's optimizer buffers hold them).
+  weights::DType momentDtype = weights::DType::F32;
 };
 
 struct TrainerState {

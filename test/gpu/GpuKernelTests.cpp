@@ -106,7 +106,13 @@ TEST(Gpu, TrainingFamilies) {
                                                            {.rows = 17, .vocab = 50304}));
   expectOk(runAdamW<GpuBackend, AdamWMasterBf16>(be, "adamw bf16 + master, 1M elements",
                                                  {.count = 1 << 20, .blocks = 528}));
+  expectOk(runAdamW<GpuBackend, AdamWLowMemory>(be, "adamw low-memory (bf16 grad and moments, "
+                                                "stochastic rounding), 1M elements",
+                                                {.count = 1 << 20, .blocks = 528}));
+  expectOk(runAdamWUnbiased<GpuBackend, AdamWLowMemory>(be, "adamw low-memory, sub-ulp updates",
+                                                        1 << 20, 20));
   expectOk(runGradNorm<GpuBackend, GradNorm256>(be, "grad_norm, 528 blocks", 528));
+  expectOk(runGradNorm<GpuBackend, GradNormBf16>(be, "grad_norm bf16, 528 blocks", 528));
   expectOk(runConvert<GpuBackend, ConvertF32ToBf16>(be, "convert f32 -> bf16, 65 rows", 65, 310,
                                                      5));
   expectOk(runColumnSum<GpuBackend, ColumnSumGates>(be, "column_sum, 7B gates, 8192 rows",

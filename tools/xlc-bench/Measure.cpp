@@ -4,6 +4,7 @@
 
 #include "runtime/exec/Generator.h"
 #include "runtime/support/Error.h"
+#include "runtime/train/AdamW.h"
 
 #if XLC_HAVE_CUDA_BACKEND
 #include "runtime/cuda/Device.h"
@@ -195,16 +196,11 @@ void runTrain(exec::Backend &backend, CaseResult &r, const RunSettings &s,
   norm.outputs.emplace("norm_sq", exec::OutputRequest{normSq});
   backend.zeroGradients();
   for (std::size_t rep = 0; rep < s.warmup + s.reps; ++rep) {
-    const double beta1 = 0.9, beta2 = 0.95, t = static_cast<double>(rep + 1);
+    // AdamW at a small learning rate (β1 0.9, β2 0.95, λ 0.1), update number rep + 1.
+    const train::AdamWConfig adamw;
     exec::CallArgs update;
-    update.scalars = {{"lr", 1e-5},
-                      {"beta1", beta1},
-                      {"beta2", beta2},
-                      {"eps", 1e-8},
-                      {"weight_decay", 0.1},
-                      {"c1", 1.0 - std::pow(beta1, t)}, // bias corrections (train/AdamW.h)
-                      {"c2", 1.0 - std::pow(beta2, t)},
-                      {"grad_scale", 1.0}};
+    update.scalars = train::optimizerStepScalars(
+        adamw, train::adamwStep(adamw, static_cast<std::int64_t>(rep + 1), 1e-5, 1.0f));
     const std::pair<const char *, const exec::CallArgs *> calls[] = {
         {"train_step", &step}, {"grad_norm", &norm}, {"optimizer_step", &update}};
     if (r.callSeconds.empty())

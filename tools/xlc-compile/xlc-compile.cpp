@@ -4,6 +4,9 @@
 //   xlc-compile <input> --compile-to=<phase>      print the IR (or plan) after a phase
 //   xlc-compile <input> --training -o model.xlca  also @train_step (xlc-training-pipeline's
 //                                                 fusions and xlc-autodiff before kernels)
+//   ... --training --training-precision low-memory  bf16 GEMM gradients and AdamW moments, no
+//                                                 master copies, stochastic rounding (the 7B on
+//                                                 one 80 GB GPU)
 //
 // Phases, in order: model (imported or parsed IR), fused (xlc-fusion-pipeline), kernels
 // (xlc-kernel-pipeline: @prefill, @decode_step and @score as xk kernels with tiles), artifact (the
@@ -73,7 +76,7 @@ mlir::OwningOpRef<mlir::ModuleOp> loadInput(mlir::MLIRContext &context, const st
 int main(int argc, char **argv) {
   CLI::App app{"xlc-compile: compile an xLSTM model (xlstm IR or a Hugging Face config.json) "
                "into an artifact the runtime executes"};
-  std::string input, output, phase = "artifact", arch = "sm_90a";
+  std::string input, output, phase = "artifact", arch = "sm_90a", precision = "standard";
   bool verbose = false, training = false;
   app.add_option("input", input, "model IR (.mlir) or Hugging Face config.json")->required();
   app.add_option("-o,--output", output, "output file (artifact, or IR with --compile-to)");
@@ -82,8 +85,18 @@ int main(int argc, char **argv) {
   app.add_option("--arch", arch, "target GPU architecture")->check(CLI::IsMember({"sm_90a"}));
   app.add_flag("--training", training,
                "also compile @train_step (xlc-autodiff): the artifact can train the model");
+  app.add_option("--training-precision", precision,
+                 "with --training: 'standard' (fp32 gradients, moments and master copies) or "
+                 "'low-memory' (bf16 GEMM gradients and moments, no masters, stochastic "
+                 "rounding)")
+      ->check(CLI::IsMember({"standard", "low-memory"}));
   app.add_flag("-v,--verbose", verbose, "print the time of every phase");
   CLI11_PARSE(app, argc, argv);
+  if (precision != "standard" && !training) {
+    std::cerr << "xlc-compile: error: --training-precision " << precision
+              << " needs --training (it says how @train_step keeps its gradients)\n";
+    return 1;
+  }
   if (phase == "artifact" && output.empty()) {
     std::cerr << "xlc-compile: error: an artifact needs an output file (-o model.xlca)\n";
     return 1;
@@ -135,6 +148,9 @@ int main(int argc, char **argv) {
   Clock::time_point t = Clock::now();
   xlc::codegen::CodegenOptions options;
   options.arch = arch;
+  options.trainingPrecision = precision == "low-memory"
+                                  ? xlc::codegen::TrainingPrecision::LowMemory
+                                  : xlc::codegen::TrainingPrecision::Standard;
   mlir::FailureOr<xlc::artifact::Artifact> artifact =
       xlc::codegen::buildArtifact(*module, options);
   if (mlir::failed(artifact)) {

@@ -38,6 +38,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -137,16 +138,22 @@ double runTrainStep(xlc::exec::Backend &backend, const MicroBatch &m, const Opti
   return sum;
 }
 
-/// The checkpoint's dtype of each checkpoint tensor: its parameter buffer's (bf16 stays bf16).
-std::map<std::string, xlc::weights::DType> tensorDTypes(const art::Artifact &a) {
+/// The checkpoint's dtype of each checkpoint tensor: its parameter buffer's (bf16 stays bf16);
+/// with |role|, that of its optimizer buffer of that role (bf16 moments in the low-memory mode).
+std::map<std::string, xlc::weights::DType> tensorDTypes(
+    const art::Artifact &a, std::optional<art::OptimizerRole> role = std::nullopt) {
   std::map<std::string, xlc::weights::DType> out;
-  for (const art::WeightBinding &w : a.weights) {
-    const art::Buffer &b = a.buffers[w.buffer];
-    if (b.cls != art::BufferClass::Parameter)
+  for (const art::Buffer &b : a.buffers) {
+    const bool wanted = role ? b.cls == art::BufferClass::Optimizer && b.role == role
+                             : b.cls == art::BufferClass::Parameter;
+    if (!wanted)
       continue;
-    for (const std::string &name : w.sources)
-      out[name] = b.dtype == art::DType::BF16 ? xlc::weights::DType::BF16
-                                              : xlc::weights::DType::F32;
+    const art::BufferId bound = role ? *b.parameter : b.id;
+    for (const art::WeightBinding &w : a.weights)
+      if (w.buffer == bound)
+        for (const std::string &name : w.sources)
+          out[name] = b.dtype == art::DType::BF16 ? xlc::weights::DType::BF16
+                                                  : xlc::weights::DType::F32;
   }
   return out;
 }
@@ -155,6 +162,7 @@ void saveCheckpoint(xlc::exec::Backend &backend, const std::string &dir,
                     const train::TrainerState &state, const std::string &configJson,
                     std::span<const train::ExtraFile> extraFiles) {
   const auto dtypes = tensorDTypes(backend.artifact());
+  const auto momentDtypes = tensorDTypes(backend.artifact(), art::OptimizerRole::ExpAvg);
   std::map<std::string, std::vector<float>> masters, m, v;
   for (auto &t : backend.exportOptimizerState(art::OptimizerRole::Master))
     masters[t.name] = std::move(t.values);
@@ -168,6 +176,7 @@ void saveCheckpoint(xlc::exec::Backend &backend, const std::string &dir,
     p.name = t.name;
     p.shape.assign(t.shape.begin(), t.shape.end());
     p.dtype = dtypes.at(t.name);
+    p.momentDtype = momentDtypes.at(t.name);
     p.weight = std::move(t.values);
     if (auto it = masters.find(p.name); it != masters.end())
       p.master = std::move(it->second);
@@ -446,6 +455,17 @@ int run(Options o) {
     std::cerr << fmt::format("xlc-train: {} holds {} documents; the recurrent state restarts "
                              "where one begins inside a sequence\n",
                              o.data, data.documentStarts().size());
+  // The low-memory mode (xlc-compile --training-precision low-memory): bf16 gradients of the
+  // projection matrices sum the micro-batches in bf16, one rounding per micro-batch.
+  const bool bf16Gradients =
+      std::any_of(artifact.buffers.begin(), artifact.buffers.end(), [](const art::Buffer &b) {
+        return b.cls == art::BufferClass::Gradient && b.dtype == art::DType::BF16;
+      });
+  if (bf16Gradients && o.gradAccum > 1 && !o.quiet)
+    std::cerr << fmt::format("xlc-train: warning: the artifact keeps bf16 gradients (low-memory "
+                             "mode): each of the {} micro-batches rounds the summed gradient to "
+                             "bf16 once more\n",
+                             o.gradAccum);
   if (!o.quiet)
     std::cerr << fmt::format("xlc-train: {} on {}; {} x {} tokens x {} micro-batches per step, "
                              "{} steps; {} training windows\n",
@@ -521,11 +541,7 @@ int run(Options o) {
     const double lr = schedule.at(t);
     const train::AdamWStep s = train::adamwStep(o.adamw, t + 1, lr, clipScale);
     xlc::exec::CallArgs update;
-    update.scalars = {{"lr", s.lr},          {"beta1", o.adamw.beta1},
-                      {"beta2", o.adamw.beta2}, {"eps", o.adamw.eps},
-                      {"weight_decay", o.adamw.weightDecay},
-                      {"c1", s.c1},          {"c2", s.c2},
-                      {"grad_scale", s.gradScale}};
+    update.scalars = train::optimizerStepScalars(o.adamw, s);
     backend->call("optimizer_step", update);
 
     state.step = t + 1;

@@ -5,22 +5,49 @@
 // runtime/train/AdamW.h's, which the CPU implementation calls). Grid `blocks` × `threads` in a
 // grid-stride loop: one kernel serves every tensor size. Hyper-parameters and the step's bias
 // corrections and clipping factor are launch arguments (function scalars in a train step).
+// `grad_dtype` and `moment_dtype` are the gradient's and the moments' storage types; `rounding`
+// says how a bf16 store rounds: to nearest, or stochastically with the counter-based bits of
+// stochastic_rounding.cuh (the low-memory mode), keyed by the launch's `seed` (the optimizer
+// step) and `tensor` (its index in the step). The CPU twin includes that header and rounds every
+// element with the same bits, so both backends hold the same bf16 values.
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/device/stochastic_rounding.cuh"
 #include "runtime/kernels/CpuLaunch.h"
 #include "runtime/kernels/families/Families.h"
 #include "runtime/support/Error.h"
 #include "runtime/train/AdamW.h"
 #include "runtime/weights/Convert.h"
 
+#include <algorithm>
+#include <bit>
 
 namespace xlc::kernels {
 
 namespace {
 
+/// |values| as the kernel stores them in a |type| array (the CPU holds them as fp32): a bf16 store
+/// rounds to nearest, or stochastically with the bits of (key, element index); f16 to nearest.
+void roundAsStored(std::span<float> values, std::string_view type, bool stochastic,
+                   unsigned int key) {
+  if (type == "bf16") {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const std::uint16_t bits =
+          stochastic ? device::bf16_bits_stochastic(std::bit_cast<std::uint32_t>(values[i]),
+                                                    device::rounding_bits(key, i))
+                     : weights::f32ToBF16(values[i]);
+      values[i] = weights::bf16ToF32(bits);
+    }
+  } else if (type == "f16") {
+    for (float &x : values)
+      x = static_cast<float>(static_cast<_Float16>(x));
+  }
+}
+
 void runCpu(CpuLaunch &l) {
   const std::int64_t count = l.count("count");
+  const auto n = static_cast<std::size_t>(count);
   float *weight = l.floats("weight", u64(count));
   const bool master = cfgBool(l.config(), "master");
   float *param = master ? l.floats("master", u64(count)) : weight;
@@ -36,18 +63,20 @@ void runCpu(CpuLaunch &l) {
   c.weightDecay = l.real("weight_decay");
   const train::AdamWStep step{l.real("lr"), l.real("c1"), l.real("c2"),
                               static_cast<float>(l.real("grad_scale"))};
-  const auto n = static_cast<std::size_t>(count);
   train::adamwApply({param, n}, {grad, n}, {m, n}, {v, n}, c, step, c.weightDecay > 0.0);
-  if (master) {
-    // The working copy, rounded to T as the kernel stores it (the CPU holds every float buffer as
-    // fp32, but a bf16 weight must hold bf16 values: a checkpoint saves them, and a resumed run
-    // must read back exactly what the uninterrupted one computes with).
-    const std::string &type = cfgString(l.config(), "dtype");
-    for (std::size_t i = 0; i < n; ++i)
-      weight[i] = type == "bf16"  ? weights::bf16ToF32(weights::f32ToBF16(param[i]))
-                  : type == "f16" ? static_cast<float>(static_cast<_Float16>(param[i]))
-                                  : param[i];
-  }
+  // Every array narrower than f32 holds what the kernel stores: the CPU keeps fp32 buffers, but
+  // a checkpoint saves these values, and a resumed run must read back exactly what the
+  // uninterrupted one computes with.
+  const bool stochastic = cfgString(l.config(), "rounding") == "stochastic";
+  const auto seed = static_cast<std::uint64_t>(l.integer("seed"));
+  const auto stream = static_cast<unsigned int>(l.integer("tensor")) * 3U;
+  const std::string &type = cfgString(l.config(), "dtype");
+  const std::string &momentType = cfgString(l.config(), "moment_dtype");
+  if (master)
+    std::copy(param, param + n, weight); // the working copy, rounded to nearest below
+  roundAsStored({weight, n}, type, stochastic && !master, device::rounding_key(seed, stream));
+  roundAsStored({m, n}, momentType, stochastic, device::rounding_key(seed, stream + 1U));
+  roundAsStored({v, n}, momentType, stochastic, device::rounding_key(seed, stream + 2U));
   std::fill(grad, grad + n, 0.0f); // consumed, as the kernel leaves it
 }
 
@@ -60,7 +89,9 @@ const FamilyDef &adamwFamily() {
       .header = "adamw",
       .paramsType = "AdamWParams",
       .function = "adamw",
-      .config = {ConfigField::dtype("dtype"), ConfigField::boolean("master"),
+      .config = {ConfigField::dtype("dtype"), ConfigField::dtype("grad_dtype"),
+                 ConfigField::dtype("moment_dtype"), ConfigField::boolean("master"),
+                 ConfigField::choice("rounding", {"nearest", "stochastic"}),
                  ConfigField::integer("threads", 32, 1024), ConfigField::integer("blocks", 1, 65535)},
       .attrs = {},
       .params =
@@ -69,10 +100,12 @@ const FamilyDef &adamwFamily() {
                 bufferParam("weight", "dtype"),
                 cfgBool(c, "master") ? bufferParam("master", artifact::DType::F32)
                                      : i64Param("master_null"),
-                bufferParam("grad", artifact::DType::F32),
-                bufferParam("m", artifact::DType::F32),
-                bufferParam("v", artifact::DType::F32),
+                bufferParam("grad", "grad_dtype"),
+                bufferParam("m", "moment_dtype"),
+                bufferParam("v", "moment_dtype"),
                 i64Param("count"),
+                i64Param("seed"),
+                i64Param("tensor"),
                 f32Param("lr"),
                 f32Param("beta1"),
                 f32Param("beta2"),
@@ -84,8 +117,12 @@ const FamilyDef &adamwFamily() {
           },
       .configType =
           [](const Config &c) {
+            const bool stochastic = cfgString(c, "rounding") == "stochastic";
             return configSpelling("AdamWConfig", cfgCudaType(c, "dtype") + ", " +
+                                                     cfgCudaType(c, "grad_dtype") + ", " +
+                                                     cfgCudaType(c, "moment_dtype") + ", " +
                                                      (cfgBool(c, "master") ? "true" : "false") +
+                                                     ", " + (stochastic ? "true" : "false") +
                                                      ", " + num(c, "threads"));
           },
       .geometry = gridStrideGeometry,

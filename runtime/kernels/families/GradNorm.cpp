@@ -2,7 +2,8 @@
 //
 // norm_sq += Σ grad² for one gradient tensor (runtime/device/grad_norm.cuh: `blocks` blocks in
 // a grid-stride loop, partial sums added in block order by the last block). One launch per
-// tensor into the same norm_sq gives the global norm of global-norm clipping.
+// tensor into the same norm_sq gives the global norm of global-norm clipping. `grad_dtype` is the
+// gradient's storage type (f32, or bf16 in the low-memory mode); the sum is fp32 either way.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,18 +33,22 @@ const FamilyDef &gradNormFamily() {
       .header = "grad_norm",
       .paramsType = "GradNormParams",
       .function = "grad_norm",
-      .config = {ConfigField::integer("threads", 32, 1024), ConfigField::integer("blocks", 1, 65535)},
+      .config = {ConfigField::dtype("grad_dtype"), ConfigField::integer("threads", 32, 1024),
+                 ConfigField::integer("blocks", 1, 65535)},
       .attrs = {},
       .params =
           [](const Config &) {
             return std::vector<ParamDef>{
-                bufferParam("grad", artifact::DType::F32),
+                bufferParam("grad", "grad_dtype"),
                 bufferParam("partial", artifact::DType::F32),
                 bufferParam("norm_sq", artifact::DType::F32),
                 bufferParam("counter", artifact::DType::I64, Duty::Zeroed), i64Param("count")};
           },
       .configType =
-          [](const Config &c) { return configSpelling("GradNormConfig", num(c, "threads")); },
+          [](const Config &c) {
+            return configSpelling("GradNormConfig",
+                                  cfgCudaType(c, "grad_dtype") + ", " + num(c, "threads"));
+          },
       .geometry = gridStrideGeometry,
       .cpu = runCpu,
   };

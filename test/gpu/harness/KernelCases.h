@@ -36,6 +36,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <functional>
 #include <thread>
 
@@ -240,16 +242,35 @@ struct AdamWCase {
   uint64_t seed = 14;
 };
 
-/// |steps| updates against the host's train::adamwUpdate (the same fp32 arithmetic): m, v and
-/// the fp32 parameter (the master, or the weight itself) to 1e-6, a bf16 working weight to one
-/// rounding of the master.
+/// What a |dtype| array of the kernel holds after it stores fp32 |x| at element |i|: bf16 rounded
+/// to nearest, or stochastically with the bits of (key, i) (stochastic_rounding.cuh); fp32 as is.
+inline float storedAs(DType dtype, bool stochastic, unsigned int key, int64_t i, float x) {
+  if (dtype != DType::BF16)
+    return x;
+  const uint16_t bits = stochastic ? device::bf16_bits_stochastic(
+                                         std::bit_cast<uint32_t>(x),
+                                         device::rounding_bits(key, static_cast<uint64_t>(i)))
+                                   : bf16Bits(x);
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
+
+/// |steps| updates against the host's train::adamwApply (the same fp32 arithmetic), the host's
+/// arrays rounded after each step as the kernel stores them (storedAs: the working weight, the
+/// moments when they are bf16), so the comparison is exact up to fp32 contraction: m, v and the
+/// fp32 parameter (the master, or the weight itself) to 1e-6 when fp32, 1e-4 when bf16 (an
+/// fp32 ulp apart can land on the other side of a rounding step, rarely), a bf16 working weight
+/// beside a master to one rounding of it.
 template <class Backend, class V>
 CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
   using Config = typename V::Config;
   using T = typename Config::T;
+  constexpr DType kW = dtypeOf<T>(), kG = dtypeOf<typename Config::G>(),
+                  kM = dtypeOf<typename Config::M>();
+  constexpr bool kSR = Config::kStochastic;
+  const int64_t tensor = 5; // the launch's index in optimizer_step: part of the random key
   ref::Random rng(c.seed);
   std::vector<float> param(c.count), m(c.count, 0.0f), v(c.count, 0.0f);
-  HostArray w(dtypeOf<T>(), c.count), master(DType::F32, c.count), zeros(DType::F32, c.count);
+  HostArray w(kW, c.count), master(DType::F32, c.count), zeros(kM, c.count);
   for (int64_t i = 0; i < c.count; ++i) {
     master.set(i, rng.normal(0.0, 0.05));
     w.set(i, master.get(i));
@@ -260,7 +281,7 @@ CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
   cfg.weightDecay = c.weightDecay;
   double gradLeft = 0.0;
   for (int t = 1; t <= c.steps; ++t) {
-    HostArray g(DType::F32, c.count);
+    HostArray g(kG, c.count);
     std::vector<float> grad(c.count);
     for (int64_t i = 0; i < c.count; ++i) {
       g.set(i, rng.normal(0.0, 1.0));
@@ -270,32 +291,94 @@ CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
     const train::AdamWStep step = train::adamwStep(cfg, t, 1e-3, 0.7f);
     device::AdamWParams p{wb.pointer(),
                           Config::kMaster ? static_cast<float *>(mb.pointer()) : nullptr,
-                          static_cast<float *>(gb.pointer()),
-                          static_cast<float *>(m1.pointer()),
-                          static_cast<float *>(v1.pointer()),
-                          c.count, step.lr, cfg.beta1, cfg.beta2, cfg.eps, c.weightDecay,
+                          gb.pointer(), m1.pointer(), v1.pointer(),
+                          c.count, static_cast<int64_t>(t), tensor,
+                          step.lr, cfg.beta1, cfg.beta2, cfg.eps, c.weightDecay,
                           step.c1, step.c2, step.gradScale};
     LaunchDims dims;
     dims.grid[0] = c.blocks;
     dims.block = Config::kThreads;
     be.launch(kAdamW, V::kConfig, &device::adamw<Config>, dims, p);
     train::adamwApply(param, grad, m, v, cfg, step, c.weightDecay > 0.0);
+    const unsigned int stream = static_cast<unsigned int>(tensor) * 3U;
+    for (int64_t i = 0; i < c.count; ++i) {
+      if (!Config::kMaster)
+        param[i] = storedAs(kW, kSR, device::rounding_key(t, stream), i, param[i]);
+      m[i] = storedAs(kM, kSR, device::rounding_key(t, stream + 1U), i, m[i]);
+      v[i] = storedAs(kM, kSR, device::rounding_key(t, stream + 2U), i, v[i]);
+    }
     // The step consumes the gradient: every element left zero.
     double left = 0.0;
-    for (double x : fromDevice(be, gb, DType::F32, c.count).values())
+    for (double x : fromDevice(be, gb, kG, c.count).values())
       left = std::max(left, std::fabs(x));
     gradLeft = std::max(gradLeft, left);
   }
   auto asDouble = [](const std::vector<float> &f) { return std::vector<double>(f.begin(), f.end()); };
-  HostArray gotW = fromDevice(be, wb, dtypeOf<T>(), c.count);
+  HostArray gotW = fromDevice(be, wb, kW, c.count);
   HostArray gotP = Config::kMaster ? fromDevice(be, mb, DType::F32, c.count) : gotW;
+  const double tolP = gotP.dtype() == DType::BF16 ? 1e-4 : 1e-6;
+  const double tolM = kM == DType::BF16 ? 1e-4 : 1e-6;
   CaseReport report{name, Backend::kName, {}, {}};
-  report.add("param rel err", relativeError(gotP.values(), asDouble(param)), 1e-6);
-  report.add("m rel err", relativeError(fromDevice(be, m1, DType::F32, c.count).values(), asDouble(m)), 1e-6);
-  report.add("v rel err", relativeError(fromDevice(be, v1, DType::F32, c.count).values(), asDouble(v)), 1e-6);
+  report.add("param rel err", relativeError(gotP.values(), asDouble(param)), tolP);
+  report.add("m rel err", relativeError(fromDevice(be, m1, kM, c.count).values(), asDouble(m)), tolM);
+  report.add("v rel err", relativeError(fromDevice(be, v1, kM, c.count).values(), asDouble(v)), tolM);
   if (Config::kMaster)
     report.add("working weight rel err", relativeError(gotW.values(), asDouble(param)), 4e-3);
   report.add("gradient left (max |g|)", gradLeft, 0.0);
+  return report;
+}
+
+/// Why the low-memory mode rounds stochastically: bf16 weights of 1.0 (ulp 2⁻⁷ above, 2⁻⁸ below),
+/// a constant gradient (so m̂/√v̂ ≈ 1), no decay, lr = 1e-4: every update is ~1/80 of an ulp, and
+/// rounding to nearest would leave every weight at 1.0 forever. Stochastically rounded, each
+/// weight is 1.0 or 1 − 2⁻⁸ and their mean follows the exact trajectory 1 − steps·lr to within
+/// its sampling error (6σ, σ = ½·2⁻⁸/√count). Also: each moment's mean stays within 1e-3 of its
+/// fp32 value.
+template <class Backend, class V>
+CaseReport runAdamWUnbiased(Backend &be, const std::string &name, int64_t count, int steps) {
+  using Config = typename V::Config;
+  static_assert(Config::kStochastic && !Config::kMaster, "a stochastic, master-less variant");
+  using T = typename Config::T;
+  constexpr DType kW = dtypeOf<T>(), kG = dtypeOf<typename Config::G>(),
+                  kM = dtypeOf<typename Config::M>();
+  const double lr = 1e-4, g0 = 0.25;
+  HostArray w(kW, count), g(kG, count), zeros(kM, count);
+  for (int64_t i = 0; i < count; ++i) {
+    w.set(i, 1.0);
+    g.set(i, g0);
+  }
+  auto wb = toDevice(be, w), m1 = toDevice(be, zeros), v1 = toDevice(be, zeros);
+  train::AdamWConfig cfg;
+  std::vector<float> pRef{1.0f}, mRef{0.0f}, vRef{0.0f};
+  for (int t = 1; t <= steps; ++t) {
+    auto gb = toDevice(be, g);
+    const train::AdamWStep step = train::adamwStep(cfg, t, lr, 1.0f);
+    device::AdamWParams p{wb.pointer(), nullptr, gb.pointer(), m1.pointer(), v1.pointer(), count,
+                          static_cast<int64_t>(t), 0, step.lr, cfg.beta1, cfg.beta2, cfg.eps,
+                          0.0, step.c1, step.c2, step.gradScale};
+    LaunchDims dims;
+    dims.grid[0] = 4;
+    dims.block = Config::kThreads;
+    be.launch(kAdamW, V::kConfig, &device::adamw<Config>, dims, p);
+    const std::vector<float> grad{static_cast<float>(g0)};
+    train::adamwApply(pRef, grad, mRef, vRef, cfg, step, false);
+  }
+  auto mean = [&](const HostArray &a) {
+    double sum = 0.0;
+    for (double x : a.values())
+      sum += x;
+    return sum / static_cast<double>(count);
+  };
+  const double sigma = 0.5 * std::ldexp(1.0, -8) / std::sqrt(static_cast<double>(count));
+  const double drift = 1.0 - pRef[0];
+  CaseReport report{name, Backend::kName, {}, {}};
+  // Rounding to nearest would leave the mean at 1, drift/σ away: the case tells only if that is
+  // far outside the tolerance of 6σ.
+  report.add("drift below 20σ (the case would not tell)", drift > 20.0 * sigma ? 0.0 : 1.0, 0.0);
+  report.add("|mean w − exact| / σ", std::fabs(mean(fromDevice(be, wb, kW, count)) - pRef[0]) / sigma, 6.0);
+  const double mMean = mean(fromDevice(be, m1, kM, count)), vMean = mean(fromDevice(be, v1, kM, count));
+  report.add("mean m rel err", std::fabs(mMean - mRef[0]) / mRef[0], 1e-3);
+  report.add("mean v rel err", std::fabs(vMean - vRef[0]) / vRef[0], 1e-3);
   return report;
 }
 
@@ -313,7 +396,7 @@ CaseReport runGradNorm(Backend &be, const std::string &name, unsigned blocks) {
   std::vector<std::vector<float>> host(2);
   std::vector<typename Backend::Buffer> bufs;
   for (int t = 0; t < 2; ++t) {
-    HostArray g(DType::F32, sizes[t]);
+    HostArray g(dtypeOf<typename Config::G>(), sizes[t]);
     for (int64_t i = 0; i < sizes[t]; ++i) {
       g.set(i, rng.normal(0.0, 1.0));
       host[t].push_back(static_cast<float>(g.get(i)));
@@ -326,7 +409,7 @@ CaseReport runGradNorm(Backend &be, const std::string &name, unsigned blocks) {
     auto norm = toDevice(be, start), counter = toDevice(be, HostArray(DType::I64, 1));
     auto partial = be.alloc(blocks * sizeof(float));
     for (int t = 0; t < 2; ++t) {
-      device::GradNormParams p{static_cast<const float *>(bufs[t].pointer()),
+      device::GradNormParams p{bufs[t].pointer(),
                                static_cast<float *>(partial.pointer()),
                                static_cast<float *>(norm.pointer()),
                                static_cast<int64_t *>(counter.pointer()), sizes[t]};

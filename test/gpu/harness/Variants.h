@@ -20,9 +20,13 @@ XLC_VARIANT(TinyEmbedding,
 XLC_VARIANT(TinyEmbeddingBackward,
             xlc::device::EmbeddingBackwardConfig<__nv_bfloat16, 64, 32, 3>);
 XLC_VARIANT(AdamWMasterBf16,
-            xlc::device::AdamWConfig<__nv_bfloat16, true, 128>);
+            xlc::device::AdamWConfig<__nv_bfloat16, float, float, true, false, 128>);
 XLC_VARIANT(AdamWF32,
-            xlc::device::AdamWConfig<float, false, 64>);
+            xlc::device::AdamWConfig<float, float, float, false, false, 64>);
+XLC_VARIANT(AdamWLowMemory,
+            xlc::device::AdamWConfig<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, false, true, 128>);
+XLC_VARIANT(AdamWLowMemoryF32Grad,
+            xlc::device::AdamWConfig<__nv_bfloat16, float, __nv_bfloat16, false, true, 64>);
 XLC_VARIANT(ConvertF32ToBf16,
             xlc::device::ConvertConfig<float, __nv_bfloat16, 300, 32>);
 XLC_VARIANT(ColumnSumGates,
@@ -30,7 +34,9 @@ XLC_VARIANT(ColumnSumGates,
 XLC_VARIANT(ColumnSumBf16Wide,
             xlc::device::ColumnSumConfig<__nv_bfloat16, 300, 128, 16>);
 XLC_VARIANT(GradNorm256,
-            xlc::device::GradNormConfig<256>);
+            xlc::device::GradNormConfig<float, 256>);
+XLC_VARIANT(GradNormBf16,
+            xlc::device::GradNormConfig<__nv_bfloat16, 256>);
 XLC_VARIANT(CrossEntropyCapped,
             xlc::device::CrossEntropyConfig<128, true>);
 XLC_VARIANT(CrossEntropyPlain,

@@ -691,8 +691,23 @@ TEST(Validate, GradientAndOptimizerBuffersBelongToAParameter) {
       "exp_avg, exp_avg_sq, master");
   expectErrorContains(parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["role"] = "master"; }),
                       "only optimizer buffers have a role");
-  expectErrorContains(parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["dtype"] = "bf16"; }),
-                      "gradient buffers are f32, got bf16");
+  // bf16 gradients and moments are the low-memory mode's; a master copy is always f32.
+  EXPECT_EQ(parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["dtype"] = "bf16"; }),
+            "<no error>");
+  EXPECT_EQ(parseErrorAfter([&](Json &p) {
+              Json &m = add(p, "m", "optimizer");
+              m["role"] = "exp_avg";
+              m["dtype"] = "bf16";
+            }),
+            "<no error>");
+  expectErrorContains(parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["dtype"] = "f16"; }),
+                      "gradient buffers are f32 or bf16, got f16");
+  expectErrorContains(parseErrorAfter([&](Json &p) {
+                        Json &m = add(p, "m", "optimizer");
+                        m["role"] = "master";
+                        m["dtype"] = "bf16";
+                      }),
+                      "a master copy is f32, got bf16");
   expectErrorContains(
       parseErrorAfter([&](Json &p) { add(p, "g", "gradient")["shape"] = {32, 16}; }),
       "shape [32, 16] differs from its parameter");

@@ -111,6 +111,12 @@ TEST(Emulated, AdamW) {
   expectOk(runAdamW<EmuBackend, AdamWMasterBf16>(be, "bf16 weight, partial last group",
                                                  {.count = 1003, .blocks = 2}));
   expectOk(runAdamW<EmuBackend, AdamWF32>(be, "fp32 weight, no decay", {.count = 77, .blocks = 1, .weightDecay = 0.0}));
+  // The low-memory mode: bf16 gradient and moments, no master, stochastic rounding.
+  expectOk(runAdamW<EmuBackend, AdamWLowMemory>(be, "low-memory, partial last group",
+                                                {.count = 1003, .blocks = 2}));
+  expectOk(runAdamW<EmuBackend, AdamWLowMemoryF32Grad>(be, "low-memory, fp32 gradient",
+                                                       {.count = 301, .blocks = 2}));
+  expectOk(runAdamWUnbiased<EmuBackend, AdamWLowMemory>(be, "low-memory, sub-ulp updates", 8192, 10));
 }
 
 TEST(Emulated, Convert) {
@@ -131,6 +137,7 @@ TEST(Emulated, GradNorm) {
   EmuBackend be;
   expectOk(runGradNorm<EmuBackend, GradNorm256>(be, "two tensors, 4 blocks", 4));
   expectOk(runGradNorm<EmuBackend, GradNorm256>(be, "two tensors, 1 block", 1));
+  expectOk(runGradNorm<EmuBackend, GradNormBf16>(be, "bf16 gradients, 3 blocks", 3));
 }
 
 TEST(Emulated, CrossEntropy) {

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/artifact/Serialize.h"
+#include "runtime/device/stochastic_rounding.cuh"
 #include "runtime/exec/cpu/CpuBackend.h"
 #include "runtime/reference/ModelBackward.h"
 #include "runtime/reference/RandomCheckpoint.h"
@@ -22,6 +23,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -45,7 +47,9 @@ struct TrainModel {
   ref::ModelWeights weights;
   std::unique_ptr<Backend> backend;
 
-  explicit TrainModel(const std::string &name) {
+  /// |artifactSuffix| picks the compilation: "-train" (standard precision) or "-train-lowmem"
+  /// (xlc-compile --training-precision low-memory).
+  explicit TrainModel(const std::string &name, const std::string &artifactSuffix = "-train") {
     const std::string configPath = name == "xlstm-3heads"
                                        ? std::string(XLC_TEST_VARIANT_CONFIG_DIR) + "/" + name + ".json"
                                        : std::string(XLC_TEST_MODELS_DIR) + "/" + name + "/config.json";
@@ -66,7 +70,7 @@ struct TrainModel {
     if (config.tieWordEmbeddings)
       weights.lmHead = ref::Tensor();
     artifact =
-        artifact::loadArtifact(std::string(XLC_TEST_TRAIN_DIR) + "/" + name + "-train.xlca");
+        artifact::loadArtifact(std::string(XLC_TEST_TRAIN_DIR) + "/" + name + artifactSuffix + ".xlca");
     backend = createCpuBackend(artifact, *checkpoint, {kBatch, kSeq, {"train_step", "grad_norm", "optimizer_step"}}, 2);
   }
   ~TrainModel() {
@@ -241,9 +245,7 @@ TEST(TrainStepOptimizerTest, OneStepIsTheHostsAdamWOnTheExportedGradients) {
   for (NamedTensor &t : m.backend->exportParameters())
     before.emplace(t.name, std::move(t));
   CallArgs update;
-  update.scalars = {{"lr", step.lr},        {"beta1", config.beta1}, {"beta2", config.beta2},
-                    {"eps", config.eps},    {"weight_decay", config.weightDecay},
-                    {"c1", step.c1},        {"c2", step.c2},       {"grad_scale", step.gradScale}};
+  update.scalars = train::optimizerStepScalars(config, step);
   m.backend->call("optimizer_step", update);
 
   // The model's parameters are bf16: the update runs on their f32 master copies, and the working
@@ -276,6 +278,91 @@ TEST(TrainStepOptimizerTest, OneStepIsTheHostsAdamWOnTheExportedGradients) {
   for (const NamedTensor &t : m.backend->exportGradients())
     for (float g : t.values)
       ASSERT_EQ(g, 0.0f) << t.name << ": the step consumes the gradients";
+}
+
+/// The low-memory mode (xlc-compile --training-precision low-memory) on the tiny model: no master
+/// copies; the gradients that only GEMMs write (projection matrices, the untied LM head) in bf16,
+/// the embedding's and the norms' in f32; bf16 moments. train_step computes the same gradients
+/// as the standard artifact (the CPU backend's arithmetic is fp32 either way), and
+/// optimizer_step is, launch by launch, the host's AdamW on the parameter's buffer followed by the
+/// stochastic rounding of the weight and both moments with the bits of (step, 3·launch + array,
+/// element) — so every bf16 value the backend holds is one a checkpoint can store exactly.
+TEST(TrainStepOptimizerTest, LowMemoryModeRoundsStochasticallyWithoutMasters) {
+  TrainModel low("xlstm-tiny", "-train-lowmem"), standard("xlstm-tiny");
+  const artifact::Artifact &a = low.artifact;
+  std::size_t bf16Grads = 0, f32Grads = 0;
+  for (const artifact::Buffer &buf : a.buffers) {
+    EXPECT_NE(buf.role, artifact::OptimizerRole::Master) << buf.name;
+    if (buf.cls == artifact::BufferClass::Gradient) {
+      (buf.dtype == artifact::DType::BF16 ? bf16Grads : f32Grads) += 1;
+      const bool matrix = buf.shape.size() == 2 && buf.name != "grad.embeddings.weight";
+      EXPECT_EQ(buf.dtype, matrix ? artifact::DType::BF16 : artifact::DType::F32) << buf.name;
+    }
+    if (buf.cls == artifact::BufferClass::Optimizer)
+      EXPECT_EQ(buf.dtype, a.buffers[*buf.parameter].dtype) << buf.name;
+  }
+  EXPECT_GT(bf16Grads, 0u);
+  EXPECT_GT(f32Grads, 0u);
+
+  const Batch b = randomBatch(low.config.vocabSize, 22);
+  trainStep(*low.backend, b);
+  trainStep(*standard.backend, b);
+  std::map<std::string, NamedTensor> want;
+  for (NamedTensor &t : standard.backend->exportGradients())
+    want.emplace(t.name, std::move(t));
+  for (const NamedTensor &t : low.backend->exportGradients()) {
+    ASSERT_TRUE(want.count(t.name)) << t.name;
+    EXPECT_EQ(t.values, want.at(t.name).values) << t.name;
+  }
+
+  // Buffer by buffer, in launch order: what the host's AdamW and rounding make of it.
+  const artifact::Function *opt = nullptr;
+  for (const artifact::Function &f : a.functions)
+    if (f.name == "optimizer_step")
+      opt = &f;
+  ASSERT_NE(opt, nullptr);
+  const train::AdamWConfig config;
+  const std::int64_t stepNumber = 1;
+  const train::AdamWStep step = train::adamwStep(config, stepNumber, 3e-3, 0.7f);
+  struct Expected {
+    artifact::BufferId w, m, v;
+    std::vector<float> weight, mom, var;
+  };
+  std::vector<Expected> expected;
+  for (std::size_t i = 0; i < opt->steps.size(); ++i) {
+    const artifact::Step &s = opt->steps[i];
+    const auto &args = s.launch()->args;
+    ASSERT_EQ(args[7].intValue, static_cast<std::int64_t>(i)) << "the launch's tensor index";
+    Expected e{args[0].bufferId, args[3].bufferId, args[4].bufferId, {}, {}, {}};
+    e.weight = low.backend->readBuffer(e.w, {1, 1});
+    const std::vector<float> grad = low.backend->readBuffer(args[2].bufferId, {1, 1});
+    e.mom.assign(e.weight.size(), 0.0f);
+    e.var.assign(e.weight.size(), 0.0f);
+    const bool decay = s.attrs.value("decay", false);
+    train::adamwApply(e.weight, grad, e.mom, e.var, config, step, decay);
+    const unsigned int stream = static_cast<unsigned int>(i) * 3U;
+    const bool bf16 = a.buffers[e.w].dtype == artifact::DType::BF16;
+    for (std::size_t j = 0; j < e.weight.size() && bf16; ++j) {
+      auto round = [&](float x, unsigned int offset) {
+        return weights::bf16ToF32(device::bf16_bits_stochastic(
+            std::bit_cast<std::uint32_t>(x),
+            device::rounding_bits(device::rounding_key(stepNumber, stream + offset), j)));
+      };
+      e.weight[j] = round(e.weight[j], 0);
+      e.mom[j] = round(e.mom[j], 1);
+      e.var[j] = round(e.var[j], 2);
+    }
+    expected.push_back(std::move(e));
+  }
+  CallArgs update;
+  update.scalars = train::optimizerStepScalars(config, step);
+  low.backend->call("optimizer_step", update);
+  for (const Expected &e : expected) {
+    const std::string &name = a.buffers[e.w].name;
+    EXPECT_EQ(low.backend->readBuffer(e.w, {1, 1}), e.weight) << name;
+    EXPECT_EQ(low.backend->readBuffer(e.m, {1, 1}), e.mom) << name;
+    EXPECT_EQ(low.backend->readBuffer(e.v, {1, 1}), e.var) << name;
+  }
 }
 
 TEST(TrainStepArtifactTest, NamesItsArgumentsAndEveryGradientsParameter) {

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/device/stochastic_rounding.cuh"
 #include "runtime/exec/Backend.h"
 #include "runtime/exec/cpu/CpuBackend.h"
 #include "runtime/kernels/KernelFamily.h"
@@ -15,6 +16,7 @@
 #include "runtime/support/Error.h"
 #include "runtime/train/AdamW.h"
 #include "runtime/weights/Checkpoint.h"
+#include "runtime/weights/Convert.h"
 
 #include "test/runtime/ErrorMatchers.h"
 #include "test/runtime/exec/BackwardGemmArtifact.h"
@@ -22,7 +24,10 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <unistd.h>
 
@@ -300,90 +305,196 @@ TEST(TrainingFamiliesTest, CrossEntropyTakesItsScaleAsAFunctionScalar) {
   xlc::testing::expectError([&] { cpu->call("loss", args); }, {"loss step 1", "cross_entropy"});
 }
 
+/// An artifact with one function update(lr, c1, c2, grad_scale, step): AdamW on a parameter w
+/// [kN] of |wType|, its gradient of |gradType| and moments of |momentType| (|rounding| their bf16
+/// stores), as writeOptimizerFunctions emits it, with the weights file written into |dir|.
+struct AdamWArtifact {
+  static constexpr std::uint64_t kN = 24;
+  enum : art::BufferId { kW, kGrad, kM, kV };
+  art::Artifact a;
+  std::vector<float> w0;
+
+  AdamWArtifact(art::DType wType, art::DType gradType, art::DType momentType,
+                const std::string &rounding) {
+    a.compiler = {"xlc", "test"};
+    a.targetArch = "sm_90a";
+    a.deviceHeadersHash = "00";
+    a.model = {"adamw", 64, 8, 1, 16, 0, 2, 1};
+    a.sourceName = "adamw.xlca";
+    a.buffers = {
+        {kW, "w", art::BufferClass::Parameter, wType, {kN}, {}, {}},
+        {kGrad, "grad", art::BufferClass::Gradient, gradType, {kN}, {}, {}, kW},
+        {kM, "m", art::BufferClass::Optimizer, momentType, {kN}, {}, {}, kW,
+         art::OptimizerRole::ExpAvg},
+        {kV, "v", art::BufferClass::Optimizer, momentType, {kN}, {}, {}, kW,
+         art::OptimizerRole::ExpAvgSq},
+    };
+    a.arenaBytes = art::Expr::constant(0);
+    a.weights = {{kW, {"w"}, {{kN}}, 0, std::nullopt}};
+    auto name = [](art::DType t) { return std::string(art::dtypeName(t)); };
+    art::Kernel k = kernels::renderKernel(
+        *kernels::findFamily("adamw"),
+        {{"dtype", name(wType)}, {"grad_dtype", name(gradType)},
+         {"moment_dtype", name(momentType)}, {"master", false}, {"rounding", rounding},
+         {"threads", 32}, {"blocks", 2}},
+        "#xk.tile<threads = 32>");
+    k.name = "adamw_0";
+    a.kernels = {k};
+    const train::AdamWConfig config; // β1 0.9, β2 0.95, ε 1e-8, λ 0.1
+    art::Step update = art::Step::makeLaunch(
+        "adamw", nlohmann::json::object(), 0,
+        {art::Arg::buffer(kW), art::Arg::i64(0), art::Arg::buffer(kGrad), art::Arg::buffer(kM),
+         art::Arg::buffer(kV), art::Arg::i64(kN), art::Arg::scalar(4), art::Arg::i64(kTensor),
+         art::Arg::scalar(0), art::Arg::f32(static_cast<float>(config.beta1)),
+         art::Arg::f32(static_cast<float>(config.beta2)),
+         art::Arg::f32(static_cast<float>(config.eps)),
+         art::Arg::f32(static_cast<float>(config.weightDecay)), art::Arg::scalar(1),
+         art::Arg::scalar(2), art::Arg::scalar(3)});
+    art::Function f;
+    f.name = "update";
+    f.scalars = {{"lr", art::ParamKind::F32},
+                 {"c1", art::ParamKind::F32},
+                 {"c2", art::ParamKind::F32},
+                 {"grad_scale", art::ParamKind::F32},
+                 {"step", art::ParamKind::I64}};
+    f.steps = {update};
+    a.functions = {f};
+    std::mt19937_64 rng(9);
+    std::normal_distribution<float> normal(0.0f, 0.1f);
+    w0.resize(kN);
+    for (float &x : w0) // bf16-exact, so that a bf16 parameter loads these very values
+      x = weights::bf16ToF32(weights::f32ToBF16(normal(rng)));
+  }
+
+  static constexpr std::int64_t kTensor = 3; ///< the launch's index in optimizer_step
+
+  std::unique_ptr<Backend> cpuBackend(const fs::path &dir) const {
+    weights::TensorToWrite t{"w", weights::DType::F32, {kN},
+                             {reinterpret_cast<const std::uint8_t *>(w0.data()), w0.size() * 4}};
+    weights::writeSafetensors((dir / "w.safetensors").string(), std::span(&t, 1));
+    const weights::Checkpoint checkpoint =
+        weights::Checkpoint::open((dir / "w.safetensors").string());
+    return createCpuBackend(a, checkpoint, {1, 1}, 2);
+  }
+};
+
+/// bf16 bits of |x| rounded stochastically with element |i|'s bits under |key|, as a float.
+float roundStochastic(float x, unsigned int key, std::size_t i) {
+  return weights::bf16ToF32(device::bf16_bits_stochastic(std::bit_cast<std::uint32_t>(x),
+                                                         device::rounding_bits(key, i)));
+}
+
 /// update() with the step's constants as function scalars: a trainable fp32 parameter (filled
 /// from the checkpoint, written by the step), its gradient buffer (consumed: zeroed by the
 /// step), AdamW moments in optimizer buffers, three steps against train::adamwUpdate on the host.
 TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
-  constexpr std::uint64_t kN = 24;
-  enum : art::BufferId { kW, kGrad, kM, kV };
-  art::Artifact a;
-  a.compiler = {"xlc", "test"};
-  a.targetArch = "sm_90a";
-  a.deviceHeadersHash = "00";
-  a.model = {"adamw", 64, 8, 1, 16, 0, 2, 1};
-  a.sourceName = "adamw.xlca";
-  a.buffers = {
-      {kW, "w", art::BufferClass::Parameter, art::DType::F32, {kN}, {}, {}},
-      {kGrad, "grad", art::BufferClass::Gradient, art::DType::F32, {kN}, {}, {}, kW},
-      {kM, "m", art::BufferClass::Optimizer, art::DType::F32, {kN}, {}, {}, kW,
-       art::OptimizerRole::ExpAvg},
-      {kV, "v", art::BufferClass::Optimizer, art::DType::F32, {kN}, {}, {}, kW,
-       art::OptimizerRole::ExpAvgSq},
-  };
-  a.arenaBytes = art::Expr::constant(0);
-  a.weights = {{kW, {"w"}, {{kN}}, 0, std::nullopt}};
-  art::Kernel k = kernels::renderKernel(*kernels::findFamily("adamw"),
-                                        {{"dtype", "f32"}, {"master", false}, {"threads", 32},
-                                         {"blocks", 2}},
-                                        "#xk.tile<threads = 32>");
-  k.name = "adamw_0";
-  a.kernels = {k};
-  const train::AdamWConfig config; // β1 0.9, β2 0.95, ε 1e-8, λ 0.1
-  art::Step update = art::Step::makeLaunch(
-      "adamw", nlohmann::json::object(), 0,
-      {art::Arg::buffer(kW), art::Arg::i64(0), art::Arg::buffer(kGrad), art::Arg::buffer(kM),
-       art::Arg::buffer(kV), art::Arg::i64(kN), art::Arg::scalar(0),
-       art::Arg::f32(static_cast<float>(config.beta1)),
-       art::Arg::f32(static_cast<float>(config.beta2)), art::Arg::f32(static_cast<float>(config.eps)),
-       art::Arg::f32(static_cast<float>(config.weightDecay)), art::Arg::scalar(1),
-       art::Arg::scalar(2), art::Arg::scalar(3)});
-  art::Function f;
-  f.name = "update";
-  f.scalars = {{"lr", art::ParamKind::F32},
-               {"c1", art::ParamKind::F32},
-               {"c2", art::ParamKind::F32},
-               {"grad_scale", art::ParamKind::F32}};
-  f.steps = {update};
-  a.functions = {f};
-
+  constexpr std::uint64_t kN = AdamWArtifact::kN;
+  const AdamWArtifact art(art::DType::F32, art::DType::F32, art::DType::F32, "nearest");
   const fs::path dir = fs::temp_directory_path() / ("xlc-adamw-" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  std::vector<float> w0(kN);
-  std::mt19937_64 rng(9);
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  for (float &x : w0)
-    x = normal(rng);
-  weights::TensorToWrite t{"w", weights::DType::F32, {kN},
-                           {reinterpret_cast<const std::uint8_t *>(w0.data()), w0.size() * 4}};
-  weights::writeSafetensors((dir / "w.safetensors").string(), std::span(&t, 1));
-  const weights::Checkpoint checkpoint = weights::Checkpoint::open((dir / "w.safetensors").string());
-  std::unique_ptr<Backend> cpu = createCpuBackend(a, checkpoint, {1, 1}, 2);
-
-  std::vector<float> w = w0, m(kN, 0.0f), v(kN, 0.0f);
+  std::unique_ptr<Backend> cpu = art.cpuBackend(dir);
+  const train::AdamWConfig config;
+  std::mt19937_64 rng(10);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w = art.w0, m(kN, 0.0f), v(kN, 0.0f);
   for (int step = 1; step <= 3; ++step) {
     std::vector<float> grad(kN);
     for (float &g : grad)
-      g = normal(rng) * 10.0f;
+      g = normal(rng);
     const train::AdamWStep s = train::adamwStep(config, step, 1e-2, 0.5f);
     train::adamwUpdate(w, grad, m, v, config, step, 1e-2, 0.5f, true);
-    cpu->writeBuffer(kGrad, {1, 1}, grad);
+    cpu->writeBuffer(AdamWArtifact::kGrad, {1, 1}, grad);
     CallArgs args;
-    args.scalars = {{"lr", s.lr}, {"c1", s.c1}, {"c2", s.c2}, {"grad_scale", s.gradScale}};
+    args.scalars = {{"lr", s.lr}, {"c1", s.c1}, {"c2", s.c2}, {"grad_scale", s.gradScale},
+                    {"step", step}};
     cpu->call("update", args);
     // The step consumes the gradient.
-    for (float g : cpu->readBuffer(kGrad, {1, 1}))
+    for (float g : cpu->readBuffer(AdamWArtifact::kGrad, {1, 1}))
       ASSERT_EQ(g, 0.0f);
   }
   // f32 launch arguments round lr, c1, c2 to float as the GPU receives them: 1e-6 relative.
-  const std::vector<float> got = cpu->readBuffer(kW, {1, 1});
-  const std::vector<float> gotM = cpu->readBuffer(kM, {1, 1});
+  const std::vector<float> got = cpu->readBuffer(AdamWArtifact::kW, {1, 1});
+  const std::vector<float> gotM = cpu->readBuffer(AdamWArtifact::kM, {1, 1});
   auto tensor = [](const std::vector<float> &x) {
     return ref::Tensor({static_cast<std::int64_t>(x.size())}, std::vector<double>(x.begin(), x.end()));
   };
   EXPECT_LT(ref::relativeError(tensor(got), tensor(w)), 1e-6);
   EXPECT_LT(ref::relativeError(tensor(gotM), tensor(m)), 1e-6);
-  EXPECT_GT(ref::relativeError(tensor(got), tensor(w0)), 1e-3); // it moved
+  EXPECT_GT(ref::relativeError(tensor(got), tensor(art.w0)), 1e-3); // it moved
   fs::remove_all(dir);
+}
+
+/// The low-memory mode's update on the CPU backend: a bf16 parameter without a master, bf16
+/// gradient and moments, stochastic rounding. After each step the weight and both moments hold
+/// exactly the host's fp32 update rounded with the bits of (step, 3·tensor + array, element) —
+/// the same values the kernel stores (test/gpu/harness/KernelCases.h runAdamW checks the kernel
+/// against the same rounding) — and the same step replayed rounds the same way.
+TEST(TrainingFamiliesTest, AdamWLowMemoryRoundsStochasticallyByStepTensorAndElement) {
+  constexpr std::uint64_t kN = AdamWArtifact::kN;
+  const AdamWArtifact art(art::DType::BF16, art::DType::BF16, art::DType::BF16, "stochastic");
+  const fs::path dir = fs::temp_directory_path() / ("xlc-adamw-lm-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::unique_ptr<Backend> cpu = art.cpuBackend(dir);
+  const train::AdamWConfig config;
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w = art.w0, m(kN, 0.0f), v(kN, 0.0f);
+  const unsigned int stream = AdamWArtifact::kTensor * 3U;
+  std::size_t notNearest = 0;
+  for (int step = 1; step <= 3; ++step) {
+    std::vector<float> grad(kN);
+    for (float &g : grad) // the gradient buffer is bf16: the kernel reads bf16 values
+      g = weights::bf16ToF32(weights::f32ToBF16(normal(rng)));
+    const train::AdamWStep s = train::adamwStep(config, step, 1e-2, 0.5f);
+    train::adamwUpdate(w, grad, m, v, config, step, 1e-2, 0.5f, true);
+    for (std::size_t i = 0; i < kN; ++i) {
+      const float exact = w[i];
+      w[i] = roundStochastic(w[i], device::rounding_key(step, stream), i);
+      m[i] = roundStochastic(m[i], device::rounding_key(step, stream + 1U), i);
+      v[i] = roundStochastic(v[i], device::rounding_key(step, stream + 2U), i);
+      notNearest += w[i] != weights::bf16ToF32(weights::f32ToBF16(exact));
+    }
+    cpu->writeBuffer(AdamWArtifact::kGrad, {1, 1}, grad);
+    CallArgs args;
+    args.scalars = {{"lr", s.lr}, {"c1", s.c1}, {"c2", s.c2}, {"grad_scale", s.gradScale},
+                    {"step", step}};
+    cpu->call("update", args);
+    EXPECT_EQ(cpu->readBuffer(AdamWArtifact::kW, {1, 1}), w) << "step " << step;
+    EXPECT_EQ(cpu->readBuffer(AdamWArtifact::kM, {1, 1}), m) << "step " << step;
+    EXPECT_EQ(cpu->readBuffer(AdamWArtifact::kV, {1, 1}), v) << "step " << step;
+  }
+  // Stochastic rounding is not rounding to nearest (each element rounds away from the nearer
+  // value with probability up to ½): over 72 roundings some must differ.
+  EXPECT_GT(notNearest, 0u);
+  fs::remove_all(dir);
+}
+
+/// The random bits are a pure function of (seed, stream, index), and the rounding is unbiased:
+/// x = 1 + 0.3 ulp rounds up in 30 % of 100000 draws (±5σ), and the values it takes are the two
+/// bf16 neighbours of x. ±∞ and NaN are kept.
+TEST(TrainingFamiliesTest, StochasticRoundingIsUnbiasedAndReproducible) {
+  const float ulp = std::ldexp(1.0f, -7), x = 1.0f + 0.3f * ulp;
+  const unsigned int key = device::rounding_key(12345, 7);
+  EXPECT_EQ(key, device::rounding_key(12345, 7));
+  EXPECT_NE(key, device::rounding_key(12346, 7));
+  EXPECT_NE(key, device::rounding_key(12345, 8));
+  int up = 0;
+  constexpr int kDraws = 100000;
+  for (int i = 0; i < kDraws; ++i) {
+    const float r = roundStochastic(x, key, static_cast<std::size_t>(i));
+    ASSERT_TRUE(r == 1.0f || r == 1.0f + ulp) << r;
+    up += r != 1.0f;
+  }
+  const double sigma = std::sqrt(0.3 * 0.7 / kDraws);
+  EXPECT_NEAR(static_cast<double>(up) / kDraws, 0.3, 5.0 * sigma);
+  // Negative values round in magnitude, the same way.
+  EXPECT_EQ(roundStochastic(-x, key, 3), -roundStochastic(x, key, 3));
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(roundStochastic(inf, key, 1), inf);
+  EXPECT_EQ(roundStochastic(-inf, key, 1), -inf);
+  EXPECT_TRUE(std::isnan(roundStochastic(std::numeric_limits<float>::quiet_NaN(), key, 1)));
+  // A bf16-exact value never moves.
+  EXPECT_EQ(roundStochastic(1.5f, key, 9), 1.5f);
 }
 
 /// sum(x) with db [3] a gradient buffer: the column sums of columns 2..4 of x [B, S, 6], added

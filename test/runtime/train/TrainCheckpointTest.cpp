@@ -10,6 +10,7 @@
 
 #include "runtime/support/Error.h"
 #include "runtime/support/MappedFile.h"
+#include "runtime/weights/Checkpoint.h"
 #include "runtime/weights/Convert.h"
 #include "runtime/weights/SafetensorsWriter.h"
 #include "test/runtime/ErrorMatchers.h"
@@ -106,6 +107,34 @@ TEST(TrainCheckpointTest, ReadsBackBitForBit) {
     EXPECT_TRUE(sameBits(q.m, p.m));
     EXPECT_TRUE(sameBits(q.v, p.v));
   }
+}
+
+/// The low-memory mode's state: a bf16 weight with bf16 moments and no master. The moments are
+/// stored as bf16 (half the bytes) and read back bit for bit with their dtype; a moment that is
+/// not bf16-exact is refused, naming the tensor.
+TEST(TrainCheckpointTest, KeepsBf16MomentsAsBf16) {
+  TempDir tmp("xlc-train-ckpt-bf16");
+  const std::string dir = (tmp.path / "c").string();
+  std::mt19937 rng(6);
+  ParameterState p{"backbone.blocks.0.mlstm_layer.q.weight", {4, 6}, weights::DType::BF16,
+                   randomValues(24, rng, true), {}, randomValues(24, rng, true),
+                   randomValues(24, rng, true), weights::DType::BF16};
+  writeTrainCheckpoint(dir, std::span(&p, 1), {}, "{}");
+  const weights::Checkpoint optimizer = weights::Checkpoint::open(dir + "/optimizer.safetensors");
+  ASSERT_NE(optimizer.find(p.name + ".exp_avg_sq"), nullptr);
+  EXPECT_EQ(optimizer.find(p.name + ".exp_avg_sq")->dtype, weights::DType::BF16);
+  EXPECT_EQ(optimizer.find(p.name + ".master"), nullptr);
+  const TrainCheckpoint back = readTrainCheckpoint(dir);
+  ASSERT_EQ(back.params.size(), 1u);
+  EXPECT_EQ(back.params[0].momentDtype, weights::DType::BF16);
+  EXPECT_TRUE(sameBits(back.params[0].m, p.m));
+  EXPECT_TRUE(sameBits(back.params[0].v, p.v));
+  EXPECT_TRUE(back.params[0].master.empty());
+
+  p.v[7] = 1.0f + 1.0f / 1024.0f; // not a bf16 value
+  xlc::testing::expectError([&] { writeTrainCheckpoint(dir, std::span(&p, 1), {}, "{}"); },
+                            {"'backbone.blocks.0.mlstm_layer.q.weight'", "element 7",
+                             "bf16 exp_avg_sq is not a bf16 value"});
 }
 
 TEST(TrainCheckpointTest, ReplacesAtomicallyAndNeverReadsAnIncompleteOne) {
