@@ -181,17 +181,33 @@ INSTANTIATE_TEST_SUITE_P(Variants, NvrtcCompile, ::testing::ValuesIn(compileCase
                            return info.param.name;
                          });
 
-// The backward families as the registry renders them (renderKernel: the artifact's source, with
-// its static_assert that the family's shared-memory size is the header's), at the tiny model's
-// and the 7B's cell, chunk 64 in slices of 64 and chunk 128 in slices of 32.
+/// Compiles the kernel the registry renders for |family| and |config| (renderKernel: the
+/// artifact's source, with its static_assert that the family's shared-memory size is the
+/// header's) for sm_90a against the embedded headers.
+void expectRenderedCompiles(const char *family, const xlc::kernels::Config &config) {
+  SCOPED_TRACE(std::string(family) + " " + config.dump());
+  std::vector<xlc::cuda::NvrtcHeader> headers;
+  for (const xlc::device::EmbeddedHeader &h : xlc::device::embeddedHeaders())
+    headers.push_back({h.name, h.text});
+  std::vector<std::string> options = xlc::cuda::Nvrtc::defaultOptions("sm_90a");
+  const xlc::artifact::Kernel k =
+      xlc::kernels::renderKernel(*xlc::kernels::findFamily(family), config, "#xk.tile<>");
+  options.insert(options.end(), k.options.begin(), k.options.end());
+  std::vector<char> cubin;
+  std::string log;
+  ASSERT_NO_THROW(cubin = xlc::cuda::Nvrtc::instance().compile(
+                      k.source, std::string(family) + ".cu", options, headers, &log))
+      << k.source;
+  EXPECT_GT(cubin.size(), 0u);
+  EXPECT_LE(k.sharedBytes, 227u * 1024u) << "over the H100's shared memory per block";
+}
+
+// The backward families at the tiny model's and the 7B's cell, chunk 64 in slices of 64 and
+// chunk 128 in slices of 32.
 TEST(NvrtcCompileRendered, MlstmBackwardFamilies) {
   std::string reason;
   if (!xlc::cuda::Nvrtc::available(&reason))
     XLC_SKIP_OR_FAIL("libnvrtc cannot be loaded: " << reason);
-  std::vector<xlc::cuda::NvrtcHeader> headers;
-  for (const xlc::device::EmbeddedHeader &h : xlc::device::embeddedHeaders())
-    headers.push_back({h.name, h.text});
-  const std::vector<std::string> options = xlc::cuda::Nvrtc::defaultOptions("sm_90a");
   auto config = [](int nh, int dqk, int dv, int chunk, int tile, const char *gate) {
     return xlc::kernels::Config{{"dtype", "bf16"},      {"gate_dtype", "f32"},
                                 {"state_dtype", "f32"}, {"num_heads", nh},
@@ -204,20 +220,24 @@ TEST(NvrtcCompileRendered, MlstmBackwardFamilies) {
        {config(4, 8, 16, 16, 16, "exp"), config(8, 256, 512, 64, 64, "exp"),
         config(8, 256, 512, 128, 16, "sigmoid")})
     for (const char *family : {"mlstm_backward_readout", "mlstm_backward_states",
-                               "mlstm_backward_chunk", "mlstm_backward_gates"}) {
-      SCOPED_TRACE(std::string(family) + " " + c.dump());
-      const xlc::artifact::Kernel k =
-          xlc::kernels::renderKernel(*xlc::kernels::findFamily(family), c, "#xk.tile<>");
-      std::vector<std::string> all = options;
-      all.insert(all.end(), k.options.begin(), k.options.end());
-      std::vector<char> cubin;
-      std::string log;
-      ASSERT_NO_THROW(cubin = xlc::cuda::Nvrtc::instance().compile(k.source, std::string(family) + ".cu",
-                                                                   all, headers, &log))
-          << k.source;
-      EXPECT_GT(cubin.size(), 0u);
-      EXPECT_LE(k.sharedBytes, 227u * 1024u) << "over the H100's shared memory per block";
-    }
+                               "mlstm_backward_chunk", "mlstm_backward_gates"})
+      expectRenderedCompiles(family, c);
+}
+
+// The optimizer's families in both precision modes: AdamW with an fp32 master (standard) and
+// with bf16 gradient and moments and stochastic rounding (low-memory), grad_norm over f32 and
+// bf16 gradients.
+TEST(NvrtcCompileRendered, OptimizerFamilies) {
+  std::string reason;
+  if (!xlc::cuda::Nvrtc::available(&reason))
+    XLC_SKIP_OR_FAIL("libnvrtc cannot be loaded: " << reason);
+  for (const char *g : {"f32", "bf16"}) {
+    const bool low = std::string(g) == "bf16";
+    expectRenderedCompiles("adamw", {{"dtype", "bf16"}, {"grad_dtype", g}, {"moment_dtype", g},
+                                     {"master", !low}, {"rounding", low ? "stochastic" : "nearest"},
+                                     {"threads", 256}, {"blocks", 528}});
+    expectRenderedCompiles("grad_norm", {{"grad_dtype", g}, {"threads", 256}, {"blocks", 528}});
+  }
 }
 
 } // namespace
