@@ -232,6 +232,39 @@ def AssignTileConfigs : Pass<"xlc-assign-tile-configs", "::mlir::ModuleOp"> {
   let dependentDialects = ["::xlc::xk::XkDialect"];
 }
 
+def RecomputeFfn : Pass<"xlc-recompute-ffn", "::mlir::ModuleOp"> {
+  let summary = "Recomputes each SwiGLU FFN's gate|up projection in @train_step's backward.";
+  let description = [{
+    Activations saved vs recomputed (`xlc-compile --training --recompute ffn`): for every
+    `xk.gemm` -> `xlstm.split` -> `xk.swiglu` chain of @train_step's forward whose results the
+    backward reads (`xk.swiglu_backward` reads the gate and up halves, the down projection's
+    weight-gradient `xk.matmul` the SwiGLU output), the chain is cloned right before the first
+    backward op that reads one of them (the backward is everything after the op that produces the
+    loss, the first result), and every backward read goes to the clones. The originals die at the
+    forward's down projection: 3·F values per token and block less in the arena, for one more
+    up-projection GEMM and SwiGLU per block. The clones' locations get the suffix
+    `.recomputed`. Run it after CSE, which would merge the clones back.
+
+    Before:
+    ```mlir
+    %gu = xk.gemm %xn, %w : ...
+    %g, %u = xlstm.split %gu : ...
+    %a = xk.swiglu %g, %u : ...
+    ...                                            // the loss
+    %dg, %du = xk.swiglu_backward %g, %u, %da : ...
+    ```
+    After:
+    ```mlir
+    ...                                            // the forward as before
+    %gu2 = xk.gemm %xn, %w : ...
+    %g2, %u2 = xlstm.split %gu2 : ...
+    %a2 = xk.swiglu %g2, %u2 : ...
+    %dg, %du = xk.swiglu_backward %g2, %u2, %da : ...
+    ```
+  }];
+  let dependentDialects = ["::xlc::xk::XkDialect", "::xlc::xlstm::XlstmDialect"];
+}
+
 def VerifyKernelForm : Pass<"xlc-verify-kernel-form", "::mlir::ModuleOp"> {
   let summary = "Checks that a module is in kernel form, ready for code generation.";
   let description = [{

@@ -7,6 +7,9 @@
 //   ... --training --training-precision low-memory  bf16 GEMM gradients and AdamW moments, no
 //                                                 master copies, stochastic rounding (the 7B on
 //                                                 one 80 GB GPU)
+//   ... --training --recompute ffn                the FFN's gate|up projection and SwiGLU
+//                                                 recomputed in the backward, not saved
+//                                                 (xlc-recompute-ffn)
 //
 // Phases, in order: model (imported or parsed IR), fused (xlc-fusion-pipeline), kernels
 // (xlc-kernel-pipeline: @prefill, @decode_step and @score as xk kernels with tiles), artifact (the
@@ -18,6 +21,7 @@
 #include "dialect/XkDialect.h"
 #include "dialect/XlstmDialect.h"
 #include "models/import/BuildModel.h"
+#include "passes/Passes.h"
 #include "passes/Pipelines.h"
 #include "runtime/artifact/Serialize.h"
 #include "runtime/artifact/Summary.h"
@@ -76,7 +80,8 @@ mlir::OwningOpRef<mlir::ModuleOp> loadInput(mlir::MLIRContext &context, const st
 int main(int argc, char **argv) {
   CLI::App app{"xlc-compile: compile an xLSTM model (xlstm IR or a Hugging Face config.json) "
                "into an artifact the runtime executes"};
-  std::string input, output, phase = "artifact", arch = "sm_90a", precision = "standard";
+  std::string input, output, phase = "artifact", arch = "sm_90a", precision = "standard",
+              recompute = "none";
   bool verbose = false, training = false;
   app.add_option("input", input, "model IR (.mlir) or Hugging Face config.json")->required();
   app.add_option("-o,--output", output, "output file (artifact, or IR with --compile-to)");
@@ -90,8 +95,18 @@ int main(int argc, char **argv) {
                  "'low-memory' (bf16 GEMM gradients and moments, no masters, stochastic "
                  "rounding)")
       ->check(CLI::IsMember({"standard", "low-memory"}));
+  app.add_option("--recompute", recompute,
+                 "with --training: activations the backward recomputes instead of saving them: "
+                 "'none', or 'ffn' (each FFN's gate|up projection and SwiGLU: less memory, one "
+                 "more GEMM per block)")
+      ->check(CLI::IsMember({"none", "ffn"}));
   app.add_flag("-v,--verbose", verbose, "print the time of every phase");
   CLI11_PARSE(app, argc, argv);
+  if (recompute != "none" && !training) {
+    std::cerr << "xlc-compile: error: --recompute " << recompute
+              << " needs --training (it changes what @train_step saves)\n";
+    return 1;
+  }
   if (precision != "standard" && !training) {
     std::cerr << "xlc-compile: error: --training-precision " << precision
               << " needs --training (it says how @train_step keeps its gradients)\n";
@@ -136,6 +151,10 @@ int main(int argc, char **argv) {
     Clock::time_point t = Clock::now();
     mlir::PassManager pm(&context);
     build(pm);
+    if (std::string_view(name) == "kernels" && recompute == "ffn") {
+      pm.addPass(xlc::createRecomputeFfn());
+      pm.addPass(xlc::createVerifyKernelForm());
+    }
     if (mlir::failed(pm.run(*module))) {
       llvm::errs() << "xlc-compile: error: the " << name << " phase failed\n";
       return 1;

@@ -280,6 +280,29 @@ TEST(TrainStepOptimizerTest, OneStepIsTheHostsAdamWOnTheExportedGradients) {
       ASSERT_EQ(g, 0.0f) << t.name << ": the step consumes the gradients";
 }
 
+/// Activations recomputed (xlc-compile --training --recompute ffn): the backward reads the FFNs'
+/// recomputed gate|up projections and SwiGLU outputs, which are the forward's values computed
+/// again by the same steps, so the loss and every gradient are exactly the saved plan's.
+TEST(TrainStepTest, RecomputedFfnGivesTheSavedPlansGradients) {
+  TrainModel recomputed("xlstm-tiny", "-train-recompute"), saved("xlstm-tiny");
+  std::size_t clones = 0;
+  for (const artifact::Buffer &buf : recomputed.artifact.buffers)
+    clones += buf.name.find(".recomputed") != std::string::npos;
+  EXPECT_GT(clones, 0u) << "the artifact recomputes nothing";
+  const Batch b = randomBatch(saved.config.vocabSize, 23);
+  EXPECT_EQ(trainStep(*recomputed.backend, b), trainStep(*saved.backend, b));
+  std::map<std::string, NamedTensor> want;
+  for (NamedTensor &t : saved.backend->exportGradients())
+    want.emplace(t.name, std::move(t));
+  std::size_t compared = 0;
+  for (const NamedTensor &t : recomputed.backend->exportGradients()) {
+    ASSERT_TRUE(want.count(t.name)) << t.name;
+    EXPECT_EQ(t.values, want.at(t.name).values) << t.name;
+    ++compared;
+  }
+  EXPECT_EQ(compared, want.size());
+}
+
 /// The low-memory mode (xlc-compile --training-precision low-memory) on the tiny model: no master
 /// copies; the gradients that only GEMMs write (projection matrices, the untied LM head) in bf16,
 /// the embedding's and the norms' in f32; bf16 moments. train_step computes the same gradients
