@@ -13,10 +13,12 @@
 // whatever they are (a bf16 value widens exactly). A bf16 store rounds to nearest, or with
 // kStochastic stochastically (stochastic_rounding.cuh), which the low-memory mode needs: bf16
 // moments and a bf16 weight without a master, where rounding to nearest would drop every update
-// below half an ulp. The random bits of element i of the weight, m and v are
-// rounding_bits(rounding_key(seed, 3·tensor + {0, 1, 2}), i), with seed the optimizer step and
-// tensor the launch's index in optimizer_step: a pure function of (step, tensor, array, element),
-// so a resumed run and the CPU backend (runtime/kernels/families/AdamW.cpp) round identically.
+// below half an ulp. Element i's random bits are two words, A = rounding_word(rounding_key(seed,
+// 2·tensor), i) and B = rounding_word(rounding_key(seed, 2·tensor + 1), i): the weight rounds
+// with A's low 16 bits, m with A's high 16, v with B's low 16 (adamw_rounding_bits), with seed
+// the optimizer step and tensor the launch's index in optimizer_step: a pure function of (step,
+// tensor, array, element), so a resumed run and the CPU backend
+// (runtime/kernels/families/AdamW.cpp) round identically.
 //
 // The step consumes the gradient: each grad[i] is zeroed once read, so the gradient buffers are
 // ready for the next step's micro-batches to accumulate into (train_step adds into them).
@@ -74,32 +76,45 @@ __device__ __forceinline__ void adamw_element(float g, float &m, float &v, float
 }
 
 /// Stores N fp32 values as X at p + i (element indices i..i+N−1 of the tensor): bf16 rounded
-/// stochastically under |key| when kStochastic, else as from_float rounds (to nearest). kVector:
-/// one or more 16-byte stores (p + i 16-byte aligned).
+/// stochastically with the 16-bit values bits[e] when kStochastic, else as from_float rounds (to
+/// nearest). kVector: one or more 16-byte stores (p + i 16-byte aligned).
 template <int N, bool kVector, bool kStochastic, class X>
 __device__ __forceinline__ void store_rounded(X *p, int64_t i, const float (&in)[N],
-                                              unsigned int key) {
+                                              const unsigned int (&bits)[N]) {
   if constexpr (kStochastic && is_bf16<X>) {
-    unsigned short bits[N];
+    unsigned short out[N];
 #pragma unroll
     for (int e = 0; e < N; ++e)
-      bits[e] = bf16_bits_stochastic(__builtin_bit_cast(unsigned int, in[e]),
-                                     rounding_bits(key, static_cast<uint64_t>(i + e)));
+      out[e] = bf16_bits_stochastic(__builtin_bit_cast(unsigned int, in[e]), bits[e]);
     if constexpr (kVector) {
       static_assert((N * 2) % 16 == 0, "vector store of a partial 16-byte group");
 #pragma unroll
       for (int c = 0; c < N / 8; ++c) {
         uint4 raw;
-        memcpy(&raw, bits + 8 * c, 16);
+        memcpy(&raw, out + 8 * c, 16);
         reinterpret_cast<uint4 *>(p + i)[c] = raw;
       }
     } else {
 #pragma unroll
       for (int e = 0; e < N; ++e)
-        memcpy(p + i + e, bits + e, 2);
+        memcpy(p + i + e, out + e, 2);
     }
   } else {
     store_floats<N, kVector>(p + i, in);
+  }
+}
+
+/// The 16-bit rounding values of elements i..i+N−1 for the weight, m and v (file comment).
+template <int N>
+__device__ __forceinline__ void adamw_rounding_bits(unsigned int keyA, unsigned int keyB,
+                                                    int64_t i, unsigned int (&w)[N],
+                                                    unsigned int (&m)[N], unsigned int (&v)[N]) {
+#pragma unroll
+  for (int e = 0; e < N; ++e) {
+    const unsigned int a = rounding_word(keyA, static_cast<uint64_t>(i + e));
+    w[e] = a & 0xffffU;
+    m[e] = a >> 16;
+    v[e] = rounding_word(keyB, static_cast<uint64_t>(i + e)) & 0xffffU;
   }
 }
 
@@ -121,10 +136,9 @@ template <class Config> __device__ void adamw(const AdamWParams &p) {
   G *grad = static_cast<G *>(p.grad);
   M *mom1 = static_cast<M *>(p.m), *mom2 = static_cast<M *>(p.v);
   const uint64_t seed = static_cast<uint64_t>(p.seed);
-  const unsigned int stream = static_cast<unsigned int>(p.tensor) * 3U;
-  const unsigned int keyW = kSR ? rounding_key(seed, stream) : 0U;
-  const unsigned int keyM = kSR ? rounding_key(seed, stream + 1U) : 0U;
-  const unsigned int keyV = kSR ? rounding_key(seed, stream + 2U) : 0U;
+  const unsigned int stream = static_cast<unsigned int>(p.tensor) * 2U;
+  const unsigned int keyA = kSR ? rounding_key(seed, stream) : 0U;
+  const unsigned int keyB = kSR ? rounding_key(seed, stream + 1U) : 0U;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * Config::kThreads;
   const bool vector = view_aligned16<G>(grad, 0, 0) && view_aligned16<M>(mom1, 0, 0) &&
@@ -144,15 +158,18 @@ template <class Config> __device__ void adamw(const AdamWParams &p) {
 #pragma unroll
     for (int e = 0; e < kGroup; ++e)
       adamw_element(scale * g[e], m[e], v[e], param[e], b1, b2, eps, lr, lambda, c1, c2);
+    unsigned int bitsW[kGroup] = {}, bitsM[kGroup] = {}, bitsV[kGroup] = {};
+    if constexpr (kSR)
+      adamw_rounding_bits(keyA, keyB, i, bitsW, bitsM, bitsV);
     const float zeros[kGroup] = {};
     store_floats<kGroup, true>(grad + i, zeros);
-    store_rounded<kGroup, true, kSR>(mom1, i, m, keyM);
-    store_rounded<kGroup, true, kSR>(mom2, i, v, keyV);
+    store_rounded<kGroup, true, kSR>(mom1, i, m, bitsM);
+    store_rounded<kGroup, true, kSR>(mom2, i, v, bitsV);
     if constexpr (Config::kMaster) {
       store_floats<kGroup, true>(p.master + i, param);
       store_floats<kGroup, true>(w + i, param); // the working copy, rounded to nearest
     } else {
-      store_rounded<kGroup, true, kSR>(w, i, param, keyW);
+      store_rounded<kGroup, true, kSR>(w, i, param, bitsW);
     }
   }
   // The elements after the last whole group (all of them when a pointer is not 16-byte aligned).
@@ -160,14 +177,17 @@ template <class Config> __device__ void adamw(const AdamWParams &p) {
     float g[1] = {scale * to_float(grad[i])}, m[1] = {to_float(mom1[i])}, v[1] = {to_float(mom2[i])};
     float param[1] = {Config::kMaster ? p.master[i] : to_float(w[i])};
     adamw_element(g[0], m[0], v[0], param[0], b1, b2, eps, lr, lambda, c1, c2);
+    unsigned int bitsW[1] = {}, bitsM[1] = {}, bitsV[1] = {};
+    if constexpr (kSR)
+      adamw_rounding_bits(keyA, keyB, i, bitsW, bitsM, bitsV);
     grad[i] = from_float<G>(0.0f);
-    store_rounded<1, false, kSR>(mom1, i, m, keyM);
-    store_rounded<1, false, kSR>(mom2, i, v, keyV);
+    store_rounded<1, false, kSR>(mom1, i, m, bitsM);
+    store_rounded<1, false, kSR>(mom2, i, v, bitsV);
     if constexpr (Config::kMaster) {
       p.master[i] = param[0];
       w[i] = from_float<T>(param[0]);
     } else {
-      store_rounded<1, false, kSR>(w, i, param, keyW);
+      store_rounded<1, false, kSR>(w, i, param, bitsW);
     }
   }
 }

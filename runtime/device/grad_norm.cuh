@@ -6,7 +6,7 @@
 // (runtime/train/AdamW.h clipScale) that the optimizer step takes as grad_scale.
 //
 // Grid (kBlocks, 1, 1), block (kThreads, 1, 1), no dynamic shared memory: a grid-stride loop
-// over groups of 8 elements (16-byte loads; scalar for the partial group or an unaligned pointer),
+// over groups of 64 bytes (16-byte loads; scalar for the partial group or an unaligned pointer),
 // each block's sum (a block_sum, a fixed shuffle order) written to partial[blockIdx.x], and the
 // last block to finish (an atomic counter it resets) adds the partials in block order. For a
 // fixed configuration the result is bit-identical from run to run.
@@ -37,9 +37,10 @@ template <class G_, int kThreads_> struct GradNormConfig {
 template <class Config> __device__ void grad_norm(const GradNormParams &p) {
   __shared__ float scratch[32];
   __shared__ bool isLast;
-  // Groups of 8 elements per thread (one or two 16-byte loads in flight), then the partial group.
+  // Groups of 64 bytes per thread (four 16-byte loads in flight: 16 fp32 or 32 bf16 elements),
+  // then the partial group.
   using G = typename Config::G;
-  constexpr int kGroup = 8;
+  constexpr int kGroup = static_cast<int>(64 / sizeof(G));
   const G *grad = static_cast<const G *>(p.grad);
   const int64_t first = static_cast<int64_t>(blockIdx.x) * Config::kThreads + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * Config::kThreads;

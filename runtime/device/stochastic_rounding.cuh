@@ -43,22 +43,34 @@ XLC_HOST_DEVICE unsigned int mix32(unsigned int x) {
   return x;
 }
 
-/// The per-launch key of one array of one tensor at one optimizer step (computed once per
-/// thread; rounding_bits mixes the element index into it).
+/// The per-launch key of one stream of random words (computed once per thread; rounding_word
+/// mixes the element index into it).
 XLC_HOST_DEVICE unsigned int rounding_key(unsigned long long seed, unsigned int stream) {
   unsigned int h = mix32(static_cast<unsigned int>(seed) ^ 0x9e3779b9U);
   h = mix32(h ^ static_cast<unsigned int>(seed >> 32));
   return mix32(h ^ stream);
 }
 
-/// 16 random bits for element |index| under |key|.
-XLC_HOST_DEVICE unsigned int rounding_bits(unsigned int key, unsigned long long index) {
-  unsigned int h = mix32(key ^ static_cast<unsigned int>(index));
-  h = mix32(h ^ static_cast<unsigned int>(index >> 32));
-  return h >> 16;
+/// 32 random bits for element |index| under |key|: one mix per element (the optimizer step is
+/// bound by memory only while its integer work stays this small; each word serves two 16-bit
+/// roundings). Distinct indices below 2³² give distinct words under one key (mix32 is a
+/// bijection); the high half of a larger index is folded in by a multiply.
+XLC_HOST_DEVICE unsigned int rounding_word(unsigned int key, unsigned long long index) {
+  return mix32(key ^ static_cast<unsigned int>(index) ^
+               (static_cast<unsigned int>(index >> 32) * 0x85ebca6bU));
 }
 
-/// The bf16 bits of fp32 bits |u| rounded with the 16 random bits |r| (file comment).
+/// AdamW's 16-bit rounding value for element |index| of |array| (0: the weight, 1: exp_avg, 2:
+/// exp_avg_sq) of one tensor, whose keys are keyA = rounding_key(step, 2·tensor) and keyB =
+/// rounding_key(step, 2·tensor + 1): the weight takes word A's low half, exp_avg its high half,
+/// exp_avg_sq word B's low half. (adamw.cuh computes word A once for both.)
+XLC_HOST_DEVICE unsigned int adamw_rounding_value(unsigned int keyA, unsigned int keyB, int array,
+                                                  unsigned long long index) {
+  const unsigned int word = rounding_word(array == 2 ? keyB : keyA, index);
+  return array == 1 ? word >> 16 : word & 0xffffU;
+}
+
+/// The bf16 bits of fp32 bits |u| rounded with the 16 random bits |r| < 2¹⁶ (file comment).
 XLC_HOST_DEVICE unsigned short bf16_bits_stochastic(unsigned int u, unsigned int r) {
   if ((u & 0x7f800000U) == 0x7f800000U) // ±∞ stays; a NaN stays a (quiet) NaN
     return static_cast<unsigned short>((u >> 16) | ((u & 0x007fffffU) != 0 ? 0x0040U : 0U));

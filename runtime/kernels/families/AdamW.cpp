@@ -28,14 +28,16 @@ namespace xlc::kernels {
 namespace {
 
 /// |values| as the kernel stores them in a |type| array (the CPU holds them as fp32): a bf16 store
-/// rounds to nearest, or stochastically with the bits of (key, element index); f16 to nearest.
+/// rounds to nearest, or stochastically with the values adamw_rounding_value(keyA, keyB, array,
+/// element) gives; f16 to nearest.
 void roundAsStored(std::span<float> values, std::string_view type, bool stochastic,
-                   unsigned int key) {
+                   unsigned int keyA, unsigned int keyB, int array) {
   if (type == "bf16") {
     for (std::size_t i = 0; i < values.size(); ++i) {
       const std::uint16_t bits =
-          stochastic ? device::bf16_bits_stochastic(std::bit_cast<std::uint32_t>(values[i]),
-                                                    device::rounding_bits(key, i))
+          stochastic ? device::bf16_bits_stochastic(
+                           std::bit_cast<std::uint32_t>(values[i]),
+                           device::adamw_rounding_value(keyA, keyB, array, i))
                      : weights::f32ToBF16(values[i]);
       values[i] = weights::bf16ToF32(bits);
     }
@@ -69,14 +71,16 @@ void runCpu(CpuLaunch &l) {
   // uninterrupted one computes with.
   const bool stochastic = cfgString(l.config(), "rounding") == "stochastic";
   const auto seed = static_cast<std::uint64_t>(l.integer("seed"));
-  const auto stream = static_cast<unsigned int>(l.integer("tensor")) * 3U;
+  const auto stream = static_cast<unsigned int>(l.integer("tensor")) * 2U;
+  const unsigned int keyA = device::rounding_key(seed, stream);
+  const unsigned int keyB = device::rounding_key(seed, stream + 1U);
   const std::string &type = cfgString(l.config(), "dtype");
   const std::string &momentType = cfgString(l.config(), "moment_dtype");
   if (master)
     std::copy(param, param + n, weight); // the working copy, rounded to nearest below
-  roundAsStored({weight, n}, type, stochastic && !master, device::rounding_key(seed, stream));
-  roundAsStored({m, n}, momentType, stochastic, device::rounding_key(seed, stream + 1U));
-  roundAsStored({v, n}, momentType, stochastic, device::rounding_key(seed, stream + 2U));
+  roundAsStored({weight, n}, type, stochastic && !master, keyA, keyB, 0);
+  roundAsStored({m, n}, momentType, stochastic, keyA, keyB, 1);
+  roundAsStored({v, n}, momentType, stochastic, keyA, keyB, 2);
   std::fill(grad, grad + n, 0.0f); // consumed, as the kernel leaves it
 }
 

@@ -243,14 +243,17 @@ struct AdamWCase {
 };
 
 /// What a |dtype| array of the kernel holds after it stores fp32 |x| at element |i|: bf16 rounded
-/// to nearest, or stochastically with the bits of (key, i) (stochastic_rounding.cuh); fp32 as is.
-inline float storedAs(DType dtype, bool stochastic, unsigned int key, int64_t i, float x) {
+/// to nearest, or stochastically with AdamW's rounding value of |array| (stochastic_rounding.cuh);
+/// fp32 as is.
+inline float storedAs(DType dtype, bool stochastic, unsigned int keyA, unsigned int keyB,
+                      int array, int64_t i, float x) {
   if (dtype != DType::BF16)
     return x;
-  const uint16_t bits = stochastic ? device::bf16_bits_stochastic(
-                                         std::bit_cast<uint32_t>(x),
-                                         device::rounding_bits(key, static_cast<uint64_t>(i)))
-                                   : bf16Bits(x);
+  const uint16_t bits =
+      stochastic ? device::bf16_bits_stochastic(
+                       std::bit_cast<uint32_t>(x),
+                       device::adamw_rounding_value(keyA, keyB, array, static_cast<uint64_t>(i)))
+                 : bf16Bits(x);
   return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
 }
 
@@ -300,12 +303,14 @@ CaseReport runAdamW(Backend &be, const std::string &name, const AdamWCase &c) {
     dims.block = Config::kThreads;
     be.launch(kAdamW, V::kConfig, &device::adamw<Config>, dims, p);
     train::adamwApply(param, grad, m, v, cfg, step, c.weightDecay > 0.0);
-    const unsigned int stream = static_cast<unsigned int>(tensor) * 3U;
+    const unsigned int stream = static_cast<unsigned int>(tensor) * 2U;
+    const unsigned int keyA = device::rounding_key(t, stream),
+                       keyB = device::rounding_key(t, stream + 1U);
     for (int64_t i = 0; i < c.count; ++i) {
       if (!Config::kMaster)
-        param[i] = storedAs(kW, kSR, device::rounding_key(t, stream), i, param[i]);
-      m[i] = storedAs(kM, kSR, device::rounding_key(t, stream + 1U), i, m[i]);
-      v[i] = storedAs(kM, kSR, device::rounding_key(t, stream + 2U), i, v[i]);
+        param[i] = storedAs(kW, kSR, keyA, keyB, 0, i, param[i]);
+      m[i] = storedAs(kM, kSR, keyA, keyB, 1, i, m[i]);
+      v[i] = storedAs(kM, kSR, keyA, keyB, 2, i, v[i]);
     }
     // The step consumes the gradient: every element left zero.
     double left = 0.0;

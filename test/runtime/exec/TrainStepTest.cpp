@@ -308,7 +308,7 @@ TEST(TrainStepTest, RecomputedFfnGivesTheSavedPlansGradients) {
 /// the embedding's and the norms' in f32; bf16 moments. train_step computes the same gradients
 /// as the standard artifact (the CPU backend's arithmetic is fp32 either way), and
 /// optimizer_step is, launch by launch, the host's AdamW on the parameter's buffer followed by the
-/// stochastic rounding of the weight and both moments with the bits of (step, 3·launch + array,
+/// stochastic rounding of the weight and both moments with the bits of (step, launch, array,
 /// element) — so every bf16 value the backend holds is one a checkpoint can store exactly.
 TEST(TrainStepOptimizerTest, LowMemoryModeRoundsStochasticallyWithoutMasters) {
   TrainModel low("xlstm-tiny", "-train-lowmem"), standard("xlstm-tiny");
@@ -363,13 +363,13 @@ TEST(TrainStepOptimizerTest, LowMemoryModeRoundsStochasticallyWithoutMasters) {
     e.var.assign(e.weight.size(), 0.0f);
     const bool decay = s.attrs.value("decay", false);
     train::adamwApply(e.weight, grad, e.mom, e.var, config, step, decay);
-    const unsigned int stream = static_cast<unsigned int>(i) * 3U;
+    const unsigned int keyA = device::rounding_key(stepNumber, static_cast<unsigned int>(i) * 2U),
+                       keyB = device::rounding_key(stepNumber, static_cast<unsigned int>(i) * 2U + 1U);
     const bool bf16 = a.buffers[e.w].dtype == artifact::DType::BF16;
     for (std::size_t j = 0; j < e.weight.size() && bf16; ++j) {
-      auto round = [&](float x, unsigned int offset) {
+      auto round = [&](float x, int array) {
         return weights::bf16ToF32(device::bf16_bits_stochastic(
-            std::bit_cast<std::uint32_t>(x),
-            device::rounding_bits(device::rounding_key(stepNumber, stream + offset), j)));
+            std::bit_cast<std::uint32_t>(x), device::adamw_rounding_value(keyA, keyB, array, j)));
       };
       e.weight[j] = round(e.weight[j], 0);
       e.mom[j] = round(e.mom[j], 1);

@@ -378,10 +378,9 @@ struct AdamWArtifact {
   }
 };
 
-/// bf16 bits of |x| rounded stochastically with element |i|'s bits under |key|, as a float.
-float roundStochastic(float x, unsigned int key, std::size_t i) {
-  return weights::bf16ToF32(device::bf16_bits_stochastic(std::bit_cast<std::uint32_t>(x),
-                                                         device::rounding_bits(key, i)));
+/// bf16 bits of |x| rounded stochastically with the 16-bit value |bits|, as a float.
+float roundStochastic(float x, unsigned int bits) {
+  return weights::bf16ToF32(device::bf16_bits_stochastic(std::bit_cast<std::uint32_t>(x), bits));
 }
 
 /// update() with the step's constants as function scalars: a trainable fp32 parameter (filled
@@ -426,7 +425,7 @@ TEST(TrainingFamiliesTest, AdamWUpdatesAParameterAndItsMoments) {
 
 /// The low-memory mode's update on the CPU backend: a bf16 parameter without a master, bf16
 /// gradient and moments, stochastic rounding. After each step the weight and both moments hold
-/// exactly the host's fp32 update rounded with the bits of (step, 3·tensor + array, element) —
+/// exactly the host's fp32 update rounded with the bits of (step, tensor, array, element) —
 /// the same values the kernel stores (test/gpu/harness/KernelCases.h runAdamW checks the kernel
 /// against the same rounding) — and the same step replayed rounds the same way.
 TEST(TrainingFamiliesTest, AdamWLowMemoryRoundsStochasticallyByStepTensorAndElement) {
@@ -439,7 +438,7 @@ TEST(TrainingFamiliesTest, AdamWLowMemoryRoundsStochasticallyByStepTensorAndElem
   std::mt19937_64 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> w = art.w0, m(kN, 0.0f), v(kN, 0.0f);
-  const unsigned int stream = AdamWArtifact::kTensor * 3U;
+  const unsigned int stream = AdamWArtifact::kTensor * 2U;
   std::size_t notNearest = 0;
   for (int step = 1; step <= 3; ++step) {
     std::vector<float> grad(kN);
@@ -447,11 +446,13 @@ TEST(TrainingFamiliesTest, AdamWLowMemoryRoundsStochasticallyByStepTensorAndElem
       g = weights::bf16ToF32(weights::f32ToBF16(normal(rng)));
     const train::AdamWStep s = train::adamwStep(config, step, 1e-2, 0.5f);
     train::adamwUpdate(w, grad, m, v, config, step, 1e-2, 0.5f, true);
+    const unsigned int keyA = device::rounding_key(step, stream),
+                       keyB = device::rounding_key(step, stream + 1U);
     for (std::size_t i = 0; i < kN; ++i) {
       const float exact = w[i];
-      w[i] = roundStochastic(w[i], device::rounding_key(step, stream), i);
-      m[i] = roundStochastic(m[i], device::rounding_key(step, stream + 1U), i);
-      v[i] = roundStochastic(v[i], device::rounding_key(step, stream + 2U), i);
+      w[i] = roundStochastic(w[i], device::adamw_rounding_value(keyA, keyB, 0, i));
+      m[i] = roundStochastic(m[i], device::adamw_rounding_value(keyA, keyB, 1, i));
+      v[i] = roundStochastic(v[i], device::adamw_rounding_value(keyA, keyB, 2, i));
       notNearest += w[i] != weights::bf16ToF32(weights::f32ToBF16(exact));
     }
     cpu->writeBuffer(AdamWArtifact::kGrad, {1, 1}, grad);
@@ -470,31 +471,39 @@ TEST(TrainingFamiliesTest, AdamWLowMemoryRoundsStochasticallyByStepTensorAndElem
 }
 
 /// The random bits are a pure function of (seed, stream, index), and the rounding is unbiased:
-/// x = 1 + 0.3 ulp rounds up in 30 % of 100000 draws (±5σ), and the values it takes are the two
-/// bf16 neighbours of x. ±∞ and NaN are kept.
+/// x = 1 + 0.3 ulp rounds up in 30 % of 100000 draws (±5σ) with each of AdamW's three rounding
+/// values, and the values it takes are the two bf16 neighbours of x. ±∞ and NaN are kept.
 TEST(TrainingFamiliesTest, StochasticRoundingIsUnbiasedAndReproducible) {
   const float ulp = std::ldexp(1.0f, -7), x = 1.0f + 0.3f * ulp;
   const unsigned int key = device::rounding_key(12345, 7);
   EXPECT_EQ(key, device::rounding_key(12345, 7));
   EXPECT_NE(key, device::rounding_key(12346, 7));
   EXPECT_NE(key, device::rounding_key(12345, 8));
-  int up = 0;
+  const unsigned int keyB = device::rounding_key(12345, 8);
+  // Each of the three arrays' values (two halves of one word, the low half of another) is
+  // unbiased on its own.
   constexpr int kDraws = 100000;
-  for (int i = 0; i < kDraws; ++i) {
-    const float r = roundStochastic(x, key, static_cast<std::size_t>(i));
-    ASSERT_TRUE(r == 1.0f || r == 1.0f + ulp) << r;
-    up += r != 1.0f;
+  for (int array = 0; array < 3; ++array) {
+    int up = 0;
+    for (int i = 0; i < kDraws; ++i) {
+      const float r = roundStochastic(x, device::adamw_rounding_value(key, keyB, array, i));
+      ASSERT_TRUE(r == 1.0f || r == 1.0f + ulp) << r;
+      up += r != 1.0f;
+    }
+    const double sigma = std::sqrt(0.3 * 0.7 / kDraws);
+    EXPECT_NEAR(static_cast<double>(up) / kDraws, 0.3, 5.0 * sigma) << "array " << array;
   }
-  const double sigma = std::sqrt(0.3 * 0.7 / kDraws);
-  EXPECT_NEAR(static_cast<double>(up) / kDraws, 0.3, 5.0 * sigma);
+  EXPECT_EQ(device::rounding_word(key, 5), device::rounding_word(key, 5));
+  EXPECT_NE(device::rounding_word(key, 5), device::rounding_word(key, 5 + (1ull << 32)));
   // Negative values round in magnitude, the same way.
-  EXPECT_EQ(roundStochastic(-x, key, 3), -roundStochastic(x, key, 3));
+  const unsigned int bits = device::adamw_rounding_value(key, keyB, 0, 3);
+  EXPECT_EQ(roundStochastic(-x, bits), -roundStochastic(x, bits));
   const float inf = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(roundStochastic(inf, key, 1), inf);
-  EXPECT_EQ(roundStochastic(-inf, key, 1), -inf);
-  EXPECT_TRUE(std::isnan(roundStochastic(std::numeric_limits<float>::quiet_NaN(), key, 1)));
+  EXPECT_EQ(roundStochastic(inf, 0xffff), inf);
+  EXPECT_EQ(roundStochastic(-inf, 0xffff), -inf);
+  EXPECT_TRUE(std::isnan(roundStochastic(std::numeric_limits<float>::quiet_NaN(), 0xffff)));
   // A bf16-exact value never moves.
-  EXPECT_EQ(roundStochastic(1.5f, key, 9), 1.5f);
+  EXPECT_EQ(roundStochastic(1.5f, 0xffff), 1.5f);
 }
 
 /// sum(x) with db [3] a gradient buffer: the column sums of columns 2..4 of x [B, S, 6], added
