@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "runtime/kernels/Tuning.h"
 #include "runtime/kernels/families/MlstmChunkwise.h"
 
 #include "mlir/IR/Builders.h"
@@ -45,24 +46,21 @@ int64_t rowThreads(int64_t features) {
   return std::clamp<int64_t>(threads, 32, 256);
 }
 
-/// Dynamic shared memory per block on the H100 and H200.
-constexpr int64_t kMaxSharedBytes = 227 * 1024;
-
 /// The key split of the fused chunkwise kernel at (chunk, DQK, DV tile), or nothing when the
-/// fused form does not fit (shared memory of the state pass or the scores kernel beyond the
-/// H100's 227 KB per block, more than 1024
-/// threads, fewer threads than DQK rows to update n). Two warps per 16-row query strip when both
-/// the chunk's keys and the padded DQK halve into whole 16-wide steps, else one (four measured
-/// 21 % slower at the 7B head on the H100: docs/benchmarks/chunkwise-fused-h100-2026-12-06.md).
+/// fused form does not fit (its family's constraint: runtime/kernels/families/MlstmCommon.cpp;
+/// shared memory of the state pass or the scores kernel beyond sm_90's 227 KiB per block). Two
+/// warps per 16-row query strip when both the chunk's keys and the padded DQK halve into whole
+/// 16-wide steps, else one (four measured 21 % slower at the 7B head on the H100:
+/// docs/benchmarks/chunkwise-fused-h100-2026-12-06.md).
 std::optional<int64_t> fusedKeySplit(int64_t chunk, int64_t dqk, int64_t tileV) {
+  namespace mlstm = xlc::kernels::mlstm;
   if (chunk % 16 != 0 || tileV % 16 != 0)
     return std::nullopt;
   const int64_t qw = (dqk + 15) / 16 * 16;
   const int64_t split = (chunk / 2) % 16 == 0 && (qw / 2) % 16 == 0 ? 2 : 1;
-  const int64_t threads = 32 * (chunk / 16) * split;
-  if (threads > 1024 || threads < qw ||
-      xlc::kernels::mlstm::fusedSharedBytes(chunk, dqk, tileV, split) > kMaxSharedBytes ||
-      xlc::kernels::mlstm::scoresSharedBytes(chunk, dqk) > kMaxSharedBytes)
+  if (!mlstm::fusedConstraint(chunk, dqk, split).empty() ||
+      mlstm::fusedSharedBytes(chunk, dqk, tileV, split) > xlc::kernels::kMaxSharedBytes ||
+      mlstm::scoresSharedBytes(chunk, dqk) > xlc::kernels::kMaxSharedBytes)
     return std::nullopt;
   return split;
 }
@@ -137,7 +135,7 @@ struct AssignTileConfigsPass : public xlc::impl::AssignTileConfigsBase<AssignTil
         int64_t slice = std::min<int64_t>(64, (widest + 15) / 16 * 16);
         while (slice > 16) { // whole n16 tiles: 64, 48, 32, 16
           const xlc::kernels::Config c = {{"chunk", l}, {"tile", slice}};
-          if (xlc::kernels::mlstm::backwardShared(c).chunk <= kMaxSharedBytes)
+          if (xlc::kernels::mlstm::backwardShared(c).chunk <= xlc::kernels::kMaxSharedBytes)
             break;
           slice -= 16;
         }

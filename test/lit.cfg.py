@@ -20,7 +20,7 @@ config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
 
 config.substitutions.append(("%models", os.path.join(config.xlc_source_root, "models")))
 
-tools = ["xlc-opt", "xlc-import", "xlc-compile", "xlc-dump"]
+tools = ["xlc-opt", "xlc-import", "xlc-compile", "xlc-dump", "xlc-tune"]
 tool_dirs = [os.path.join(config.xlc_tools_dir, t) for t in tools]
 tool_dirs.append(config.llvm_tools_dir)
 llvm_config.add_tool_substitutions(tools, tool_dirs)

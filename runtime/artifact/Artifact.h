@@ -150,6 +150,16 @@ struct KernelParam {
   friend bool operator==(const KernelParam &, const KernelParam &) = default;
 };
 
+/// Where a tuned kernel's configuration came from: the tuning-database record
+/// (runtime/tune/TuningDb.h) xlc-compile --tuning-db took it from, and what was measured.
+struct KernelTuning {
+  std::string record;      ///< the record's key: "family problem B=.. S=.."
+  std::string defaultTile; ///< the variant the compiler would have used
+  double defaultUs = 0;    ///< its median time in the record
+  double chosenUs = 0;     ///< the chosen variant's
+  friend bool operator==(const KernelTuning &, const KernelTuning &) = default;
+};
+
 /// One NVRTC compilation unit with one entry point.
 struct Kernel {
   std::string name;                 ///< unique in the artifact, e.g. "mlstm_chunkwise_fwd_0"
@@ -165,6 +175,8 @@ struct Kernel {
   /// The family's configuration (runtime/kernels/KernelFamily.h): the kernel is exactly what
   /// the family renders from it, and the CPU backend executes it.
   nlohmann::json config = nlohmann::json::object();
+  /// Set when the configuration is a tuned variant rather than the compiler's default.
+  std::optional<KernelTuning> tuning;
   friend bool operator==(const Kernel &, const Kernel &) = default;
 };
 

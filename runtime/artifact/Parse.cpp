@@ -159,6 +159,16 @@ Kernel parseKernel(const Json &value, const std::string &source, std::size_t ind
     p.finish();
     k.params.push_back(std::move(param));
   }
+  if (const Json *tuning = r.find("tuning")) {
+    ObjectReader t(*tuning, r.field("tuning"));
+    KernelTuning kt;
+    kt.record = t.string("record");
+    kt.defaultTile = t.string("default");
+    kt.defaultUs = asNumber(t.get("default_us"), t.field("default_us"));
+    kt.chosenUs = asNumber(t.get("chosen_us"), t.field("chosen_us"));
+    t.finish();
+    k.tuning = std::move(kt);
+  }
   r.finish();
   return k;
 }

@@ -173,17 +173,23 @@ Json kernelJson(const Kernel &k) {
   Json params = Json::array();
   for (const KernelParam &p : k.params)
     params.push_back({{"name", p.name}, {"kind", paramKindName(p.kind)}});
-  return {{"name", k.name},
-          {"family", k.family},
-          {"entry", k.entry},
-          {"tile", k.tile},
-          {"config", k.config},
-          {"source", k.source},
-          {"options", k.options},
-          {"block", k.block},
-          {"grid", {exprJson(k.grid[0]), exprJson(k.grid[1]), exprJson(k.grid[2])}},
-          {"shared_bytes", k.sharedBytes},
-          {"params", std::move(params)}};
+  Json j = {{"name", k.name},
+            {"family", k.family},
+            {"entry", k.entry},
+            {"tile", k.tile},
+            {"config", k.config},
+            {"source", k.source},
+            {"options", k.options},
+            {"block", k.block},
+            {"grid", {exprJson(k.grid[0]), exprJson(k.grid[1]), exprJson(k.grid[2])}},
+            {"shared_bytes", k.sharedBytes},
+            {"params", std::move(params)}};
+  if (k.tuning)
+    j["tuning"] = {{"record", k.tuning->record},
+                   {"default", k.tuning->defaultTile},
+                   {"default_us", k.tuning->defaultUs},
+                   {"chosen_us", k.tuning->chosenUs}};
+  return j;
 }
 
 Json bufferJson(const Buffer &b) {

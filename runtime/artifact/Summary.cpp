@@ -193,6 +193,9 @@ private:
         params.push_back(fmt::format("{}: {}", p.name, paramKindName(p.kind)));
       line("  [{}] {}  family {}  entry {}", i, k.name, k.family, k.entry);
       line("      tile {}", k.tile);
+      if (k.tuning)
+        line("      tuned: {:.2f} us against {:.2f} us for the default {} (record {})",
+             k.tuning->chosenUs, k.tuning->defaultUs, k.tuning->defaultTile, k.tuning->record);
       line("      config {}", k.config.dump());
       line("      grid [{}, {}, {}]  block [{}, {}, {}]  shared {} bytes  source {} bytes",
            k.grid[0].toString(), k.grid[1].toString(), k.grid[2].toString(), k.block[0], k.block[1],

@@ -105,6 +105,12 @@ struct AttrCheck {
   std::string_view name; ///< the config field or the parameter
 };
 
+/// One field of a family's tuning space and the values a tuner tries for it (docs/auto-tuning.md).
+struct TuningKnob {
+  std::string_view field;
+  std::vector<std::int64_t> values;
+};
+
 struct FamilyDef {
   std::string_view name;       ///< the artifact's `family`
   std::string_view op;         ///< the model-level op its launch steps name
@@ -126,6 +132,16 @@ struct FamilyDef {
   /// programmatic dependent launch those loads overlap that kernel's tail; the entry point then
   /// does not call it first.
   bool waitsInside = false;
+  /// The tuning space around a kernel of configuration |config|: the integer fields a tuner may
+  /// change and the values it tries (they may depend on the kernel's shapes); nullptr or empty
+  /// when the family has nothing to tune. A knob changes how a kernel works (tiles, threads,
+  /// splits), never its parameters, the buffers it reads or writes, or what it computes: a
+  /// variant drops into the same launch step.
+  std::vector<TuningKnob> (*tuning)(const Config &config) = nullptr;
+  /// What rules |config| out beyond the schema, "" when nothing does: the device header's
+  /// static_asserts and layout limits, so that a variant is refused before it is compiled
+  /// (runtime/kernels/Tuning.h adds the limits every launch has).
+  std::string (*constraint)(const Config &config) = nullptr;
 };
 
 /// Every family, in a fixed order.

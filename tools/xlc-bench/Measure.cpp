@@ -154,34 +154,6 @@ void runDecode(exec::Backend &backend, CaseResult &r, const RunSettings &s,
   }
 }
 
-/// A training batch from B sequences of S + 1 ids: tokens are each sequence's first S ids,
-/// targets its last S (next-token prediction, every target counted), and train_step's buffers.
-struct TrainBatch {
-  std::vector<std::int32_t> tokens, targets;
-  std::vector<std::uint8_t> resets; ///< one document per sequence: no resets inside
-  std::vector<float> tokenLoss;
-
-  explicit TrainBatch(const std::vector<std::vector<std::int32_t>> &sequences) {
-    for (const std::vector<std::int32_t> &seq : sequences) {
-      tokens.insert(tokens.end(), seq.begin(), seq.end() - 1);
-      targets.insert(targets.end(), seq.begin() + 1, seq.end());
-    }
-    tokenLoss.resize(tokens.size());
-    resets.assign(tokens.size(), 0);
-  }
-  exec::CallArgs trainStepArgs(std::uint64_t batch, std::uint64_t seq) {
-    exec::CallArgs args;
-    args.batch = batch;
-    args.seq = seq;
-    args.inputs.emplace("tokens", std::as_bytes(std::span(tokens)));
-    args.inputs.emplace("targets", std::as_bytes(std::span(targets)));
-    args.inputs.emplace("resets", std::as_bytes(std::span(resets)));
-    args.scalars.emplace("grad_scale", 1.0 / static_cast<double>(targets.size()));
-    args.outputs.emplace("token_loss", exec::OutputRequest{tokenLoss});
-    return args;
-  }
-};
-
 /// A repeat = one optimizer step, as xlc-train takes it: train_step (the gradients of the mean
 /// loss), grad_norm (for clipping), optimizer_step (AdamW at a small learning rate, so the
 /// weights stay sane over the repeats). Every call is synchronous (its outputs come back, or the
@@ -232,6 +204,27 @@ void runTrain(exec::Backend &backend, CaseResult &r, const RunSettings &s,
 }
 
 } // namespace
+
+TrainBatch::TrainBatch(const std::vector<std::vector<std::int32_t>> &sequences) {
+  for (const std::vector<std::int32_t> &seq : sequences) {
+    tokens.insert(tokens.end(), seq.begin(), seq.end() - 1);
+    targets.insert(targets.end(), seq.begin() + 1, seq.end());
+  }
+  tokenLoss.resize(tokens.size());
+  resets.assign(tokens.size(), 0);
+}
+
+exec::CallArgs TrainBatch::trainStepArgs(std::uint64_t batch, std::uint64_t seq) {
+  exec::CallArgs args;
+  args.batch = batch;
+  args.seq = seq;
+  args.inputs.emplace("tokens", std::as_bytes(std::span(tokens)));
+  args.inputs.emplace("targets", std::as_bytes(std::span(targets)));
+  args.inputs.emplace("resets", std::as_bytes(std::span(resets)));
+  args.scalars.emplace("grad_scale", 1.0 / static_cast<double>(targets.size()));
+  args.outputs.emplace("token_loss", exec::OutputRequest{tokenLoss});
+  return args;
+}
 
 std::int32_t promptToken(std::uint64_t seed, std::uint64_t sequence, std::uint64_t position,
                          std::uint64_t vocab) {

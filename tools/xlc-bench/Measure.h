@@ -47,6 +47,18 @@ std::int32_t promptToken(std::uint64_t seed, std::uint64_t sequence, std::uint64
 std::vector<std::vector<std::int32_t>> makePrompts(std::uint64_t batch, std::uint64_t length,
                                                    std::uint64_t vocab, std::uint64_t seed);
 
+/// A training batch from B sequences of S + 1 ids: tokens are each sequence's first S ids,
+/// targets its last S (next-token prediction, every target counted), and train_step's buffers.
+struct TrainBatch {
+  std::vector<std::int32_t> tokens, targets;
+  std::vector<std::uint8_t> resets; ///< one document per sequence: no resets inside
+  std::vector<float> tokenLoss;
+
+  explicit TrainBatch(const std::vector<std::vector<std::int32_t>> &sequences);
+  /// train_step's arguments over this batch's buffers (which must outlive the call).
+  exec::CallArgs trainStepArgs(std::uint64_t batch, std::uint64_t seq);
+};
+
 struct RunSettings {
   std::size_t reps = 5;
   std::size_t warmup = 1;

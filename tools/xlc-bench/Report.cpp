@@ -6,6 +6,7 @@
 #include "tools/xlc-bench/Stats.h"
 
 #include <cmath>
+#include <ctime>
 #include <functional>
 
 namespace xlc::bench {
@@ -387,6 +388,15 @@ void printTable(const BenchRun &run, std::FILE *out) {
   }
   for (const std::string &plot : run.plots)
     fmt::print(out, "plot: {}\n", plot);
+}
+
+std::string utcNow() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
 }
 
 } // namespace xlc::bench

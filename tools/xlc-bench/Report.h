@@ -60,6 +60,9 @@ nlohmann::ordered_json modelFacts(const exec::Plan &plan);
 nlohmann::ordered_json toJson(const BenchRun &run);
 void printTable(const BenchRun &run, std::FILE *out);
 
+/// The current time, UTC, ISO 8601 to the second: "2026-12-08T02:00:00Z".
+std::string utcNow();
+
 } // namespace xlc::bench
 
 #endif // XLC_TOOLS_XLC_BENCH_REPORT_H

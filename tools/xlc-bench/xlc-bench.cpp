@@ -90,15 +90,6 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string utcNow() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 /// "key: value" lines (test/gpu/provenance.sh) as a JSON object; the first value of a key wins.
 Json readProvenance(const std::string &path) {
   std::ifstream in(path);

@@ -25,6 +25,8 @@
 #include "passes/Pipelines.h"
 #include "runtime/artifact/Serialize.h"
 #include "runtime/artifact/Summary.h"
+#include "runtime/device/DeviceHeaders.h"
+#include "runtime/tune/ApplyTuning.h"
 #include "runtime/support/Error.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -40,6 +42,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <optional>
 
 namespace {
 
@@ -81,7 +84,7 @@ int main(int argc, char **argv) {
   CLI::App app{"xlc-compile: compile an xLSTM model (xlstm IR or a Hugging Face config.json) "
                "into an artifact the runtime executes"};
   std::string input, output, phase = "artifact", arch = "sm_90a", precision = "standard",
-              recompute = "none";
+              recompute = "none", tuningDb;
   bool verbose = false, training = false;
   app.add_option("input", input, "model IR (.mlir) or Hugging Face config.json")->required();
   app.add_option("-o,--output", output, "output file (artifact, or IR with --compile-to)");
@@ -100,6 +103,10 @@ int main(int argc, char **argv) {
                  "'none', or 'ffn' (each FFN's gate|up projection and SwiGLU: less memory, one "
                  "more GEMM per block)")
       ->check(CLI::IsMember({"none", "ffn"}));
+  app.add_option("--tuning-db", tuningDb,
+                 "a tuning database written by xlc-tune: every kernel it has records for "
+                 "launches the measured choice (per measured batch) instead of the default "
+                 "(docs/auto-tuning.md)");
   app.add_flag("-v,--verbose", verbose, "print the time of every phase");
   CLI11_PARSE(app, argc, argv);
   if (recompute != "none" && !training) {
@@ -111,6 +118,25 @@ int main(int argc, char **argv) {
     std::cerr << "xlc-compile: error: --training-precision " << precision
               << " needs --training (it says how @train_step keeps its gradients)\n";
     return 1;
+  }
+  // The database is read and checked before anything is compiled: a stale or corrupt one is
+  // refused at once.
+  std::optional<xlc::tune::Database> database;
+  if (!tuningDb.empty()) {
+    try {
+      database = xlc::tune::readDatabase(tuningDb);
+    } catch (const xlc::Error &e) {
+      std::cerr << "xlc-compile: error: " << e.what() << "\n";
+      return 1;
+    }
+    const std::string stale =
+        xlc::tune::compileTimeStaleness(*database, std::string(xlc::device::headerHash()),
+                                        xlc::codegen::CodegenOptions{}.compilerVersion);
+    if (!stale.empty()) {
+      std::cerr << "xlc-compile: error: " << tuningDb << " was measured with other kernels ("
+                << stale << "); tune again with xlc-tune\n";
+      return 1;
+    }
   }
   if (phase == "artifact" && output.empty()) {
     std::cerr << "xlc-compile: error: an artifact needs an output file (-o model.xlca)\n";
@@ -178,6 +204,17 @@ int main(int argc, char **argv) {
   }
   report("codegen", t);
   try {
+    if (database) {
+      const xlc::tune::ApplyReport applied = xlc::tune::applyTuning(*artifact, *database);
+      std::cerr << "xlc-compile: " << tuningDb << ": " << applied.tunedLaunches << " of "
+                << applied.launches << " tunable launches take a tuned kernel ("
+                << applied.kernelsAdded << " added, " << applied.kernelsDropped
+                << " defaults dropped); " << applied.untuned.size()
+                << " kernel problems have no record\n";
+      if (verbose)
+        for (const std::string &problem : applied.untuned)
+          std::cerr << "xlc-compile:   no record: " << problem << "\n";
+    }
     if (phase == "plan") {
       xlc::artifact::printSummary(std::cout, *artifact);
       return 0;

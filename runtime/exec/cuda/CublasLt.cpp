@@ -90,6 +90,8 @@ std::string CublasLt::description() const {
   return fmt::format("cuBLASLt {} ({})", api_.cublasLtGetVersion(), library_.path());
 }
 
+std::size_t CublasLt::version() const { return api_.cublasLtGetVersion(); }
+
 void CublasLt::checkStatus(cublasStatus_t status, const char *call,
                            const std::string &what) const {
   if (status == CUBLAS_STATUS_SUCCESS)

@@ -147,6 +147,8 @@ public:
 
   /// "cuBLASLt 130100 (libcublasLt.so.13)".
   std::string description() const;
+  /// cublasLtGetVersion(), e.g. 130100.
+  std::size_t version() const;
 
   /// D = op(A)·op(W) (+ epilogue, or + D when accumulating) on |stream|. |c| is the residual
   /// (ResidualAdd) or the bias (Bias), ignored otherwise. Throws xlc::Error naming |what| when cuBLASLt has no algorithm for the

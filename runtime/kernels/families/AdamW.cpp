@@ -131,6 +131,12 @@ const FamilyDef &adamwFamily() {
           },
       .geometry = gridStrideGeometry,
       .cpu = runCpu,
+      .tuning =
+          [](const Config &) {
+            // blocks: 1 to 16 waves of 132 SMs' worth of 2-block residency.
+            return std::vector<TuningKnob>{threadsKnob(128, 1024),
+                                           {"blocks", {132, 264, 528, 1056, 2112}}};
+          },
   };
   return def;
 }

@@ -53,6 +53,11 @@ const FamilyDef &columnSumFamily() {
           },
       .geometry = rowBlockGeometry,
       .cpu = runCpu,
+      .tuning =
+          [](const Config &) {
+            return std::vector<TuningKnob>{threadsKnob(),
+                                           {"rows_per_block", powersOfTwo(32, 1024)}};
+          },
   };
   return def;
 }

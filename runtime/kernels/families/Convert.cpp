@@ -49,6 +49,7 @@ const FamilyDef &convertFamily() {
           },
       .geometry = [](const Config &c) { return rowColumnBlockGeometry(c, "cols"); },
       .cpu = runCpu,
+      .tuning = threadsSpace,
   };
   return def;
 }

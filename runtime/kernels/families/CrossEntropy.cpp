@@ -73,6 +73,7 @@ const FamilyDef &crossEntropyFamily() {
           },
       .geometry = rowGeometry,
       .cpu = runCpu,
+      .tuning = threadsSpace,
   };
   return def;
 }

@@ -53,6 +53,7 @@ const FamilyDef &embeddingFamily() {
           },
       .geometry = rowGeometry,
       .cpu = runCpu,
+      .tuning = threadsSpace,
   };
   return def;
 }

@@ -64,6 +64,11 @@ const FamilyDef &embeddingBackwardFamily() {
             return g;
           },
       .cpu = runCpu,
+      // partitions: blocks own the token ids t ≡ y (mod partitions); more blocks, more passes.
+      .tuning =
+          [](const Config &) {
+            return std::vector<TuningKnob>{threadsKnob(), {"partitions", powersOfTwo(16, 256)}};
+          },
   };
   return def;
 }

@@ -8,6 +8,7 @@
 #define XLC_RUNTIME_KERNELS_FAMILIES_FAMILIES_H
 
 #include "runtime/kernels/KernelFamily.h"
+#include "runtime/kernels/Tuning.h"
 
 #include <string>
 
@@ -95,6 +96,19 @@ inline Geometry gridStrideGeometry(const Config &config) {
   g.block = {static_cast<std::uint32_t>(cfgInt(config, "threads")), 1, 1};
   g.grid[0] = artifact::Expr::constant(u64(cfgInt(config, "blocks")));
   return g;
+}
+
+// Tuning spaces shared by several families (FamilyDef::tuning).
+
+/// `threads`: whole warps, 32 to 1024 (row-wise and grid-stride kernels loop over what a block
+/// does not cover, so every count is legal).
+inline TuningKnob threadsKnob(std::int64_t lo = 32, std::int64_t hi = 1024) {
+  return {"threads", powersOfTwo(lo, hi)};
+}
+inline std::vector<TuningKnob> threadsSpace(const Config &) { return {threadsKnob()}; }
+/// The row-block families (a block sums the weight-gradient terms of `rows_per_block` rows).
+inline std::vector<TuningKnob> rowBlockSpace(const Config &) {
+  return {threadsKnob(), {"rows_per_block", powersOfTwo(8, 128)}};
 }
 
 } // namespace xlc::kernels

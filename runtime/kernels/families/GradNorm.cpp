@@ -51,6 +51,8 @@ const FamilyDef &gradNormFamily() {
           },
       .geometry = gridStrideGeometry,
       .cpu = runCpu,
+      // `blocks` sizes the partial-sum workspace, so it is the problem's, not a knob.
+      .tuning = [](const Config &) { return std::vector<TuningKnob>{threadsKnob(128, 1024)}; },
   };
   return def;
 }

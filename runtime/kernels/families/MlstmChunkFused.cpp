@@ -84,6 +84,17 @@ const FamilyDef &mlstmChunkFusedFamily() {
             return g;
           },
       .cpu = runCpu,
+      .tuning =
+          [](const Config &c) {
+            return std::vector<TuningKnob>{
+                {"tile_v", mlstm::tileValues(cfgInt(c, "v_head_dim"), 256)},
+                {"key_split", {1, 2, 4}}};
+          },
+      .constraint =
+          [](const Config &c) {
+            return mlstm::fusedConstraint(cfgInt(c, "chunk"), cfgInt(c, "qk_head_dim"),
+                                          cfgInt(c, "key_split"));
+          },
   };
   return def;
 }

@@ -8,6 +8,8 @@
 
 #include "runtime/kernels/families/MlstmChunkwise.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace xlc::kernels {
@@ -71,6 +73,39 @@ const FamilyDef &mlstmChunkOutputsFamily() {
             return g;
           },
       .cpu = runCpu,
+      .tuning =
+          [](const Config &c) {
+            std::vector<std::int64_t> blockL;
+            for (std::int64_t l = 16; l <= std::min<std::int64_t>(128, cfgInt(c, "chunk")); l *= 2)
+              blockL.push_back(l);
+            return std::vector<TuningKnob>{
+                {"block_l", blockL},
+                {"block_dv", mlstm::tileValues(cfgInt(c, "v_head_dim"), 128)},
+                {"block_dqk", mlstm::tileValues(cfgInt(c, "qk_head_dim"), 128)},
+                threadsKnob(32, 256)};
+          },
+      // MlstmChunkOutputsConfig's static_asserts: the query block divides the chunk, warps own
+      // whole 16-row query strips, the q̂ᵀn pass's threads per row are a power of two ≤ 32.
+      .constraint =
+          [](const Config &c) -> std::string {
+            const std::int64_t chunk = cfgInt(c, "chunk"), blockL = cfgInt(c, "block_l"),
+                               threads = cfgInt(c, "threads");
+            if (chunk % blockL != 0 || blockL % 16 != 0)
+              return fmt::format("block_l {} must be a multiple of 16 dividing the chunk {}",
+                                 blockL, chunk);
+            if (cfgInt(c, "block_dv") % 16 != 0 || cfgInt(c, "block_dqk") % 16 != 0)
+              return "block_dv and block_dqk must be whole 16-wide fragments";
+            const std::int64_t strips = blockL / 16, warps = threads / 32;
+            if (warps == 0 || strips % warps != 0)
+              return fmt::format("{} warps cannot share {} query strips of 16 rows", warps,
+                                 strips);
+            const std::int64_t rowThreads = threads >= blockL ? threads / blockL : 1;
+            if ((rowThreads & (rowThreads - 1)) != 0 || rowThreads > 32 ||
+                threads % rowThreads != 0)
+              return fmt::format("{} threads per query row: a power of two ≤ 32 needed",
+                                 rowThreads);
+            return {};
+          },
   };
   return def;
 }

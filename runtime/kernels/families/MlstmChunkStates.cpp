@@ -8,6 +8,8 @@
 
 #include "runtime/kernels/families/MlstmChunkwise.h"
 
+#include <fmt/format.h>
+
 namespace xlc::kernels {
 
 namespace {
@@ -67,6 +69,24 @@ const FamilyDef &mlstmChunkStatesFamily() {
             return g;
           },
       .cpu = runCpu,
+      .tuning =
+          [](const Config &c) {
+            return std::vector<TuningKnob>{
+                {"tile_k", mlstm::tileValues(cfgInt(c, "qk_head_dim"), 128)},
+                {"tile_v", mlstm::tileValues(cfgInt(c, "v_head_dim"), 128)},
+                threadsKnob(32, 256)};
+          },
+      // Each warp owns whole 16-row strips of the C tile (kStrips % kWarps == 0).
+      .constraint =
+          [](const Config &c) -> std::string {
+            const std::int64_t strips = cfgInt(c, "tile_k") / 16,
+                               warps = cfgInt(c, "threads") / 32;
+            if (cfgInt(c, "tile_k") % 16 != 0 || cfgInt(c, "tile_v") % 16 != 0)
+              return "tile_k and tile_v must be whole 16-wide fragments";
+            if (warps == 0 || strips % warps != 0)
+              return fmt::format("{} warps cannot share {} strips of 16 rows", warps, strips);
+            return {};
+          },
   };
   return def;
 }

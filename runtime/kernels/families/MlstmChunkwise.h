@@ -75,6 +75,11 @@ std::int64_t fusedSharedBytes(std::int64_t chunk, std::int64_t dqk, std::int64_t
 /// Dynamic shared memory of the scores kernel (MlstmChunkScoresConfig::kSharedBytes).
 std::int64_t scoresSharedBytes(std::int64_t chunk, std::int64_t dqk);
 
+/// The fused state pass's constraint (mlstm_chunk_fused.cuh's static_asserts): each of the
+/// key_split warps of a 16-row query strip takes whole 16-key and 16-DQK-row steps, one thread
+/// per padded DQK row, at most 1024 threads; "" when they hold.
+std::string fusedConstraint(std::int64_t chunk, std::int64_t dqk, std::int64_t keySplit);
+
 } // namespace xlc::kernels::mlstm
 
 #endif // XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCHUNKWISE_H

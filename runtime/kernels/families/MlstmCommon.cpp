@@ -6,6 +6,8 @@
 
 #include "runtime/support/Error.h"
 
+#include <fmt/format.h>
+
 namespace xlc::kernels::mlstm {
 
 std::vector<ConfigField> cellFields(std::vector<ConfigField> extra) {
@@ -201,6 +203,36 @@ std::string backwardConfigType(const Config &c) {
                         cellConfigType(c) + ", " + num(c, "chunk") + ", " + num(c, "tile"));
 }
 
+std::vector<std::int64_t> tileValues(std::int64_t dim, std::int64_t cap) {
+  const std::int64_t padded = (dim + 15) / 16 * 16;
+  std::vector<std::int64_t> out;
+  for (std::int64_t t = 16; t <= cap; t *= 2) {
+    out.push_back(t);
+    if (t >= padded)
+      break;
+  }
+  return out;
+}
+
+std::string fusedConstraint(std::int64_t chunk, std::int64_t dqk, std::int64_t keySplit) {
+  const std::int64_t qw = (dqk + 15) / 16 * 16;
+  const std::int64_t threads = 32 * (chunk / 16) * keySplit;
+  if (chunk % 16 != 0 || (chunk / keySplit) % 16 != 0 || chunk % keySplit != 0)
+    return fmt::format("key_split {} leaves a warp a partial 16-key step of the chunk {}",
+                       keySplit, chunk);
+  if (qw % keySplit != 0 || (qw / keySplit) % 16 != 0)
+    return fmt::format("key_split {} leaves a warp a partial 16-row step of DQK {}", keySplit,
+                       qw);
+  if (threads > 1024 || threads < qw)
+    return fmt::format("{} threads: one per padded DQK row ({}) and at most 1024 needed",
+                       threads, qw);
+  const std::int64_t rowThreads = threads >= chunk ? threads / chunk : 1;
+  if ((rowThreads & (rowThreads - 1)) != 0 || rowThreads > 32)
+    return fmt::format("{} threads per row of the q̂ᵀn pass: a power of two ≤ 32 needed",
+                       rowThreads);
+  return {};
+}
+
 BackwardShared backwardShared(const Config &c) {
   // MlstmChunkBackwardConfig's layout: regions rounded to 128 bytes; P adds the tensor cores'
   // bf16 operand tiles (pitch tile + 8) after its fp32 ones.
@@ -239,6 +271,17 @@ FamilyDef backwardFamily(std::string_view function, Geometry (*geometry)(const C
       .configType = backwardConfigType,
       .geometry = geometry,
       .cpu = cpu,
+      // The slice width of the DQK/DV loops (whole n16 tiles; the schema caps it at 64).
+      .tuning =
+          [](const Config &c) {
+            const std::int64_t widest =
+                std::max(cfgInt(c, "qk_head_dim"), cfgInt(c, "v_head_dim"));
+            std::vector<std::int64_t> values;
+            for (std::int64_t t = 16; t <= std::min<std::int64_t>(64, (widest + 15) / 16 * 16);
+                 t += 16)
+              values.push_back(t);
+            return std::vector<TuningKnob>{{"tile", values}};
+          },
   };
 }
 

@@ -45,6 +45,10 @@ std::vector<ParamDef> inPlaceParams(bool withSeqLen);
 /// only what the kernel declares (v, the gate views, the state and h, eps, gate_soft_cap).
 exec::cpu::MlstmCell cellOf(const CpuLaunch &launch, std::int64_t seq);
 
+/// A tile knob's values over a head dimension |dim|: powers of two from 16 up to |cap| and to
+/// the first that covers |dim| padded to whole 16-wide fragments.
+std::vector<std::int64_t> tileValues(std::int64_t dim, std::int64_t cap);
+
 } // namespace xlc::kernels::mlstm
 
 #endif // XLC_RUNTIME_KERNELS_FAMILIES_MLSTMCOMMON_H

@@ -8,6 +8,8 @@
 
 #include "runtime/kernels/families/MlstmCommon.h"
 
+#include <fmt/format.h>
+
 namespace xlc::kernels {
 
 namespace {
@@ -51,6 +53,26 @@ const FamilyDef &mlstmDecodeStepFamily() {
       .cpu = runCpu,
       // The C tile's loads go out before the wait for the gate GEMM (mlstm_decode_step.cuh).
       .waitsInside = true,
+      .tuning =
+          [](const Config &c) {
+            return std::vector<TuningKnob>{
+                {"block_dv", mlstm::tileValues(cfgInt(c, "v_head_dim"), 256)},
+                threadsKnob(64, 512)};
+          },
+      // MlstmDecodeConfig's static_asserts: the DV tile is whole 16-byte vectors of the state
+      // and the block whole rows of them.
+      .constraint =
+          [](const Config &c) -> std::string {
+            const std::int64_t vec = cfgString(c, "state_dtype") == "f32" ? 4 : 8;
+            const std::int64_t blockDV = cfgInt(c, "block_dv"), threads = cfgInt(c, "threads");
+            if (blockDV % vec != 0)
+              return fmt::format("block_dv {} is not whole 16-byte vectors of {} states",
+                                 blockDV, vec);
+            if (threads % (blockDV / vec) != 0)
+              return fmt::format("{} threads do not tile rows of {} vectors", threads,
+                                 blockDV / vec);
+            return {};
+          },
   };
   return def;
 }

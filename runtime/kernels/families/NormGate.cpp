@@ -55,6 +55,7 @@ const FamilyDef &normGateFamily() {
           },
       .geometry = rowGeometry,
       .cpu = runCpu,
+      .tuning = threadsSpace,
   };
   return def;
 }

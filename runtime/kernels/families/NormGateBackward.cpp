@@ -77,6 +77,7 @@ const FamilyDef &normGateBackwardFamily() {
           },
       .geometry = rowBlockGeometry,
       .cpu = runCpu,
+      .tuning = rowBlockSpace,
   };
   return def;
 }

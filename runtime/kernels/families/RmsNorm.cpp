@@ -59,6 +59,7 @@ const FamilyDef &rmsNormFamily() {
           },
       .geometry = rowGeometry,
       .cpu = runCpu,
+      .tuning = threadsSpace,
   };
   return def;
 }

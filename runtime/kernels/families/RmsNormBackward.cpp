@@ -93,6 +93,7 @@ const FamilyDef &rmsNormBackwardFamily() {
           },
       .geometry = rowBlockGeometry,
       .cpu = runCpu,
+      .tuning = rowBlockSpace,
   };
   return def;
 }

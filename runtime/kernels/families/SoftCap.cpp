@@ -53,6 +53,7 @@ const FamilyDef &softCapFamily() {
             return g;
           },
       .cpu = runCpu,
+      .tuning = threadsSpace,
   };
   return def;
 }

@@ -48,6 +48,7 @@ const FamilyDef &swigluFamily() {
           },
       .geometry = [](const Config &c) { return rowColumnBlockGeometry(c, "dim"); },
       .cpu = runCpu,
+      .tuning = threadsSpace,
   };
   return def;
 }

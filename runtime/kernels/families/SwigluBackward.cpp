@@ -67,6 +67,7 @@ const FamilyDef &swigluBackwardFamily() {
           },
       .geometry = [](const Config &c) { return rowColumnBlockGeometry(c, "dim"); },
       .cpu = runCpu,
+      .tuning = threadsSpace,
   };
   return def;
 }
