@@ -39,7 +39,7 @@ if [ ! -f "$bundle_build/build.ninja" ]; then
   cmake -S "$here" -B "$bundle_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DXLC_BUILD_COMPILER=OFF
 fi
 targets=(xlc-run xlc-train xlc-tokenize xlc-dump xlc-random-weights cuda_runtime_tests gpu_kernel_tests gpu_backend_tests
-         kernel_bench gpu_sampling_tests sampling_bench xlc-bench)
+         kernel_bench gpu_sampling_tests sampling_bench xlc-bench xlc-tune)
 echo "[bundle] building ${targets[*]}"
 cmake --build "$bundle_build" --target "${targets[@]}" -j "$jobs"
 

@@ -5,6 +5,7 @@
 //   xlc-tune check <tuning.jsonl> [--json]
 //   xlc-tune run <model.xlca> --weights DIR --db tuning.jsonl [--function F] [--batch 1,8]
 //                [--seq N] [--family F] [--budget S] [--device auto|cpu|cuda] ...
+//   xlc-tune apply <model.xlca> --db tuning.jsonl -o tuned.xlca
 //
 // Auto-tuning's runtime side (docs/auto-tuning.md); no MLIR.
 //
@@ -27,6 +28,9 @@
 // each against the default's output first, and merges the records into the database
 // (TuneRun.h); resumable, with a time budget.
 //
+// `apply` does on a compiled artifact what xlc-compile --tuning-db does while compiling
+// (runtime/tune/ApplyTuning.h), so a model is tuned where it runs, without the compiler.
+//
 //===----------------------------------------------------------------------===//
 
 #include "runtime/artifact/Serialize.h"
@@ -38,6 +42,7 @@
 #include "runtime/kernels/KernelFamily.h"
 #include "runtime/kernels/Tuning.h"
 #include "runtime/support/Error.h"
+#include "runtime/tune/ApplyTuning.h"
 #include "runtime/tune/TuningDb.h"
 #include "tools/xlc-tune/TuneRun.h"
 
@@ -319,6 +324,23 @@ int runCheck(const std::string &path, bool json) {
   return status;
 }
 
+int runApply(const std::string &path, const std::string &dbPath, const std::string &output) {
+  art::Artifact artifact = art::loadArtifact(path);
+  const xlc::tune::Database db = xlc::tune::readDatabase(dbPath);
+  const std::string stale = xlc::tune::compileTimeStaleness(
+      db, std::string(xlc::device::headerHash()), XLC_VERSION);
+  if (!stale.empty())
+    throw xlc::Error(fmt::format("{} was measured with other kernels ({}); tune again", dbPath,
+                                 stale));
+  const xlc::tune::ApplyReport report = xlc::tune::applyTuning(artifact, db);
+  art::writeArtifact(output, artifact);
+  std::cout << fmt::format("{}: {} of {} tunable launches take a tuned kernel ({} added, {} "
+                           "defaults dropped); {} kernel problems have no record; wrote {}\n",
+                           dbPath, report.tunedLaunches, report.launches, report.kernelsAdded,
+                           report.kernelsDropped, report.untuned.size(), output);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -378,8 +400,18 @@ int main(int argc, char **argv) {
   runCmd->add_flag("--json", run.json, "machine-readable summary");
   xlc::tools::addBackendOptions(*runCmd, run.device, run.backend);
 
+  std::string applyOutput;
+  CLI::App *applyCmd = app.add_subcommand(
+      "apply", "make a compiled model launch a tuning database's choices (as xlc-compile "
+               "--tuning-db does)");
+  applyCmd->add_option("artifact", artifactPath, "compiled model (.xlca)")->required();
+  applyCmd->add_option("--db", dbPath, "tuning database (.jsonl)")->required();
+  applyCmd->add_option("-o,--output", applyOutput, "the tuned artifact")->required();
+
   CLI11_PARSE(app, argc, argv);
   try {
+    if (applyCmd->parsed())
+      return runApply(artifactPath, dbPath, applyOutput);
     if (runCmd->parsed())
       return xlc::tune::runTuning(run);
     if (list->parsed())
