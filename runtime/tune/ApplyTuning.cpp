@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -38,8 +39,11 @@ ApplyReport applyChoices(art::Artifact &artifact, const Chooser &chooser) {
   art::Artifact out = artifact; // the input stays as it was if anything throws
   ApplyReport report;
   std::map<std::string, art::KernelIndex> byKey;
-  for (std::size_t i = 0; i < out.kernels.size(); ++i)
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < out.kernels.size(); ++i) {
     byKey.emplace(kernelKey(out.kernels[i]), static_cast<art::KernelIndex>(i));
+    names.insert(out.kernels[i].name);
+  }
   std::set<std::string> untuned;
 
   // The kernel of |choice| in place of kernel |index|.
@@ -60,7 +64,13 @@ ApplyReport applyChoices(art::Artifact &artifact, const Chooser &chooser) {
     const std::string key = kernelKey(kernel);
     if (auto it = byKey.find(key); it != byKey.end())
       return it->second;
-    kernel.name = fmt::format("{}_tuned_{}", kernel.family, report.kernelsAdded++);
+    // A name no kernel has (an artifact tuned before has "<family>_tuned_<n>" already).
+    for (std::size_t n = report.kernelsAdded;; ++n) {
+      kernel.name = fmt::format("{}_tuned_{}", kernel.family, n);
+      if (names.insert(kernel.name).second)
+        break;
+    }
+    ++report.kernelsAdded;
     const auto added = static_cast<art::KernelIndex>(out.kernels.size());
     out.kernels.push_back(std::move(kernel));
     byKey.emplace(key, added);
@@ -78,28 +88,56 @@ ApplyReport applyChoices(art::Artifact &artifact, const Chooser &chooser) {
         continue;
       ++report.launches;
       const std::string problem = kernels::problemKey(*family, kernel.config);
-      const std::vector<Choice> choices = chooser(kernel, problem);
+      const std::vector<Choice> choices = chooser(function.name, kernel, problem);
       if (choices.empty()) {
-        untuned.insert(kernel.family + " " + problem);
+        untuned.insert(function.name + " " + kernel.family + " " + problem);
         continue;
       }
-      const art::KernelIndex base = launch->kernel;
-      std::vector<art::KernelIndex> chosen;
+      // The launch as a piecewise-constant function of B, before and after. A choice made at
+      // batch b_i stands for the batches nearest above it (B in (b_{i-1}, b_i], the last one for
+      // every B beyond), but only where the launch ran the kernel it was measured against
+      // (kernelFor(b_i)): the compiler's batch variants keep the batches nothing was measured at.
+      const art::LaunchStep before = *launch;
+      std::vector<std::uint64_t> points;
       for (const Choice &c : choices)
-        chosen.push_back(chosenKernel(base, c));
-      // Choice i covers B ≤ batch_i; of a run of equal choices only the widest is kept, and a
-      // run equal to the last choice (which covers every larger batch) needs no entry at all.
+        points.push_back(c.batch);
+      for (const art::BatchVariant &v : before.byBatch)
+        points.push_back(v.maxBatch);
+      std::sort(points.begin(), points.end());
+      points.erase(std::unique(points.begin(), points.end()), points.end());
+      auto kernelAt = [&](std::uint64_t batch) {
+        const art::KernelIndex original = before.kernelFor(batch);
+        std::size_t i = 0;
+        while (i + 1 < choices.size() && choices[i].batch < batch)
+          ++i;
+        if (before.kernelFor(choices[i].batch) != original)
+          return original;
+        // A choice the launch already has at other batches is that kernel, not a copy.
+        if (out.kernels[before.kernel].config == choices[i].config)
+          return before.kernel;
+        for (const art::BatchVariant &v : before.byBatch)
+          if (out.kernels[v.kernel].config == choices[i].config)
+            return v.kernel;
+        return chosenKernel(original, choices[i]);
+      };
+      std::vector<art::KernelIndex> segment; // segment j: B in (points[j-1], points[j]]
+      for (std::uint64_t p : points)
+        segment.push_back(kernelAt(p));
+      const art::KernelIndex beyond = kernelAt(points.back() + 1);
       std::vector<art::BatchVariant> byBatch;
-      for (std::size_t i = 0; i + 1 < choices.size(); ++i)
-        if (i + 2 == choices.size() || chosen[i] != chosen[i + 1])
-          byBatch.push_back({choices[i].batch, chosen[i]});
-      while (!byBatch.empty() && byBatch.back().kernel == chosen.back())
-        byBatch.pop_back();
-      launch->kernel = chosen.back();
+      for (std::size_t j = 0; j < points.size(); ++j) {
+        const art::KernelIndex next = j + 1 < points.size() ? segment[j + 1] : beyond;
+        if (segment[j] != next)
+          byBatch.push_back({points[j], segment[j]});
+      }
+      bool changed = beyond != before.kernel;
+      for (std::size_t j = 0; j < points.size(); ++j)
+        changed = changed || segment[j] != before.kernelFor(points[j]);
+      if (!changed)
+        continue; // every choice is what the launch already runs: leave the step as it is
+      launch->kernel = beyond;
       launch->byBatch = std::move(byBatch);
-      if (std::any_of(chosen.begin(), chosen.end(),
-                      [&](art::KernelIndex k) { return k != base; }))
-        ++report.tunedLaunches;
+      ++report.tunedLaunches;
     }
 
   // Drop kernels no launch uses any more; the rest keep their order and names.
@@ -135,10 +173,14 @@ ApplyReport applyChoices(art::Artifact &artifact, const Chooser &chooser) {
 }
 
 ApplyReport applyTuning(art::Artifact &artifact, const Database &db) {
-  return applyChoices(artifact, [&](const art::Kernel &kernel, const std::string &problem) {
-    // One record per measured batch: the longest sequence's (find() sorts by batch, then seq).
+  return applyChoices(artifact, [&](const std::string &function, const art::Kernel &kernel,
+                                    const std::string &problem) {
+    // One record per measured batch of this function: the longest sequence's (find() sorts by
+    // batch, then seq).
     std::vector<const Record *> buckets;
     for (const Record *r : db.find(kernel.family, problem)) {
+      if (r->function != function)
+        continue;
       if (!buckets.empty() && buckets.back()->batch == r->batch)
         buckets.back() = r;
       else

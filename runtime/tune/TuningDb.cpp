@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -101,7 +102,9 @@ Json candidateJson(const Candidate &c) {
     j["p80_us"] = c.p80Us;
     j["repeats"] = c.repeats;
   }
-  if (c.status == Candidate::Status::Ok || c.status == Candidate::Status::Wrong)
+  // JSON has no infinity: a non-finite error (NaN outputs) is left out; the message says it.
+  if ((c.status == Candidate::Status::Ok || c.status == Candidate::Status::Wrong) &&
+      std::isfinite(c.error))
     j["error"] = c.error;
   if (!c.message.empty())
     j["message"] = c.message;
@@ -111,6 +114,7 @@ Json candidateJson(const Candidate &c) {
 Record readRecord(const Json &value, const Loc &loc) {
   ObjectReader r(value, loc);
   Record rec;
+  rec.function = r.string("function");
   rec.family = r.string("family");
   rec.problem = object(r, "problem");
   rec.batch = i64(r, "batch");
@@ -144,7 +148,7 @@ Json recordJson(const Record &rec) {
   Json candidates = Json::array();
   for (const Candidate &c : rec.candidates)
     candidates.push_back(candidateJson(c));
-  return {{"family", rec.family},       {"problem", rec.problem},
+  return {{"function", rec.function},   {"family", rec.family},       {"problem", rec.problem},
           {"batch", rec.batch},         {"seq", rec.seq},
           {"default", rec.defaultTile}, {"chosen", rec.chosenTile},
           {"candidates", candidates},   {"measured", rec.measured}};
@@ -214,7 +218,7 @@ const Candidate &Record::chosen() const {
 }
 
 std::string Record::key() const {
-  return fmt::format("{} {} B={} S={}", family, problem.dump(), batch, seq);
+  return fmt::format("{} {} {} B={} S={}", function, family, problem.dump(), batch, seq);
 }
 
 std::vector<const Record *> Database::find(const std::string &family,

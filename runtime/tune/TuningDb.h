@@ -8,10 +8,12 @@
 //            the xlc version the records were measured with. A record applies only where every
 //            field matches (`xlc-tune --check` names the ones that differ): a new driver, compiler
 //            or header library can change which variant wins, so records never outlive them.
-//   line 2+  one record per (family, problem, batch, seq): the kernel family, its problem (the
-//            configuration without the tuning knobs: runtime/kernels/Tuning.h), the shape it was
-//            timed at, the default and the chosen variant (by their tiles) and *every* measured
-//            candidate with its timings or why it was refused (a wrong result, a compile error).
+//   line 2+  one record per (function, family, problem, batch, seq): the function the kernel was
+//            timed in (one kernel may serve a 2048-token prefill and a one-token decode step),
+//            the kernel family, its problem (the configuration without the tuning knobs:
+//            runtime/kernels/Tuning.h), the shape, the default and the chosen variant (by their
+//            tiles) and *every* measured candidate with its timings or why it was refused (a
+//            wrong result, a compile error).
 //
 // A database is read whole and checked line by line: a malformed line, an unknown version, a
 // record without candidates or whose choice is not among its measured, correct candidates is an
@@ -66,8 +68,9 @@ struct Candidate {
   std::string message;   ///< why it was refused
 };
 
-/// One (family, problem, shape): every candidate measured there and the choice.
+/// One (function, family, problem, shape): every candidate measured there and the choice.
 struct Record {
+  std::string function; ///< the artifact function it was timed in: prefill, decode_step, ...
   std::string family;
   nlohmann::json problem; ///< the configuration without the knobs (kernels::problemKey)
   std::int64_t batch = 0, seq = 0; ///< the shape the candidates were timed at
@@ -78,7 +81,7 @@ struct Record {
 
   /// The chosen candidate (always present in a record that passed readDatabase).
   const Candidate &chosen() const;
-  /// "family problem B=.. S=..": the record's key, one record per key in a database.
+  /// "function family problem B=.. S=..": the record's key, one per key in a database.
   std::string key() const;
 };
 

@@ -6,7 +6,7 @@
 
 SPACES.json is `xlc-tune list --variants --json` of an artifact, DUMP.json its `xlc-dump --json`
 (the device-header hash and xlc version of the header line). For every problem of family F the
-database gets one record per batch: the default timed at 10 us and the picked variant (the
+database gets one record of `prefill` per batch: the default timed at 10 us and the picked variant (the
 first or last non-default valid one; with several batches, alternately the last and the first)
 at 8 us. The timings are test inputs, not measurements: measuring needs a GPU (xlc-tune)."""
 import argparse
@@ -46,7 +46,7 @@ def main():
                         "median_us": us, "p20_us": us, "p80_us": us, "repeats": 10,
                         "error": 0.001}
             lines.append(json.dumps({
-                "family": problem["family"], "problem": problem["problem"], "batch": batch,
+                "function": "prefill", "family": problem["family"], "problem": problem["problem"], "batch": batch,
                 "seq": 1024, "default": default["tile"], "chosen": picked["tile"],
                 "candidates": [candidate(default, 10.0), candidate(picked, 8.0)],
                 "measured": "2026-12-08T00:00:00Z"}))

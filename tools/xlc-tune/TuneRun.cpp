@@ -47,8 +47,9 @@ struct TunedProblem {
   std::vector<kernels::Config> valid; ///< valid[0] is the compiler's default
   std::size_t firstStep = 0;          ///< the function's first launch of it
   std::vector<Candidate> candidates;  ///< candidates[i] measured valid[i]
-  /// The default's outputs at the first launch: the reference for every variant.
-  std::vector<std::pair<art::BufferId, std::vector<float>>> reference;
+  /// The default's inputs and outputs at the first launch: every variant runs on those inputs
+  /// and is compared with those outputs.
+  std::vector<std::pair<art::BufferId, std::vector<float>>> inputs, reference;
 
   std::string id() const { return std::string(family->name) + " " + key; }
   bool complete() const { return candidates.size() >= valid.size(); }
@@ -125,45 +126,56 @@ double relativeL2(const std::vector<float> &a, const std::vector<float> &b) {
   return norm > 0 ? std::sqrt(diff / norm) : (diff > 0 ? INFINITY : 0.0);
 }
 
-/// Reads the float buffers the watched launches write: round 0 finds them (buffers whose
-/// contents the launch changed), later rounds read the same buffers after the launch.
+/// What each problem's first launch reads and writes. Round 0 (the defaults) records the float
+/// buffers the launch takes before it runs (its inputs) and those it changed (its outputs).
+/// Later rounds write the recorded inputs back before the launch, so that every variant sees
+/// exactly the default's inputs whatever the variants upstream did, and read the recorded
+/// outputs after it.
 class OutputCapture final : public exec::StepObserver {
 public:
-  /// |watch|: step index -> (problem, the buffers to read after it; empty = find them).
-  OutputCapture(exec::Backend &backend,
-                std::map<std::size_t, std::pair<std::size_t, std::vector<art::BufferId>>> watch)
+  using Buffers = std::vector<std::pair<art::BufferId, std::vector<float>>>;
+  struct Watch {
+    std::size_t problem = 0;
+    const Buffers *inputs = nullptr;  ///< round 0: nullptr (record them)
+    std::vector<art::BufferId> outputs; ///< round 0: empty (find them)
+  };
+  OutputCapture(exec::Backend &backend, std::map<std::size_t, Watch> watch)
       : backend_(backend), watch_(std::move(watch)) {}
 
   void beforeStep(const exec::PreparedStep &step, const exec::CallShape &shape) override {
     auto it = watch_.find(step.index);
-    if (it == watch_.end() || !it->second.second.empty())
+    if (it == watch_.end())
       return;
-    before_.clear();
+    if (it->second.inputs) {
+      for (const auto &[id, values] : *it->second.inputs)
+        backend_.writeBuffer(id, shape, values);
+      return;
+    }
+    Buffers &inputs = inputs_[it->second.problem];
     for (art::BufferId id : floatBuffers(step))
-      before_.emplace_back(id, backend_.readBuffer(id, shape));
+      inputs.emplace_back(id, backend_.readBuffer(id, shape));
   }
 
   void afterStep(const exec::PreparedStep &step, const exec::CallShape &shape) override {
     auto it = watch_.find(step.index);
     if (it == watch_.end())
       return;
-    auto &outputs = captured_[it->second.first];
-    if (!it->second.second.empty()) {
-      for (art::BufferId id : it->second.second)
+    Buffers &outputs = outputs_[it->second.problem];
+    if (it->second.inputs) {
+      for (art::BufferId id : it->second.outputs)
         outputs.emplace_back(id, backend_.readBuffer(id, shape));
       return;
     }
-    for (auto &[id, values] : before_) {
+    for (const auto &[id, values] : inputs_[it->second.problem]) {
       std::vector<float> after = backend_.readBuffer(id, shape);
       if (after != values)
         outputs.emplace_back(id, std::move(after));
     }
   }
 
-  /// Per problem: the buffers read after its launch.
-  std::map<std::size_t, std::vector<std::pair<art::BufferId, std::vector<float>>>> &captured() {
-    return captured_;
-  }
+  /// Per problem: its launch's inputs (round 0) and its outputs.
+  std::map<std::size_t, Buffers> &inputs() { return inputs_; }
+  std::map<std::size_t, Buffers> &outputs() { return outputs_; }
 
 private:
   /// The launch's float buffer arguments that belong to the call (not the bound weights).
@@ -174,8 +186,8 @@ private:
       if (arg.kind != art::ArgKind::Buffer)
         continue;
       const art::Buffer &b = a.buffers[arg.bufferId];
-      const bool isFloat = b.dtype == art::DType::F32 || b.dtype == art::DType::BF16 ||
-                           b.dtype == art::DType::F16;
+      // The buffers every backend reads back as fp32 (the CUDA backend reads no f16).
+      const bool isFloat = b.dtype == art::DType::F32 || b.dtype == art::DType::BF16;
       if (isFloat && !art::isBoundClass(b.cls) &&
           std::find(ids.begin(), ids.end(), arg.bufferId) == ids.end())
         ids.push_back(arg.bufferId);
@@ -184,9 +196,8 @@ private:
   }
 
   exec::Backend &backend_;
-  std::map<std::size_t, std::pair<std::size_t, std::vector<art::BufferId>>> watch_;
-  std::vector<std::pair<art::BufferId, std::vector<float>>> before_;
-  std::map<std::size_t, std::vector<std::pair<art::BufferId, std::vector<float>>>> captured_;
+  std::map<std::size_t, Watch> watch_;
+  std::map<std::size_t, Buffers> inputs_, outputs_;
 };
 
 /// The measurement of one (function, batch, seq).
@@ -258,11 +269,14 @@ private:
   void measure(std::size_t round, const std::vector<std::size_t> &which) {
     // The round's artifact: the listed problems launch their round-th variant.
     art::Artifact variant = artifact_;
-    applyChoices(variant, [&](const art::Kernel &kernel, const std::string &key) {
+    applyChoices(variant, [&](const std::string &function, const art::Kernel &kernel,
+                              const std::string &key) {
+      if (function != o_.function)
+        return std::vector<Choice>{};
       for (std::size_t p : which) {
         const TunedProblem &problem = problems_[p];
         if (kernel.family == problem.family->name && key == problem.key)
-          return std::vector<Choice>{{1, problem.valid[round], std::nullopt,
+          return std::vector<Choice>{{batch_, problem.valid[round], std::nullopt,
                                       fmt::format("round {}", round)}};
       }
       return std::vector<Choice>{};
@@ -277,21 +291,25 @@ private:
     failedAt_ = Stage::Call;
     const exec::CallShape shape{batch_, seq_, 0};
 
-    // Check: the buffers each problem's first launch writes, against the default's.
-    std::map<std::size_t, std::pair<std::size_t, std::vector<art::BufferId>>> watch;
+    // Check: the buffers each problem's first launch writes, on the default's inputs, against
+    // the default's outputs.
+    std::map<std::size_t, OutputCapture::Watch> watch;
     for (std::size_t p : which) {
-      std::vector<art::BufferId> ids;
+      OutputCapture::Watch w{p, round == 0 ? nullptr : &problems_[p].inputs, {}};
       for (const auto &[id, _] : problems_[p].reference)
-        ids.push_back(id);
-      watch[problems_[p].firstStep] = {p, ids};
+        w.outputs.push_back(id);
+      watch[problems_[p].firstStep] = std::move(w);
     }
     OutputCapture capture(*backend, watch);
     exec::CallArgs args = args_;
     args.observer = &capture;
-    if (training)
+    if (training) {
       backend->zeroGradients();
-    else
+    } else {
       backend->resetStates(0, batch_);
+      if (o_.function == "decode_step") // a state that is not zero, for the check to see
+        backend->call("prefill", args_);
+    }
     backend->call(o_.function, args);
     if (training)
       backend->zeroGradients();
@@ -305,14 +323,16 @@ private:
       if (g.kind == "launch")
         byKernel[g.key] = &g;
 
+    // Candidates go to the problems only when every one of them is complete: a failure half
+    // way must not leave some problems a candidate ahead (the round is then retried per problem).
+    std::vector<Candidate> measured;
     for (std::size_t p : which) {
       TunedProblem &problem = problems_[p];
       Candidate c = identity(p, round);
-      auto &outputs = capture.captured()[p];
+      auto &outputs = capture.outputs()[p];
       if (round == 0) {
         check(!outputs.empty(), "the default of {} wrote nothing at its first launch (step {})",
                 problem.id(), problem.firstStep);
-        problem.reference = outputs;
       } else {
         double error = 0;
         for (std::size_t i = 0; i < problem.reference.size(); ++i)
@@ -339,7 +359,15 @@ private:
         c.p80Us = group->seconds.p80 * 1e6;
         c.repeats = static_cast<std::int64_t>(group->seconds.count);
       }
-      problem.candidates.push_back(std::move(c));
+      measured.push_back(std::move(c));
+    }
+    for (std::size_t i = 0; i < which.size(); ++i) {
+      TunedProblem &problem = problems_[which[i]];
+      if (round == 0) {
+        problem.inputs = std::move(capture.inputs()[which[i]]);
+        problem.reference = std::move(capture.outputs()[which[i]]);
+      }
+      problem.candidates.push_back(std::move(measured[i]));
     }
   }
 
@@ -356,8 +384,10 @@ private:
 };
 
 /// The record of a problem from what was measured (the choice by Choose.h).
-Record recordOf(const TunedProblem &p, std::uint64_t batch, std::uint64_t seq, double margin) {
+Record recordOf(const std::string &function, const TunedProblem &p, std::uint64_t batch,
+                std::uint64_t seq, double margin) {
   Record r;
+  r.function = function;
   r.family = std::string(p.family->name);
   r.problem = nlohmann::json::parse(p.key);
   r.batch = static_cast<std::int64_t>(batch);
@@ -398,12 +428,18 @@ int runTuning(const RunOptions &o) {
 
   for (std::uint64_t batch : o.batches) {
     const std::uint64_t seq = o.function == "decode_step" ? 1 : o.seq;
+    const Clock::time_point shapeStart = Clock::now();
+    // The partial records this run continues and replaces: its function, shape and family.
+    auto ownedBy = [&](const Record &r) {
+      return r.function == o.function && r.batch == static_cast<std::int64_t>(batch) &&
+             r.seq == static_cast<std::int64_t>(seq) && (o.family.empty() || r.family == o.family);
+    };
     std::vector<TunedProblem> problems;
     for (TunedProblem &p : problemsOf(artifact, o.function, batch, o.family)) {
       const bool recorded = std::any_of(
           done.records.begin(), done.records.end(), [&](const Record &r) {
-            return r.family == p.family->name && r.problem.dump() == p.key &&
-                   r.batch == static_cast<std::int64_t>(batch) &&
+            return r.function == o.function && r.family == p.family->name &&
+                   r.problem.dump() == p.key && r.batch == static_cast<std::int64_t>(batch) &&
                    r.seq == static_cast<std::int64_t>(seq);
           });
       if (!recorded)
@@ -418,8 +454,9 @@ int runTuning(const RunOptions &o) {
     std::size_t firstRound = 0;
     for (TunedProblem &p : problems)
       for (const Record &r : partial.records)
-        if (r.family == p.family->name && r.problem.dump() == p.key &&
-            r.batch == static_cast<std::int64_t>(batch) && r.seq == static_cast<std::int64_t>(seq))
+        if (r.function == o.function && r.family == p.family->name &&
+            r.problem.dump() == p.key && r.batch == static_cast<std::int64_t>(batch) &&
+            r.seq == static_cast<std::int64_t>(seq))
           p.candidates = r.candidates;
     std::size_t rounds = 0;
     for (const TunedProblem &p : problems)
@@ -456,19 +493,18 @@ int runTuning(const RunOptions &o) {
         continue;
       tuner.round(round, which);
       const double seconds = elapsed();
+      const double shapeSeconds =
+          std::chrono::duration<double>(Clock::now() - shapeStart).count();
       std::cerr << fmt::format("\rxlc-tune: {} B={} S={}: round {}/{} ({} problems), {:.0f} s, "
                                "ETA {:.0f} s   ",
                                o.function, batch, seq, round + 1, rounds, which.size(), seconds,
-                               seconds / static_cast<double>(round + 1 - firstRound) *
+                               shapeSeconds / static_cast<double>(round + 1 - firstRound) *
                                    static_cast<double>(rounds - round - 1));
       // Finished problems go into the database now; the rest wait in the partial file.
       std::vector<Record> finished, pending;
       for (const TunedProblem &p : tuner.problems())
-        (p.complete() ? finished : pending).push_back(recordOf(p, batch, seq, o.margin));
-      std::erase_if(partial.records, [&](const Record &r) {
-        return r.batch == static_cast<std::int64_t>(batch) &&
-               r.seq == static_cast<std::int64_t>(seq);
-      });
+        (p.complete() ? finished : pending).push_back(recordOf(o.function, p, batch, seq, o.margin));
+      std::erase_if(partial.records, ownedBy);
       partial.environment = environment;
       partial.records.insert(partial.records.end(), pending.begin(), pending.end());
       if (!finished.empty())
@@ -488,7 +524,7 @@ int runTuning(const RunOptions &o) {
     std::vector<Record> finished;
     for (const TunedProblem &p : tuner.problems())
       if (p.complete())
-        finished.push_back(recordOf(p, batch, seq, o.margin));
+        finished.push_back(recordOf(o.function, p, batch, seq, o.margin));
     if (!finished.empty()) {
       mergeIntoDatabase(o.database, environment, finished);
       summary.insert(summary.end(), finished.begin(), finished.end());
@@ -496,10 +532,7 @@ int runTuning(const RunOptions &o) {
     std::cerr << "\n";
     if (stopped)
       break;
-    std::erase_if(partial.records, [&](const Record &r) {
-      return r.batch == static_cast<std::int64_t>(batch) &&
-             r.seq == static_cast<std::int64_t>(seq);
-    });
+    std::erase_if(partial.records, ownedBy);
   }
   if (!stopped && std::filesystem::exists(partialPath)) {
     if (partial.records.empty())

@@ -53,11 +53,8 @@ const FamilyDef &columnSumFamily() {
           },
       .geometry = rowBlockGeometry,
       .cpu = runCpu,
-      .tuning =
-          [](const Config &) {
-            return std::vector<TuningKnob>{threadsKnob(),
-                                           {"rows_per_block", powersOfTwo(32, 1024)}};
-          },
+      // rows_per_block sizes the partial-sum workspace (one row per block): the problem's.
+      .tuning = threadsSpace,
   };
   return def;
 }

@@ -106,10 +106,6 @@ inline TuningKnob threadsKnob(std::int64_t lo = 32, std::int64_t hi = 1024) {
   return {"threads", powersOfTwo(lo, hi)};
 }
 inline std::vector<TuningKnob> threadsSpace(const Config &) { return {threadsKnob()}; }
-/// The row-block families (a block sums the weight-gradient terms of `rows_per_block` rows).
-inline std::vector<TuningKnob> rowBlockSpace(const Config &) {
-  return {threadsKnob(), {"rows_per_block", powersOfTwo(8, 128)}};
-}
 
 } // namespace xlc::kernels
 

@@ -77,7 +77,8 @@ const FamilyDef &normGateBackwardFamily() {
           },
       .geometry = rowBlockGeometry,
       .cpu = runCpu,
-      .tuning = rowBlockSpace,
+      // rows_per_block sizes the partial-sum workspace (one row per block): the problem's.
+      .tuning = threadsSpace,
   };
   return def;
 }

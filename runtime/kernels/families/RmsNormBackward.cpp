@@ -93,7 +93,8 @@ const FamilyDef &rmsNormBackwardFamily() {
           },
       .geometry = rowBlockGeometry,
       .cpu = runCpu,
-      .tuning = rowBlockSpace,
+      // rows_per_block sizes the partial-sum workspace (one row per block): the problem's.
+      .tuning = threadsSpace,
   };
   return def;
 }

@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace xlc::tune {
 namespace {
 namespace art = xlc::artifact;
@@ -46,6 +48,7 @@ Record recordFor(const art::Kernel &kernel, const kernels::Config &choice, std::
     return c;
   };
   Record r;
+  r.function = "prefill";
   r.family = kernel.family;
   r.problem = nlohmann::json::parse(kernels::problemKey(family, kernel.config));
   r.batch = batch;
@@ -66,14 +69,14 @@ Database databaseOf(std::vector<Record> records) {
   return db;
 }
 
-/// Launch steps of |a| whose kernel (or a batch variant) is of |family|.
-std::vector<const art::LaunchStep *> launchesOf(const art::Artifact &a, const std::string &family) {
+/// Launch steps of |function| in |a| whose kernel is of |family|.
+std::vector<const art::LaunchStep *> launchesOf(const art::Artifact &a, const std::string &family,
+                                                const std::string &function = "prefill") {
   std::vector<const art::LaunchStep *> out;
-  for (const art::Function &f : a.functions)
-    for (const art::Step &s : f.steps)
-      if (const auto *l = std::get_if<art::LaunchStep>(&s.body))
-        if (a.kernels[l->kernel].family == family)
-          out.push_back(l);
+  for (const art::Step &s : a.findFunction(function)->steps)
+    if (const auto *l = std::get_if<art::LaunchStep>(&s.body))
+      if (a.kernels[l->kernel].family == family)
+        out.push_back(l);
   return out;
 }
 
@@ -88,6 +91,7 @@ TEST(ApplyTuning, AChoiceReplacesTheDefaultEverywhereWithItsProvenance) {
 
   EXPECT_GE(report.tunedLaunches, 1u);
   EXPECT_EQ(report.kernelsAdded, 1u);
+  EXPECT_EQ(report.kernelsDropped, 0u); // decode_step still launches the default
   for (const art::LaunchStep *l : launchesOf(a, "rms_norm")) {
     const art::Kernel &k = a.kernels[l->kernel];
     if (k.config["dim"] != base.config["dim"] ||
@@ -102,6 +106,9 @@ TEST(ApplyTuning, AChoiceReplacesTheDefaultEverywhereWithItsProvenance) {
     EXPECT_TRUE(l->byBatch.empty());
   }
   EXPECT_EQ(launchesOf(a, "rms_norm").size(), rmsLaunches);
+  // The record was measured in prefill: decode_step's launches of the same kernel keep it.
+  for (const art::LaunchStep *l : launchesOf(a, "rms_norm", "decode_step"))
+    EXPECT_FALSE(a.kernels[l->kernel].tuning.has_value()) << a.kernels[l->kernel].name;
   EXPECT_NO_THROW(art::validate(a, 8, 4096));
   EXPECT_NO_THROW(kernels::checkFamilies(a));
   const art::Artifact back = art::parseArtifact(art::serialize(a), "tuned.xlca");
@@ -128,6 +135,68 @@ TEST(ApplyTuning, TwoMeasuredBatchesBecomeABatchVariant) {
   }
   EXPECT_TRUE(seen);
   EXPECT_NO_THROW(art::validate(a, 8, 4096));
+}
+
+TEST(ApplyTuning, TheCompilersBatchVariantsKeepWhatWasNotMeasured) {
+  // The fused state pass has a narrow-tile variant for B <= small_batch_max (33 here).
+  art::Artifact a = fixture();
+  const std::vector<const art::LaunchStep *> fused = launchesOf(a, "mlstm_chunk_fused");
+  ASSERT_FALSE(fused.empty());
+  ASSERT_EQ(fused[0]->byBatch.size(), 1u);
+  const std::uint64_t small = fused[0]->byBatch[0].maxBatch;
+  const art::Kernel wide = a.kernels[fused[0]->kernel];
+  const art::Kernel narrow = a.kernels[fused[0]->byBatch[0].kernel];
+  ASSERT_NE(wide.config, narrow.config);
+
+  // Measured only above the small batches (the narrow tile won there too): the small batches
+  // keep the narrow kernel they had, the large ones take the choice.
+  const std::int64_t big = static_cast<std::int64_t>(small) + 31;
+  art::Artifact large = a;
+  applyTuning(large, databaseOf({recordFor(wide, narrow.config, big)}));
+  for (const art::LaunchStep *l : launchesOf(large, "mlstm_chunk_fused")) {
+    EXPECT_EQ(large.kernels[l->kernelFor(1)].config, narrow.config);
+    EXPECT_EQ(large.kernels[l->kernelFor(small + 1)].config, narrow.config);
+    EXPECT_EQ(large.kernels[l->kernelFor(4096)].config, narrow.config);
+  }
+  // A record at the large batch choosing the default, none at the small: nothing changes.
+  art::Artifact same = a;
+  const ApplyReport report = applyTuning(same, databaseOf({recordFor(wide, wide.config, big)}));
+  EXPECT_EQ(same, a);
+  EXPECT_EQ(report.tunedLaunches, 0u);
+  // Measured at batch 1 against the narrow kernel (the wide one won): it replaces the narrow
+  // kernel wherever that ran (B <= small); the large batches keep the wide one they had.
+  art::Artifact one = a;
+  applyTuning(one, databaseOf({recordFor(narrow, wide.config, 1)}));
+  for (const art::LaunchStep *l : launchesOf(one, "mlstm_chunk_fused")) {
+    EXPECT_EQ(one.kernels[l->kernelFor(1)].config, wide.config);
+    EXPECT_EQ(one.kernels[l->kernelFor(small)].config, wide.config);
+    EXPECT_EQ(one.kernels[l->kernelFor(small + 1)].config, wide.config);
+    EXPECT_TRUE(l->byBatch.empty()); // wide everywhere: no variant left
+  }
+  // Measured at both: each range takes its own choice.
+  art::Artifact both = a;
+  applyTuning(both, databaseOf({recordFor(narrow, wide.config, 1),
+                                recordFor(wide, narrow.config, big)}));
+  for (const art::LaunchStep *l : launchesOf(both, "mlstm_chunk_fused")) {
+    EXPECT_EQ(both.kernels[l->kernelFor(1)].config, wide.config);
+    EXPECT_EQ(both.kernels[l->kernelFor(4096)].config, narrow.config);
+  }
+  EXPECT_NO_THROW(art::validate(one, 64, 1024));
+}
+
+TEST(ApplyTuning, ASecondDatabaseOnATunedArtifactNamesItsKernelsApart) {
+  art::Artifact a = fixture();
+  const art::Kernel base = kernelOf(a, "rms_norm");
+  const std::vector<kernels::Config> valid =
+      kernels::tuningSpace(*kernels::findFamily("rms_norm"), base.config).valid;
+  applyTuning(a, databaseOf({recordFor(base, valid[1], 1)}));
+  Record again = recordFor(base, valid[2], 1);
+  again.function = "decode_step";
+  EXPECT_NO_THROW(applyTuning(a, databaseOf({again})));
+  std::set<std::string> names;
+  for (const art::Kernel &k : a.kernels)
+    EXPECT_TRUE(names.insert(k.name).second) << k.name;
+  EXPECT_NO_THROW(art::validate(a, 8, 1024));
 }
 
 TEST(ApplyTuning, TheDefaultOrNoRecordChangesNothing) {

@@ -36,6 +36,7 @@ Candidate candidate(std::int64_t threads, double us) {
 
 Record record(std::int64_t batch, std::int64_t dim = 4096) {
   Record r;
+  r.function = "prefill";
   r.family = "rms_norm";
   r.problem = {{"dtype", "bf16"}, {"dim", dim}, {"has_weight", true}};
   r.batch = batch;
