@@ -1,10 +1,10 @@
-//===- Choose.h - Timing statistics and the tuner's decision rule --*- C++ -*-===//
+//===- Choose.h - The tuner's decision rule ---------------------*- C++ -*-===//
 //
-// What xlc-tune does with the samples of each candidate (docs/auto-tuning.md): summarize them as
-// median, p20 and p80 (nearest rank), and keep the compiler's default unless a correct candidate
-// is faster by more than both the required margin and the noise of the two measurements. Two runs
-// on one machine then pick the same variant unless a candidate's lead is real, and a fast but
-// wrong candidate is never picked (its status is not Ok).
+// How xlc-tune picks among the candidates it measured (docs/auto-tuning.md): the compiler's
+// default stays unless a correct candidate is faster by more than both the required margin and
+// the noise of the two measurements (their p20-p80 spread). Two runs on one machine then pick the
+// same variant unless a candidate's lead is real, and a fast but wrong candidate is never picked
+// (its status is not Ok).
 //
 //===----------------------------------------------------------------------===//
 #ifndef XLC_RUNTIME_TUNE_CHOOSE_H
@@ -16,14 +16,6 @@
 #include <vector>
 
 namespace xlc::tune {
-
-/// Median, p20 and p80 (nearest rank) of |samples| (microseconds), and their count. Throws
-/// xlc::Error when |samples| is empty or holds a value that is not positive and finite.
-struct Timing {
-  double medianUs = 0, p20Us = 0, p80Us = 0;
-  std::int64_t repeats = 0;
-};
-Timing summarize(std::vector<double> samples);
 
 /// Half the p20–p80 spread relative to the median: the noise of one measurement.
 double relativeNoise(const Candidate &candidate);

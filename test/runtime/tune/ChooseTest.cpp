@@ -1,11 +1,10 @@
-//===- ChooseTest.cpp - Timing statistics and the tuner's decision rule ----===//
+//===- ChooseTest.cpp - The tuner's decision rule ------------------------===//
 
 #include "runtime/support/Error.h"
 #include "runtime/tune/Choose.h"
 
 #include <gtest/gtest.h>
 
-#include <limits>
 
 namespace xlc::tune {
 namespace {
@@ -18,20 +17,6 @@ Candidate timed(const std::string &tile, double median, double spread = 0.0) {
   c.p80Us = median * (1 + spread);
   c.repeats = 20;
   return c;
-}
-
-TEST(Choose, SummarizesByNearestRank) {
-  const Timing t = summarize({5, 1, 4, 2, 3, 6, 7, 8, 9, 10});
-  EXPECT_EQ(t.medianUs, 5);
-  EXPECT_EQ(t.p20Us, 2);
-  EXPECT_EQ(t.p80Us, 8);
-  EXPECT_EQ(t.repeats, 10);
-  const Timing one = summarize({3.5});
-  EXPECT_EQ(one.medianUs, 3.5);
-  EXPECT_EQ(one.p20Us, 3.5);
-  EXPECT_THROW(summarize({}), Error);
-  EXPECT_THROW(summarize({1.0, 0.0}), Error);
-  EXPECT_THROW(summarize({1.0, std::numeric_limits<double>::quiet_NaN()}), Error);
 }
 
 TEST(Choose, KeepsTheDefaultUnlessACandidateWinsByMoreThanMarginAndNoise) {
