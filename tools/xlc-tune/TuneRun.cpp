@@ -429,34 +429,31 @@ int runTuning(const RunOptions &o) {
   for (std::uint64_t batch : o.batches) {
     const std::uint64_t seq = o.function == "decode_step" ? 1 : o.seq;
     const Clock::time_point shapeStart = Clock::now();
+    auto atThisShape = [&](const Record &r) {
+      return r.function == o.function && r.batch == static_cast<std::int64_t>(batch) &&
+             r.seq == static_cast<std::int64_t>(seq);
+    };
+    auto isRecordOf = [&](const Record &r, const TunedProblem &p) {
+      return atThisShape(r) && r.family == p.family->name && r.problem.dump() == p.key;
+    };
     // The partial records this run continues and replaces: its function, shape and family.
     auto ownedBy = [&](const Record &r) {
-      return r.function == o.function && r.batch == static_cast<std::int64_t>(batch) &&
-             r.seq == static_cast<std::int64_t>(seq) && (o.family.empty() || r.family == o.family);
+      return atThisShape(r) && (o.family.empty() || r.family == o.family);
     };
     std::vector<TunedProblem> problems;
-    for (TunedProblem &p : problemsOf(artifact, o.function, batch, o.family)) {
-      const bool recorded = std::any_of(
-          done.records.begin(), done.records.end(), [&](const Record &r) {
-            return r.function == o.function && r.family == p.family->name &&
-                   r.problem.dump() == p.key && r.batch == static_cast<std::int64_t>(batch) &&
-                   r.seq == static_cast<std::int64_t>(seq);
-          });
-      if (!recorded)
+    for (TunedProblem &p : problemsOf(artifact, o.function, batch, o.family))
+      if (std::none_of(done.records.begin(), done.records.end(),
+                       [&](const Record &r) { return isRecordOf(r, p); }))
         problems.push_back(std::move(p));
-    }
     if (problems.empty()) {
       std::cerr << fmt::format("xlc-tune: {} B={} S={}: every problem is in {} already\n",
                                o.function, batch, seq, o.database);
       continue;
     }
     // Continue what a stopped run measured at this shape (its candidates, in round order).
-    std::size_t firstRound = 0;
     for (TunedProblem &p : problems)
       for (const Record &r : partial.records)
-        if (r.function == o.function && r.family == p.family->name &&
-            r.problem.dump() == p.key && r.batch == static_cast<std::int64_t>(batch) &&
-            r.seq == static_cast<std::int64_t>(seq))
+        if (isRecordOf(r, p))
           p.candidates = r.candidates;
     std::size_t rounds = 0;
     for (const TunedProblem &p : problems)
@@ -477,11 +474,11 @@ int runTuning(const RunOptions &o) {
           p.candidates.insert(p.candidates.end(), resumed[i].begin() + 1, resumed[i].end());
         }
       }
-      firstRound = rounds;
-      for (const TunedProblem &p : tuner.problems())
-        if (!p.complete())
-          firstRound = std::min(firstRound, p.candidates.size());
     }
+    std::size_t firstRound = rounds;
+    for (const TunedProblem &p : tuner.problems())
+      if (!p.complete())
+        firstRound = std::min(firstRound, p.candidates.size());
     for (std::size_t round = firstRound; round < rounds; ++round) {
       std::vector<std::size_t> which;
       for (std::size_t i = 0; i < tuner.problems().size(); ++i) {
@@ -503,7 +500,8 @@ int runTuning(const RunOptions &o) {
       // Finished problems go into the database now; the rest wait in the partial file.
       std::vector<Record> finished, pending;
       for (const TunedProblem &p : tuner.problems())
-        (p.complete() ? finished : pending).push_back(recordOf(o.function, p, batch, seq, o.margin));
+        (p.complete() ? finished : pending)
+            .push_back(recordOf(o.function, p, batch, seq, o.margin));
       std::erase_if(partial.records, ownedBy);
       partial.environment = environment;
       partial.records.insert(partial.records.end(), pending.begin(), pending.end());
